@@ -1,0 +1,38 @@
+// The seam between the load path and the network. The core (group.ts) only knows these two
+// interfaces; gRPC (src/grpc/), static lists and SWIM membership (src/membership/) plug in behind
+// them without touching the load path — the same split as groupcache's peers.go.
+
+/** What an owner answers for one key. */
+export interface PeerGetResult {
+  /** The value. Callers must treat it as read-only. */
+  value: Uint8Array;
+  /** Remaining time to live at the owner, in ms; absent = no expiry. */
+  ttlMs?: number;
+  /** The owner's estimate of requests per minute for this key, cluster-wide (feeds hot-key promotion). */
+  minuteQps?: number;
+}
+
+/** A remote process that owns some keys. */
+export interface Peer {
+  /** Stable identity of the peer (its advertised address, e.g. `10.0.0.5:9090`). */
+  readonly id: string;
+  /**
+   * Fetch `key` of `group` from this peer. The peer serves it from its cache or loads it itself and
+   * never forwards it again. Rejects with `NotFoundError` when the key has no value; with any other
+   * error when the peer could not answer (the caller then loads locally).
+   */
+  get(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult>;
+  /** Drop `key` of `group` from the peer's caches (main and hot). Optional: static test peers may omit it. */
+  remove?(group: string, key: string, signal: AbortSignal): Promise<void>;
+}
+
+/** Chooses the owner of a key. Implementations must be cheap: it is called on every cache miss. */
+export interface PeerPicker {
+  /** The peer that owns `key`, or `null` when this process owns it (or there are no peers). */
+  pickPeer(key: string): Peer | null;
+  /** Every remote peer currently known (for cluster-wide remove). Optional. */
+  peers?(): Peer[];
+}
+
+/** A picker for a process that owns every key: groupcache's NoPeers. */
+export const noPeers: PeerPicker = { pickPeer: () => null, peers: () => [] };
