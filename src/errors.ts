@@ -1,4 +1,41 @@
-/** Thrown by a getter (and returned to callers) when a key has no value. Never cached. */
+// The errors callers of a Group can see. Each one says what was wrong and what to do, because they end
+// up in logs and HTTP responses far from the code that threw them.
+
+/**
+ * A key has no value. A getter throws it (`throw new NotFoundError(key)`), an owner returns it to its
+ * peers, and `group.get` rejects with it. Never cached: the next get asks the getter again.
+ */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
+}
+
+/** A key is not a string, is empty, or is longer than the group's `maxKeyBytes` (UTF-8 bytes). */
+export class InvalidKeyError extends TypeError {
+  override name = 'InvalidKeyError';
+}
+
+/**
+ * The getter did not settle within the group's `getterTimeoutMs`. The getter's signal is aborted with
+ * this error; the flight is dropped so the next get of the key loads again.
+ */
+export class GetterTimeoutError extends Error {
+  override name = 'GetterTimeoutError';
+}
+
+/** A peer did not answer within the group's `peerTimeoutMs`. Internal: the group then loads locally. */
+export class PeerTimeoutError extends Error {
+  override name = 'PeerTimeoutError';
+}
+
+/** A second group with the same name was created in one registry. */
+export class DuplicateGroupError extends Error {
+  override name = 'DuplicateGroupError';
+}
+
+/**
+ * True when `err` means "no value". Checks the name too, so errors rebuilt by a transport (or by a second
+ * copy of this module) are recognised.
+ */
+export function isNotFound(err: unknown): boolean {
+  return err instanceof NotFoundError || (err instanceof Error && err.name === 'NotFoundError');
 }

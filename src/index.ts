@@ -1,0 +1,29 @@
+// Public API of gossipcache. Keep this a plain list of exports.
+export type { CacheStats } from './cache.js';
+export {
+  DuplicateGroupError,
+  GetterTimeoutError,
+  InvalidKeyError,
+  isNotFound,
+  NotFoundError,
+  PeerTimeoutError,
+} from './errors.js';
+export type {
+  EntryResult,
+  GetEntryOptions,
+  GetOptions,
+  Getter,
+  GetterResult,
+  GroupOptions,
+  GroupStats,
+} from './group.js';
+export { DEFAULT_MAX_KEY_BYTES, defaultRegistry, Group, GroupRegistry } from './group.js';
+export type {
+  HotCacheView,
+  HotKeyPolicy,
+  PromotionCandidate,
+  RateBasedPromotionOptions,
+} from './hotkeys.js';
+export { RATE_WINDOW_MS, randomPromotion, rateBasedPromotion } from './hotkeys.js';
+export type { Peer, PeerGetResult, PeerPicker } from './peers.js';
+export { noPeers } from './peers.js';
