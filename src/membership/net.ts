@@ -1,0 +1,529 @@
+// The real network under SWIM: UDP datagrams for probes and gossip, TCP for the one-request/one-reply
+// stream path (join, push-pull, fallback ping) — both on the same port, like memberlist. Every message
+// is sealed by the Keyring (encrypted + authenticated when keys are installed). Anything hostile or
+// broken — garbage, oversize datagrams or frames, slow peers, refused connections — is dropped,
+// counted and at most logged; nothing here throws into the protocol or crashes the process.
+
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { createServer, isIP, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { Keyring } from './keyring.js';
+import { DEFAULT_GOSSIP_PORT, formatHostPort, type HostPort, parseHostPort } from './seeds.js';
+import type { Transport } from './transport.js';
+
+/** pino-compatible logger subset used by the membership layer. */
+export interface MembershipLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** A logger that discards everything. */
+export const silentLogger: MembershipLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface UdpTcpTransportOptions {
+  /** `host:port` to bind UDP and TCP on (same port). Port 0 = one free port for both. */
+  bindAddr: string;
+  /**
+   * `host:port` peers use to reach this node. Default: the bind address, or — when bound to 0.0.0.0
+   * / :: — the first non-loopback address of this machine, with the bound port.
+   */
+  advertiseAddr?: string;
+  /** Seals every message; default a keyring with no keys (plaintext). */
+  keyring?: Keyring;
+  /** Largest payload sendPacket accepts. Default 1350 (keeps sealed datagrams under ~1400 bytes: one Ethernet frame). */
+  maxPacketBytes?: number;
+  /** Largest stream message either way, bytes after sealing. Default 4 MiB. */
+  maxStreamBytes?: number;
+  /** Longest an inbound stream may take from accept to reply sent (defeats slow peers). Default 10 s. */
+  inboundTimeoutMs?: number;
+  /** Most inbound streams served at once; more are refused (counted). Default 256. */
+  maxInboundStreams?: number;
+  logger?: MembershipLogger;
+}
+
+/** Counters of the transport (cumulative). Drops of hostile or broken input are the ones to watch. */
+export interface TransportStats {
+  packetsSent: number;
+  packetsReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  sendErrors: number;
+  /** Datagrams or stream frames over the size limits (both directions). */
+  oversize: number;
+  /** Undecodable framing or envelope (too short, unknown format, bad sender field). */
+  malformed: number;
+  /** No installed key authenticates it: wrong key, tampered, or encrypted while this node has no key. */
+  decryptFailures: number;
+  /** Plaintext received while keys are installed. */
+  plaintextRejected: number;
+  /** Replays inside the window plus messages whose timestamp is outside it. */
+  replayed: number;
+  streamsIn: number;
+  streamsOut: number;
+  /** Streams that failed: refused, reset, closed early, handler rejected. */
+  streamErrors: number;
+  streamTimeouts: number;
+  /** Inbound streams refused because maxInboundStreams were already open. */
+  streamsRefused: number;
+  /** onPacket / onRequest handlers that threw (a bug upstream; the transport keeps going). */
+  handlerErrors: number;
+}
+
+const FRAME_HEADER = 4;
+
+/** Clear error for a failed bind: says what is wrong and what to do. */
+function bindError(addr: string, proto: string, err: NodeJS.ErrnoException): Error {
+  const code = err.code ?? 'unknown';
+  const fix = 'set GOSSIPCACHE_GOSSIP_ADDR to a free host:port';
+  let what: string;
+  if (code === 'EADDRINUSE') what = `${addr} is already in use (EADDRINUSE); ${fix}`;
+  else if (code === 'EADDRNOTAVAIL')
+    what = `${addr} is not an address of this machine (EADDRNOTAVAIL); use 0.0.0.0 or one of its addresses`;
+  else if (code === 'EACCES') what = `${addr} needs privileges (EACCES); use a port above 1023`;
+  else what = `${addr} (${proto}): ${err.message}`;
+  return Object.assign(new Error(`bind failed: ${what}`), { code, cause: err });
+}
+
+/** First non-internal address of `family`, for advertising when bound to a wildcard address. */
+function guessAdvertiseHost(family: 4 | 6): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.internal) continue;
+      if ((family === 4 && a.family === 'IPv4') || (family === 6 && a.family === 'IPv6' && a.scopeid === 0))
+        return a.address;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Reads one length-prefixed frame ([u32 BE length][body]) from a stream, refusing lengths over `max`.
+ * `push` returns the body once complete, 'oversize' when the header announces too much, or undefined
+ * while more bytes are needed.
+ */
+class FrameReader {
+  private chunks: Buffer[] = [];
+  private have = 0;
+  private need = -1;
+
+  constructor(private readonly max: number) {}
+
+  push(chunk: Buffer): Buffer | 'oversize' | undefined {
+    this.chunks.push(chunk);
+    this.have += chunk.length;
+    if (this.need < 0) {
+      if (this.have < FRAME_HEADER) return undefined;
+      const head = Buffer.concat(this.chunks);
+      this.chunks = [head];
+      this.need = head.readUInt32BE(0);
+      if (this.need > this.max) return 'oversize';
+    }
+    if (this.have < FRAME_HEADER + this.need) return undefined;
+    const all = Buffer.concat(this.chunks);
+    return all.subarray(FRAME_HEADER, FRAME_HEADER + this.need);
+  }
+}
+
+function frame(body: Buffer): Buffer {
+  const head = Buffer.allocUnsafe(FRAME_HEADER);
+  head.writeUInt32BE(body.length, 0);
+  return Buffer.concat([head, body]);
+}
+
+/**
+ * Transport over real sockets. Create with `UdpTcpTransport.listen(opts)`; the protocol then sets
+ * `onPacket` / `onRequest`. A stream request carries the sender's advertised address (inside the
+ * sealed message), so `onRequest` sees the same `from` the datagram path would.
+ */
+export class UdpTcpTransport implements Transport {
+  onPacket: ((from: string, data: Uint8Array) => void) | null = null;
+  onRequest: ((from: string, data: Uint8Array) => Promise<Uint8Array>) | null = null;
+  readonly maxPacketBytes: number;
+  /** Actual bound address (`host:port`, the real port when 0 was asked for). */
+  readonly boundAddr: string;
+  private readonly counters: Omit<
+    TransportStats,
+    'malformed' | 'decryptFailures' | 'plaintextRejected' | 'replayed'
+  > & { malformed: number } = {
+    packetsSent: 0,
+    packetsReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    sendErrors: 0,
+    oversize: 0,
+    malformed: 0,
+    streamsIn: 0,
+    streamsOut: 0,
+    streamErrors: 0,
+    streamTimeouts: 0,
+    streamsRefused: 0,
+    handlerErrors: 0,
+  };
+  private readonly sockets = new Set<Socket>();
+  private readonly parsed = new Map<string, HostPort | null>();
+  private readonly lastWarn = new Map<string, number>();
+  private closing: Promise<void> | undefined;
+  private readonly maxDatagram: number;
+  private readonly maxStreamBytes: number;
+  private readonly inboundTimeoutMs: number;
+  private readonly maxInbound: number;
+  private readonly log: MembershipLogger;
+
+  private constructor(
+    private readonly udp: UdpSocket,
+    private readonly tcp: Server,
+    readonly localAddr: string,
+    boundAddr: string,
+    private readonly keyring: Keyring,
+    opts: UdpTcpTransportOptions,
+  ) {
+    this.boundAddr = boundAddr;
+    this.maxPacketBytes = opts.maxPacketBytes ?? 1350;
+    this.maxDatagram = this.maxPacketBytes + keyring.overhead;
+    this.maxStreamBytes = opts.maxStreamBytes ?? 4 * 1024 * 1024;
+    this.inboundTimeoutMs = opts.inboundTimeoutMs ?? 10_000;
+    this.maxInbound = opts.maxInboundStreams ?? 256;
+    this.log = opts.logger ?? silentLogger;
+    udp.on('message', (msg, rinfo) => this.receivePacket(msg, rinfo));
+    udp.on('error', (err) => this.warn('udp', { err: err.message }, 'gossip UDP socket error'));
+    tcp.on('connection', (s) => this.serveStream(s));
+    tcp.on('error', (err) => this.warn('tcp', { err: err.message }, 'gossip TCP listener error'));
+  }
+
+  /** Bind UDP and TCP on `opts.bindAddr`. Rejects with a clear "bind failed: …" error. */
+  static async listen(opts: UdpTcpTransportOptions): Promise<UdpTcpTransport> {
+    const bind = parseHostPort(opts.bindAddr, DEFAULT_GOSSIP_PORT);
+    let host = bind.host;
+    if (isIP(host) === 0) {
+      try {
+        host = (await lookup(host)).address;
+      } catch (err) {
+        throw new Error(
+          `bind failed: cannot resolve "${bind.host}" (${(err as Error).message}); use an IP address`,
+        );
+      }
+    }
+    const family = isIP(host) === 6 ? 6 : 4;
+    const keyring = opts.keyring ?? new Keyring();
+    // Port 0: the kernel picks a free TCP port; the same number may be taken for UDP, so retry.
+    const attempts = bind.port === 0 ? 10 : 1;
+    for (let i = 0; ; i++) {
+      const tcp = createServer();
+      const shown = formatHostPort({ host: bind.host, port: bind.port });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          tcp.once('error', reject);
+          tcp.listen({ host, port: bind.port, exclusive: true }, () => {
+            tcp.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        throw bindError(shown, 'TCP', err as NodeJS.ErrnoException);
+      }
+      const port = (tcp.address() as { port: number }).port;
+      const udp = createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 2 * 1024 * 1024 });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          udp.once('error', reject);
+          udp.bind({ address: host, port, exclusive: true }, () => {
+            udp.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        udp.close();
+        await new Promise<void>((r) => tcp.close(() => r()));
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && i + 1 < attempts) continue;
+        throw bindError(formatHostPort({ host: bind.host, port }), 'UDP', err as NodeJS.ErrnoException);
+      }
+      const boundAddr = formatHostPort({ host, port });
+      let advertise: string;
+      if (opts.advertiseAddr) {
+        advertise = formatHostPort(parseHostPort(opts.advertiseAddr, port));
+      } else if (host === '0.0.0.0' || host === '::') {
+        const guess = guessAdvertiseHost(family);
+        advertise = formatHostPort({ host: guess ?? (family === 6 ? '::1' : '127.0.0.1'), port });
+        if (!guess)
+          opts.logger?.warn(
+            { bindAddr: boundAddr },
+            'no non-loopback address found to advertise; set GOSSIPCACHE_GOSSIP_ADVERTISE_ADDR',
+          );
+      } else advertise = boundAddr;
+      return new UdpTcpTransport(udp, tcp, advertise, boundAddr, keyring, opts);
+    }
+  }
+
+  /** Counters, including the keyring's refusals. */
+  stats(): TransportStats {
+    const k = this.keyring.stats;
+    return {
+      ...this.counters,
+      malformed: this.counters.malformed + k.malformed,
+      decryptFailures: k.decryptFailures,
+      plaintextRejected: k.plaintextRejected,
+      replayed: k.replayed + k.stale,
+    };
+  }
+
+  sendPacket(to: string, data: Uint8Array): void {
+    if (this.closing) return;
+    if (data.length > this.maxPacketBytes) {
+      this.counters.oversize++;
+      this.log.debug({ to, bytes: data.length, max: this.maxPacketBytes }, 'oversize datagram not sent');
+      return;
+    }
+    const dst = this.parse(to);
+    if (!dst) {
+      this.counters.sendErrors++;
+      return;
+    }
+    const wire = this.keyring.seal('packet', data);
+    this.counters.packetsSent++;
+    this.counters.bytesSent += wire.length;
+    try {
+      this.udp.send(wire, dst.port, dst.host, (err) => {
+        if (err) {
+          this.counters.sendErrors++;
+          this.log.debug({ to, err: err.message }, 'datagram send failed');
+        }
+      });
+    } catch {
+      this.counters.sendErrors++; // socket closing, or an address the OS refuses synchronously
+    }
+  }
+
+  request(to: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (this.closing) return Promise.reject(new Error('transport closed'));
+    const dst = this.parse(to);
+    if (!dst) return Promise.reject(new Error(`request to "${to}": not a host:port address`));
+    const body = this.keyring.seal('request', withSender(this.localAddr, data));
+    if (body.length > this.maxStreamBytes) {
+      this.counters.oversize++;
+      return Promise.reject(
+        new Error(`request to ${to}: ${body.length} bytes exceeds ${this.maxStreamBytes}`),
+      );
+    }
+    this.counters.streamsOut++;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const sock = tcpConnect({ host: dst.host, port: dst.port });
+      this.sockets.add(sock);
+      const reader = new FrameReader(this.maxStreamBytes);
+      let done = false;
+      const finish = (err: Error | null, reply?: Uint8Array) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.sockets.delete(sock);
+        sock.destroy();
+        if (err) {
+          this.counters.streamErrors++;
+          reject(new Error(`request to ${to}: ${err.message}`));
+        } else resolve(reply!);
+      };
+      const timer = setTimeout(() => {
+        this.counters.streamTimeouts++;
+        finish(new Error(`no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      sock.setNoDelay(true);
+      sock.once('connect', () => sock.write(frame(body)));
+      sock.on('data', (chunk: Buffer) => {
+        const got = reader.push(chunk);
+        if (got === undefined) return;
+        if (got === 'oversize') {
+          this.counters.oversize++;
+          return finish(new Error(`reply larger than ${this.maxStreamBytes} bytes`));
+        }
+        this.counters.bytesReceived += got.length + FRAME_HEADER;
+        const opened = this.keyring.open('response', got);
+        if (!opened.ok) return finish(new Error(`reply refused (${opened.reason})`));
+        finish(null, opened.payload);
+      });
+      sock.on('error', (err) => finish(err));
+      sock.on('close', () => finish(new Error(this.closing ? 'transport closed' : 'closed without a reply')));
+    });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.onPacket = null;
+      this.onRequest = null;
+      for (const s of this.sockets) s.destroy();
+      this.sockets.clear();
+      await Promise.all([
+        new Promise<void>((r) => {
+          try {
+            this.udp.close(() => r());
+          } catch {
+            r();
+          }
+        }),
+        new Promise<void>((r) => this.tcp.close(() => r())),
+      ]);
+    })();
+    return this.closing;
+  }
+
+  private receivePacket(msg: Buffer, rinfo: RemoteInfo): void {
+    this.counters.packetsReceived++;
+    this.counters.bytesReceived += msg.length;
+    const from = formatHostPort({ host: rinfo.address, port: rinfo.port });
+    if (msg.length > this.maxDatagram) {
+      this.counters.oversize++;
+      return;
+    }
+    const opened = this.keyring.open('packet', msg);
+    if (!opened.ok) {
+      this.refused(from, opened.reason);
+      return;
+    }
+    const h = this.onPacket;
+    if (!h) return;
+    try {
+      h(from, opened.payload);
+    } catch (err) {
+      this.counters.handlerErrors++;
+      this.warn('handler', { from, err: (err as Error).message }, 'membership packet handler threw');
+    }
+  }
+
+  private serveStream(sock: Socket): void {
+    if (this.closing || this.sockets.size >= this.maxInbound) {
+      this.counters.streamsRefused++;
+      sock.destroy();
+      return;
+    }
+    this.counters.streamsIn++;
+    this.sockets.add(sock);
+    const peer = formatHostPort({ host: sock.remoteAddress ?? '?', port: sock.remotePort ?? 0 });
+    const reader = new FrameReader(this.maxStreamBytes);
+    let settled = false;
+    const drop = (why: 'timeout' | 'error' | 'oversize' | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      this.sockets.delete(sock);
+      if (why === 'timeout') this.counters.streamTimeouts++;
+      else if (why === 'oversize') this.counters.oversize++;
+      else if (why === 'error') this.counters.streamErrors++;
+      sock.destroy();
+    };
+    // One deadline for the whole exchange: a peer that dribbles bytes (slowloris) is cut off.
+    const timer = setTimeout(() => drop('timeout'), this.inboundTimeoutMs);
+    sock.on('error', () => drop('error'));
+    sock.on('close', () => {
+      this.sockets.delete(sock);
+      drop('error'); // no-op once the reply went out; otherwise the peer hung up early
+    });
+    sock.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      const got = reader.push(chunk);
+      if (got === undefined) return;
+      if (got === 'oversize') return drop('oversize');
+      sock.pause(); // one message each way: ignore anything after the frame
+      sock.removeAllListeners('data');
+      this.counters.bytesReceived += got.length + FRAME_HEADER;
+      void this.answer(got, peer).then(
+        (reply) => {
+          if (settled) return;
+          if (!reply) return drop(null);
+          settled = true;
+          clearTimeout(timer);
+          sock.end(frame(reply));
+          // end() flushes, then the peer closes; one that never reads is cut off after the deadline.
+          setTimeout(() => sock.destroy(), this.inboundTimeoutMs).unref();
+        },
+        () => drop('error'),
+      );
+    });
+  }
+
+  /** Open, dispatch and seal one inbound request; undefined = no reply (stream is dropped). */
+  private async answer(wire: Buffer, peer: string): Promise<Buffer | undefined> {
+    const opened = this.keyring.open('request', wire);
+    if (!opened.ok) {
+      this.refused(peer, opened.reason);
+      return undefined;
+    }
+    const msg = splitSender(opened.payload);
+    if (!msg) {
+      this.counters.malformed++;
+      return undefined;
+    }
+    const h = this.onRequest;
+    if (!h) return undefined;
+    let reply: Uint8Array;
+    try {
+      reply = await h(msg.from, msg.data);
+    } catch (err) {
+      this.counters.streamErrors++;
+      this.log.debug({ from: msg.from, err: (err as Error)?.message }, 'membership request handler rejected');
+      return undefined;
+    }
+    const sealed = this.keyring.seal('response', reply);
+    if (sealed.length > this.maxStreamBytes) {
+      this.counters.oversize++;
+      return undefined;
+    }
+    return sealed;
+  }
+
+  private parse(addr: string): HostPort | null {
+    let hp = this.parsed.get(addr);
+    if (hp === undefined) {
+      try {
+        hp = parseHostPort(addr, null);
+        if (hp.port === 0) hp = null;
+      } catch {
+        hp = null;
+      }
+      if (this.parsed.size > 10_000) this.parsed.clear(); // bounded: addresses come from the network
+      this.parsed.set(addr, hp);
+    }
+    return hp;
+  }
+
+  private refused(from: string, reason: string): void {
+    if (reason === 'decrypt' || reason === 'plaintext')
+      this.warn(
+        `key:${reason}`,
+        { from, reason },
+        reason === 'decrypt'
+          ? 'dropping gossip that no installed key decrypts: is GOSSIPCACHE_SECRET_KEY the same on every node?'
+          : 'dropping unencrypted gossip: the sender has no GOSSIPCACHE_SECRET_KEY',
+      );
+    else if (reason === 'stale')
+      this.warn(
+        'stale',
+        { from },
+        'dropping gossip with a timestamp over 60 s off: are the clocks in sync (NTP)?',
+      );
+  }
+
+  /** Warn at most once a minute per topic: a flood of bad input must not flood the logs. */
+  private warn(topic: string, obj: object, msg: string): void {
+    const now = Date.now();
+    if (now - (this.lastWarn.get(topic) ?? 0) < 60_000) return;
+    this.lastWarn.set(topic, now);
+    this.log.warn(obj, msg);
+  }
+}
+
+/** Request envelope: [u16 BE length][sender address utf8][data]. */
+function withSender(addr: string, data: Uint8Array): Buffer {
+  const a = Buffer.from(addr, 'utf8');
+  const head = Buffer.allocUnsafe(2);
+  head.writeUInt16BE(a.length, 0);
+  return Buffer.concat([head, a, data]);
+}
+
+function splitSender(buf: Uint8Array): { from: string; data: Uint8Array } | undefined {
+  if (buf.length < 2) return undefined;
+  const n = (buf[0] << 8) | buf[1];
+  if (n === 0 || buf.length < 2 + n) return undefined;
+  const from = Buffer.from(buf.buffer, buf.byteOffset + 2, n).toString('utf8');
+  return { from, data: buf.subarray(2 + n) };
+}

@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { connect, createServer } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Keyring } from '../../src/membership/keyring.js';
+import { UdpTcpTransport, type UdpTcpTransportOptions } from '../../src/membership/net.js';
+
+const open: UdpTcpTransport[] = [];
+after(async () => {
+  await Promise.all(open.map((t) => t.close()));
+});
+
+async function listen(opts: Partial<UdpTcpTransportOptions> = {}): Promise<UdpTcpTransport> {
+  const t = await UdpTcpTransport.listen({ bindAddr: '127.0.0.1:0', ...opts });
+  open.push(t);
+  return t;
+}
+
+function port(t: UdpTcpTransport): number {
+  return Number(t.localAddr.split(':')[1]);
+}
+
+/** Resolves with the next datagram `t` hands to the protocol. */
+function nextPacket(t: UdpTcpTransport): Promise<{ from: string; data: Uint8Array }> {
+  return new Promise((resolve) => {
+    t.onPacket = (from, data) => resolve({ from, data });
+  });
+}
+
+async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+describe('UdpTcpTransport', () => {
+  it('binds UDP and TCP on the same free port and advertises it', async () => {
+    const t = await listen();
+    assert.match(t.localAddr, /^127\.0\.0\.1:\d+$/);
+    assert.notEqual(port(t), 0);
+    assert.equal(t.boundAddr, t.localAddr);
+    assert.equal(t.maxPacketBytes, 1350);
+    const adv = await listen({ advertiseAddr: '10.9.9.9' });
+    assert.equal(adv.localAddr, `10.9.9.9:${port(adv)}`);
+  });
+
+  for (const keyed of [false, true]) {
+    it(`exchanges datagrams and requests ${keyed ? 'encrypted' : 'in plaintext'}`, async () => {
+      const key = randomBytes(32);
+      const a = await listen({ keyring: new Keyring(keyed ? [key] : []) });
+      const b = await listen({ keyring: new Keyring(keyed ? [key] : []) });
+      const got = nextPacket(b);
+      const big = randomBytes(a.maxPacketBytes);
+      a.sendPacket(b.localAddr, big);
+      const p = await got;
+      assert.equal(p.from, a.localAddr);
+      assert.deepEqual(Buffer.from(p.data), big);
+
+      b.onRequest = async (from, data) => Buffer.concat([Buffer.from(`${from}|`), data]);
+      const reply = await a.request(b.localAddr, Buffer.from('push-pull'), 2000);
+      assert.equal(Buffer.from(reply).toString(), `${a.localAddr}|push-pull`);
+      // A large stream message (well over a datagram) goes through too.
+      const state = randomBytes(512 * 1024);
+      b.onRequest = async (_from, data) => data;
+      assert.deepEqual(Buffer.from(await a.request(b.localAddr, state, 5000)), state);
+      assert.equal(b.stats().decryptFailures, 0);
+    });
+  }
+
+  it('never sends an oversize datagram and drops one that arrives', async () => {
+    const a = await listen();
+    const b = await listen();
+    let received = 0;
+    b.onPacket = () => received++;
+    a.sendPacket(b.localAddr, new Uint8Array(a.maxPacketBytes + 1));
+    assert.equal(a.stats().oversize, 1);
+    assert.equal(a.stats().packetsSent, 0);
+    const raw = createSocket('udp4');
+    raw.send(Buffer.alloc(2000, 0), port(b), '127.0.0.1');
+    await until(() => b.stats().oversize === 1, 'oversize datagram counted');
+    raw.close();
+    assert.equal(received, 0);
+  });
+
+  it('drops datagrams sealed with another key or unencrypted, and counts them', async () => {
+    const a = await listen({ keyring: new Keyring([randomBytes(32)]) });
+    const b = await listen({ keyring: new Keyring([randomBytes(32)]) });
+    const c = await listen();
+    let received = 0;
+    b.onPacket = () => received++;
+    a.sendPacket(b.localAddr, Buffer.from('hello'));
+    c.sendPacket(b.localAddr, Buffer.from('hello'));
+    await until(() => b.stats().decryptFailures === 1 && b.stats().plaintextRejected === 1, 'drops counted');
+    assert.equal(received, 0);
+    await assert.rejects(a.request(b.localAddr, Buffer.from('x'), 1000), /request to/);
+  });
+
+  it('tolerates bad destination addresses without throwing', async () => {
+    const a = await listen();
+    for (const to of ['', 'nonsense', 'host:99999', '[::1', '127.0.0.1:0'])
+      a.sendPacket(to, Buffer.from('x'));
+    assert.equal(a.stats().sendErrors, 5);
+    await assert.rejects(a.request('nonsense', Buffer.from('x'), 100), /not a host:port/);
+  });
+
+  it('says clearly when the port is in use (TCP or UDP side)', async () => {
+    const a = await listen();
+    await assert.rejects(
+      UdpTcpTransport.listen({ bindAddr: a.localAddr }),
+      (e: Error & { code?: string }) =>
+        e.code === 'EADDRINUSE' &&
+        e.message ===
+          `bind failed: ${a.localAddr} is already in use (EADDRINUSE); set GOSSIPCACHE_GOSSIP_ADDR to a free host:port`,
+    );
+    // Only the UDP port taken: the half-bound TCP listener must be released again.
+    const udp = createSocket('udp4');
+    udp.bind(0, '127.0.0.1');
+    await once(udp, 'listening');
+    const p = udp.address().port;
+    await assert.rejects(
+      UdpTcpTransport.listen({ bindAddr: `127.0.0.1:${p}` }),
+      /already in use \(EADDRINUSE\)/,
+    );
+    udp.close();
+    const again = await listen({ bindAddr: `127.0.0.1:${p}` });
+    assert.equal(port(again), p);
+  });
+
+  it('says clearly when the address is not local or not resolvable', async () => {
+    await assert.rejects(UdpTcpTransport.listen({ bindAddr: '192.0.2.1:0' }), /bind failed: .*EADDRNOTAVAIL/);
+    await assert.rejects(
+      UdpTcpTransport.listen({ bindAddr: 'no-such-host.invalid:0' }),
+      /bind failed: cannot resolve/,
+    );
+    await assert.rejects(UdpTcpTransport.listen({ bindAddr: 'a b' }), /invalid address/);
+  });
+
+  it('rejects requests that fail: refused, timed out, handler rejects, no handler', async () => {
+    const a = await listen();
+    const b = await listen();
+    // A port nobody listens on.
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    const deadPort = (srv.address() as { port: number }).port;
+    srv.close();
+    await assert.rejects(a.request(`127.0.0.1:${deadPort}`, Buffer.from('x'), 1000), /ECONNREFUSED/);
+    await assert.rejects(a.request(b.localAddr, Buffer.from('x'), 1000), /closed without a reply/);
+    b.onRequest = () => new Promise(() => {});
+    await assert.rejects(a.request(b.localAddr, Buffer.from('x'), 200), /no reply within 200 ms/);
+    b.onRequest = async () => {
+      throw new Error('busy');
+    };
+    await assert.rejects(a.request(b.localAddr, Buffer.from('x'), 1000), /closed without a reply/);
+    assert.ok(a.stats().streamTimeouts >= 1);
+  });
+
+  it('disconnects garbage, oversize frames and slow peers over TCP, and keeps serving', async () => {
+    const b = await listen({ inboundTimeoutMs: 300, keyring: new Keyring([randomBytes(32)]) });
+    b.onRequest = async (_f, d) => d;
+    const closed = (write: (s: ReturnType<typeof connect>) => void) =>
+      new Promise<void>((resolve) => {
+        const s = connect(port(b), '127.0.0.1', () => write(s));
+        s.on('error', () => {});
+        s.on('close', () => resolve());
+      });
+    // HTTP request: its first 4 bytes read as a ~1.2 GB length.
+    await closed((s) => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    // A well-framed body of random bytes: fails authentication.
+    await closed((s) => {
+      const body = randomBytes(100);
+      body[0] = 1; // the AES-GCM format byte, so it reaches decryption
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(body.length);
+      s.write(Buffer.concat([head, body]));
+    });
+    // Slowloris: announces 100 bytes, sends 3, then stalls.
+    await closed((s) => s.write(Buffer.from([0, 0, 0, 100, 1, 2, 3])));
+    // Connects and says nothing.
+    await closed(() => {});
+    const st = b.stats();
+    assert.equal(st.oversize, 1);
+    assert.equal(st.decryptFailures, 1);
+    assert.equal(st.streamTimeouts, 2);
+    const a = await listen({ keyring: new Keyring([]) });
+    await assert.rejects(a.request(b.localAddr, Buffer.from('x'), 1000));
+    assert.equal(b.stats().plaintextRejected, 1);
+  });
+
+  it('close() rejects pending requests and is idempotent', async () => {
+    const a = await UdpTcpTransport.listen({ bindAddr: '127.0.0.1:0' });
+    const b = await listen();
+    b.onRequest = () => new Promise(() => {});
+    const pending = a.request(b.localAddr, Buffer.from('x'), 10_000);
+    await sleep(50);
+    await Promise.all([a.close(), a.close()]);
+    await assert.rejects(pending, /transport closed/);
+    await assert.rejects(a.request(b.localAddr, Buffer.from('x'), 100), /transport closed/);
+    a.sendPacket(b.localAddr, Buffer.from('x')); // no throw after close
+  });
+});
