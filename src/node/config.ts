@@ -1,0 +1,472 @@
+// Configuration of a cache node: environment variables, each also a CLI flag (the flag wins).
+// One table (OPTIONS) drives parsing, `--help` and the README table, so they cannot drift apart.
+// Every error names the variable (or flag) and the expected form: the CLI prints it as one line
+// and exits with code 2.
+
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { parseSecretKeys } from '../membership/keyring.js';
+
+/** `host:port` split; host may be a name, an IPv4 or an IPv6 literal (written `[::1]:9090`). */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** PEM files for gRPC TLS between peers. */
+export interface TlsPaths {
+  certFile: string;
+  keyFile: string;
+  /** CA bundle to verify peers with; absent = the system roots. */
+  caFile?: string;
+}
+
+/** One cache group served by the node. */
+export interface GroupConfig {
+  name: string;
+  cacheBytes: number;
+  /** Loader spec: `demo[:<delay>]` or an `http(s)://…{key}…` URL template. */
+  origin: string;
+}
+
+/** The whole node configuration, validated. */
+export interface NodeConfig {
+  httpAddr: HostPort;
+  grpcAddr: HostPort;
+  gossipAddr: HostPort;
+  /** The host peers use to reach this node (gRPC and gossip). */
+  advertiseHost: string;
+  /** Seed nodes as `host:port` (a missing port took the local gossip port); DNS names allowed. */
+  seeds: string[];
+  groups: GroupConfig[];
+  /** Gossip encryption keys (the first encrypts); empty = plaintext. Never logged. */
+  secretKeys: Buffer[];
+  tls?: TlsPaths;
+  originTimeoutMs: number;
+  originMaxBytes: number;
+  shutdownTimeoutMs: number;
+  logLevel: string;
+}
+
+/** A configuration value is wrong. `source` is the variable or flag that carried it. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(
+    readonly source: string,
+    message: string,
+  ) {
+    super(`${source}: ${message}`);
+  }
+}
+
+interface OptionSpec {
+  key: keyof RawConfig;
+  env: string;
+  flag: string;
+  default: string;
+  /** What the value means and which forms are accepted (help text and README table). */
+  doc: string;
+}
+
+type RawConfig = {
+  httpAddr: string;
+  grpcAddr: string;
+  gossipAddr: string;
+  advertiseHost: string;
+  seeds: string;
+  group: string;
+  cacheBytes: string;
+  origin: string;
+  originTimeout: string;
+  originMaxBytes: string;
+  secretKey: string;
+  tlsCert: string;
+  tlsKey: string;
+  tlsCa: string;
+  config: string;
+  shutdownTimeout: string;
+  logLevel: string;
+};
+
+/** Every setting, in the order of the README table. */
+export const OPTIONS: readonly OptionSpec[] = [
+  {
+    key: 'httpAddr',
+    env: 'GOSSIPCACHE_HTTP_ADDR',
+    flag: '--http-addr',
+    default: '0.0.0.0:8080',
+    doc: 'HTTP front listen address `host:port`',
+  },
+  {
+    key: 'grpcAddr',
+    env: 'GOSSIPCACHE_GRPC_ADDR',
+    flag: '--grpc-addr',
+    default: '0.0.0.0:9090',
+    doc: 'gRPC (peer) listen address `host:port`',
+  },
+  {
+    key: 'gossipAddr',
+    env: 'GOSSIPCACHE_GOSSIP_ADDR',
+    flag: '--gossip-addr',
+    default: '0.0.0.0:7946',
+    doc: 'SWIM gossip listen address `host:port` (UDP and TCP)',
+  },
+  {
+    key: 'advertiseHost',
+    env: 'GOSSIPCACHE_ADVERTISE_HOST',
+    flag: '--advertise-host',
+    default: '',
+    doc: 'host peers use to reach this node; default: the gRPC bind host if it is specific, else the first non-internal IPv4, else 127.0.0.1',
+  },
+  {
+    key: 'seeds',
+    env: 'GOSSIPCACHE_SEEDS',
+    flag: '--seeds',
+    default: '',
+    doc: 'comma-separated `host[:port]` of nodes to join (port defaults to the local gossip port; DNS names resolving to several nodes are fine); empty = start a new cluster',
+  },
+  {
+    key: 'group',
+    env: 'GOSSIPCACHE_GROUP',
+    flag: '--group',
+    default: 'default',
+    doc: 'name of the cache group served at `/<group>/<key>`',
+  },
+  {
+    key: 'cacheBytes',
+    env: 'GOSSIPCACHE_CACHE_BYTES',
+    flag: '--cache-bytes',
+    default: '64MiB',
+    doc: 'cache size (main + hot) of the group: bytes, or `512KiB`, `64MiB`, `1GiB`',
+  },
+  {
+    key: 'origin',
+    env: 'GOSSIPCACHE_ORIGIN',
+    flag: '--origin',
+    default: 'demo:400ms',
+    doc: 'the loader: `demo[:<delay>]` (returns `Value of <key>` after the delay) or an `http(s)://…{key}…` URL template',
+  },
+  {
+    key: 'originTimeout',
+    env: 'GOSSIPCACHE_ORIGIN_TIMEOUT',
+    flag: '--origin-timeout',
+    default: '5s',
+    doc: 'HTTP origin timeout per load (`250ms`, `5s`)',
+  },
+  {
+    key: 'originMaxBytes',
+    env: 'GOSSIPCACHE_ORIGIN_MAX_BYTES',
+    flag: '--origin-max-bytes',
+    default: '8MiB',
+    doc: 'largest value the HTTP origin may return',
+  },
+  {
+    key: 'secretKey',
+    env: 'GOSSIPCACHE_SECRET_KEY',
+    flag: '--secret-key',
+    default: '',
+    doc: 'gossip encryption key(s): 32 bytes as base64 or hex (`openssl rand -base64 32`); comma-separated for rotation (the first encrypts)',
+  },
+  {
+    key: 'tlsCert',
+    env: 'GOSSIPCACHE_TLS_CERT',
+    flag: '--tls-cert',
+    default: '',
+    doc: 'PEM certificate for gRPC TLS (with `GOSSIPCACHE_TLS_KEY`)',
+  },
+  {
+    key: 'tlsKey',
+    env: 'GOSSIPCACHE_TLS_KEY',
+    flag: '--tls-key',
+    default: '',
+    doc: 'PEM private key for gRPC TLS',
+  },
+  {
+    key: 'tlsCa',
+    env: 'GOSSIPCACHE_TLS_CA',
+    flag: '--tls-ca',
+    default: '',
+    doc: 'PEM CA bundle to verify peers; empty = system roots',
+  },
+  {
+    key: 'config',
+    env: 'GOSSIPCACHE_CONFIG',
+    flag: '--config',
+    default: '',
+    doc: 'JSON file `{ "groups": [{ "name", "cacheBytes", "origin" }] }` for several groups (replaces GROUP/CACHE_BYTES/ORIGIN)',
+  },
+  {
+    key: 'shutdownTimeout',
+    env: 'GOSSIPCACHE_SHUTDOWN_TIMEOUT',
+    flag: '--shutdown-timeout',
+    default: '10s',
+    doc: 'how long SIGTERM waits for in-flight requests',
+  },
+  {
+    key: 'logLevel',
+    env: 'LOG_LEVEL',
+    flag: '--log-level',
+    default: 'info',
+    doc: 'pino level: trace, debug, info, warn, error, fatal, silent',
+  },
+];
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** Result of reading argv: either a config or a request for help. */
+export type ParsedArgs = { help: true } | { help: false; config: NodeConfig };
+
+/**
+ * Build the configuration from `env` and `argv` (flags only: `--name value` or `--name=value`).
+ * Throws ConfigError on the first bad value.
+ */
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedArgs {
+  const raw = {} as RawConfig;
+  const source = {} as Record<keyof RawConfig, string>;
+  for (const o of OPTIONS) {
+    const v = env[o.env];
+    raw[o.key] = v === undefined ? o.default : v.trim();
+    source[o.key] = o.env;
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') return { help: true };
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    const o = OPTIONS.find((x) => x.flag === name);
+    if (!o) throw new ConfigError(arg, 'unknown argument; expected one of the flags listed by --help');
+    let value: string;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else if (i + 1 < argv.length) value = argv[++i];
+    else throw new ConfigError(name, 'needs a value, e.g. ' + name + '=' + (o.default || '<value>'));
+    raw[o.key] = value.trim();
+    source[o.key] = name;
+  }
+  return { help: false, config: validate(raw, source) };
+}
+
+function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): NodeConfig {
+  const httpAddr = parseHostPort(raw.httpAddr, source.httpAddr);
+  const grpcAddr = parseHostPort(raw.grpcAddr, source.grpcAddr);
+  const gossipAddr = parseHostPort(raw.gossipAddr, source.gossipAddr);
+  const advertiseHost = raw.advertiseHost === '' ? defaultAdvertiseHost(grpcAddr.host) : raw.advertiseHost;
+  if (!isHost(advertiseHost)) {
+    throw new ConfigError(
+      source.advertiseHost,
+      `"${raw.advertiseHost}" is not a host; expected a DNS name or IP`,
+    );
+  }
+  const seeds = parseSeeds(raw.seeds, gossipAddr.port, source.seeds);
+  const originTimeoutMs = parseDuration(raw.originTimeout, source.originTimeout);
+  if (originTimeoutMs <= 0) throw new ConfigError(source.originTimeout, 'must be more than 0, e.g. 5s');
+  const originMaxBytes = parseBytes(raw.originMaxBytes, source.originMaxBytes);
+  const shutdownTimeoutMs = parseDuration(raw.shutdownTimeout, source.shutdownTimeout);
+  const logLevel = raw.logLevel.toLowerCase();
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(
+      source.logLevel,
+      `"${raw.logLevel}" is not a level; expected one of ${LOG_LEVELS.join(', ')}`,
+    );
+  }
+  const groups =
+    raw.config === ''
+      ? [
+          {
+            name: parseGroupName(raw.group, source.group),
+            cacheBytes: parseBytes(raw.cacheBytes, source.cacheBytes),
+            origin: parseOrigin(raw.origin, source.origin),
+          },
+        ]
+      : readGroupsFile(raw.config, source.config);
+  let secretKeys: Buffer[];
+  try {
+    secretKeys = parseSecretKeys(raw.secretKey);
+  } catch (err) {
+    throw new ConfigError(source.secretKey, (err as Error).message);
+  }
+  let tls: TlsPaths | undefined;
+  if (raw.tlsCert !== '' || raw.tlsKey !== '') {
+    if (raw.tlsCert === '' || raw.tlsKey === '') {
+      const missing = raw.tlsCert === '' ? source.tlsCert : source.tlsKey;
+      throw new ConfigError(missing, 'is required when TLS is configured; expected the path of a PEM file');
+    }
+    tls = {
+      certFile: readablePath(raw.tlsCert, source.tlsCert),
+      keyFile: readablePath(raw.tlsKey, source.tlsKey),
+    };
+    if (raw.tlsCa !== '') tls.caFile = readablePath(raw.tlsCa, source.tlsCa);
+  } else if (raw.tlsCa !== '') {
+    throw new ConfigError(source.tlsCa, 'needs GOSSIPCACHE_TLS_CERT and GOSSIPCACHE_TLS_KEY as well');
+  }
+  return {
+    httpAddr,
+    grpcAddr,
+    gossipAddr,
+    advertiseHost,
+    seeds,
+    groups,
+    secretKeys,
+    tls,
+    originTimeoutMs,
+    originMaxBytes,
+    shutdownTimeoutMs,
+    logLevel,
+  };
+}
+
+/** `host:port`, `[v6]:port` or `:port` (all interfaces). */
+export function parseHostPort(value: string, source: string): HostPort {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) {
+    throw new ConfigError(source, `"${value}" is not an address; expected host:port, e.g. 0.0.0.0:8080`);
+  }
+  const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]);
+  if (m[1] === undefined && !isHost(host)) {
+    throw new ConfigError(source, `"${value}" has a bad host; expected host:port, e.g. 0.0.0.0:8080`);
+  }
+  return { host, port };
+}
+
+/** Formats an address for dialing: brackets around IPv6 literals. */
+export function formatHostPort({ host, port }: HostPort): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function isHost(h: string): boolean {
+  return /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(h) || /^[0-9a-fA-F:.]+$/.test(h);
+}
+
+function parseSeeds(value: string, defaultPort: number, source: string): string[] {
+  if (value === '') return [];
+  const out: string[] = [];
+  for (const part of value.split(',')) {
+    const s = part.trim();
+    if (s === '') continue;
+    const withPort =
+      /:\d+$/.test(s) && !/^[0-9a-fA-F:]+$/.test(s) ? s : `${s.includes(':') ? `[${s}]` : s}:${defaultPort}`;
+    try {
+      out.push(formatHostPort(parseHostPort(withPort, source)));
+    } catch {
+      throw new ConfigError(
+        source,
+        `"${s}" is not a seed; expected comma-separated host[:port], e.g. node-1,10.0.0.7:7946`,
+      );
+    }
+  }
+  return out;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+
+/** Bytes: a plain integer or `<n>KiB|MiB|GiB` (decimals allowed: `1.5GiB`). */
+export function parseBytes(value: string, source: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB)?$/.exec(value);
+  const n = m ? Math.floor(Number(m[1]) * SIZE_UNITS[m[2] ?? '']) : Number.NaN;
+  if (!m || !Number.isSafeInteger(n) || n <= 0) {
+    throw new ConfigError(
+      source,
+      `"${value}" is not a size; expected bytes like 64MiB, 512KiB, 1GiB or 1048576`,
+    );
+  }
+  return n;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
+
+/** Duration: `<n>ms`, `<n>s`, `<n>m`, or plain milliseconds. */
+export function parseDuration(value: string, source: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value);
+  if (!m) throw new ConfigError(source, `"${value}" is not a duration; expected e.g. 400ms, 5s or 1m`);
+  return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms']);
+}
+
+function parseGroupName(value: string, source: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(value)) {
+    throw new ConfigError(
+      source,
+      `"${value}" is not a group name; expected letters, digits, '.', '_' or '-'`,
+    );
+  }
+  return value;
+}
+
+/** Validates a loader spec (see origin.ts for what it means). */
+export function parseOrigin(value: string, source: string): string {
+  if (/^demo(:\d+(\.\d+)?(ms|s|m)?)?$/.test(value)) return value;
+  if (/^https?:\/\//.test(value)) {
+    let ok = value.includes('{key}');
+    try {
+      new URL(value.replace('{key}', 'k'));
+    } catch {
+      ok = false;
+    }
+    if (ok) return value;
+  }
+  throw new ConfigError(
+    source,
+    `"${value}" is not an origin; expected demo[:<delay>] or an http(s) URL containing {key}, e.g. http://backend:8000/items/{key}`,
+  );
+}
+
+function readGroupsFile(path: string, source: string): GroupConfig[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(source, `cannot read "${path}" (${(err as Error).message}); expected a JSON file`);
+  }
+  const groups = (doc as { groups?: unknown })?.groups;
+  if (!Array.isArray(groups) || groups.length === 0) {
+    throw new ConfigError(
+      source,
+      `"${path}" has no groups; expected { "groups": [{ "name", "cacheBytes", "origin" }] }`,
+    );
+  }
+  const seen = new Set<string>();
+  return groups.map((g: Record<string, unknown>, i) => {
+    const where = `${source} ${path} groups[${i}]`;
+    const name = parseGroupName(String(g?.name ?? ''), `${where}.name`);
+    if (seen.has(name))
+      throw new ConfigError(`${where}.name`, `"${name}" appears twice; group names must be unique`);
+    seen.add(name);
+    return {
+      name,
+      cacheBytes: parseBytes(String(g.cacheBytes ?? '64MiB'), `${where}.cacheBytes`),
+      origin: parseOrigin(String(g.origin ?? 'demo:400ms'), `${where}.origin`),
+    };
+  });
+}
+
+function readablePath(path: string, source: string): string {
+  try {
+    readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(
+      source,
+      `cannot read "${path}" (${(err as NodeJS.ErrnoException).code}); expected a PEM file`,
+    );
+  }
+  return path;
+}
+
+/** A specific bind host is what peers must dial; a wildcard bind advertises the first LAN IPv4. */
+function defaultAdvertiseHost(bindHost: string): string {
+  if (bindHost !== '0.0.0.0' && bindHost !== '::' && bindHost !== '') return bindHost;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.family === 'IPv4' && !a.internal) return a.address;
+    }
+  }
+  return '127.0.0.1';
+}
+
+/** `--help` text, built from OPTIONS. */
+export function usage(): string {
+  const lines = ['Usage: gossipcache [--flag value ...]   (each flag is also an environment variable)', ''];
+  for (const o of OPTIONS) {
+    lines.push(`  ${o.flag.padEnd(20)} ${o.env.padEnd(30)} default: ${o.default || '(none)'}`);
+    lines.push(`      ${o.doc.replaceAll('`', '')}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,287 @@
+// The HTTP front of a cache node: `GET /<group>/<key>` and a few operational routes.
+//
+// A cache hit must cost about what a bare node:http "hello" costs, so the hit path is written by hand:
+// plain http.createServer, no router, no URL objects, no regex and no per-request closures; the path
+// is decoded by hand only when it contains '%' or '?'; the hit is answered synchronously from
+// group.getCached(). Only misses (which wait for a peer or a loader anyway) take the async path.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+
+/** The part of a Group the front uses (structural, so tests can pass a stub). */
+export interface FrontGroup {
+  readonly name: string;
+  getCached(key: string): Uint8Array | undefined;
+  getEntry(key: string, opts?: { signal?: AbortSignal }): Promise<{ value: Uint8Array; ttlMs?: number }>;
+  remove(key: string): Promise<void>;
+  readonly stats: object;
+  cacheStats(which: 'main' | 'hot'): object;
+}
+
+/** The part of a GroupRegistry the front uses. */
+export interface FrontRegistry {
+  get(name: string): FrontGroup | undefined;
+  list(): readonly FrontGroup[];
+}
+
+export interface FrontOptions {
+  registry: FrontRegistry;
+  /**
+   * Groups whose loader can set TTLs. Their hits go through getEntry (which knows the remaining TTL,
+   * for `Cache-Control`) instead of the sync getCached fast path, which does not report it.
+   */
+  ttlGroups?: ReadonlySet<string>;
+  /** This node's view of the cluster for `/_cluster` (JSON-serialisable). */
+  cluster?: () => unknown;
+  /** `/readyz`: joined the cluster and serving. Default: always ready. */
+  ready?: () => boolean;
+  /** `/metrics`: Prometheus text. */
+  metrics?: { contentType: string; text(): Promise<string> };
+  /** Called with load failures (5xx answers) so they can be logged, rate-limited. */
+  onLoadError?: (group: string, key: string, err: unknown) => void;
+}
+
+/** Counts kept by the front; plain integers, read by /metrics at scrape time. */
+export interface FrontCounters {
+  /** Answered from cache without awaiting anything. */
+  fastHits: number;
+  /** Went through getEntry (misses, or TTL groups). */
+  slowGets: number;
+  /** Answers by status class. */
+  ok: number;
+  clientErrors: number;
+  serverErrors: number;
+}
+
+const JSON_TYPE = 'application/json';
+const OCTET_TYPE = 'application/octet-stream';
+
+/** Creates (does not start) the HTTP front. `server.counters` holds request counts. */
+export function createHttpFront(opts: FrontOptions): Server & { counters: FrontCounters } {
+  const { registry } = opts;
+  const ttlGroups = opts.ttlGroups ?? new Set<string>();
+  const counters: FrontCounters = { fastHits: 0, slowGets: 0, ok: 0, clientErrors: 0, serverErrors: 0 };
+
+  function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url as string;
+    const method = req.method;
+    const slash = url.indexOf('/', 1);
+    // `/<group>/<key>`: group names never start with '_' (reserved for operational routes).
+    if (slash > 1 && url.charCodeAt(1) !== 95) {
+      const group = registry.get(url.slice(1, slash));
+      if (group === undefined) {
+        const name = url.slice(1, slash);
+        sendJson(res, 404, { error: `no group named "${name}" on this node`, groups: groupNames() });
+        return;
+      }
+      let key = url.slice(slash + 1);
+      if (key.indexOf('%') !== -1 || key.indexOf('?') !== -1) {
+        const decoded = decodeKey(key);
+        if (decoded === undefined) {
+          sendJson(res, 400, { error: 'malformed percent-encoding in key; encode bytes as %XX' });
+          return;
+        }
+        key = decoded;
+      }
+      if (method === 'GET' || method === 'HEAD') {
+        if (!ttlGroups.has(group.name)) {
+          let value: Uint8Array | undefined;
+          try {
+            value = group.getCached(key);
+          } catch (err) {
+            sendGetError(res, group, key, err);
+            return;
+          }
+          if (value !== undefined) {
+            counters.fastHits++;
+            counters.ok++;
+            res.writeHead(200, { 'Content-Type': OCTET_TYPE, 'Content-Length': value.length });
+            res.end(value);
+            return;
+          }
+        }
+        slowGet(req, res, group, key);
+        return;
+      }
+      if (method === 'DELETE') {
+        group.remove(key).then(
+          () => {
+            counters.ok++;
+            res.writeHead(204);
+            res.end();
+          },
+          (err) => sendGetError(res, group, key, err),
+        );
+        return;
+      }
+      sendMethodNotAllowed(res, 'GET, HEAD, DELETE');
+      return;
+    }
+    operational(res, url, method);
+  }
+
+  function slowGet(req: IncomingMessage, res: ServerResponse, group: FrontGroup, key: string): void {
+    counters.slowGets++;
+    // A client that hangs up stops waiting; the group's flight decides whether the load goes on.
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort(new Error('client closed the connection'));
+    };
+    res.once('close', onClose);
+    group.getEntry(key, { signal: abort.signal }).then(
+      (entry) => {
+        res.off('close', onClose);
+        counters.ok++;
+        const headers: Record<string, string | number> = {
+          'Content-Type': OCTET_TYPE,
+          'Content-Length': entry.value.length,
+        };
+        if (entry.ttlMs !== undefined) headers['Cache-Control'] = `max-age=${Math.floor(entry.ttlMs / 1000)}`;
+        res.writeHead(200, headers);
+        res.end(entry.value);
+      },
+      (err) => {
+        res.off('close', onClose);
+        if (req.destroyed) return;
+        sendGetError(res, group, key, err);
+      },
+    );
+  }
+
+  function sendGetError(res: ServerResponse, group: FrontGroup, key: string, err: unknown): void {
+    const name = (err as Error)?.name;
+    const message = (err as Error)?.message ?? String(err);
+    if (name === 'NotFoundError') {
+      sendJson(res, 404, { error: 'not found', group: group.name, key, cause: message });
+    } else if (name === 'InvalidKeyError') {
+      sendJson(res, 400, { error: 'invalid key', group: group.name, cause: message });
+    } else {
+      opts.onLoadError?.(group.name, key, err);
+      sendJson(res, 502, { error: 'load failed', group: group.name, key, cause: `${name}: ${message}` });
+    }
+  }
+
+  function operational(res: ServerResponse, url: string, method: string | undefined): void {
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const route = ROUTES.get(path);
+    if (route === undefined) {
+      sendJson(res, 404, {
+        error: `no route ${path}; expected /<group>/<key>, /_stats, /_cluster, /metrics, /healthz or /readyz`,
+      });
+      return;
+    }
+    if (method !== 'GET' && method !== 'HEAD') {
+      sendMethodNotAllowed(res, 'GET, HEAD');
+      return;
+    }
+    switch (route) {
+      case 'stats':
+        sendJson(res, 200, statsBody());
+        return;
+      case 'cluster':
+        sendJson(res, 200, opts.cluster ? opts.cluster() : { members: [], ringChecksum: null });
+        return;
+      case 'healthz':
+        sendJson(res, 200, { status: 'ok' });
+        return;
+      case 'readyz': {
+        const ready = opts.ready ? opts.ready() : true;
+        sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
+        return;
+      }
+      case 'metrics': {
+        const m = opts.metrics;
+        if (!m) {
+          sendJson(res, 404, { error: 'metrics are not enabled on this server' });
+          return;
+        }
+        m.text().then(
+          (text) => {
+            counters.ok++;
+            res.writeHead(200, { 'Content-Type': m.contentType, 'Content-Length': Buffer.byteLength(text) });
+            res.end(text);
+          },
+          (err) => sendJson(res, 500, { error: `metrics failed: ${(err as Error).message}` }),
+        );
+        return;
+      }
+    }
+  }
+
+  function statsBody(): unknown {
+    const groups: Record<string, unknown> = {};
+    for (const g of registry.list()) {
+      groups[g.name] = { stats: g.stats, mainCache: g.cacheStats('main'), hotCache: g.cacheStats('hot') };
+    }
+    return { groups };
+  }
+
+  function groupNames(): string[] {
+    return registry.list().map((g) => g.name);
+  }
+
+  function sendJson(res: ServerResponse, status: number, body: unknown): void {
+    if (status < 400) counters.ok++;
+    else if (status < 500) counters.clientErrors++;
+    else counters.serverErrors++;
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'Content-Type': JSON_TYPE, 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  function sendMethodNotAllowed(res: ServerResponse, allow: string): void {
+    res.setHeader('Allow', allow);
+    sendJson(res, 405, { error: `method not allowed; use ${allow}` });
+  }
+
+  // Keys may be up to 64 KiB of UTF-8, percent-encoded up to 3× that: Node's 16 KiB header limit
+  // would refuse them before the group could judge them.
+  const server = createServer({ keepAlive: true, maxHeaderSize: 256 * 1024 }, onRequest) as Server & {
+    counters: FrontCounters;
+  };
+  server.counters = counters;
+  return server;
+}
+
+const ROUTES = new Map<string, 'stats' | 'cluster' | 'metrics' | 'healthz' | 'readyz'>([
+  ['/_stats', 'stats'],
+  ['/_cluster', 'cluster'],
+  ['/metrics', 'metrics'],
+  ['/healthz', 'healthz'],
+  ['/readyz', 'readyz'],
+]);
+
+/**
+ * Percent-decodes a key (UTF-8) and drops a query string. Undefined when an escape is malformed.
+ * Bytes that are not valid UTF-8 become U+FFFD (keys are strings).
+ */
+export function decodeKey(raw: string): string | undefined {
+  const q = raw.indexOf('?');
+  const s = q === -1 ? raw : raw.slice(0, q);
+  if (s.indexOf('%') === -1) return s;
+  const bytes = Buffer.allocUnsafe(Buffer.byteLength(s));
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 37 /* % */) {
+      const hi = hexValue(s.charCodeAt(i + 1));
+      const lo = hexValue(s.charCodeAt(i + 2));
+      if (hi < 0 || lo < 0) return undefined;
+      bytes[n++] = (hi << 4) | lo;
+      i += 2;
+    } else if (c < 128) {
+      bytes[n++] = c;
+    } else {
+      // Raw non-ASCII in a request target (clients should not send it, Node passes it as latin1).
+      n += bytes.write(s[i], n, 'latin1');
+    }
+  }
+  return bytes.toString('utf8', 0, n);
+}
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 65 && c <= 70) return c - 55;
+  if (c >= 97 && c <= 102) return c - 87;
+  return -1;
+}

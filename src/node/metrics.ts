@@ -1,0 +1,191 @@
+// Prometheus metrics of a cache node (prom-client, own registry).
+//
+// The request path pays nothing: groups, caches and the HTTP front keep plain integer counters, and
+// every metric here reads them in a `collect` callback at scrape time. Only peer RPC latency is
+// observed as it happens (it is on the network path already).
+
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { FrontCounters, FrontRegistry } from './http.js';
+
+/** What /_cluster and the membership gauges read. */
+export interface ClusterView {
+  members: readonly { state: string }[];
+  /** Nodes on the ring (alive + suspect, self included). */
+  ringSize: number;
+  /** Membership's own counters (numbers only are exported). */
+  stats?: Record<string, unknown>;
+}
+
+export interface MetricsOptions {
+  registry: FrontRegistry;
+  front?: FrontCounters;
+  cluster?: () => ClusterView | undefined;
+  /** Process metrics (CPU, memory, event loop lag). Default true. */
+  processMetrics?: boolean;
+}
+
+export interface NodeMetrics {
+  readonly contentType: string;
+  /** The exposition text. */
+  text(): Promise<string>;
+  /** Records one peer RPC (the gRPC layer's latency hook). */
+  observePeerRpc(peer: string, method: string, seconds: number, ok: boolean): void;
+  readonly register: Registry;
+}
+
+/** groupcache's Stats fields → metric name and help. */
+const GROUP_COUNTERS: [field: string, name: string, help: string][] = [
+  ['gets', 'gets', 'Get requests of any kind (HTTP, library, peers)'],
+  ['cacheHits', 'cache_hits', 'Gets answered from the main or hot cache'],
+  ['peerLoads', 'peer_loads', 'Misses answered by the owning peer'],
+  ['peerErrors', 'peer_errors', 'Peer requests that failed (the key was then loaded locally)'],
+  ['loads', 'loads', 'Misses (gets minus cache hits)'],
+  ['loadsDeduped', 'loads_deduped', 'Misses after joining concurrent identical loads (singleflight)'],
+  ['localLoads', 'local_loads', 'Values loaded by this node’s loader'],
+  ['localLoadErrs', 'local_load_errors', 'Loader failures on this node'],
+  ['serverRequests', 'server_requests', 'Gets that came from peers'],
+];
+
+const CACHE_GAUGES: [field: string, name: string, help: string][] = [
+  ['bytes', 'cache_bytes', 'Bytes held by the cache (keys + values)'],
+  ['items', 'cache_items', 'Entries in the cache'],
+];
+
+const CACHE_COUNTERS: [field: string, name: string, help: string][] = [
+  ['gets', 'cache_gets', 'Lookups in the cache'],
+  ['hits', 'cache_lookup_hits', 'Lookups that found a live entry'],
+  ['evictions', 'cache_evictions', 'Entries evicted to stay within the byte budget'],
+];
+
+export function createMetrics(opts: MetricsOptions): NodeMetrics {
+  const register = new Registry();
+  const { registry } = opts;
+  if (opts.processMetrics !== false) collectDefaultMetrics({ register, prefix: 'gossipcache_process_' });
+
+  for (const [field, name, help] of GROUP_COUNTERS) {
+    new Counter({
+      name: `gossipcache_group_${name}_total`,
+      help,
+      labelNames: ['group'],
+      registers: [register],
+      collect() {
+        this.reset();
+        for (const g of registry.list())
+          this.inc({ group: g.name }, num((g.stats as Record<string, unknown>)[field]));
+      },
+    });
+  }
+  for (const [field, name, help] of CACHE_GAUGES) {
+    new Gauge({
+      name: `gossipcache_${name}`,
+      help,
+      labelNames: ['group', 'cache'],
+      registers: [register],
+      collect() {
+        for (const g of registry.list()) {
+          for (const cache of ['main', 'hot'] as const) {
+            this.set({ group: g.name, cache }, num((g.cacheStats(cache) as Record<string, unknown>)[field]));
+          }
+        }
+      },
+    });
+  }
+  for (const [field, name, help] of CACHE_COUNTERS) {
+    new Counter({
+      name: `gossipcache_${name}_total`,
+      help,
+      labelNames: ['group', 'cache'],
+      registers: [register],
+      collect() {
+        this.reset();
+        for (const g of registry.list()) {
+          for (const cache of ['main', 'hot'] as const) {
+            this.inc({ group: g.name, cache }, num((g.cacheStats(cache) as Record<string, unknown>)[field]));
+          }
+        }
+      },
+    });
+  }
+
+  const front = opts.front;
+  if (front) {
+    new Counter({
+      name: 'gossipcache_http_responses_total',
+      help: 'HTTP front answers by status class',
+      labelNames: ['class'],
+      registers: [register],
+      collect() {
+        this.reset();
+        this.inc({ class: '2xx' }, front.ok);
+        this.inc({ class: '4xx' }, front.clientErrors);
+        this.inc({ class: '5xx' }, front.serverErrors);
+      },
+    });
+    new Counter({
+      name: 'gossipcache_http_fast_hits_total',
+      help: 'HTTP gets answered synchronously from cache',
+      registers: [register],
+      collect() {
+        this.reset();
+        this.inc(front.fastHits);
+      },
+    });
+  }
+
+  const cluster = opts.cluster;
+  if (cluster) {
+    new Gauge({
+      name: 'gossipcache_members',
+      help: 'Members this node knows, by state',
+      labelNames: ['state'],
+      registers: [register],
+      collect() {
+        const view = cluster();
+        const counts: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
+        for (const m of view?.members ?? []) counts[m.state] = (counts[m.state] ?? 0) + 1;
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'gossipcache_ring_nodes',
+      help: 'Nodes on this node’s ring (alive + suspect members)',
+      registers: [register],
+      collect() {
+        this.set(cluster()?.ringSize ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'gossipcache_membership',
+      help: 'Membership protocol counters and gauges, by name',
+      labelNames: ['name'],
+      registers: [register],
+      collect() {
+        this.reset();
+        for (const [name, v] of Object.entries(cluster()?.stats ?? {})) {
+          if (typeof v === 'number') this.set({ name }, v);
+        }
+      },
+    });
+  }
+
+  const peerRpc = new Histogram({
+    name: 'gossipcache_peer_rpc_seconds',
+    help: 'Latency of RPCs to peers',
+    labelNames: ['peer', 'method', 'outcome'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [register],
+  });
+
+  return {
+    contentType: register.contentType,
+    text: () => register.metrics(),
+    observePeerRpc(peer, method, seconds, ok) {
+      peerRpc.observe({ peer, method, outcome: ok ? 'ok' : 'error' }, seconds);
+    },
+    register,
+  };
+}
+
+function num(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0;
+}

@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { NotFoundError } from '../../src/errors.js';
+import { Group, GroupRegistry } from '../../src/group.js';
+import { createHttpFront, decodeKey } from '../../src/node/http.js';
+import { createMetrics } from '../../src/node/metrics.js';
+
+// A real Group behind a real server; the getter's behaviour is chosen by the key.
+const registry = new GroupRegistry();
+const loads: string[] = [];
+let ready = true;
+new Group({
+  name: 'g',
+  cacheBytes: 1 << 20,
+  registry,
+  async getter(key) {
+    loads.push(key);
+    if (key === 'missing') throw new NotFoundError(`no ${key}`);
+    if (key === 'broken') throw new Error('database on fire');
+    if (key === 'slow') await new Promise((r) => setTimeout(r, 300));
+    if (key.startsWith('ttl')) return { value: `v:${key}`, ttlMs: 30_500 };
+    return `v:${key}`;
+  },
+});
+new Group({
+  name: 'ttlgroup',
+  cacheBytes: 1 << 20,
+  registry,
+  getter: async (k) => ({ value: k, ttlMs: 90_000 }),
+});
+
+const front = createHttpFront({
+  registry,
+  ttlGroups: new Set(['ttlgroup']),
+  ready: () => ready,
+  cluster: () => ({ members: [{ id: 'a', state: 'alive' }], ringChecksum: 'abc' }),
+  metrics: createMetrics({
+    registry,
+    front: undefined,
+    cluster: () => ({ members: [{ state: 'alive' }], ringSize: 1, stats: { probes: 3 } }),
+    processMetrics: false,
+  }),
+});
+let base: string;
+
+before(async () => {
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+});
+after(() => {
+  front.closeAllConnections();
+  front.close();
+});
+
+async function get(path: string, init?: RequestInit) {
+  const res = await fetch(base + path, init);
+  const body = Buffer.from(await res.arrayBuffer());
+  return { status: res.status, headers: res.headers, body, text: body.toString() };
+}
+
+describe('GET /<group>/<key>', () => {
+  test('loads once, then serves from cache as octet-stream', async () => {
+    loads.length = 0;
+    const a = await get('/g/hello');
+    assert.equal(a.status, 200);
+    assert.equal(a.text, 'v:hello');
+    assert.equal(a.headers.get('content-type'), 'application/octet-stream');
+    assert.equal(a.headers.get('content-length'), '7');
+    assert.equal(a.headers.get('cache-control'), null);
+    const b = await get('/g/hello');
+    assert.equal(b.text, 'v:hello');
+    assert.deepEqual(loads, ['hello']);
+    assert.ok(front.counters.fastHits >= 1);
+  });
+
+  test('keys may contain / and percent-encoded bytes; a query string is not part of the key', async () => {
+    loads.length = 0;
+    assert.equal((await get('/g/a/b/c')).text, 'v:a/b/c');
+    assert.equal((await get('/g/%C3%BC%20x%2Fy%3F')).text, 'v:ü x/y?');
+    assert.equal((await get('/g/plain?ignored=1')).text, 'v:plain');
+    assert.deepEqual(loads, ['a/b/c', 'ü x/y?', 'plain']);
+  });
+
+  test('TTL entries answer with Cache-Control max-age', async () => {
+    assert.equal((await get('/g/ttl1')).headers.get('cache-control'), 'max-age=30');
+    // In a TTL group hits go through getEntry, so the header is there on hits too.
+    assert.equal((await get('/ttlgroup/k')).headers.get('cache-control'), 'max-age=90');
+    const hit = await get('/ttlgroup/k');
+    assert.equal(hit.text, 'k');
+    assert.match(hit.headers.get('cache-control') ?? '', /^max-age=(89|90)$/);
+  });
+
+  test('errors: not found 404, invalid key 400, loader failure 502, unknown group 404', async () => {
+    const nf = await get('/g/missing');
+    assert.equal(nf.status, 404);
+    assert.equal(nf.headers.get('content-type'), 'application/json');
+    assert.equal(JSON.parse(nf.text).error, 'not found');
+
+    const empty = await get('/g/');
+    assert.equal(empty.status, 400);
+    assert.equal(JSON.parse(empty.text).error, 'invalid key');
+
+    const long = await get(`/g/${'x'.repeat(70_000)}`);
+    assert.equal(long.status, 400, long.text);
+
+    const bad = await get('/g/%zz');
+    assert.equal(bad.status, 400);
+    assert.match(JSON.parse(bad.text).error, /malformed percent-encoding/);
+
+    const broken = await get('/g/broken');
+    assert.equal(broken.status, 502);
+    assert.match(JSON.parse(broken.text).cause, /database on fire/);
+
+    const nog = await get('/nope/k');
+    assert.equal(nog.status, 404);
+    assert.deepEqual(JSON.parse(nog.text), {
+      error: 'no group named "nope" on this node',
+      groups: ['g', 'ttlgroup'],
+    });
+  });
+
+  test('HEAD answers headers only', async () => {
+    const r = await get('/g/hello', { method: 'HEAD' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-length'), '7');
+    assert.equal(r.body.length, 0);
+  });
+
+  test('DELETE removes the key (the next GET loads again)', async () => {
+    await get('/g/del');
+    loads.length = 0;
+    const d = await get('/g/del', { method: 'DELETE' });
+    assert.equal(d.status, 204);
+    await get('/g/del');
+    assert.deepEqual(loads, ['del']);
+  });
+
+  test('other methods → 405 with Allow', async () => {
+    const r = await get('/g/k', { method: 'PUT', body: 'x' });
+    assert.equal(r.status, 405);
+    assert.equal(r.headers.get('allow'), 'GET, HEAD, DELETE');
+    const s = await get('/_stats', { method: 'POST' });
+    assert.equal(s.status, 405);
+    assert.equal(s.headers.get('allow'), 'GET, HEAD');
+  });
+});
+
+describe('operational routes', () => {
+  test('/_stats has every group with its stats and both caches', async () => {
+    const r = await get('/_stats');
+    assert.equal(r.status, 200);
+    const body = JSON.parse(r.text);
+    assert.deepEqual(Object.keys(body.groups), ['g', 'ttlgroup']);
+    assert.ok(body.groups.g.stats.gets > 0);
+    assert.equal(typeof body.groups.g.mainCache.bytes, 'number');
+    assert.equal(typeof body.groups.g.hotCache.items, 'number');
+  });
+
+  test('/_cluster, /healthz, /readyz', async () => {
+    assert.deepEqual(JSON.parse((await get('/_cluster')).text), {
+      members: [{ id: 'a', state: 'alive' }],
+      ringChecksum: 'abc',
+    });
+    assert.equal((await get('/healthz')).status, 200);
+    assert.equal((await get('/readyz')).status, 200);
+    ready = false;
+    try {
+      const r = await get('/readyz');
+      assert.equal(r.status, 503);
+      assert.equal(JSON.parse(r.text).status, 'not ready');
+    } finally {
+      ready = true;
+    }
+  });
+
+  test('/metrics is Prometheus text with the group counters read at scrape time', async () => {
+    await get('/g/metric-key');
+    const r = await get('/metrics');
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type') ?? '', /^text\/plain/);
+    const gets = /^gossipcache_group_gets_total\{group="g"\} (\d+)$/m.exec(r.text);
+    assert.ok(gets, r.text);
+    const before = Number(gets[1]);
+    await get('/g/metric-key');
+    const again = await get('/metrics');
+    assert.match(again.text, new RegExp(`^gossipcache_group_gets_total\\{group="g"\\} ${before + 1}$`, 'm'));
+    assert.match(again.text, /^gossipcache_cache_bytes\{group="g",cache="main"\} [1-9]\d*$/m);
+    assert.match(again.text, /^gossipcache_members\{state="alive"\} 1$/m);
+    assert.match(again.text, /^gossipcache_membership\{name="probes"\} 3$/m);
+  });
+
+  test('unknown paths → 404 JSON', async () => {
+    for (const p of ['/', '/_nope', '/g', '/favicon.ico']) {
+      const r = await get(p);
+      assert.equal(r.status, 404, p);
+      assert.match(JSON.parse(r.text).error, /expected \/<group>\/<key>/);
+    }
+  });
+
+  test('a client that hangs up during a slow load does not break the server', async () => {
+    const ac = new AbortController();
+    const p = fetch(`${base}/g/slow`, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 50);
+    await assert.rejects(p);
+    assert.equal((await get('/healthz')).status, 200);
+  });
+});
+
+test('decodeKey', () => {
+  assert.equal(decodeKey('a%2Fb'), 'a/b');
+  assert.equal(decodeKey('%e2%82%ac'), '€');
+  assert.equal(decodeKey('x?y=1'), 'x');
+  assert.equal(decodeKey('%ff'), '\ufffd');
+  assert.equal(decodeKey('%2'), undefined);
+  assert.equal(decodeKey('%g0'), undefined);
+});

@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { createOrigin, demoOrigin, httpOrigin, maxAgeMs, OriginError } from '../../src/node/origin.js';
+
+// A local origin: the path after /items/ picks the behaviour.
+let server: Server;
+let base: string;
+const seenPaths: string[] = [];
+const sockets = new Set<unknown>();
+
+before(async () => {
+  server = createServer((req, res) => {
+    const path = req.url ?? '';
+    seenPaths.push(path);
+    sockets.add(req.socket);
+    const key = decodeURIComponent(path.slice('/items/'.length));
+    if (key === 'missing') {
+      res.writeHead(404).end('no');
+    } else if (key === 'boom') {
+      res.writeHead(500).end('broken');
+    } else if (key === 'slow') {
+      setTimeout(() => res.end('late'), 2000).unref();
+    } else if (key === 'huge') {
+      res.writeHead(200, { 'content-length': 5000 }).end(Buffer.alloc(5000));
+    } else if (key === 'huge-chunked') {
+      res.write(Buffer.alloc(600));
+      res.end(Buffer.alloc(600));
+    } else if (key === 'ttl') {
+      res.writeHead(200, { 'cache-control': 'public, max-age=60' }).end('fresh');
+    } else {
+      res.end(`origin:${key}`);
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+after(() => {
+  server.closeAllConnections();
+  server.close();
+});
+
+const ctx = () => ({ signal: new AbortController().signal });
+
+describe('http origin', () => {
+  test('returns the body; the key is percent-encoded into the URL; sockets are kept alive', async () => {
+    const o = httpOrigin(`${base}/items/{key}`, { timeoutMs: 2000, maxBytes: 1000 });
+    try {
+      seenPaths.length = 0;
+      sockets.clear();
+      const v = await o.load('a b/ü?x', ctx());
+      assert.equal(Buffer.from(v as Uint8Array).toString(), 'origin:a b/ü?x');
+      assert.equal(seenPaths[0], '/items/a%20b%2F%C3%BC%3Fx');
+      await o.load('second', ctx());
+      assert.equal(sockets.size, 1, 'both loads used one keep-alive socket');
+    } finally {
+      o.close();
+    }
+  });
+
+  test('404 → NotFoundError; 500 → OriginError naming the status', async () => {
+    const o = httpOrigin(`${base}/items/{key}`, { timeoutMs: 2000, maxBytes: 1000 });
+    try {
+      await assert.rejects(o.load('missing', ctx()), { name: 'NotFoundError' });
+      await assert.rejects(o.load('boom', ctx()), (err: Error) => {
+        assert.ok(err instanceof OriginError);
+        assert.match(err.message, /HTTP 500/);
+        return true;
+      });
+    } finally {
+      o.close();
+    }
+  });
+
+  test('a slow origin times out', async () => {
+    const o = httpOrigin(`${base}/items/{key}`, { timeoutMs: 100, maxBytes: 1000 });
+    try {
+      await assert.rejects(o.load('slow', ctx()), /did not answer within 100ms/);
+    } finally {
+      o.close();
+    }
+  });
+
+  test('values over the size limit fail, whether declared or streamed', async () => {
+    const o = httpOrigin(`${base}/items/{key}`, { timeoutMs: 2000, maxBytes: 1000 });
+    try {
+      await assert.rejects(o.load('huge', ctx()), /5000 bytes, over the 1000-byte limit/);
+      await assert.rejects(o.load('huge-chunked', ctx()), /over the 1000-byte limit/);
+      // The origin still works afterwards.
+      assert.equal(Buffer.from((await o.load('ok', ctx())) as Uint8Array).toString(), 'origin:ok');
+    } finally {
+      o.close();
+    }
+  });
+
+  test('Cache-Control max-age becomes the TTL', async () => {
+    const o = httpOrigin(`${base}/items/{key}`, { timeoutMs: 2000, maxBytes: 1000 });
+    try {
+      const r = (await o.load('ttl', ctx())) as { value: Uint8Array; ttlMs: number };
+      assert.equal(r.ttlMs, 60_000);
+      assert.equal(Buffer.from(r.value).toString(), 'fresh');
+    } finally {
+      o.close();
+    }
+  });
+
+  test('an aborted signal stops the request with its reason', async () => {
+    const o = httpOrigin(`${base}/items/{key}`, { timeoutMs: 5000, maxBytes: 1000 });
+    try {
+      const ac = new AbortController();
+      const p = o.load('slow', { signal: ac.signal });
+      setTimeout(() => ac.abort(new Error('caller left')), 50);
+      await assert.rejects(p, /caller left/);
+    } finally {
+      o.close();
+    }
+  });
+
+  test('a closed port is an OriginError, not a crash', async () => {
+    const o = httpOrigin('http://127.0.0.1:1/{key}', { timeoutMs: 2000, maxBytes: 1000 });
+    try {
+      await assert.rejects(o.load('k', ctx()), /origin request failed \(connect ECONNREFUSED/);
+    } finally {
+      o.close();
+    }
+  });
+});
+
+test('maxAgeMs reads s-maxage over max-age; no-store/no-cache give 0', () => {
+  assert.equal(maxAgeMs(undefined), undefined);
+  assert.equal(maxAgeMs('public'), undefined);
+  assert.equal(maxAgeMs('max-age=10'), 10_000);
+  assert.equal(maxAgeMs('max-age=10, s-maxage=20'), 20_000);
+  assert.equal(maxAgeMs('no-store'), 0);
+  assert.equal(maxAgeMs('private, no-cache'), 0);
+});
+
+test('demo origin: the article heavy task', async () => {
+  const o = demoOrigin(20);
+  const t0 = Date.now();
+  assert.equal(await o.load('Tom', ctx()), 'Value of Tom');
+  assert.ok(Date.now() - t0 >= 15);
+  assert.equal(await createOrigin('demo', { timeoutMs: 1, maxBytes: 1 }).load('k', ctx()), 'Value of k');
+  assert.match(createOrigin('demo:2s', { timeoutMs: 1, maxBytes: 1 }).description, /2000ms/);
+  const ac = new AbortController();
+  const p = demoOrigin(10_000).load('k', { signal: ac.signal });
+  ac.abort(new Error('stop'));
+  await assert.rejects(p, /stop/);
+});
