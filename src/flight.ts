@@ -130,7 +130,8 @@ export function raceSignal<T>(signal: AbortSignal, start: () => Promise<T>): Pro
 /**
  * Calls `start(signal)` with a signal that aborts when `parent` aborts or after `timeoutMs` (with
  * `onTimeout()`), and settles as soon as either happens even if `start` ignores its signal. The timer
- * is cleared when the call settles and never keeps the process alive. `timeoutMs` of 0 or Infinity = none.
+ * is cleared when the call settles; until then it keeps the process alive, since someone awaits the
+ * outcome. `timeoutMs` of 0 or Infinity = none.
  */
 export function withTimeout<T>(
   parent: AbortSignal | undefined,
@@ -145,7 +146,6 @@ export function withTimeout<T>(
   let timer: NodeJS.Timeout | undefined;
   if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
     timer = setTimeout(() => ac.abort(onTimeout()), timeoutMs);
-    timer.unref();
   }
   const p = raceSignal(ac.signal, () => start(ac.signal));
   const cleanup = () => {

@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Flights } from '../../src/flight.js';
+import { GetterTimeoutError, Group, GroupRegistry } from '../../src/index.js';
+import { deferred, sleep } from './harness.js';
+
+/** A group whose getter waits for the test to release it; `started` lists each call's signal. */
+function gated(opts: { getterTimeoutMs?: number } = {}) {
+  const registry = new GroupRegistry();
+  const calls: {
+    key: string;
+    signal: AbortSignal;
+    release: (v: string) => void;
+    fail: (e: unknown) => void;
+  }[] = [];
+  const group = new Group({
+    name: 'gated',
+    cacheBytes: 1 << 20,
+    registry,
+    getterTimeoutMs: opts.getterTimeoutMs,
+    getter: (key, { signal }) => {
+      const d = deferred<string>();
+      calls.push({ key, signal, release: d.resolve, fail: d.reject });
+      return d.promise;
+    },
+  });
+  return { group, calls };
+}
+
+describe('flights', () => {
+  it('500 concurrent gets of one missing key call the getter once', async () => {
+    const { group, calls } = gated();
+    const all = Promise.all(Array.from({ length: 500 }, () => group.getString('k')));
+    await sleep(0);
+    assert.equal(calls.length, 1);
+    calls[0].release('v');
+    const values = await all;
+    assert.ok(values.every((v) => v === 'v'));
+    assert.equal(group.stats.loads, 500);
+    assert.equal(group.stats.loadsDeduped, 1);
+    assert.equal(group.stats.localLoads, 1);
+  });
+
+  it('a waiter that aborts stops waiting at once; the others still get the value', async () => {
+    const { group, calls } = gated();
+    const ac = new AbortController();
+    const leaving = group.get('k', { signal: ac.signal });
+    const staying = group.getString('k', { signal: new AbortController().signal });
+    const plain = group.getString('k');
+    await sleep(0);
+    const reason = new Error('caller gave up');
+    ac.abort(reason);
+    await assert.rejects(leaving, (e) => e === reason);
+    assert.equal(calls[0].signal.aborted, false, 'the shared load goes on for the others');
+    calls[0].release('v');
+    assert.equal(await staying, 'v');
+    assert.equal(await plain, 'v');
+    assert.equal(calls.length, 1);
+  });
+
+  it("the getter's signal fires only when every waiter has aborted; the next get loads again", async () => {
+    const { group, calls } = gated();
+    const acs = [new AbortController(), new AbortController(), new AbortController()];
+    const gets = acs.map((ac) => group.get('k', { signal: ac.signal }).catch((e: unknown) => e));
+    await sleep(0);
+    acs[0].abort();
+    acs[1].abort();
+    await sleep(0);
+    assert.equal(calls[0].signal.aborted, false);
+    acs[2].abort(new Error('last'));
+    assert.equal(calls[0].signal.aborted, true);
+    assert.match(String(calls[0].signal.reason), /last/);
+    for (const g of gets) assert.ok((await g) instanceof Error);
+    // the key is not wedged: a new get starts a new load
+    const again = group.getString('k');
+    await sleep(0);
+    assert.equal(calls.length, 2);
+    calls[1].release('fresh');
+    assert.equal(await again, 'fresh');
+    // the aborted getter settling late changes nothing
+    calls[0].release('late');
+    await sleep(0);
+    assert.equal(await group.getString('k'), 'fresh');
+  });
+
+  it('an already-aborted signal rejects without starting a load', async () => {
+    const { group, calls } = gated();
+    const ac = new AbortController();
+    ac.abort(new Error('before'));
+    await assert.rejects(group.get('k', { signal: ac.signal }), /before/);
+    assert.equal(calls.length, 0);
+  });
+
+  it('a getter that throws does not wedge the key: the error goes to every waiter, the next get loads again', async () => {
+    const { group, calls } = gated();
+    const both = Promise.allSettled([group.get('k'), group.get('k')]);
+    await sleep(0);
+    calls[0].fail(new Error('db down'));
+    for (const r of await both) assert.ok(r.status === 'rejected' && /db down/.test(String(r.reason)));
+    const c = group.getString('k');
+    await sleep(0);
+    assert.equal(calls.length, 2);
+    calls[1].release('ok');
+    assert.equal(await c, 'ok');
+  });
+
+  it('a getter that never settles times out (getterTimeoutMs) and the next get loads again', async () => {
+    const { group, calls } = gated({ getterTimeoutMs: 30 });
+    const [a, b] = await Promise.allSettled([group.get('k'), group.get('k')]);
+    assert.equal(a.status, 'rejected');
+    assert.ok(a.reason instanceof GetterTimeoutError && /30 ms/.test(a.reason.message), String(a.reason));
+    assert.ok(b.status === 'rejected' && b.reason instanceof GetterTimeoutError);
+    assert.equal(calls[0].signal.aborted, true);
+    assert.ok(calls[0].signal.reason instanceof GetterTimeoutError);
+    assert.equal(group.stats.localLoadErrs, 1);
+    const c = group.getString('k');
+    await sleep(0);
+    assert.equal(calls.length, 2);
+    calls[1].release('ok');
+    assert.equal(await c, 'ok');
+  });
+
+  it('a remove racing a flight: waiters get the in-flight value but it is not cached', async () => {
+    const { group, calls } = gated();
+    const before = group.getString('k');
+    await sleep(0);
+    group.removeLocal('k');
+    // a get after the remove does not join the stale flight
+    const after = group.getString('k');
+    await sleep(0);
+    assert.equal(calls.length, 2);
+    calls[0].release('stale');
+    assert.equal(await before, 'stale');
+    assert.equal(group.getCached('k'), undefined, 'the stale result was not cached');
+    calls[1].release('fresh');
+    assert.equal(await after, 'fresh');
+    assert.equal(group.getCached('k')?.toString(), 'fresh');
+    // and the stale flight finishing last does not evict or overwrite the fresh one
+    assert.equal(await group.getString('k'), 'fresh');
+  });
+
+  it('group.remove (no peers) drops the cached value', async () => {
+    const registry = new GroupRegistry();
+    let n = 0;
+    const group = new Group({ name: 'r', cacheBytes: 1000, registry, getter: async () => `v${++n}` });
+    assert.equal(await group.getString('k'), 'v1');
+    await group.remove('k');
+    assert.equal(await group.getString('k'), 'v2');
+  });
+});
+
+describe('Flights (unit)', () => {
+  it('never leaves an unhandled rejection when every waiter has left', async () => {
+    const flights = new Flights<string>();
+    const ac = new AbortController();
+    const d = deferred<string>();
+    const p = flights.do('k', ac.signal, () => d.promise);
+    ac.abort();
+    await assert.rejects(p);
+    d.reject(new Error('late failure'));
+    await sleep(5);
+    assert.equal(flights.size, 0);
+  });
+});

@@ -1,0 +1,189 @@
+// In-process multi-peer harness: several "nodes", each a Group in its own GroupRegistry, wired by an
+// in-memory PeerPicker over src/ring.ts. A peer call is a direct getEntry({ local: true }) on the
+// owner's group, so tests see the real load path on both sides without any network.
+
+import type { GetterResult, GroupOptions } from '../../src/group.js';
+import { Group, GroupRegistry } from '../../src/group.js';
+import type { HotKeyPolicy } from '../../src/hotkeys.js';
+import type { Peer, PeerGetResult, PeerPicker } from '../../src/peers.js';
+import { Ring } from '../../src/ring.js';
+
+export interface ClusterOptions {
+  nodes: number;
+  /** Group name on every node. Default 'test'. */
+  name?: string;
+  cacheBytes?: number;
+  /** The getter of node `node`. Calls are counted in `cluster.getterCalls`. */
+  getter: (key: string, ctx: { signal: AbortSignal; node: number }) => Promise<GetterResult>;
+  now?: () => number;
+  /** A fresh policy per node. */
+  hotKeyPolicy?: (node: number) => HotKeyPolicy;
+  getterTimeoutMs?: number;
+  peerTimeoutMs?: number;
+  /** Extra Group options. */
+  groupOptions?: Partial<GroupOptions>;
+}
+
+/** What a node's peers can do to it. */
+export interface NodeFaults {
+  /** Peer calls to this node fail at once with an Error (as if the process were down). */
+  down: boolean;
+  /** Peer calls to this node never answer (until their signal aborts). */
+  hang: boolean;
+}
+
+export interface ClusterNode {
+  readonly index: number;
+  readonly id: string;
+  readonly registry: GroupRegistry;
+  readonly group: Group;
+  readonly faults: NodeFaults;
+  /** Peer calls (get) this node received. */
+  peerGetsReceived: number;
+  /** Peer remove calls this node received. */
+  peerRemovesReceived: number;
+}
+
+/** A Peer that calls the target node's group in-process, honouring its faults. */
+export class MemPeer implements Peer {
+  constructor(private readonly target: ClusterNode) {}
+
+  get id(): string {
+    return this.target.id;
+  }
+
+  async get(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult> {
+    this.target.peerGetsReceived++;
+    await this.fault(signal);
+    const g = this.target.registry.get(group);
+    if (g === undefined) throw new Error(`peer ${this.id}: no group ${group}`);
+    return g.getEntry(key, { signal, local: true });
+  }
+
+  async remove(group: string, key: string, signal: AbortSignal): Promise<void> {
+    this.target.peerRemovesReceived++;
+    await this.fault(signal);
+    this.target.registry.get(group)?.removeLocal(key);
+  }
+
+  private async fault(signal: AbortSignal): Promise<void> {
+    if (this.target.faults.down) throw new Error(`peer ${this.id} is down`);
+    if (this.target.faults.hang) {
+      await new Promise((_resolve, reject) => {
+        signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+      });
+    }
+  }
+}
+
+/** Owner by rendezvous hashing over the node ids; `null` for keys this node owns. */
+export class MemPicker implements PeerPicker {
+  constructor(
+    private readonly self: string,
+    private readonly ring: Ring,
+    private readonly byId: Map<string, Peer>,
+  ) {}
+
+  pickPeer(key: string): Peer | null {
+    const owner = this.ring.owner(key);
+    if (owner === undefined || owner === this.self) return null;
+    return this.byId.get(owner) ?? null;
+  }
+
+  peers(): Peer[] {
+    return [...this.byId.values()];
+  }
+}
+
+export class Cluster {
+  readonly nodes: ClusterNode[] = [];
+  readonly ring: Ring;
+  /** getterCalls[node] = getter calls on that node; `keys` = every key passed to any getter, in order. */
+  readonly getterCalls: number[];
+  readonly keys: string[] = [];
+
+  constructor(opts: ClusterOptions) {
+    const ids = Array.from({ length: opts.nodes }, (_, i) => `node${i}:7000`);
+    this.ring = new Ring({ labels: ids });
+    this.getterCalls = ids.map(() => 0);
+    for (let i = 0; i < ids.length; i++) {
+      const registry = new GroupRegistry();
+      const group = new Group({
+        name: opts.name ?? 'test',
+        cacheBytes: opts.cacheBytes ?? 1 << 20,
+        registry,
+        getter: (key, ctx) => {
+          this.getterCalls[i]++;
+          this.keys.push(key);
+          return opts.getter(key, { signal: ctx.signal, node: i });
+        },
+        now: opts.now,
+        hotKeyPolicy: opts.hotKeyPolicy?.(i),
+        getterTimeoutMs: opts.getterTimeoutMs,
+        peerTimeoutMs: opts.peerTimeoutMs,
+        ...opts.groupOptions,
+      });
+      this.nodes.push({
+        index: i,
+        id: ids[i],
+        registry,
+        group,
+        faults: { down: false, hang: false },
+        peerGetsReceived: 0,
+        peerRemovesReceived: 0,
+      });
+    }
+    for (const node of this.nodes) {
+      const byId = new Map<string, Peer>();
+      for (const other of this.nodes) if (other !== node) byId.set(other.id, new MemPeer(other));
+      node.registry.setPeerPicker(new MemPicker(node.id, this.ring, byId));
+    }
+  }
+
+  /** Index of the node owning `key`. */
+  ownerOf(key: string): number {
+    const id = this.ring.owner(key);
+    return this.nodes.findIndex((n) => n.id === id);
+  }
+
+  /** A key owned by node `owner` (deterministic: the first `prefix<i>` that hashes there). */
+  keyOwnedBy(owner: number, prefix = 'k'): string {
+    for (let i = 0; ; i++) if (this.ownerOf(prefix + i) === owner) return prefix + i;
+  }
+
+  totalGetterCalls(): number {
+    return this.getterCalls.reduce((a, b) => a + b, 0);
+  }
+
+  /** Sum of one stats field over all nodes. */
+  sum(field: keyof Group['stats']): number {
+    return this.nodes.reduce((a, n) => a + n.group.stats[field], 0);
+  }
+
+  close(): void {
+    for (const n of this.nodes) n.group.close();
+  }
+}
+
+/** A fake clock: `clock.now` for the Group, `clock.advance(ms)` to move time. */
+export function fakeClock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
+  let t = start;
+  return { now: () => t, advance: (ms) => void (t += ms) };
+}
+
+/** A promise and its resolve/reject, for getters that tests release by hand. */
+export function deferred<T>(): {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+  reject: (e: unknown) => void;
+} {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
