@@ -41,6 +41,11 @@ export interface UdpTcpTransportOptions {
   inboundTimeoutMs?: number;
   /** Most inbound streams served at once; more are refused (counted). Default 256. */
   maxInboundStreams?: number;
+  /**
+   * Which peer IPs may be contacted or heard (memberlist's CIDRsAllowed idea); others are dropped and
+   * counted as `filtered`. Default: all. Hosts that are not IP literals never pass a filter.
+   */
+  allowAddress?: (ip: string) => boolean;
   logger?: MembershipLogger;
 }
 
@@ -68,6 +73,8 @@ export interface TransportStats {
   streamTimeouts: number;
   /** Inbound streams refused because maxInboundStreams were already open. */
   streamsRefused: number;
+  /** Datagrams and streams to or from addresses `allowAddress` refuses. */
+  filtered: number;
   /** onPacket / onRequest handlers that threw (a bug upstream; the transport keeps going). */
   handlerErrors: number;
 }
@@ -160,6 +167,7 @@ export class UdpTcpTransport implements Transport {
     streamErrors: 0,
     streamTimeouts: 0,
     streamsRefused: 0,
+    filtered: 0,
     handlerErrors: 0,
   };
   private readonly sockets = new Set<Socket>();
@@ -171,6 +179,7 @@ export class UdpTcpTransport implements Transport {
   private readonly inboundTimeoutMs: number;
   private readonly maxInbound: number;
   private readonly log: MembershipLogger;
+  private readonly allow: ((ip: string) => boolean) | undefined;
 
   private constructor(
     private readonly udp: UdpSocket,
@@ -187,6 +196,7 @@ export class UdpTcpTransport implements Transport {
     this.inboundTimeoutMs = opts.inboundTimeoutMs ?? 10_000;
     this.maxInbound = opts.maxInboundStreams ?? 256;
     this.log = opts.logger ?? silentLogger;
+    this.allow = opts.allowAddress;
     udp.on('message', (msg, rinfo) => this.receivePacket(msg, rinfo));
     udp.on('error', (err) => this.warn('udp', { err: err.message }, 'gossip UDP socket error'));
     tcp.on('connection', (s) => this.serveStream(s));
@@ -277,10 +287,7 @@ export class UdpTcpTransport implements Transport {
       return;
     }
     const dst = this.parse(to);
-    if (!dst) {
-      this.counters.sendErrors++;
-      return;
-    }
+    if (!dst) return;
     const wire = this.keyring.seal('packet', data);
     this.counters.packetsSent++;
     this.counters.bytesSent += wire.length;
@@ -299,7 +306,7 @@ export class UdpTcpTransport implements Transport {
   request(to: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     if (this.closing) return Promise.reject(new Error('transport closed'));
     const dst = this.parse(to);
-    if (!dst) return Promise.reject(new Error(`request to "${to}": not a host:port address`));
+    if (!dst) return Promise.reject(new Error(`request to "${to}": not an allowed host:port address`));
     const body = this.keyring.seal('request', withSender(this.localAddr, data));
     if (body.length > this.maxStreamBytes) {
       this.counters.oversize++;
@@ -370,6 +377,10 @@ export class UdpTcpTransport implements Transport {
   private receivePacket(msg: Buffer, rinfo: RemoteInfo): void {
     this.counters.packetsReceived++;
     this.counters.bytesReceived += msg.length;
+    if (this.allow && !this.allow(rinfo.address)) {
+      this.counters.filtered++;
+      return;
+    }
     const from = formatHostPort({ host: rinfo.address, port: rinfo.port });
     if (msg.length > this.maxDatagram) {
       this.counters.oversize++;
@@ -391,6 +402,11 @@ export class UdpTcpTransport implements Transport {
   }
 
   private serveStream(sock: Socket): void {
+    if (this.allow && !this.allow(sock.remoteAddress ?? '')) {
+      this.counters.filtered++;
+      sock.destroy();
+      return;
+    }
     if (this.closing || this.sockets.size >= this.maxInbound) {
       this.counters.streamsRefused++;
       sock.destroy();
@@ -471,6 +487,7 @@ export class UdpTcpTransport implements Transport {
     return sealed;
   }
 
+  /** Destination of a send: parsed once per address (bounded cache); null = bad or not allowed (counted). */
   private parse(addr: string): HostPort | null {
     let hp = this.parsed.get(addr);
     if (hp === undefined) {
@@ -482,6 +499,11 @@ export class UdpTcpTransport implements Transport {
       }
       if (this.parsed.size > 10_000) this.parsed.clear(); // bounded: addresses come from the network
       this.parsed.set(addr, hp);
+    }
+    if (hp === null) this.counters.sendErrors++;
+    else if (this.allow && !(isIP(hp.host) !== 0 && this.allow(hp.host))) {
+      this.counters.filtered++;
+      return null;
     }
     return hp;
   }

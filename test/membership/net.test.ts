@@ -105,7 +105,23 @@ describe('UdpTcpTransport', () => {
     for (const to of ['', 'nonsense', 'host:99999', '[::1', '127.0.0.1:0'])
       a.sendPacket(to, Buffer.from('x'));
     assert.equal(a.stats().sendErrors, 5);
-    await assert.rejects(a.request('nonsense', Buffer.from('x'), 100), /not a host:port/);
+    await assert.rejects(a.request('nonsense', Buffer.from('x'), 100), /not an allowed host:port/);
+  });
+
+  it('neither contacts nor hears addresses the filter refuses', async () => {
+    const a = await listen({ allowAddress: (ip) => ip === '127.0.0.2' });
+    const b = await listen();
+    let received = 0;
+    a.onPacket = () => received++;
+    a.sendPacket(b.localAddr, Buffer.from('x'));
+    a.sendPacket(`localhost:${port(b)}`, Buffer.from('x')); // names never pass a filter
+    await assert.rejects(a.request(b.localAddr, Buffer.from('x'), 500), /not an allowed/);
+    b.sendPacket(a.localAddr, Buffer.from('x'));
+    b.onRequest = async (_f, d) => d;
+    await assert.rejects(b.request(a.localAddr, Buffer.from('x'), 1000));
+    await until(() => a.stats().filtered === 5, 'filtered drops counted');
+    assert.equal(received, 0);
+    assert.equal(b.stats().packetsReceived, 0);
   });
 
   it('says clearly when the port is in use (TCP or UDP side)', async () => {
