@@ -1,0 +1,148 @@
+// A remote node as the core's Peer: one gRPC channel per address, kept for as long as the node is a
+// member. Fills go over the multiplexed Fetch stream (mux.ts); Remove, and Get for callers that want
+// groupcache's plain unary call, are unary calls on the same channel.
+
+import { Client, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import type { Peer, PeerGetResult } from '../peers.js';
+import type { GetResponse, KeyRequest } from './codec.js';
+import { FetchMux } from './mux.js';
+import { GET_PATH, gossipCacheService, groupCacheService, REMOVE_PATH } from './proto.js';
+import { checkMaxMessageBytes, messageLimitOptions, PEER_METADATA } from './serve.js';
+import { errorOf, PeerError, UNKNOWN_GROUP } from './status.js';
+import { channelCredentials, type TlsFiles, tlsChannelOptions } from './tls.js';
+
+export interface GrpcPeerOptions {
+  /** Unset = plaintext. Present this certificate to the peer; verify the peer against `caFile`. */
+  tls?: TlsFiles;
+  /** Deadline of each fill and remove, in ms (default 5000). The core's own signal may end it sooner. */
+  timeoutMs?: number;
+  /** Largest value accepted from the peer (default 64 MiB); bigger ones fail with RESOURCE_EXHAUSTED. */
+  maxMessageBytes?: number;
+  /**
+   * Called when each fill settles, with its latency in ms and whether it was answered (a value or
+   * "not found") rather than failed — for peer RPC latency histograms and error counters.
+   */
+  onPeerRpc?: (ms: number, ok: boolean, peer: string) => void;
+}
+
+export const DEFAULT_PEER_TIMEOUT_MS = 5000;
+
+const getMethod = groupCacheService.Get;
+const removeMethod = gossipCacheService.Remove;
+
+export class GrpcPeer implements Peer {
+  readonly id: string;
+  private readonly client: Client;
+  private readonly timeoutMs: number;
+  private readonly maxMessageBytes: number;
+  private readonly onPeerRpc: ((ms: number, ok: boolean) => void) | undefined;
+  private mux: FetchMux | undefined;
+  private closed = false;
+
+  /** `addr` is the peer's advertised gRPC address, `host:port`. */
+  constructor(addr: string, opts: GrpcPeerOptions = {}) {
+    this.id = addr;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
+    if (!(this.timeoutMs > 0)) throw new RangeError(`timeoutMs must be > 0, got ${opts.timeoutMs}`);
+    this.maxMessageBytes = checkMaxMessageBytes(opts.maxMessageBytes);
+    const hook = opts.onPeerRpc;
+    this.onPeerRpc = hook && ((ms, ok) => hook(ms, ok, addr));
+    this.client = new Client(addr, channelCredentials(opts.tls), {
+      ...messageLimitOptions(this.maxMessageBytes),
+      ...tlsChannelOptions(opts.tls),
+      // Notice a vanished peer (no FIN, no RST) within ~15 s even while the stream sits idle.
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+  }
+
+  /** Fetch over the peer stream; opens (or reopens) the stream when needed. */
+  get(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult> {
+    if (this.closed) {
+      return Promise.reject(new PeerError(this.id, status.UNAVAILABLE, 'the peer was removed'));
+    }
+    let mux = this.mux;
+    if (!mux?.alive) {
+      mux = this.mux = new FetchMux(this.client, {
+        peer: this.id,
+        timeoutMs: this.timeoutMs,
+        maxMessageBytes: this.maxMessageBytes,
+        onPeerRpc: this.onPeerRpc,
+      });
+    }
+    return mux.fetch(group, key, signal);
+  }
+
+  /**
+   * groupcache's unary Get. `peer: true` (default) marks it as a peer's fill (served by that node,
+   * never forwarded); `peer: false` asks like an outside client (routed to the key's owner).
+   */
+  getUnary(
+    group: string,
+    key: string,
+    signal?: AbortSignal,
+    opts: { peer?: boolean } = {},
+  ): Promise<PeerGetResult> {
+    const md = new Metadata();
+    if (opts.peer !== false) md.set(PEER_METADATA, '1');
+    return this.unary<GetResponse>(GET_PATH, getMethod, { group, key }, md, signal).then((r) => ({
+      value: r.value,
+      minuteQps: r.minuteQps,
+      ttlMs: r.ttlMs,
+    }));
+  }
+
+  /** Drop `key` of `group` from the peer's caches. A peer that lacks the group has nothing to drop. */
+  remove(group: string, key: string, signal: AbortSignal): Promise<void> {
+    return this.unary(REMOVE_PATH, removeMethod, { group, key }, new Metadata(), signal).then(
+      () => undefined,
+      (err: Error) => {
+        if (err instanceof PeerError && err.code === status.NOT_FOUND) return;
+        if (err.name === 'NotFoundError' && err.message.startsWith(UNKNOWN_GROUP)) return;
+        throw err;
+      },
+    );
+  }
+
+  /** Close the stream and the channel; later calls fail with UNAVAILABLE. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.mux?.close();
+    this.client.close();
+  }
+
+  private unary<R>(
+    path: string,
+    method: typeof getMethod | typeof removeMethod,
+    req: KeyRequest,
+    md: Metadata,
+    signal: AbortSignal | undefined,
+  ): Promise<R> {
+    if (this.closed) {
+      return Promise.reject(new PeerError(this.id, status.UNAVAILABLE, 'the peer was removed'));
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<R>((resolve, reject) => {
+      const call = this.client.makeUnaryRequest(
+        path,
+        method.requestSerialize,
+        method.responseDeserialize,
+        req,
+        md,
+        { deadline: Date.now() + this.timeoutMs },
+        (err: ServiceError | null, res?: R) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (err) {
+            if (signal?.aborted) return reject(signal.reason);
+            return reject(errorOf(this.id, err.code, err.details || err.message));
+          }
+          resolve(res as R);
+        },
+      );
+      const onAbort = () => call.cancel();
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}

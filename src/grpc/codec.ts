@@ -1,0 +1,416 @@
+// Hand-written protobuf encoding for the messages on the hot path (proto/groupcache.proto and
+// proto/gossipcache.proto). A generic protobuf library allocates an object graph per message and
+// walks reflection metadata; a peer fill must cost only a few microseconds on each end, so these
+// functions compute the exact size, allocate once and write the fields directly. The output is plain
+// protobuf (tested against protobufjs and a Python client), unknown fields are skipped on decode.
+
+/** groupcachepb.GetRequest, gossipcachepb.RemoveRequest. */
+export interface KeyRequest {
+  group: string;
+  key: string;
+}
+
+/** groupcachepb.GetResponse. */
+export interface GetResponse {
+  value: Uint8Array;
+  minuteQps: number;
+  /** Absent (or 0) = no expiry. */
+  ttlMs?: number;
+}
+
+/** gossipcachepb.FetchRequest. */
+export interface FetchRequest {
+  id: number;
+  group: string;
+  key: string;
+  timeoutMs: number;
+  cancel: boolean;
+}
+
+/** gossipcachepb.FetchReply. */
+export interface FetchReply {
+  id: number;
+  code: number;
+  value: Uint8Array;
+  minuteQps: number;
+  ttlMs: number;
+  message: string;
+}
+
+const EMPTY = Buffer.alloc(0);
+const WIRE_VARINT = 0;
+const WIRE_I64 = 1;
+const WIRE_LEN = 2;
+const WIRE_I32 = 5;
+
+/** Thrown for bytes that are not a valid encoding of the expected message. */
+export class DecodeError extends Error {
+  override name = 'DecodeError';
+}
+
+function varintSize(n: number): number {
+  if (n < 0x80) return 1;
+  if (n < 0x4000) return 2;
+  if (n < 0x200000) return 3;
+  if (n < 0x10000000) return 4;
+  let size = 4;
+  n = Math.floor(n / 0x10000000);
+  while (n > 0) {
+    size++;
+    n = Math.floor(n / 0x80);
+  }
+  return size;
+}
+
+function writeVarint(buf: Buffer, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n % 0x80) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+function lenFieldSize(tag: number, len: number): number {
+  return varintSize(tag) + varintSize(len) + len;
+}
+
+/** Non-negative integer for an int64/uint32 field: rejects what the wire cannot carry. */
+function uint(n: number | undefined): number {
+  return n !== undefined && n > 0 && Number.isFinite(n) ? Math.floor(n) : 0;
+}
+
+class Reader {
+  pos = 0;
+  constructor(
+    readonly buf: Buffer,
+    readonly end: number = buf.length,
+  ) {}
+
+  varint(): number {
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new DecodeError('truncated varint');
+      const b = this.buf[this.pos++];
+      // Beyond 2^53 precision is lost, which no field here can legitimately reach.
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) return result;
+      mul *= 0x80;
+    }
+    throw new DecodeError('varint longer than 10 bytes');
+  }
+
+  /** Start and end of a length-delimited field's bytes. */
+  span(): [number, number] {
+    const len = this.varint();
+    const start = this.pos;
+    if (start + len > this.end) throw new DecodeError('length-delimited field runs past the message');
+    this.pos = start + len;
+    return [start, this.pos];
+  }
+
+  string(): string {
+    const [s, e] = this.span();
+    return this.buf.toString('utf8', s, e);
+  }
+
+  double(): number {
+    if (this.pos + 8 > this.end) throw new DecodeError('truncated double');
+    const v = this.buf.readDoubleLE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+
+  skip(wire: number): void {
+    switch (wire) {
+      case WIRE_VARINT:
+        this.varint();
+        return;
+      case WIRE_I64:
+        this.pos += 8;
+        break;
+      case WIRE_LEN:
+        this.span();
+        return;
+      case WIRE_I32:
+        this.pos += 4;
+        break;
+      default:
+        throw new DecodeError(`unsupported wire type ${wire}`);
+    }
+    if (this.pos > this.end) throw new DecodeError('truncated fixed-width field');
+  }
+}
+
+// ---- groupcachepb.GetRequest / gossipcachepb.RemoveRequest: group = 1, key = 2 ----
+
+export function encodeKeyRequest(req: KeyRequest): Buffer {
+  const g = Buffer.byteLength(req.group);
+  const k = Buffer.byteLength(req.key);
+  const buf = Buffer.allocUnsafe(lenFieldSize(1, g) + lenFieldSize(1, k));
+  let pos = 0;
+  buf[pos++] = 0x0a;
+  pos = writeVarint(buf, pos, g);
+  pos += buf.write(req.group, pos, 'utf8');
+  buf[pos++] = 0x12;
+  pos = writeVarint(buf, pos, k);
+  buf.write(req.key, pos, 'utf8');
+  return buf;
+}
+
+export function decodeKeyRequest(buf: Buffer): KeyRequest {
+  const r = new Reader(buf);
+  let group = '';
+  let key = '';
+  while (r.pos < r.end) {
+    const tag = r.varint();
+    if (tag === 0x0a) group = r.string();
+    else if (tag === 0x12) key = r.string();
+    else r.skip(tag & 7);
+  }
+  return { group, key };
+}
+
+// ---- groupcachepb.GetResponse: value = 1, minute_qps = 2, ttl_ms = 4 ----
+
+export function encodeGetResponse(res: GetResponse): Buffer {
+  const ttl = uint(res.ttlMs);
+  const v = res.value.byteLength;
+  const size = lenFieldSize(1, v) + (res.minuteQps ? 9 : 0) + (ttl ? 1 + varintSize(ttl) : 0);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  buf[pos++] = 0x0a;
+  pos = writeVarint(buf, pos, v);
+  buf.set(res.value, pos);
+  pos += v;
+  if (res.minuteQps) {
+    buf[pos++] = 0x11;
+    pos = buf.writeDoubleLE(res.minuteQps, pos);
+  }
+  if (ttl) {
+    buf[pos++] = 0x20;
+    writeVarint(buf, pos, ttl);
+  }
+  return buf;
+}
+
+export function decodeGetResponse(buf: Buffer): GetResponse {
+  const r = new Reader(buf);
+  const res: GetResponse = { value: EMPTY, minuteQps: 0 };
+  while (r.pos < r.end) {
+    const tag = r.varint();
+    if (tag === 0x0a) {
+      const [s, e] = r.span();
+      res.value = buf.subarray(s, e);
+    } else if (tag === 0x11) res.minuteQps = r.double();
+    else if (tag === 0x20) res.ttlMs = r.varint() || undefined;
+    else r.skip(tag & 7);
+  }
+  return res;
+}
+
+// ---- gossipcachepb.FetchBatch { repeated FetchRequest requests = 1 } ----
+
+function fetchRequestSize(q: FetchRequest, g: number, k: number): number {
+  let size = q.id ? 1 + varintSize(q.id) : 0;
+  if (g) size += lenFieldSize(1, g);
+  if (k) size += lenFieldSize(1, k);
+  if (q.timeoutMs) size += 1 + varintSize(q.timeoutMs);
+  if (q.cancel) size += 2;
+  return size;
+}
+
+/** Encoded size of one request inside a batch (for splitting batches under the message limit). */
+export function fetchRequestBatchBytes(q: FetchRequest): number {
+  const inner = fetchRequestSize(q, Buffer.byteLength(q.group), Buffer.byteLength(q.key));
+  return 1 + varintSize(inner) + inner;
+}
+
+export function encodeFetchBatch(requests: readonly FetchRequest[]): Buffer {
+  const sizes = new Array<number>(requests.length * 3);
+  let total = 0;
+  for (let i = 0; i < requests.length; i++) {
+    const q = requests[i];
+    q.timeoutMs = uint(q.timeoutMs);
+    const g = Buffer.byteLength(q.group);
+    const k = Buffer.byteLength(q.key);
+    const inner = fetchRequestSize(q, g, k);
+    sizes[i * 3] = inner;
+    sizes[i * 3 + 1] = g;
+    sizes[i * 3 + 2] = k;
+    total += 1 + varintSize(inner) + inner;
+  }
+  const buf = Buffer.allocUnsafe(total);
+  let pos = 0;
+  for (let i = 0; i < requests.length; i++) {
+    const q = requests[i];
+    const g = sizes[i * 3 + 1];
+    const k = sizes[i * 3 + 2];
+    buf[pos++] = 0x0a;
+    pos = writeVarint(buf, pos, sizes[i * 3]);
+    if (q.id) {
+      buf[pos++] = 0x08;
+      pos = writeVarint(buf, pos, q.id);
+    }
+    if (g) {
+      buf[pos++] = 0x12;
+      pos = writeVarint(buf, pos, g);
+      pos += buf.write(q.group, pos, 'utf8');
+    }
+    if (k) {
+      buf[pos++] = 0x1a;
+      pos = writeVarint(buf, pos, k);
+      pos += buf.write(q.key, pos, 'utf8');
+    }
+    if (q.timeoutMs) {
+      buf[pos++] = 0x20;
+      pos = writeVarint(buf, pos, q.timeoutMs);
+    }
+    if (q.cancel) {
+      buf[pos++] = 0x28;
+      buf[pos++] = 1;
+    }
+  }
+  return buf;
+}
+
+export function decodeFetchBatch(buf: Buffer): FetchRequest[] {
+  const r = new Reader(buf);
+  const out: FetchRequest[] = [];
+  while (r.pos < r.end) {
+    const tag = r.varint();
+    if (tag !== 0x0a) {
+      r.skip(tag & 7);
+      continue;
+    }
+    const [s, e] = r.span();
+    const m = new Reader(buf, e);
+    m.pos = s;
+    const q: FetchRequest = { id: 0, group: '', key: '', timeoutMs: 0, cancel: false };
+    while (m.pos < e) {
+      const t = m.varint();
+      if (t === 0x08) q.id = m.varint();
+      else if (t === 0x12) q.group = m.string();
+      else if (t === 0x1a) q.key = m.string();
+      else if (t === 0x20) q.timeoutMs = m.varint();
+      else if (t === 0x28) q.cancel = m.varint() !== 0;
+      else m.skip(t & 7);
+    }
+    out.push(q);
+  }
+  return out;
+}
+
+// ---- gossipcachepb.FetchReplyBatch { repeated FetchReply replies = 1 } ----
+
+function fetchReplySize(p: FetchReply, msg: number): number {
+  let size = p.id ? 1 + varintSize(p.id) : 0;
+  if (p.code) size += 1 + varintSize(p.code);
+  if (p.value.byteLength) size += lenFieldSize(1, p.value.byteLength);
+  if (p.minuteQps) size += 9;
+  if (p.ttlMs) size += 1 + varintSize(p.ttlMs);
+  if (msg) size += lenFieldSize(1, msg);
+  return size;
+}
+
+/** Encoded size of one reply inside a batch (for splitting batches under the message limit). */
+export function fetchReplyBatchBytes(p: FetchReply): number {
+  const inner = fetchReplySize(p, p.message ? Buffer.byteLength(p.message) : 0);
+  return 1 + varintSize(inner) + inner;
+}
+
+export function encodeFetchReplyBatch(replies: readonly FetchReply[]): Buffer {
+  const sizes = new Array<number>(replies.length * 2);
+  let total = 0;
+  for (let i = 0; i < replies.length; i++) {
+    const p = replies[i];
+    p.ttlMs = uint(p.ttlMs);
+    const msg = p.message ? Buffer.byteLength(p.message) : 0;
+    const inner = fetchReplySize(p, msg);
+    sizes[i * 2] = inner;
+    sizes[i * 2 + 1] = msg;
+    total += 1 + varintSize(inner) + inner;
+  }
+  const buf = Buffer.allocUnsafe(total);
+  let pos = 0;
+  for (let i = 0; i < replies.length; i++) {
+    const p = replies[i];
+    buf[pos++] = 0x0a;
+    pos = writeVarint(buf, pos, sizes[i * 2]);
+    if (p.id) {
+      buf[pos++] = 0x08;
+      pos = writeVarint(buf, pos, p.id);
+    }
+    if (p.code) {
+      buf[pos++] = 0x10;
+      pos = writeVarint(buf, pos, p.code);
+    }
+    const v = p.value.byteLength;
+    if (v) {
+      buf[pos++] = 0x1a;
+      pos = writeVarint(buf, pos, v);
+      buf.set(p.value, pos);
+      pos += v;
+    }
+    if (p.minuteQps) {
+      buf[pos++] = 0x21;
+      pos = buf.writeDoubleLE(p.minuteQps, pos);
+    }
+    if (p.ttlMs) {
+      buf[pos++] = 0x28;
+      pos = writeVarint(buf, pos, p.ttlMs);
+    }
+    const msg = sizes[i * 2 + 1];
+    if (msg) {
+      buf[pos++] = 0x32;
+      pos = writeVarint(buf, pos, msg);
+      pos += buf.write(p.message, pos, 'utf8');
+    }
+  }
+  return buf;
+}
+
+/**
+ * Values of a batch with one reply are views into the received message; with several they are
+ * copied, so a small value kept in a cache does not pin a large batch's buffer in memory.
+ */
+export function decodeFetchReplyBatch(buf: Buffer): FetchReply[] {
+  const r = new Reader(buf);
+  const out: FetchReply[] = [];
+  const spans: number[] = [];
+  while (r.pos < r.end) {
+    const tag = r.varint();
+    if (tag !== 0x0a) {
+      r.skip(tag & 7);
+      continue;
+    }
+    const [s, e] = r.span();
+    const m = new Reader(buf, e);
+    m.pos = s;
+    const p: FetchReply = { id: 0, code: 0, value: EMPTY, minuteQps: 0, ttlMs: 0, message: '' };
+    while (m.pos < e) {
+      const t = m.varint();
+      if (t === 0x08) p.id = m.varint();
+      else if (t === 0x10) p.code = m.varint();
+      else if (t === 0x1a) {
+        const [vs, ve] = m.span();
+        spans.push(out.length, vs, ve);
+      } else if (t === 0x21) p.minuteQps = m.double();
+      else if (t === 0x28) p.ttlMs = m.varint();
+      else if (t === 0x32) p.message = m.string();
+      else m.skip(t & 7);
+    }
+    out.push(p);
+  }
+  const copy = out.length > 1;
+  for (let i = 0; i < spans.length; i += 3) {
+    const view = buf.subarray(spans[i + 1], spans[i + 2]);
+    out[spans[i]].value = copy ? Buffer.from(view) : view;
+  }
+  return out;
+}
+
+/** gossipcachepb.RemoveResponse and other empty messages. */
+export const encodeEmpty = (_: unknown): Buffer => EMPTY;
+export const decodeEmpty = (_: Buffer): Record<string, never> => ({});

@@ -1,0 +1,236 @@
+// The client end of the peer Fetch stream: many fills multiplexed over one long-lived bidirectional
+// stream, because a unary call per fill costs several times more in grpc-js than a message on an
+// open stream. Requests issued in the same event-loop turn leave in one message; each has an id, a
+// deadline and can be cancelled. When the stream dies, every request in flight fails (the core then
+// loads locally) and the next request opens a new stream on the same channel.
+
+import { type Client, type ClientDuplexStream, Metadata, status } from '@grpc/grpc-js';
+import type { PeerGetResult } from '../peers.js';
+import { type FetchReply, type FetchRequest, fetchRequestBatchBytes } from './codec.js';
+import { FETCH_PATH, gossipCacheService } from './proto.js';
+import { MAX_VALUE_METADATA } from './serve.js';
+import { errorOf, PeerError } from './status.js';
+
+const fetchMethod = gossipCacheService.Fetch;
+
+interface Pending {
+  id: number;
+  resolve: (r: PeerGetResult) => void;
+  reject: (e: Error) => void;
+  start: number;
+  deadline: number;
+  signal: AbortSignal;
+  onAbort: (() => void) | undefined;
+  done: boolean;
+}
+
+export interface FetchMuxOptions {
+  peer: string;
+  timeoutMs: number;
+  maxMessageBytes: number;
+  onPeerRpc?: (ms: number, ok: boolean) => void;
+}
+
+export class FetchMux {
+  /** False once the stream ended or failed; the owner then opens a new one. */
+  alive = true;
+  private readonly call: ClientDuplexStream<FetchRequest[], FetchReply[]>;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private queue: FetchRequest[] = [];
+  private flushScheduled = false;
+  private waitingDrain = false;
+  // Deadlines in the order requests were sent; with one timeout per peer they are already sorted,
+  // so one timer at the head replaces a timer per request.
+  private deadlines: Pending[] = [];
+  private deadlineHead = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    client: Client,
+    private readonly opts: FetchMuxOptions,
+  ) {
+    const md = new Metadata();
+    md.set(MAX_VALUE_METADATA, String(opts.maxMessageBytes));
+    this.call = client.makeBidiStreamRequest(
+      FETCH_PATH,
+      fetchMethod.requestSerialize,
+      fetchMethod.responseDeserialize,
+      md,
+      {},
+    ) as ClientDuplexStream<FetchRequest[], FetchReply[]>;
+    this.call.on('data', (replies: FetchReply[]) => {
+      for (let i = 0; i < replies.length; i++) this.onReply(replies[i]);
+    });
+    this.call.on('error', (err: Error & { code?: number; details?: string }) => {
+      this.die(err.code ?? status.UNAVAILABLE, err.details || err.message);
+    });
+    this.call.on('status', (s: { code: number; details: string }) => {
+      this.die(s.code === status.OK ? status.UNAVAILABLE : s.code, s.details || 'the peer ended the stream');
+    });
+    this.call.on('end', () => this.die(status.UNAVAILABLE, 'the peer ended the stream'));
+  }
+
+  fetch(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult> {
+    if (signal.aborted) return Promise.reject(signal.reason);
+    return new Promise<PeerGetResult>((resolve, reject) => {
+      const id = this.nextId;
+      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+      const start = performance.now();
+      const p: Pending = {
+        id,
+        resolve,
+        reject,
+        start,
+        deadline: start + this.opts.timeoutMs,
+        signal,
+        onAbort: undefined,
+        done: false,
+      };
+      p.onAbort = () => {
+        if (p.done) return;
+        this.settle(p, false);
+        reject(signal.reason);
+        // Tell the peer, so its load stops if nobody else waits for the key.
+        this.send({ id, group: '', key: '', timeoutMs: 0, cancel: true });
+      };
+      signal.addEventListener('abort', p.onAbort, { once: true });
+      this.pending.set(id, p);
+      this.deadlines.push(p);
+      if (!this.timer) this.armTimer(p.deadline);
+      this.send({ id, group, key, timeoutMs: this.opts.timeoutMs, cancel: false });
+    });
+  }
+
+  /** Cancel the stream; requests in flight fail with UNAVAILABLE. */
+  close(): void {
+    this.die(status.UNAVAILABLE, 'the peer was removed');
+    this.call.cancel();
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  private send(q: FetchRequest): void {
+    if (!this.alive) return;
+    this.queue.push(q);
+    if (!this.flushScheduled && !this.waitingDrain) {
+      this.flushScheduled = true;
+      // Everything requested in this event-loop turn leaves in one message.
+      setImmediate(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (!this.alive || this.waitingDrain) return;
+    while (this.queue.length > 0) {
+      const batch = this.takeBatch();
+      if (!this.call.write(batch)) {
+        // HTTP/2 flow control: the peer reads slower than we ask. Hold the rest until it drains.
+        this.waitingDrain = true;
+        this.call.once('drain', () => {
+          this.waitingDrain = false;
+          this.flush();
+        });
+        return;
+      }
+    }
+  };
+
+  private takeBatch(): FetchRequest[] {
+    if (this.queue.length === 1 || this.queue.length < 64) {
+      const all = this.queue;
+      this.queue = [];
+      return all;
+    }
+    // Long queues (big keys) are split so no message crosses the peer's limit.
+    let bytes = 0;
+    let n = 0;
+    while (n < this.queue.length) {
+      const size = fetchRequestBatchBytes(this.queue[n]);
+      if (n > 0 && bytes + size > this.opts.maxMessageBytes) break;
+      bytes += size;
+      n++;
+    }
+    const batch = this.queue.slice(0, n);
+    this.queue = this.queue.slice(n);
+    return batch;
+  }
+
+  private onReply(r: FetchReply): void {
+    const p = this.pending.get(r.id);
+    if (!p) return; // cancelled or timed out here already
+    if (r.code === 0) {
+      this.settle(p, true);
+      p.resolve({ value: r.value, minuteQps: r.minuteQps, ttlMs: r.ttlMs || undefined });
+    } else {
+      this.settle(p, r.code === status.NOT_FOUND);
+      p.reject(errorOf(this.opts.peer, r.code, r.message));
+    }
+  }
+
+  private settle(p: Pending, ok: boolean): void {
+    p.done = true;
+    this.pending.delete(p.id);
+    if (p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
+    this.opts.onPeerRpc?.(performance.now() - p.start, ok);
+    // Replies mostly come back in order: drop settled requests from the deadline list's head now,
+    // so the list holds about what is in flight rather than everything sent in the last timeout.
+    const list = this.deadlines;
+    let i = this.deadlineHead;
+    while (i < list.length && list[i].done) i++;
+    if (i === list.length) {
+      this.deadlines = [];
+      i = 0;
+    } else if (i > 1024 && i * 2 > list.length) {
+      this.deadlines = list.slice(i);
+      i = 0;
+    }
+    this.deadlineHead = i;
+  }
+
+  private armTimer(at: number): void {
+    this.timer = setTimeout(this.expire, Math.max(1, at - performance.now()));
+    this.timer.unref();
+  }
+
+  private readonly expire = (): void => {
+    this.timer = undefined;
+    const now = performance.now();
+    for (;;) {
+      const p = this.deadlines[this.deadlineHead];
+      if (!p) break;
+      if (p.done) {
+        this.deadlineHead++;
+        continue;
+      }
+      if (p.deadline > now) {
+        this.armTimer(p.deadline);
+        break;
+      }
+      this.settle(p, false); // p is the head: settle() moves the head past it
+      p.reject(
+        new PeerError(this.opts.peer, status.DEADLINE_EXCEEDED, `no reply within ${this.opts.timeoutMs} ms`),
+      );
+      this.send({ id: p.id, group: '', key: '', timeoutMs: 0, cancel: true });
+    }
+  };
+
+  private die(code: number, message: string): void {
+    if (!this.alive) return;
+    this.alive = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.queue = [];
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) {
+      this.settle(p, false);
+      p.reject(new PeerError(this.opts.peer, code, message));
+    }
+    this.deadlines = [];
+    this.deadlineHead = 0;
+  }
+}

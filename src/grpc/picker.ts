@@ -1,0 +1,79 @@
+// groupcache's HTTPPool.Set/PickPeer over gRPC: the ring says which address owns a key, and each
+// remote address has one GrpcPeer (one channel, one stream) kept while the address is a member.
+// Membership (or a static list) calls set() whenever the member set changes.
+
+import type { Peer, PeerPicker } from '../peers.js';
+import { Ring } from '../ring.js';
+import { GrpcPeer, type GrpcPeerOptions } from './client.js';
+
+export interface RingPeerPickerOptions extends GrpcPeerOptions {
+  /** This node's own advertised gRPC address (`host:port`, as it appears in set()): its keys load here. */
+  self: string;
+}
+
+export class RingPeerPicker implements PeerPicker {
+  readonly self: string;
+  private readonly ring = new Ring();
+  private clients = new Map<string, GrpcPeer>();
+  private readonly peerOpts: GrpcPeerOptions;
+  private closed = false;
+
+  constructor(opts: RingPeerPickerOptions) {
+    if (typeof opts?.self !== 'string' || opts.self === '') {
+      throw new TypeError('RingPeerPicker: self must be this node\'s gRPC address "host:port"');
+    }
+    const { self, ...peerOpts } = opts;
+    this.self = self;
+    this.peerOpts = peerOpts;
+    this.ring.set([self]);
+  }
+
+  /**
+   * Replace the member set with `grpcAddrs` (groupcache's Set). This node's own address is always a
+   * member, listed or not. Channels to addresses that left are closed; requests in flight to them
+   * fail and load locally.
+   */
+  set(grpcAddrs: Iterable<string>): void {
+    if (this.closed) throw new Error('RingPeerPicker.set: the picker is closed');
+    const members = new Set(grpcAddrs);
+    members.add(this.self);
+    this.ring.set(members); // validates; throws before anything changes
+    const next = new Map<string, GrpcPeer>();
+    for (const addr of members) {
+      if (addr === this.self) continue;
+      next.set(addr, this.clients.get(addr) ?? new GrpcPeer(addr, this.peerOpts));
+    }
+    for (const [addr, peer] of this.clients) if (!next.has(addr)) peer.close();
+    this.clients = next;
+  }
+
+  /** The owner of `key`; null when this node owns it. */
+  pickPeer(key: string): Peer | null {
+    const owner = this.ring.owner(key);
+    if (owner === undefined || owner === this.self) return null;
+    return this.clients.get(owner) ?? null;
+  }
+
+  /** Every remote member (for cluster-wide remove). */
+  peers(): GrpcPeer[] {
+    return [...this.clients.values()];
+  }
+
+  /** Identifies the member set; equal on nodes that agree on membership. */
+  checksum(): string {
+    return this.ring.checksum();
+  }
+
+  /** The members, this node included, sorted. */
+  members(): string[] {
+    return this.ring.nodes();
+  }
+
+  /** Close every channel. The picker then owns every key (pickPeer returns null). */
+  close(): void {
+    this.closed = true;
+    for (const peer of this.clients.values()) peer.close();
+    this.clients = new Map();
+    this.ring.set([this.self]);
+  }
+}

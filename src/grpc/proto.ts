@@ -1,0 +1,78 @@
+// The two services as grpc-js service definitions with the hand-written codecs of codec.ts, plus the
+// .proto files themselves (for server reflection and for clients in other languages).
+
+import { fileURLToPath } from 'node:url';
+import type { ServiceDefinition } from '@grpc/grpc-js';
+import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
+import {
+  decodeEmpty,
+  decodeFetchBatch,
+  decodeFetchReplyBatch,
+  decodeGetResponse,
+  decodeKeyRequest,
+  encodeEmpty,
+  encodeFetchBatch,
+  encodeFetchReplyBatch,
+  encodeGetResponse,
+  encodeKeyRequest,
+  type FetchReply,
+  type FetchRequest,
+  type GetResponse,
+  type KeyRequest,
+} from './codec.js';
+
+/** Directory holding groupcache.proto and gossipcache.proto (shipped in the package). */
+export const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url));
+export const PROTO_FILES = ['groupcache.proto', 'gossipcache.proto'];
+
+export const GROUPCACHE_SERVICE = 'groupcachepb.GroupCache';
+export const GOSSIPCACHE_SERVICE = 'gossipcachepb.GossipCache';
+export const GET_PATH = `/${GROUPCACHE_SERVICE}/Get`;
+export const FETCH_PATH = `/${GOSSIPCACHE_SERVICE}/Fetch`;
+export const REMOVE_PATH = `/${GOSSIPCACHE_SERVICE}/Remove`;
+
+/** groupcachepb.GroupCache: the groupcache-compatible unary Get. */
+export const groupCacheService: ServiceDefinition = {
+  Get: {
+    path: GET_PATH,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (r: KeyRequest) => encodeKeyRequest(r),
+    requestDeserialize: decodeKeyRequest,
+    responseSerialize: (r: GetResponse) => encodeGetResponse(r),
+    responseDeserialize: decodeGetResponse,
+    originalName: 'get',
+  },
+};
+
+/** gossipcachepb.GossipCache: the peer stream and Remove. */
+export const gossipCacheService: ServiceDefinition = {
+  Fetch: {
+    path: FETCH_PATH,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: (b: FetchRequest[]) => encodeFetchBatch(b),
+    requestDeserialize: decodeFetchBatch,
+    responseSerialize: (b: FetchReply[]) => encodeFetchReplyBatch(b),
+    responseDeserialize: decodeFetchReplyBatch,
+    originalName: 'fetch',
+  },
+  Remove: {
+    path: REMOVE_PATH,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (r: KeyRequest) => encodeKeyRequest(r),
+    requestDeserialize: decodeKeyRequest,
+    responseSerialize: encodeEmpty,
+    responseDeserialize: decodeEmpty,
+    originalName: 'remove',
+  },
+};
+
+let packageDefinition: PackageDefinition | undefined;
+
+/** Both .proto files parsed by proto-loader (only server reflection needs this; loaded once). */
+export function loadPackageDefinition(): PackageDefinition {
+  packageDefinition ??= loadSync(PROTO_FILES, { includeDirs: [PROTO_DIR], keepCase: true });
+  return packageDefinition;
+}

@@ -1,0 +1,51 @@
+// What the gRPC server needs from the core, as structural types: a GroupRegistry from src/group.ts
+// satisfies them, and the server does not depend on how groups are built.
+
+/** An entry as the core hands it to servers (value shared and read-only). */
+export interface ServedEntry {
+  value: Uint8Array;
+  ttlMs?: number;
+  minuteQps: number;
+}
+
+/** The part of a Group the server calls. */
+export interface ServedGroup {
+  /** local: true = a peer's request: served from this process's caches or its getter, never forwarded. */
+  getEntry(key: string, opts: { signal?: AbortSignal; local?: boolean }): Promise<ServedEntry>;
+  /** Drop the key from this process's caches only. */
+  removeLocal(key: string): void;
+}
+
+/** The groups a server serves (a GroupRegistry). Looked up per request, so groups may come and go. */
+export interface GroupSource {
+  get(name: string): ServedGroup | undefined;
+}
+
+/** Metadata key that marks a unary Get as a peer's fill (served here, never forwarded). */
+export const PEER_METADATA = 'gossipcache-peer';
+/** Metadata key on the Fetch stream: the largest value the client accepts, in bytes. */
+export const MAX_VALUE_METADATA = 'gossipcache-max-value-bytes';
+/** Default largest value, both directions: 64 MiB. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+/**
+ * Room on top of the largest value for everything else in a message (ids, status text, keys up to
+ * the default 64 KiB key limit), so a value of exactly maxMessageBytes still fits.
+ */
+export const MESSAGE_SLACK_BYTES = 128 * 1024;
+
+/** gRPC channel/server options that let messages up to `maxMessageBytes` (plus slack) through. */
+export function messageLimitOptions(maxMessageBytes: number): Record<string, number> {
+  const limit = Math.min(maxMessageBytes + MESSAGE_SLACK_BYTES, 0x7fffffff);
+  return { 'grpc.max_receive_message_length': limit, 'grpc.max_send_message_length': limit };
+}
+
+/** Validates a user-supplied maxMessageBytes (a positive integer below 2 GiB minus slack). */
+export function checkMaxMessageBytes(n: number | undefined): number {
+  if (n === undefined) return DEFAULT_MAX_MESSAGE_BYTES;
+  if (!Number.isInteger(n) || n <= 0 || n > 0x7fffffff - MESSAGE_SLACK_BYTES) {
+    throw new RangeError(
+      `maxMessageBytes must be a positive integer below ${0x7fffffff - MESSAGE_SLACK_BYTES}, got ${n}`,
+    );
+  }
+  return n;
+}

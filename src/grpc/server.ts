@@ -1,0 +1,196 @@
+// The node's gRPC server: groupcache's unary Get (outside clients and groupcache compatibility), the
+// peer Fetch stream and Remove, plus grpc.health.v1 and server reflection so standard tooling and
+// load balancers work.
+
+import {
+  Server,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type sendUnaryData,
+  status,
+} from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import type { FetchReply, FetchRequest, GetResponse, KeyRequest } from './codec.js';
+import {
+  GOSSIPCACHE_SERVICE,
+  GROUPCACHE_SERVICE,
+  gossipCacheService,
+  groupCacheService,
+  loadPackageDefinition,
+} from './proto.js';
+import {
+  checkMaxMessageBytes,
+  type GroupSource,
+  messageLimitOptions,
+  PEER_METADATA,
+  type ServedEntry,
+} from './serve.js';
+import {
+  CancelledError,
+  DeadlineError,
+  emptyKey,
+  type Failure,
+  failureOf,
+  tooLarge,
+  unknownGroup,
+} from './status.js';
+import { FetchSession } from './stream.js';
+import { serverCredentials, type TlsFiles } from './tls.js';
+
+/** The logger calls the server makes (a pino logger fits). */
+export interface GrpcLogger {
+  warn(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+export interface GrpcServerOptions {
+  /** Every group registered here is served; looked up per request. */
+  registry: GroupSource;
+  /** Unset = plaintext. With `caFile`: mutual TLS (clients must present a certificate from that CA). */
+  tls?: TlsFiles;
+  /** Largest value served, and largest message accepted; default 64 MiB. Bigger → RESOURCE_EXHAUSTED. */
+  maxMessageBytes?: number;
+  logger?: GrpcLogger;
+}
+
+export interface GrpcServer {
+  /** Bind `host:port` (port 0 = any free port) and start serving. Resolves with the bound port. */
+  listen(addr: string): Promise<number>;
+  /**
+   * Stop: report NOT_SERVING, refuse new peer requests, let calls in flight finish for up to
+   * `graceMs` (default 5000), then cut the rest. Resolves when the port is released.
+   */
+  close(graceMs?: number): Promise<void>;
+  /** What grpc.health.v1 reports for this node and its services (SERVING after listen). */
+  setServing(serving: boolean): void;
+}
+
+const HEALTH_SERVICES = ['', GROUPCACHE_SERVICE, GOSSIPCACHE_SERVICE];
+
+export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
+  const { registry, logger } = opts;
+  const maxMessageBytes = checkMaxMessageBytes(opts.maxMessageBytes);
+  const server = new Server({
+    ...messageLimitOptions(maxMessageBytes),
+    // Peers keep one stream open for hours; let their keepalive pings through.
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  const health = new HealthImplementation();
+  const sessions = new Set<FetchSession>();
+  let closed = false;
+
+  const setServing = (serving: boolean): void => {
+    const s: ServingStatus = serving && !closed ? 'SERVING' : 'NOT_SERVING';
+    for (const name of HEALTH_SERVICES) health.setStatus(name, s);
+  };
+  setServing(false);
+
+  const report = (f: Failure, group: string, key: string): void => {
+    logger?.debug(
+      { code: status[f.code], group, key: key.slice(0, 200), err: f.message },
+      'grpc: request failed',
+    );
+  };
+
+  server.addService(groupCacheService, {
+    Get(call: ServerUnaryCall<KeyRequest, GetResponse>, callback: sendUnaryData<GetResponse>) {
+      const { group: name, key } = call.request;
+      const reply = (f: Failure) => {
+        report(f, name, key);
+        callback({ code: f.code, details: f.message });
+      };
+      const group = registry.get(name);
+      if (!group) return reply(unknownGroup(name));
+      if (!key) return reply(emptyKey());
+      const local = call.metadata.get(PEER_METADATA).length > 0;
+      const ac = new AbortController();
+      const deadline = call.getDeadline();
+      const ms = (deadline instanceof Date ? deadline.getTime() : deadline) - Date.now();
+      // The caller's deadline reaches the getter's AbortSignal.
+      const timer = Number.isFinite(ms)
+        ? setTimeout(() => ac.abort(new DeadlineError('the caller deadline passed')), Math.max(0, ms))
+        : undefined;
+      const onCancel = () => ac.abort(new CancelledError('the caller cancelled the request'));
+      call.once('cancelled', onCancel);
+      group.getEntry(key, { signal: ac.signal, local }).then(
+        (entry: ServedEntry) => {
+          clearTimeout(timer);
+          call.off('cancelled', onCancel);
+          if (entry.value.byteLength > maxMessageBytes) {
+            return reply(tooLarge(name, key, entry.value.byteLength, maxMessageBytes));
+          }
+          const ttl = entry.ttlMs ? Math.max(1, Math.ceil(entry.ttlMs)) : undefined;
+          callback(null, { value: entry.value, minuteQps: entry.minuteQps, ttlMs: ttl });
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          call.off('cancelled', onCancel);
+          reply(failureOf(err));
+        },
+      );
+    },
+  });
+
+  server.addService(gossipCacheService, {
+    Fetch(call: ServerDuplexStream<FetchRequest[], FetchReply[]>) {
+      const session = new FetchSession(call, {
+        registry,
+        maxMessageBytes,
+        onClose: (s) => sessions.delete(s),
+        onError: report,
+      });
+      sessions.add(session);
+      if (closed) session.shutdown();
+    },
+    Remove(call: ServerUnaryCall<KeyRequest, Record<string, never>>, callback: sendUnaryData<object>) {
+      const { group: name, key } = call.request;
+      const group = registry.get(name);
+      if (!group) return callback({ code: status.NOT_FOUND, details: unknownGroup(name).message });
+      if (!key) return callback({ code: status.INVALID_ARGUMENT, details: emptyKey().message });
+      try {
+        group.removeLocal(key);
+        callback(null, {});
+      } catch (err) {
+        const f = failureOf(err);
+        callback({ code: f.code, details: f.message });
+      }
+    },
+  });
+
+  health.addToServer(server);
+  new ReflectionService(loadPackageDefinition()).addToServer(server);
+
+  return {
+    listen(addr: string): Promise<number> {
+      return new Promise((resolve, reject) => {
+        server.bindAsync(addr, serverCredentials(opts.tls), (err, port) => {
+          if (err) return reject(new Error(`gRPC server cannot listen on ${addr}: ${err.message}`));
+          setServing(true);
+          resolve(port);
+        });
+      });
+    },
+    close(graceMs = 5000): Promise<void> {
+      closed = true;
+      setServing(false);
+      for (const s of sessions) s.shutdown();
+      return new Promise((resolve) => {
+        if (graceMs <= 0) {
+          server.forceShutdown();
+          return resolve();
+        }
+        const timer = setTimeout(() => {
+          logger?.warn({ graceMs }, 'grpc: calls still running after the grace period; cutting them');
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+    setServing,
+  };
+}

@@ -1,0 +1,85 @@
+// Several nodes in one test process, each with its own GroupRegistry, gRPC server on 127.0.0.1:0 and
+// RingPeerPicker — the smallest real cluster the gRPC tests need.
+
+import { type Getter, Group, GroupRegistry } from '../../src/group.js';
+import { createGrpcServer, type GrpcServer, RingPeerPicker, type TlsFiles } from '../../src/grpc/index.js';
+
+export interface TestNode {
+  addr: string;
+  port: number;
+  registry: GroupRegistry;
+  group: Group;
+  server: GrpcServer;
+  picker: RingPeerPicker;
+  /** Getter calls per key on this node. */
+  loads: Map<string, number>;
+}
+
+export interface ClusterOptions {
+  nodes: number;
+  /** Getter of every node (default: value = `${key}@${addr}`); counted in node.loads either way. */
+  getter?: (node: { addr: string }) => Getter;
+  groupName?: string;
+  tls?: TlsFiles;
+  maxMessageBytes?: number;
+  timeoutMs?: number;
+  peerTimeoutMs?: number;
+  onPeerRpc?: (ms: number, ok: boolean, peer: string) => void;
+}
+
+export interface Cluster {
+  nodes: TestNode[];
+  addrs: string[];
+  close(): Promise<void>;
+}
+
+export async function startNode(opts: ClusterOptions, port = 0): Promise<TestNode> {
+  const registry = new GroupRegistry();
+  const loads = new Map<string, number>();
+  const server = createGrpcServer({ registry, tls: opts.tls, maxMessageBytes: opts.maxMessageBytes });
+  const bound = await server.listen(`127.0.0.1:${port}`);
+  const addr = `127.0.0.1:${bound}`;
+  const inner: Getter = opts.getter?.({ addr }) ?? (async (key) => `${key}@${addr}`);
+  const group = new Group({
+    name: opts.groupName ?? 'g',
+    cacheBytes: 1 << 24,
+    registry,
+    peerTimeoutMs: opts.peerTimeoutMs,
+    getter: (key, ctx) => {
+      loads.set(key, (loads.get(key) ?? 0) + 1);
+      return inner(key, ctx);
+    },
+  });
+  const picker = new RingPeerPicker({
+    self: addr,
+    tls: opts.tls,
+    timeoutMs: opts.timeoutMs,
+    maxMessageBytes: opts.maxMessageBytes,
+    onPeerRpc: opts.onPeerRpc,
+  });
+  registry.setPeerPicker(picker);
+  return { addr, port: bound, registry, group, server, picker, loads };
+}
+
+export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
+  const nodes: TestNode[] = [];
+  for (let i = 0; i < opts.nodes; i++) nodes.push(await startNode(opts));
+  const addrs = nodes.map((n) => n.addr);
+  for (const n of nodes) n.picker.set(addrs);
+  return {
+    nodes,
+    addrs,
+    async close() {
+      for (const n of nodes) {
+        n.picker.close();
+        n.group.close();
+      }
+      await Promise.all(nodes.map((n) => n.server.close(0)));
+    },
+  };
+}
+
+/** Total getter calls for `key` across the cluster. */
+export function totalLoads(c: Cluster, key: string): number {
+  return c.nodes.reduce((sum, n) => sum + (n.loads.get(key) ?? 0), 0);
+}
