@@ -81,7 +81,8 @@ function encodeKey(s: string): number {
 
 /** MurmurHash3_x86_32 (seed 0) of the UTF-8 bytes of `s`. */
 function word(s: string): number {
-  return murmur3(scratch, encodeKey(s), 0);
+  const len = encodeKey(s); // first: it may replace `scratch` with a larger buffer
+  return murmur3(scratch, len, 0);
 }
 
 /** Byte-wise (UTF-8) order of two strings, which is code point order; JS `<` compares UTF-16 units. */
@@ -99,18 +100,21 @@ export interface RingOptions {
  * Maps keys to their owner among a set of members labelled by their advertised gRPC address
  * (`host:port`). Rendezvous hashing, specified in docs/ring.md:
  *
- *   k        = MurmurHash3_x86_32(UTF-8(key), seed 0)
- *   seed(m)  = MurmurHash3_x86_32(UTF-8(label of m), seed 0)
- *   score(m) = fmix32(k XOR seed(m))          (MurmurHash3's finalizer)
- *   owner    = the member with the highest score; on equal scores the smallest label in UTF-8 byte order
+ *   k         = MurmurHash3_x86_32(UTF-8(key), seed 0)
+ *   score(m)  = fmix32(k XOR MurmurHash3_x86_32(UTF-8(label of m), seed 0))
+ *   owner     = the member with the highest score
  *
- * Adding a member moves only the keys it now owns; removing one moves only the keys it owned.
- * `owner()` allocates nothing and costs one MurmurHash3 of the key plus one fmix32 per member.
+ * Scores of two members tie only when their labels' hashes collide (fmix32 is a bijection); then
+ * fmix32(k XOR MurmurHash3_x86_32(label, seed 1)) decides, and after that the smaller label in UTF-8
+ * byte order. Adding a member moves only the keys it now owns; removing one moves only the keys it
+ * owned. `owner()` allocates nothing: one MurmurHash3 of the key plus one fmix32 per member.
  */
 export class Ring {
   // Members sorted by UTF-8 bytes, so scanning in index order with a strict `>` implements the tie rule.
   #labels: string[] = [];
   #seeds = new Uint32Array(0);
+  // MurmurHash3_x86_32(label, seed 1): only consulted when two members' seeds collide.
+  #tieSeeds = new Uint32Array(0);
   #checksum = '';
 
   constructor(opts: RingOptions = {}) {
@@ -139,11 +143,17 @@ export class Ring {
     }
     const sorted = [...unique].sort(compareUtf8);
     const seeds = new Uint32Array(sorted.length);
-    for (let i = 0; i < sorted.length; i++) seeds[i] = word(sorted[i]);
+    const tieSeeds = new Uint32Array(sorted.length);
+    for (let i = 0; i < sorted.length; i++) {
+      const bytes = Buffer.from(sorted[i], 'utf8');
+      seeds[i] = murmur3(bytes, bytes.length, 0);
+      tieSeeds[i] = murmur3(bytes, bytes.length, 1);
+    }
     // checksum = MurmurHash3_x86_32 (seed 0) of each sorted label's UTF-8 bytes followed by "\n"
     const all = Buffer.from(sorted.map((l) => l + '\n').join(''), 'utf8');
     this.#labels = sorted;
     this.#seeds = seeds;
+    this.#tieSeeds = tieSeeds;
     this.#checksum = murmur3(all, all.length, 0).toString(16).padStart(8, '0');
   }
 
@@ -157,12 +167,17 @@ export class Ring {
     let owner = 0;
     for (let i = 1; i < n; i++) {
       const score = fmix32(k ^ seeds[i]);
-      if (score > best) {
+      if (score > best || (score === best && this.#winsTie(k, i, owner))) {
         best = score;
         owner = i;
       }
     }
     return this.#labels[owner];
+  }
+
+  /** Whether member `i` beats member `j` (j < i) for key word `k` when their scores are equal. */
+  #winsTie(k: number, i: number, j: number): boolean {
+    return fmix32(k ^ this.#tieSeeds[i]) > fmix32(k ^ this.#tieSeeds[j]);
   }
 
   /**
@@ -175,7 +190,8 @@ export class Ring {
     const k = word(key);
     const order = this.#labels.map((_, i) => i);
     const scores = Array.from(this.#seeds, (s) => fmix32(k ^ s));
-    order.sort((a, b) => scores[b] - scores[a] || a - b);
+    const ties = Array.from(this.#tieSeeds, (s) => fmix32(k ^ s));
+    order.sort((a, b) => scores[b] - scores[a] || ties[b] - ties[a] || a - b);
     return order.slice(0, count).map((i) => this.#labels[i]);
   }
 
