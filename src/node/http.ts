@@ -36,6 +36,8 @@ export interface FrontOptions {
   ready?: () => boolean;
   /** `/metrics`: Prometheus text. */
   metrics?: { contentType: string; text(): Promise<string> };
+  /** Counters to increment (default: a fresh object); also exposed as `server.counters`. */
+  counters?: FrontCounters;
   /** Called with load failures (5xx answers) so they can be logged, rate-limited. */
   onLoadError?: (group: string, key: string, err: unknown) => void;
 }
@@ -52,6 +54,10 @@ export interface FrontCounters {
   serverErrors: number;
 }
 
+export function newFrontCounters(): FrontCounters {
+  return { fastHits: 0, slowGets: 0, ok: 0, clientErrors: 0, serverErrors: 0 };
+}
+
 const JSON_TYPE = 'application/json';
 const OCTET_TYPE = 'application/octet-stream';
 
@@ -59,7 +65,7 @@ const OCTET_TYPE = 'application/octet-stream';
 export function createHttpFront(opts: FrontOptions): Server & { counters: FrontCounters } {
   const { registry } = opts;
   const ttlGroups = opts.ttlGroups ?? new Set<string>();
-  const counters: FrontCounters = { fastHits: 0, slowGets: 0, ok: 0, clientErrors: 0, serverErrors: 0 };
+  const counters = opts.counters ?? newFrontCounters();
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url as string;

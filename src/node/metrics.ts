@@ -28,8 +28,8 @@ export interface NodeMetrics {
   readonly contentType: string;
   /** The exposition text. */
   text(): Promise<string>;
-  /** Records one peer RPC (the gRPC layer's latency hook). */
-  observePeerRpc(peer: string, method: string, seconds: number, ok: boolean): void;
+  /** Records one fill from a peer (the gRPC layer's latency hook). */
+  observePeerRpc(peer: string, seconds: number, ok: boolean): void;
   readonly register: Registry;
 }
 
@@ -170,8 +170,8 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
 
   const peerRpc = new Histogram({
     name: 'gossipcache_peer_rpc_seconds',
-    help: 'Latency of RPCs to peers',
-    labelNames: ['peer', 'method', 'outcome'],
+    help: 'Latency of fills from peers (answered = value or not found; error = failed, loaded locally)',
+    labelNames: ['peer', 'outcome'],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [register],
   });
@@ -179,8 +179,8 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
   return {
     contentType: register.contentType,
     text: () => register.metrics(),
-    observePeerRpc(peer, method, seconds, ok) {
-      peerRpc.observe({ peer, method, outcome: ok ? 'ok' : 'error' }, seconds);
+    observePeerRpc(peer, seconds, ok) {
+      peerRpc.observe({ peer, outcome: ok ? 'answered' : 'error' }, seconds);
     },
     register,
   };

@@ -1,0 +1,161 @@
+// The cache node process (what `gossipcache` / `npm start` runs): groups with their loaders, the
+// HTTP front, metrics, createNode, logging and graceful shutdown on SIGTERM/SIGINT.
+
+import type { AddressInfo } from 'node:net';
+import { Group, GroupRegistry } from '../group.js';
+import { formatHostPort, type NodeConfig } from './config.js';
+import { createHttpFront, newFrontCounters } from './http.js';
+import { createLogger, type Logger, RateLimitedLog } from './log.js';
+import { createMetrics } from './metrics.js';
+import { createNode, type GossipNode } from './node.js';
+import { createOrigin, type Origin } from './origin.js';
+
+/** Starts a node from a validated configuration; returns when it is serving. Exits on fatal errors. */
+export async function runNode(config: NodeConfig): Promise<void> {
+  const log = createLogger(config.logLevel);
+  try {
+    await start(config, log);
+  } catch (err) {
+    log.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    log.flush?.();
+    process.exitCode = 1;
+    setTimeout(() => process.exit(1), 100).unref();
+  }
+}
+
+async function start(config: NodeConfig, log: Logger): Promise<void> {
+  const registry = new GroupRegistry();
+  const origins: Origin[] = [];
+  const ttlGroups = new Set<string>();
+  for (const g of config.groups) {
+    const origin = createOrigin(g.origin, {
+      timeoutMs: config.originTimeoutMs,
+      maxBytes: config.originMaxBytes,
+    });
+    origins.push(origin);
+    if (!g.origin.startsWith('demo')) ttlGroups.add(g.name);
+    new Group({ name: g.name, cacheBytes: g.cacheBytes, getter: origin.load, registry });
+  }
+
+  let node: GossipNode | undefined;
+  let shuttingDown = false;
+  const loadErrors = new RateLimitedLog(log);
+  const peerErrors = new RateLimitedLog(log);
+  const cluster = () =>
+    node && {
+      self: node.grpcAddr,
+      gossipAddr: node.gossipAddr,
+      members: node.members().map((m) => ({
+        id: m.id,
+        addr: m.addr,
+        grpcAddr: m.meta.grpcAddr,
+        state: m.state,
+        incarnation: m.incarnation,
+      })),
+      ring: node.ringMembers(),
+      ringSize: node.ringMembers().length,
+      ringChecksum: node.ringChecksum(),
+      stats: node.membershipStats(),
+    };
+  // The metrics read the front's counters; the front serves the metrics.
+  const counters = newFrontCounters();
+  const metrics = createMetrics({ registry, front: counters, cluster });
+  const front = createHttpFront({
+    registry,
+    ttlGroups,
+    metrics,
+    counters,
+    cluster: () => cluster() ?? { members: [], ring: [], ringChecksum: null },
+    ready: () => !shuttingDown && node !== undefined && node.isReady(),
+    onLoadError: (group, key, err) =>
+      loadErrors.warn(`${group}:${(err as Error)?.message}`, { group, key, err }, 'load failed'),
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    front.once('error', reject);
+    front.listen(config.httpAddr.port, config.httpAddr.host, () => {
+      front.off('error', reject);
+      resolve();
+    });
+  });
+  const httpPort = (front.address() as AddressInfo).port;
+
+  node = await createNode({
+    grpcAddr: formatHostPort(config.grpcAddr),
+    gossipAddr: formatHostPort(config.gossipAddr),
+    advertiseHost: config.advertiseHost,
+    seeds: config.seeds,
+    secretKeys: config.secretKeys,
+    tls: config.tls,
+    registry,
+    logger: log,
+    onPeerRpc: (ms, ok, peer) => {
+      metrics.observePeerRpc(peer, ms / 1000, ok);
+      if (!ok) peerErrors.warn(peer, { peer, ms }, `request to peer ${peer} failed; loading locally`);
+    },
+  });
+
+  const tryHost =
+    config.httpAddr.host === '0.0.0.0' || config.httpAddr.host === '::' ? '127.0.0.1' : config.httpAddr.host;
+  log.info(
+    {
+      http: `${config.httpAddr.host}:${httpPort}`,
+      grpc: node.grpcAddr,
+      gossip: node.gossipAddr,
+      seeds: config.seeds,
+      groups: config.groups.map((g, i) => ({
+        name: g.name,
+        cacheBytes: g.cacheBytes,
+        origin: origins[i].description,
+      })),
+      gossipEncryption: config.secretKeys.length > 0 ? `${config.secretKeys.length} key(s)` : 'off',
+      tls: config.tls ? 'on' : 'off',
+    },
+    `gossipcache started; try: curl http://${formatHostPort({ host: tryHost, port: httpPort })}/${config.groups[0].name}/Tom`,
+  );
+  node.ready.then(
+    () => log.info({ members: node.members().length, ringChecksum: node.ringChecksum() }, 'joined; ready'),
+    (err) => log.error({ err }, 'membership failed to become ready'),
+  );
+
+  const shutdown = async (signal: string) => {
+    if (shuttingDown) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    shuttingDown = true;
+    log.info(
+      { signal, inFlight: await connectionsOf(front) },
+      'shutting down: leaving the cluster, finishing requests',
+    );
+    // Stop accepting; idle keep-alive sockets close now, busy ones after their response.
+    const drained = new Promise<void>((resolve) => front.close(() => resolve()));
+    front.closeIdleConnections();
+    const deadline = new Promise<'timeout'>((resolve) =>
+      setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref(),
+    );
+    const leaving = node.close({ graceMs: config.shutdownTimeoutMs }).catch((err) => {
+      log.warn({ err }, 'leaving the cluster failed');
+    });
+    const outcome = await Promise.race([drained.then(() => 'drained' as const), deadline]);
+    if (outcome === 'timeout') {
+      log.warn(
+        { timeoutMs: config.shutdownTimeoutMs },
+        'in-flight requests did not finish in time; closing them',
+      );
+      front.closeAllConnections();
+    }
+    await Promise.race([leaving, deadline]);
+    for (const o of origins) o.close();
+    for (const g of registry.list()) g.close();
+    log.info({ outcome }, 'stopped');
+    log.flush?.();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+function connectionsOf(server: import('node:http').Server): Promise<number> {
+  return new Promise((resolve) => server.getConnections((err, n) => resolve(err ? -1 : n)));
+}

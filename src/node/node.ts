@@ -1,0 +1,177 @@
+// createNode: one process's place in a gossipcache cluster. It ties three parts together:
+//   gRPC server   serves this process's groups to its peers;
+//   membership    SWIM gossip: who is in the cluster, with each member's advertised gRPC address;
+//   ring picker   the owner of each key among the members' gRPC addresses (set on the registry).
+// Whenever membership changes, the ring is rebuilt from the alive + suspect members (suspects keep
+// their keys until declared dead, so a slow node does not reshuffle the ring), this node included.
+
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { defaultRegistry, type GroupRegistry } from '../group.js';
+import { createGrpcServer, RingPeerPicker, type TlsFiles } from '../grpc/index.js';
+import {
+  createMembership,
+  type MemberState,
+  type Membership,
+  type MemberView,
+  type SwimConfig,
+} from '../membership/index.js';
+import type { Logger } from './log.js';
+
+export interface NodeOptions {
+  /** gRPC bind address `host:port` (port 0 = any free port). */
+  grpcAddr: string;
+  /** Gossip bind address `host:port`, UDP and TCP (port 0 = any free port). */
+  gossipAddr: string;
+  /** Host peers use to reach this node; the advertised gRPC address is `advertiseHost:<gRPC port>`. */
+  advertiseHost: string;
+  /** `host:port` of nodes to join; empty = start a new cluster. */
+  seeds?: string[];
+  /** Gossip encryption keys (the first encrypts); empty = plaintext gossip. */
+  secretKeys?: Buffer[];
+  /** gRPC TLS for the server and for the connections to peers. */
+  tls?: TlsFiles;
+  /** Groups to serve and wire to the ring. Default: the process-wide defaultRegistry. */
+  registry?: GroupRegistry;
+  logger?: Logger;
+  /** Stable member id. Default (membership's) `<hostname>-<gossip port>`. */
+  id?: string;
+  /** Membership timers, passed through (defaults: LAN). */
+  membershipConfig?: Partial<SwimConfig>;
+  /** Called when each fill from a peer settles (latency ms, answered or failed): for metrics. */
+  onPeerRpc?: (ms: number, ok: boolean, peer: string) => void;
+}
+
+/** A running node. */
+export interface GossipNode {
+  /** Advertised gRPC address (this node's label on the ring). */
+  readonly grpcAddr: string;
+  /** Gossip address peers reach this node at. */
+  readonly gossipAddr: string;
+  /** Resolves once membership has joined (or started alone) and gRPC is serving. */
+  readonly ready: Promise<void>;
+  isReady(): boolean;
+  /** Every member this node knows, with state and incarnation. */
+  members(): MemberView[];
+  /** gRPC addresses on the ring, sorted. */
+  ringMembers(): string[];
+  /** Ring checksum: equal on every node with the same member set. */
+  ringChecksum(): string;
+  /** Membership counters. */
+  membershipStats(): Record<string, unknown>;
+  /** Announce leave, stop gossip, then stop gRPC (in-flight peer requests get `graceMs`). */
+  close(opts?: { leaveTimeoutMs?: number; graceMs?: number }): Promise<void>;
+}
+
+const VERSION = readVersion();
+
+export async function createNode(opts: NodeOptions): Promise<GossipNode> {
+  const registry = opts.registry ?? defaultRegistry;
+  const log = opts.logger;
+  const grpc = createGrpcServer({ registry, tls: opts.tls, logger: log });
+  const grpcPort = await grpc.listen(opts.grpcAddr);
+  const self = joinHostPort(opts.advertiseHost, grpcPort);
+
+  const picker = new RingPeerPicker({ self, tls: opts.tls, onPeerRpc: opts.onPeerRpc });
+  picker.set([self]);
+  registry.setPeerPicker(picker);
+
+  let membership: Membership;
+  try {
+    const gossipPort = portOf(opts.gossipAddr);
+    membership = await createMembership({
+      bindAddr: opts.gossipAddr,
+      advertiseAddr: gossipPort === 0 ? undefined : joinHostPort(opts.advertiseHost, gossipPort),
+      id: opts.id,
+      meta: { grpcAddr: self, version: VERSION },
+      seeds: opts.seeds ?? [],
+      secretKeys: opts.secretKeys ?? [],
+      config: opts.membershipConfig,
+      logger: log,
+    });
+  } catch (err) {
+    await grpc.close(0);
+    picker.close();
+    throw err;
+  }
+
+  let ring: string[] = [self];
+  const rebuildRing = () => {
+    const addrs = new Set<string>([self]);
+    for (const m of membership.members()) {
+      if ((m.state === 'alive' || m.state === 'suspect') && m.meta.grpcAddr) addrs.add(m.meta.grpcAddr);
+    }
+    const next = [...addrs].sort();
+    if (next.length === ring.length && next.every((a, i) => a === ring[i])) return;
+    ring = next;
+    picker.set(ring);
+    log?.info({ ring, ringChecksum: picker.checksum() }, 'ring changed');
+  };
+  membership.on('change', (member: MemberView, prev: MemberState | null) => {
+    log?.info(
+      { member: member.id, addr: member.addr, grpcAddr: member.meta.grpcAddr, state: member.state, prev },
+      `member ${member.id} ${prev ?? 'new'} → ${member.state}`,
+    );
+    rebuildRing();
+  });
+  rebuildRing();
+
+  let isReady = false;
+  let closing: Promise<void> | undefined;
+  // Membership is ready once a seed answered (at once without seeds).
+  const joined = membership.ready ? Promise.resolve() : once(membership, 'ready').then(() => undefined);
+  const ready = joined.then(() => {
+    rebuildRing();
+    if (!closing) {
+      grpc.setServing(true);
+      isReady = true;
+    }
+  });
+  ready.catch(() => {});
+
+  return {
+    grpcAddr: self,
+    gossipAddr: membership.addr,
+    ready,
+    isReady: () => isReady,
+    members: () => membership.members(),
+    ringMembers: () => ring.slice(),
+    ringChecksum: () => picker.checksum(),
+    membershipStats: () => ({ ...membership.stats() }),
+    close(closeOpts) {
+      closing ??= (async () => {
+        isReady = false;
+        grpc.setServing(false);
+        try {
+          await membership.leave(closeOpts?.leaveTimeoutMs ?? 2000);
+        } catch (err) {
+          log?.warn({ err }, 'leave announcement failed; peers will detect the departure by probing');
+        }
+        await membership.close();
+        await grpc.close(closeOpts?.graceMs ?? 5000);
+        picker.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** `host:port`, with brackets for IPv6 literals. */
+function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function portOf(addr: string): number {
+  return Number(addr.slice(addr.lastIndexOf(':') + 1));
+}
+
+function readVersion(): string {
+  try {
+    // src/node/ and dist/node/ are both two levels below the package root.
+    return (
+      JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version ?? '0.0.0'
+    );
+  } catch {
+    return '0.0.0';
+  }
+}

@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import {
+  ConfigError,
+  type NodeConfig,
+  parseBytes,
+  parseConfig,
+  parseDuration,
+  parseHostPort,
+  usage,
+} from '../../src/node/config.js';
+
+const CLI = join(import.meta.dirname, '../../dist/cli.js');
+
+function config(argv: string[], env: Record<string, string> = {}): NodeConfig {
+  const r = parseConfig(argv, env);
+  if (r.help) assert.fail('unexpected help');
+  return r.config;
+}
+
+function configError(argv: string[], env: Record<string, string> = {}): ConfigError {
+  try {
+    parseConfig(argv, env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
+    return err;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('config defaults', () => {
+  test('no configuration gives the documented defaults', () => {
+    const c = config([]);
+    assert.deepEqual(c.httpAddr, { host: '0.0.0.0', port: 8080 });
+    assert.deepEqual(c.grpcAddr, { host: '0.0.0.0', port: 9090 });
+    assert.deepEqual(c.gossipAddr, { host: '0.0.0.0', port: 7946 });
+    assert.deepEqual(c.groups, [{ name: 'default', cacheBytes: 64 * 1024 * 1024, origin: 'demo:400ms' }]);
+    assert.deepEqual(c.seeds, []);
+    assert.deepEqual(c.secretKeys, []);
+    assert.equal(c.tls, undefined);
+    assert.equal(c.logLevel, 'info');
+    assert.match(c.advertiseHost, /^\d+\.\d+\.\d+\.\d+$/);
+  });
+
+  test('a specific gRPC bind host is the default advertise host', () => {
+    assert.equal(config(['--grpc-addr', '127.0.0.5:9000']).advertiseHost, '127.0.0.5');
+  });
+});
+
+describe('config values', () => {
+  test('environment variables and flags (the flag wins)', () => {
+    const c = config(['--http-addr=127.0.0.1:1234', '--cache-bytes', '512KiB'], {
+      GOSSIPCACHE_HTTP_ADDR: '0.0.0.0:9999',
+      GOSSIPCACHE_GROUP: 'photos',
+      GOSSIPCACHE_SEEDS: 'node, 10.0.0.7:7000 ,[fd00::1]:7001,fd00::2',
+      GOSSIPCACHE_ADVERTISE_HOST: 'cache-1.local',
+      GOSSIPCACHE_ORIGIN: 'http://backend:8000/items/{key}',
+      LOG_LEVEL: 'DEBUG',
+    });
+    assert.deepEqual(c.httpAddr, { host: '127.0.0.1', port: 1234 });
+    assert.equal(c.groups[0].name, 'photos');
+    assert.equal(c.groups[0].cacheBytes, 512 * 1024);
+    assert.equal(c.groups[0].origin, 'http://backend:8000/items/{key}');
+    assert.deepEqual(c.seeds, ['node:7946', '10.0.0.7:7000', '[fd00::1]:7001', '[fd00::2]:7946']);
+    assert.equal(c.advertiseHost, 'cache-1.local');
+    assert.equal(c.logLevel, 'debug');
+  });
+
+  test('sizes', () => {
+    assert.equal(parseBytes('1048576', 'X'), 1048576);
+    assert.equal(parseBytes('512KiB', 'X'), 512 * 1024);
+    assert.equal(parseBytes('64MiB', 'X'), 64 * 1024 ** 2);
+    assert.equal(parseBytes('1GiB', 'X'), 1024 ** 3);
+    assert.equal(parseBytes('1.5GiB', 'X'), 1.5 * 1024 ** 3);
+    for (const bad of ['', '0', '-1', '64MB', '64 mb', 'lots', '1e9']) {
+      assert.throws(
+        () => parseBytes(bad, 'X'),
+        /X: .* expected bytes like 64MiB, 512KiB, 1GiB or 1048576/,
+        bad,
+      );
+    }
+  });
+
+  test('durations and addresses', () => {
+    assert.equal(parseDuration('400ms', 'X'), 400);
+    assert.equal(parseDuration('2s', 'X'), 2000);
+    assert.equal(parseDuration('250', 'X'), 250);
+    assert.throws(() => parseDuration('soon', 'X'), /expected e\.g\. 400ms/);
+    assert.deepEqual(parseHostPort(':80', 'X'), { host: '0.0.0.0', port: 80 });
+    assert.deepEqual(parseHostPort('[::1]:80', 'X'), { host: '::1', port: 80 });
+    for (const bad of ['8080', 'host', 'host:99999', 'a b:1', 'host:-1']) {
+      assert.throws(() => parseHostPort(bad, 'X'), /X: .*expected host:port/, bad);
+    }
+  });
+
+  test('secret keys go through the keyring parser', () => {
+    const key = Buffer.alloc(32, 7);
+    const c = config([], { GOSSIPCACHE_SECRET_KEY: `${key.toString('base64')},${key.toString('hex')}` });
+    assert.deepEqual(c.secretKeys, [key, key]);
+    const e = configError([], { GOSSIPCACHE_SECRET_KEY: 'c2hvcnQ=' });
+    assert.equal(e.source, 'GOSSIPCACHE_SECRET_KEY');
+  });
+
+  test('TLS needs cert and key, files must be readable', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gc-config-'));
+    try {
+      writeFileSync(join(dir, 'c.pem'), 'x');
+      writeFileSync(join(dir, 'k.pem'), 'x');
+      const c = config([], {
+        GOSSIPCACHE_TLS_CERT: join(dir, 'c.pem'),
+        GOSSIPCACHE_TLS_KEY: join(dir, 'k.pem'),
+      });
+      assert.deepEqual(c.tls, { certFile: join(dir, 'c.pem'), keyFile: join(dir, 'k.pem') });
+      assert.equal(
+        configError([], { GOSSIPCACHE_TLS_CERT: join(dir, 'c.pem') }).source,
+        'GOSSIPCACHE_TLS_KEY',
+      );
+      const missing = configError([], {
+        GOSSIPCACHE_TLS_CERT: join(dir, 'nope.pem'),
+        GOSSIPCACHE_TLS_KEY: join(dir, 'k.pem'),
+      });
+      assert.match(missing.message, /^GOSSIPCACHE_TLS_CERT: cannot read .*ENOENT/);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  test('several groups from a JSON file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gc-config-'));
+    try {
+      const file = join(dir, 'groups.json');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          groups: [
+            { name: 'a', cacheBytes: '1MiB' },
+            { name: 'b', origin: 'demo:10ms' },
+          ],
+        }),
+      );
+      assert.deepEqual(config(['--config', file]).groups, [
+        { name: 'a', cacheBytes: 1024 * 1024, origin: 'demo:400ms' },
+        { name: 'b', cacheBytes: 64 * 1024 * 1024, origin: 'demo:10ms' },
+      ]);
+      writeFileSync(file, JSON.stringify({ groups: [{ name: 'a' }, { name: 'a' }] }));
+      assert.match(configError(['--config', file]).message, /groups\[1\]\.name: "a" appears twice/);
+      writeFileSync(file, '{');
+      assert.match(configError([], { GOSSIPCACHE_CONFIG: file }).message, /^GOSSIPCACHE_CONFIG: cannot read/);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  test('errors name the variable, or the flag when a flag carried the value', () => {
+    assert.equal(configError([], { GOSSIPCACHE_GRPC_ADDR: 'nope' }).source, 'GOSSIPCACHE_GRPC_ADDR');
+    assert.equal(configError(['--grpc-addr', 'nope']).source, '--grpc-addr');
+    assert.match(
+      configError([], { GOSSIPCACHE_ORIGIN: 'ftp://x/{key}' }).message,
+      /expected demo\[:<delay>\] or an http/,
+    );
+    assert.match(configError([], { GOSSIPCACHE_ORIGIN: 'http://x/items' }).message, /containing \{key\}/);
+    assert.match(configError([], { GOSSIPCACHE_GROUP: '_stats' }).message, /not a group name/);
+    assert.match(configError([], { LOG_LEVEL: 'loud' }).message, /^LOG_LEVEL: "loud" is not a level/);
+    assert.match(
+      configError([], { GOSSIPCACHE_SEEDS: 'a b' }).message,
+      /^GOSSIPCACHE_SEEDS: "a b" is not a seed/,
+    );
+    assert.match(configError(['--bogus']).message, /unknown argument/);
+    assert.match(configError(['--seeds']).message, /needs a value/);
+  });
+
+  test('--help lists every variable', () => {
+    assert.deepEqual(parseConfig(['--help'], {}), { help: true });
+    for (const v of ['GOSSIPCACHE_HTTP_ADDR', 'GOSSIPCACHE_CACHE_BYTES', 'GOSSIPCACHE_TLS_CA', 'LOG_LEVEL']) {
+      assert.ok(usage().includes(v), v);
+    }
+  });
+});
+
+describe('the CLI on bad configuration', () => {
+  function run(args: string[], env: Record<string, string>) {
+    return spawnSync(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH, ...env },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+  }
+
+  test('exits 2 with one line naming the variable and the expected form', () => {
+    const r = run([], { GOSSIPCACHE_CACHE_BYTES: 'lots' });
+    assert.equal(r.status, 2);
+    assert.equal(r.stdout, '');
+    assert.equal(
+      r.stderr,
+      'gossipcache: invalid configuration: GOSSIPCACHE_CACHE_BYTES: "lots" is not a size; expected bytes like 64MiB, 512KiB, 1GiB or 1048576\n',
+    );
+  });
+
+  test('names the flag when the flag is wrong', () => {
+    const r = run(['--http-addr', 'localhost'], {});
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr.split('\n').length, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /^gossipcache: invalid configuration: --http-addr: "localhost" is not an address; expected host:port/,
+    );
+  });
+
+  test('--help prints the table and exits 0', () => {
+    const r = run(['--help'], {});
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /GOSSIPCACHE_ORIGIN/);
+  });
+});
