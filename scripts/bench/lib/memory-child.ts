@@ -1,0 +1,36 @@
+// Child of memory.ts: one process, one Group, N small values cached through the ordinary load path
+// (get → miss → getter → main cache). Prints RSS/heap before and after as one JSON line. Run with --expose-gc.
+// Usage: node --expose-gc --import tsx scripts/bench/lib/memory-child.ts <items> <valueBytes>
+import { Group, GroupRegistry } from '../../../src/index.js';
+import { itemValue, keyOf } from './memory-data.js';
+
+const items = Number(process.argv[2]);
+const valueBytes = Number(process.argv[3]);
+const gc = (globalThis as { gc?: () => void }).gc;
+
+function settle(): { rss: number; heapUsed: number; external: number; arrayBuffers: number } {
+  gc?.();
+  gc?.();
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
+}
+
+const group = new Group({
+  name: 'memory',
+  cacheBytes: 1024 * 1024 * 1024,
+  registry: new GroupRegistry(),
+  getter: async (key) => itemValue(key, valueBytes),
+});
+// Touch the code paths once so their compiled code is in the "before" figure, not counted per item.
+await group.get('warm-up');
+group.removeLocal('warm-up');
+const before = settle();
+const t0 = performance.now();
+for (let i = 0; i < items; i++) await group.get(keyOf(i));
+const loadS = (performance.now() - t0) / 1000;
+const after = settle();
+const main = group.cacheStats('main');
+process.stdout.write(
+  `${JSON.stringify({ before, after, loadS, cacheItems: main.items, cacheBytes: main.bytes })}\n`,
+);
+group.close();
