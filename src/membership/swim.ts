@@ -1,0 +1,1188 @@
+// The SWIM + Lifeguard membership state machine (memberlist's model, our own code).
+//
+// Each node, every probe interval, pings the next member of a shuffled round-robin list; without an
+// ack in time it asks k others to ping it for us (they nack if they cannot reach it either) and tries
+// the stream path; if all fail the member becomes suspect. The suspicion rides on the next pings to
+// the suspect (so it can refute by bumping its incarnation) and is gossiped; Lifeguard shortens its
+// timeout as independent accusers confirm it and stretches our own timers when we are the slow one.
+// Every state change is gossiped by piggybacking on probe traffic and on a fast gossip tick, and a
+// periodic full-state push-pull over the stream path repairs whatever gossip missed.
+//
+// Ordering of news about a member: (generation, incarnation) compared lexicographically. The
+// generation is the start time of the member's process, so a restarted process (incarnation 0)
+// overrides its own old dead/left record at once; the incarnation orders news within one process.
+
+import { EventEmitter } from 'node:events';
+import { Awareness } from './awareness.js';
+import { BroadcastQueue, retransmitLimit } from './broadcasts.js';
+import {
+  type Alive,
+  assemblePacket,
+  type Dead,
+  decodePacket,
+  decodeStream,
+  encodeFrame,
+  encodeStream,
+  FRAME_HEADER_BYTES,
+  type IndirectPing,
+  type Left,
+  type MemberRecord,
+  type Message,
+  MsgType,
+  metaSize,
+  PACKET_HEADER_BYTES,
+  type Ping,
+  type PushPull,
+  type Suspect,
+} from './messages.js';
+import { Suspicion, suspicionMinMs } from './suspicion.js';
+import { type Clock, realClock, type Transport } from './transport.js';
+import {
+  defaultSwimConfig,
+  type MemberState,
+  type MemberView,
+  type SwimConfig,
+  type SwimLogger,
+  type SwimOptions,
+  type SwimStats,
+} from './types.js';
+
+export type { MemberState, MemberView, SwimConfig, SwimOptions, SwimStats } from './types.js';
+
+interface Member {
+  id: string;
+  addr: string;
+  meta: Record<string, string>;
+  generation: number;
+  incarnation: number;
+  state: MemberState;
+  /** Clock time of the last state change. */
+  since: number;
+  suspicion: Suspicion | null;
+  /** Position in `peers` (for O(1) removal). */
+  slot: number;
+}
+
+interface AckWaiter {
+  onAck: () => void;
+  onNack?: () => void;
+}
+
+/** Most relayed (indirect) probes in flight: bounds what a flood of ping-reqs can make us do. */
+const MAX_PENDING_ACKS = 4096;
+/** Stall grace: how many times one probe phase may be extended because our own timer fired late. */
+const MAX_STALL_EXTENSIONS = 3;
+
+const noopLog: SwimLogger = { debug() {}, info() {}, warn() {} };
+
+function cmpKey(aGen: number, aInc: number, b: { generation: number; incarnation: number }): number {
+  if (aGen !== b.generation) return aGen < b.generation ? -1 : 1;
+  if (aInc !== b.incarnation) return aInc < b.incarnation ? -1 : 1;
+  return 0;
+}
+
+function sameMeta(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+function view(m: Member): MemberView {
+  return {
+    id: m.id,
+    addr: m.addr,
+    meta: { ...m.meta },
+    state: m.state,
+    incarnation: m.incarnation,
+    generation: m.generation,
+  };
+}
+
+const utf8Len = (s: string) => Buffer.byteLength(s, 'utf8');
+
+/**
+ * One node's view of the cluster. Events: `'change'(member: MemberView, previousState: MemberState | null)`
+ * on every state change, address change or metadata change of any member (self included); previous
+ * is null the first time a member is seen.
+ *
+ * Input from the network never makes it throw: every datagram and stream message is validated, bad
+ * ones are dropped and counted in `stats().malformed`.
+ */
+export class Swim extends EventEmitter {
+  readonly id: string;
+  readonly config: Readonly<SwimConfig>;
+  private readonly transport: Transport;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly log: SwimLogger;
+  private readonly seeds: string[];
+  private readonly resolveSeeds: (seeds: string[]) => Promise<string[]>;
+
+  private readonly self: Member;
+  private readonly table = new Map<string, Member>();
+  /** Every member but self, any state (random picks without building arrays). */
+  private readonly peers: Member[] = [];
+  /** addr → id of the live member (alive/suspect) holding it. */
+  private readonly addrIndex = new Map<string, string>();
+  /** Alive + suspect members, self included. */
+  private live = 1;
+
+  private probeOrder: string[] = [];
+  private probeIndex = 0;
+  private probing = false;
+  private seq: number;
+  private readonly acks = new Map<number, AckWaiter>();
+  private readonly broadcasts: BroadcastQueue;
+  private readonly awareness: Awareness;
+
+  private running = false;
+  private leaving = false;
+  private joined = false;
+  private readonly timers = new Set<unknown>();
+  private flushTimer: unknown = null;
+  private lastFlush = Number.NEGATIVE_INFINITY;
+
+  private readonly counters: Omit<SwimStats, 'awareness'> = {
+    packetsIn: 0,
+    packetsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    malformed: 0,
+    requestsIn: 0,
+    requestsOut: 0,
+    requestsFailed: 0,
+    probes: 0,
+    probesFailed: 0,
+    indirectProbes: 0,
+    tcpFallbacks: 0,
+    nacksIn: 0,
+    suspicions: 0,
+    confirmations: 0,
+    refutations: 0,
+    deaths: 0,
+    leaves: 0,
+    pushPulls: 0,
+    joins: 0,
+    reconnects: 0,
+    stalls: 0,
+    broadcastsQueued: 0,
+    broadcastsDropped: 0,
+    reaped: 0,
+  };
+
+  constructor(opts: SwimOptions) {
+    super();
+    const config: SwimConfig = { ...defaultSwimConfig, ...opts.config };
+    for (const [k, v] of Object.entries(config)) {
+      if (typeof v === 'number' && !(Number.isFinite(v) && v >= 0)) {
+        throw new RangeError(`SwimConfig.${k} must be a finite number ≥ 0, got ${v}`);
+      }
+    }
+    this.config = Object.freeze(config);
+    if (typeof opts.id !== 'string' || opts.id.length === 0 || utf8Len(opts.id) > 255) {
+      throw new RangeError(`node id must be 1..255 UTF-8 bytes, got ${JSON.stringify(opts.id)}`);
+    }
+    const addr = opts.transport.localAddr;
+    if (!addr || utf8Len(addr) > 255)
+      throw new RangeError(`transport.localAddr must be 1..255 bytes, got ${addr}`);
+    this.checkMeta(opts.meta);
+    this.id = opts.id;
+    this.transport = opts.transport;
+    this.clock = opts.clock ?? realClock;
+    this.random = opts.random ?? Math.random;
+    this.log = opts.log ?? noopLog;
+    this.seeds = [...(opts.seeds ?? [])];
+    this.resolveSeeds = opts.resolveSeeds ?? (async (s) => s);
+    this.seq = Math.floor(this.random() * 2 ** 32) >>> 0;
+    this.broadcasts = new BroadcastQueue(config.maxBroadcasts);
+    this.awareness = new Awareness(config.awarenessMaxMultiplier);
+    this.self = {
+      id: opts.id,
+      addr,
+      meta: { ...opts.meta },
+      generation: Math.floor(opts.generation ?? Date.now()),
+      incarnation: 0,
+      state: 'alive',
+      since: this.clock.now(),
+      suspicion: null,
+      slot: -1,
+    };
+    this.table.set(this.id, this.self);
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  /** Start probing, gossiping and (in the background) joining the seeds until one answers. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.probing = false;
+    this.transport.onPacket = (from, data) => this.handlePacket(from, data);
+    this.transport.onRequest = (from, data) => this.handleRequest(from, data);
+    this.queueAlive(this.self);
+    this.every(
+      () => this.awareness.scale(this.config.probeIntervalMs),
+      (late) => this.probeTick(late),
+      true,
+    );
+    this.every(
+      () => this.config.gossipIntervalMs,
+      () => this.gossip(),
+      true,
+    );
+    this.every(
+      () => this.pushPullInterval(),
+      () => this.periodicPushPull(),
+      true,
+    );
+    this.every(
+      () => this.config.reconnectIntervalMs,
+      () => this.reconnect(),
+      true,
+    );
+    this.every(
+      () => Math.max(1000, this.config.deadReapMs / 4),
+      () => this.reap(),
+      false,
+    );
+    void this.backgroundJoin();
+  }
+
+  /**
+   * Contact `seeds` (default: the constructor's) by a full state exchange. Resolves with how many
+   * answered; rejects when none did. A lone node (no seeds other than itself) resolves 0.
+   */
+  async join(seeds: string[] = this.seeds): Promise<number> {
+    const addrs = await this.resolve(seeds);
+    if (addrs.length === 0) return 0;
+    const results = await Promise.allSettled(addrs.map((a) => this.pushPull(a, true)));
+    const ok = results.filter((r) => r.status === 'fulfilled').length;
+    if (ok === 0) {
+      const why = (results[0] as PromiseRejectedResult).reason;
+      throw new Error(`join: no seed answered (${addrs.join(', ')}): ${why?.message ?? why}`);
+    }
+    this.joined = true;
+    this.counters.joins++;
+    return ok;
+  }
+
+  /**
+   * Announce that this node leaves, wait until the news went out (or `timeoutMs`), then stop.
+   * Peers drop a left member at once (no suspicion).
+   */
+  async leave(timeoutMs = 1000): Promise<void> {
+    if (!this.running || this.leaving) return;
+    this.leaving = true;
+    const prev = this.self.state;
+    this.setState(this.self, 'left');
+    this.emitChange(this.self, prev);
+    const left: Left = {
+      type: MsgType.Left,
+      id: this.id,
+      generation: this.self.generation,
+      incarnation: this.self.incarnation,
+    };
+    const frame = encodeFrame(left);
+    await new Promise<void>((resolve) => {
+      const h = this.clock.setTimeout(resolve, timeoutMs);
+      this.broadcasts.push(this.id, frame, () => {
+        this.clock.clearTimeout(h);
+        resolve();
+      });
+      // Eager: tell a few members directly now rather than at the next tick.
+      for (const m of this.pick(
+        this.config.gossipNodes * 2,
+        (p) => p.state === 'alive' || p.state === 'suspect',
+      )) {
+        this.send(m.addr, [frame]);
+      }
+      this.scheduleFlush();
+    });
+    this.stop();
+  }
+
+  /** Stop all timers and detach from the transport (the owner closes the transport). Idempotent. */
+  stop(): void {
+    this.running = false;
+    for (const t of this.timers) this.clock.clearTimeout(t);
+    this.timers.clear();
+    if (this.flushTimer !== null) this.clock.clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    for (const m of this.table.values()) {
+      m.suspicion?.cancel();
+      m.suspicion = null;
+    }
+    this.acks.clear();
+    this.broadcasts.clear();
+    if (this.transport.onPacket) this.transport.onPacket = null;
+    if (this.transport.onRequest) this.transport.onRequest = null;
+  }
+
+  /** Every known member (self included), any state. Ring: alive + suspect own keys. */
+  members(): MemberView[] {
+    const out: MemberView[] = [];
+    for (const m of this.table.values()) out.push(view(m));
+    return out;
+  }
+
+  /** This node. */
+  local(): MemberView {
+    return view(this.self);
+  }
+
+  /** Number of alive + suspect members, self included. */
+  get size(): number {
+    return this.live;
+  }
+
+  /** Publish new metadata (bumps our incarnation). Throws RangeError when it is too large. */
+  updateMeta(meta: Record<string, string>): void {
+    this.checkMeta(meta);
+    this.self.meta = { ...meta };
+    this.self.incarnation++;
+    this.queueAlive(this.self);
+    this.scheduleFlush();
+    this.emitChange(this.self, this.self.state);
+  }
+
+  stats(): SwimStats {
+    return { ...this.counters, broadcastsDropped: this.broadcasts.dropped, awareness: this.awareness.health };
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  /** Repeating timer whose period is re-read each time; `late` = ms it fired behind schedule. */
+  private every(period: () => number, fn: (late: number) => void, jitterFirst: boolean): void {
+    const arm = (ms: number) => {
+      const due = this.clock.now() + ms;
+      const h = this.clock.setTimeout(() => {
+        this.timers.delete(h);
+        if (!this.running) return;
+        try {
+          fn(this.clock.now() - due);
+        } catch (err) {
+          this.log.warn({ err }, 'swim: timer task failed');
+        }
+        if (this.running) arm(period());
+      }, ms);
+      this.timers.add(h);
+    };
+    arm(jitterFirst ? this.random() * period() : period());
+  }
+
+  private after(ms: number, fn: (late: number) => void): unknown {
+    const due = this.clock.now() + ms;
+    const h = this.clock.setTimeout(() => {
+      this.timers.delete(h);
+      if (this.running) fn(this.clock.now() - due);
+    }, ms);
+    this.timers.add(h);
+    return h;
+  }
+
+  private cancel(h: unknown): void {
+    if (h === null || h === undefined) return;
+    this.clock.clearTimeout(h);
+    this.timers.delete(h);
+  }
+
+  /** We fell behind our own schedule: this process was stalled (GC, CPU, SIGSTOP). */
+  private stalled(late: number): boolean {
+    if (late <= this.config.stallThresholdMs) return false;
+    this.counters.stalls++;
+    this.awareness.apply(1);
+    this.log.debug({ lateMs: Math.round(late) }, 'swim: timer fired late, this process was stalled');
+    return true;
+  }
+
+  // ---------------------------------------------------------------- probing
+
+  private probeTick(late: number): void {
+    this.stalled(late);
+    if (this.probing || this.leaving) return;
+    const target = this.nextProbeTarget();
+    if (target) this.probe(target);
+  }
+
+  private nextProbeTarget(): Member | null {
+    for (let pass = 0; pass < 2; pass++) {
+      while (this.probeIndex < this.probeOrder.length) {
+        const m = this.table.get(this.probeOrder[this.probeIndex++]);
+        if (m && m !== this.self && (m.state === 'alive' || m.state === 'suspect')) return m;
+      }
+      // End of a round: reshuffle (fresh order each round, as SWIM's round-robin requires).
+      const ids: string[] = [];
+      for (const p of this.peers) if (p.state === 'alive' || p.state === 'suspect') ids.push(p.id);
+      for (let i = ids.length - 1; i > 0; i--) {
+        const j = Math.floor(this.random() * (i + 1));
+        [ids[i], ids[j]] = [ids[j], ids[i]];
+      }
+      this.probeOrder = ids;
+      this.probeIndex = 0;
+    }
+    return null;
+  }
+
+  /** Probe `m` next (a member others suspect: our independent check confirms or clears it sooner). */
+  private probeSoon(m: Member): void {
+    this.probeOrder.splice(this.probeIndex, 0, m.id);
+  }
+
+  private probe(target: Member): void {
+    this.probing = true;
+    this.counters.probes++;
+    const seq = this.nextSeq();
+    const timeout = this.awareness.scale(this.config.probeTimeoutMs);
+    const ping: Ping = {
+      type: MsgType.Ping,
+      seq,
+      targetId: target.id,
+      sourceId: this.id,
+      sourceAddr: this.self.addr,
+    };
+    const frames = [encodeFrame(ping)];
+    // Buddy system: a suspect learns of the suspicion from the very ping that checks it.
+    if (target.state === 'suspect') frames.push(encodeFrame(this.suspectMsg(target, this.id)));
+    const targetGen = target.generation;
+    const targetInc = target.incarnation;
+    let done = false;
+    let expectedNacks = 0;
+    let nacks = 0;
+    let timer: unknown = null;
+    let extensions = 0;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      this.probing = false;
+      this.acks.delete(seq);
+      this.cancel(timer);
+      if (ok) {
+        this.awareness.apply(-1);
+        return;
+      }
+      this.counters.probesFailed++;
+      // Lifeguard: relays that did not even nack suggest that we, not the target, are cut off.
+      if (expectedNacks > 0 && nacks < expectedNacks) this.awareness.apply(expectedNacks - nacks);
+      if (!this.running || this.leaving) return;
+      const cur = this.table.get(target.id);
+      if (cur !== target || cmpKey(targetGen, targetInc, cur) !== 0) return; // news arrived meanwhile
+      if (cur.state !== 'alive' && cur.state !== 'suspect') return;
+      this.onSuspect(this.suspectMsg(cur, this.id), true);
+    };
+    this.acks.set(seq, {
+      onAck: () => finish(true),
+      onNack: () => {
+        nacks++;
+        this.counters.nacksIn++;
+      },
+    });
+    this.send(target.addr, frames);
+
+    const indirectPhase = (late: number) => {
+      if (done) return;
+      // Our timer fired late: the ack may be sitting unread in the socket. Give it time first.
+      if (this.stalled(late) && extensions++ < MAX_STALL_EXTENSIONS) {
+        timer = this.after(timeout, indirectPhase);
+        return;
+      }
+      const relays = this.pick(this.config.indirectChecks, (p) => p !== target && p.state === 'alive');
+      const req: IndirectPing = {
+        type: MsgType.IndirectPing,
+        seq,
+        targetId: target.id,
+        targetAddr: target.addr,
+        nack: true,
+        sourceId: this.id,
+        sourceAddr: this.self.addr,
+      };
+      const reqFrame = encodeFrame(req);
+      for (const r of relays) {
+        this.counters.indirectProbes++;
+        this.send(r.addr, [reqFrame]);
+      }
+      expectedNacks = relays.length;
+      if (this.config.tcpFallbackPing) this.tcpPing(target, seq, timeout, () => finish(true));
+      timer = this.after(timeout, finalPhase);
+    };
+    const finalPhase = (late: number) => {
+      if (done) return;
+      if (this.stalled(late) && extensions++ < MAX_STALL_EXTENSIONS) {
+        timer = this.after(timeout, finalPhase);
+        return;
+      }
+      finish(false);
+    };
+    timer = this.after(timeout, indirectPhase);
+  }
+
+  private tcpPing(target: Member, seq: number, timeoutMs: number, onAck: () => void): void {
+    this.counters.tcpFallbacks++;
+    const ping: Ping = {
+      type: MsgType.Ping,
+      seq,
+      targetId: target.id,
+      sourceId: this.id,
+      sourceAddr: this.self.addr,
+    };
+    this.counters.requestsOut++;
+    this.transport.request(target.addr, encodeStream(ping), timeoutMs).then(
+      (reply) => {
+        const r = decodeStream(reply);
+        if (r.ok && r.value.type === MsgType.Ack && r.value.seq === seq) onAck();
+        else if (!r.ok) this.counters.malformed++;
+      },
+      () => {
+        this.counters.requestsFailed++;
+      },
+    );
+  }
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0;
+    return this.seq;
+  }
+
+  private suspectMsg(m: Member, from: string): Suspect {
+    return { type: MsgType.Suspect, id: m.id, generation: m.generation, incarnation: m.incarnation, from };
+  }
+
+  // ---------------------------------------------------------------- sending and gossip
+
+  /** One datagram: `frames` first, then as much piggybacked news as fits. */
+  private send(addr: string, frames: Uint8Array[]): void {
+    let budget = this.transport.maxPacketBytes - PACKET_HEADER_BYTES;
+    for (const f of frames) budget -= f.length;
+    const news = budget > FRAME_HEADER_BYTES ? this.broadcasts.take(budget, this.retransmitLimit()) : [];
+    if (frames.length === 0 && news.length === 0) return;
+    const packet = assemblePacket(news.length ? [...frames, ...news] : frames);
+    this.counters.packetsOut++;
+    this.counters.bytesOut += packet.length;
+    this.transport.sendPacket(addr, packet);
+  }
+
+  private retransmitLimit(): number {
+    return retransmitLimit(this.config.retransmitMult, this.live);
+  }
+
+  /** One gossip round: queued news to `gossipNodes` random members (and recently dead ones). */
+  private gossip(): void {
+    this.lastFlush = this.clock.now();
+    if (this.broadcasts.size === 0) return;
+    const now = this.clock.now();
+    const targets = this.pick(
+      this.config.gossipNodes,
+      (p) =>
+        p.state === 'alive' ||
+        p.state === 'suspect' ||
+        (p.state === 'dead' && now - p.since < this.config.gossipToTheDeadMs),
+    );
+    for (const t of targets) {
+      if (this.broadcasts.size === 0) break;
+      this.send(t.addr, []);
+    }
+  }
+
+  /** Urgent news (a join, a leave, a death, a refutation): gossip now rather than at the next tick. */
+  private scheduleFlush(): void {
+    if (this.flushTimer !== null || !this.running) return;
+    const gap = this.config.gossipIntervalMs / 5;
+    const wait = Math.max(0, this.lastFlush + gap - this.clock.now());
+    this.flushTimer = this.clock.setTimeout(() => {
+      this.flushTimer = null;
+      if (this.running) this.gossip();
+    }, wait);
+  }
+
+  /** Up to `k` distinct random members (not self) satisfying `ok`. */
+  private pick(k: number, ok: (m: Member) => boolean): Member[] {
+    const out: Member[] = [];
+    const n = this.peers.length;
+    if (n === 0 || k <= 0) return out;
+    if (n <= k * 4) {
+      // Small cluster: scan in random rotation so we never miss eligible members.
+      const start = Math.floor(this.random() * n);
+      for (let i = 0; i < n && out.length < k; i++) {
+        const m = this.peers[(start + i) % n];
+        if (ok(m)) out.push(m);
+      }
+      return out;
+    }
+    for (let tries = 0; tries < k * 8 && out.length < k; tries++) {
+      const m = this.peers[Math.floor(this.random() * n)];
+      if (ok(m) && !out.includes(m)) out.push(m);
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  private handlePacket(from: string, data: Uint8Array): void {
+    this.counters.packetsIn++;
+    this.counters.bytesIn += data?.length ?? 0;
+    if (!this.running) return;
+    if (!(data instanceof Uint8Array) || data.length > this.transport.maxPacketBytes) {
+      this.counters.malformed++;
+      return;
+    }
+    const r = decodePacket(data);
+    if (!r.ok) {
+      this.counters.malformed++;
+      this.log.debug({ from, error: r.error }, 'swim: dropped malformed packet');
+      return;
+    }
+    for (const msg of r.value) {
+      try {
+        this.handleMessage(from, msg);
+      } catch (err) {
+        this.log.warn({ err, from, type: msg.type }, 'swim: message handler failed');
+      }
+      if (!this.running) return;
+    }
+  }
+
+  private handleMessage(from: string, msg: Message): void {
+    switch (msg.type) {
+      case MsgType.Ping:
+        // A new process at an old member's address must not answer for the old id.
+        if (msg.targetId !== '' && msg.targetId !== this.id) return;
+        if (this.leaving) return;
+        this.send(from, [encodeFrame({ type: MsgType.Ack, seq: msg.seq })]);
+        return;
+      case MsgType.IndirectPing:
+        this.relayProbe(from, msg);
+        return;
+      case MsgType.Ack:
+        this.acks.get(msg.seq)?.onAck();
+        return;
+      case MsgType.Nack:
+        this.acks.get(msg.seq)?.onNack?.();
+        return;
+      case MsgType.Alive:
+        this.onAlive(msg, false);
+        return;
+      case MsgType.Suspect:
+        this.onSuspect(msg, false);
+        return;
+      case MsgType.Dead:
+        this.onDead(msg);
+        return;
+      case MsgType.Left:
+        this.onLeft(msg);
+        return;
+      case MsgType.PushPull:
+        return; // stream only (decodePacket already rejects it)
+    }
+  }
+
+  private relayProbe(from: string, req: IndirectPing): void {
+    if (this.leaving || this.acks.size >= MAX_PENDING_ACKS) return;
+    if (req.targetAddr === this.self.addr) return; // never ping ourselves on someone's behalf
+    const seq = this.nextSeq();
+    const timeout = this.awareness.scale(this.config.probeTimeoutMs);
+    let timer: unknown = null;
+    this.acks.set(seq, {
+      onAck: () => {
+        this.acks.delete(seq);
+        this.cancel(timer);
+        this.send(from, [encodeFrame({ type: MsgType.Ack, seq: req.seq })]);
+      },
+    });
+    timer = this.after(timeout, () => {
+      this.acks.delete(seq);
+      if (req.nack) this.send(from, [encodeFrame({ type: MsgType.Nack, seq: req.seq })]);
+    });
+    const ping: Ping = {
+      type: MsgType.Ping,
+      seq,
+      targetId: req.targetId,
+      sourceId: this.id,
+      sourceAddr: this.self.addr,
+    };
+    this.send(req.targetAddr, [encodeFrame(ping)]);
+  }
+
+  private async handleRequest(_from: string, data: Uint8Array): Promise<Uint8Array> {
+    this.counters.requestsIn++;
+    if (!this.running) throw new Error('swim: stopped');
+    const r = decodeStream(data);
+    if (!r.ok) {
+      this.counters.malformed++;
+      throw new Error(`swim: malformed stream message: ${r.error}`);
+    }
+    const msg = r.value;
+    if (msg.type === MsgType.Ping) {
+      if ((msg.targetId !== '' && msg.targetId !== this.id) || this.leaving)
+        throw new Error('swim: not the target');
+      return encodeStream({ type: MsgType.Ack, seq: msg.seq });
+    }
+    if (msg.type === MsgType.PushPull) {
+      this.counters.pushPulls++;
+      const reply = encodeStream(this.snapshot(false));
+      this.merge(msg.members, false);
+      return reply;
+    }
+    this.counters.malformed++;
+    throw new Error(`swim: unexpected stream message type ${msg.type}`);
+  }
+
+  // ---------------------------------------------------------------- state transitions
+
+  private onAlive(msg: Alive, quiet: boolean): void {
+    if (msg.id === this.id) {
+      const c = cmpKey(msg.generation, msg.incarnation, this.self);
+      if (c > 0 || (c === 0 && (msg.addr !== this.self.addr || !sameMeta(msg.meta, this.self.meta)))) {
+        this.refute(msg.generation, msg.incarnation);
+      }
+      return;
+    }
+    let m = this.table.get(msg.id);
+    if (m && cmpKey(msg.generation, msg.incarnation, m) <= 0) return;
+    if (!this.claimAddr(msg)) return;
+    if (!m) {
+      m = {
+        id: msg.id,
+        addr: msg.addr,
+        meta: msg.meta,
+        generation: msg.generation,
+        incarnation: msg.incarnation,
+        state: 'alive',
+        since: this.clock.now(),
+        suspicion: null,
+        slot: this.peers.length,
+      };
+      this.table.set(m.id, m);
+      this.peers.push(m);
+      this.live++;
+      // Probe newcomers within this round, at a random place so they are not all probed at once.
+      this.probeOrder.splice(
+        this.probeIndex + Math.floor(this.random() * (this.probeOrder.length - this.probeIndex + 1)),
+        0,
+        m.id,
+      );
+      this.emitChange(m, null);
+      if (!quiet) {
+        this.queueAlive(m);
+        this.scheduleFlush();
+      }
+      return;
+    }
+    const prev = m.state;
+    const changed = prev !== 'alive' || m.addr !== msg.addr || !sameMeta(m.meta, msg.meta);
+    if (m.addr !== msg.addr && this.addrIndex.get(m.addr) === m.id) this.addrIndex.delete(m.addr);
+    m.addr = msg.addr;
+    m.meta = msg.meta;
+    m.generation = msg.generation;
+    m.incarnation = msg.incarnation;
+    this.setState(m, 'alive');
+    this.addrIndex.set(m.addr, m.id);
+    if (changed) this.emitChange(m, prev);
+    if (!quiet) {
+      this.queueAlive(m);
+      if (prev !== 'alive') this.scheduleFlush();
+    }
+  }
+
+  /**
+   * A live member at `msg.addr` with another id: one address, one process. The newer generation wins;
+   * the older holder is retired locally (every node applies the same rule, so no gossip is needed).
+   * Returns false when `msg` is the older one and must be ignored.
+   */
+  private claimAddr(msg: Alive): boolean {
+    const holderId = this.addrIndex.get(msg.addr);
+    if (holderId === undefined || holderId === msg.id) {
+      this.addrIndex.set(msg.addr, msg.id);
+      return true;
+    }
+    const holder = this.table.get(holderId);
+    if (!holder || (holder.state !== 'alive' && holder.state !== 'suspect') || holder.addr !== msg.addr) {
+      this.addrIndex.set(msg.addr, msg.id);
+      return true;
+    }
+    if (msg.generation < holder.generation) return false;
+    if (msg.generation > holder.generation) {
+      const prev = holder.state;
+      this.setState(holder, 'dead');
+      this.counters.deaths++;
+      this.emitChange(holder, prev);
+    }
+    this.addrIndex.set(msg.addr, msg.id);
+    return true;
+  }
+
+  private onSuspect(msg: Suspect, local: boolean): void {
+    if (msg.id === this.id) {
+      if (cmpKey(msg.generation, msg.incarnation, this.self) >= 0)
+        this.refute(msg.generation, msg.incarnation);
+      else if (msg.generation < this.self.generation) this.queueAlive(this.self);
+      return;
+    }
+    const m = this.table.get(msg.id);
+    if (!m || m.state === 'dead' || m.state === 'left') return;
+    const c = cmpKey(msg.generation, msg.incarnation, m);
+    if (c < 0) return;
+    if (m.state === 'suspect' && m.suspicion) {
+      if (c > 0) {
+        m.generation = msg.generation;
+        m.incarnation = msg.incarnation;
+      }
+      if (m.suspicion.confirm(msg.from)) {
+        this.counters.confirmations++;
+        this.queueFrame(m.id, encodeFrame(msg));
+      }
+      return;
+    }
+    // alive → suspect
+    m.generation = msg.generation;
+    m.incarnation = msg.incarnation;
+    const prev = m.state;
+    this.setState(m, 'suspect');
+    this.counters.suspicions++;
+    const k = Math.max(0, Math.min(this.config.suspicionConfirmations, this.live - 2));
+    const min = suspicionMinMs(this.config.suspicionMult, this.live, this.config.probeIntervalMs);
+    const max = this.config.suspicionMaxTimeoutMult * min;
+    const s: Suspicion = new Suspicion(this.clock, msg.from, k, min, Math.max(min, max), (late) =>
+      this.suspicionExpired(m, s, late),
+    );
+    m.suspicion = s;
+    this.queueFrame(m.id, encodeFrame(msg));
+    this.scheduleFlush();
+    if (!local) this.probeSoon(m);
+    this.log.debug({ id: m.id, from: msg.from }, 'swim: member suspect');
+    this.emitChange(m, prev);
+  }
+
+  private suspicionExpired(m: Member, s: Suspicion, late: number): void {
+    if (!this.running || m.suspicion !== s || m.state !== 'suspect') return;
+    // Stalled: the refutation may be waiting unread in our socket; look again shortly.
+    if (this.stalled(late)) {
+      s.rearm(this.awareness.scale(this.config.probeTimeoutMs));
+      return;
+    }
+    const dead: Dead = {
+      type: MsgType.Dead,
+      id: m.id,
+      generation: m.generation,
+      incarnation: m.incarnation,
+      from: this.id,
+    };
+    this.onDead(dead);
+  }
+
+  private onDead(msg: Dead): void {
+    if (msg.id === this.id) {
+      if (this.leaving) return;
+      if (cmpKey(msg.generation, msg.incarnation, this.self) >= 0)
+        this.refute(msg.generation, msg.incarnation);
+      else if (msg.generation < this.self.generation) this.queueAlive(this.self);
+      return;
+    }
+    const m = this.table.get(msg.id);
+    if (!m || m.state === 'dead' || m.state === 'left') return;
+    if (cmpKey(msg.generation, msg.incarnation, m) < 0) return;
+    m.generation = msg.generation;
+    m.incarnation = msg.incarnation;
+    const prev = m.state;
+    this.setState(m, 'dead');
+    this.counters.deaths++;
+    this.queueFrame(m.id, encodeFrame(msg));
+    this.scheduleFlush();
+    this.log.info({ id: m.id, addr: m.addr, from: msg.from }, 'swim: member dead');
+    this.emitChange(m, prev);
+  }
+
+  private onLeft(msg: Left): void {
+    if (msg.id === this.id) {
+      if (!this.leaving && cmpKey(msg.generation, msg.incarnation, this.self) >= 0) {
+        this.refute(msg.generation, msg.incarnation);
+      }
+      return;
+    }
+    const m = this.table.get(msg.id);
+    if (!m || m.state === 'left') return;
+    if (cmpKey(msg.generation, msg.incarnation, m) < 0) return;
+    m.generation = msg.generation;
+    m.incarnation = msg.incarnation;
+    const prev = m.state;
+    this.setState(m, 'left');
+    this.counters.leaves++;
+    this.queueFrame(m.id, encodeFrame(msg));
+    this.scheduleFlush();
+    this.log.info({ id: m.id, addr: m.addr }, 'swim: member left');
+    this.emitChange(m, prev);
+  }
+
+  /** Someone says we are suspect/dead/left (or claims our id): outbid it with a higher incarnation. */
+  private refute(gen: number, inc: number): void {
+    if (this.leaving) return;
+    this.counters.refutations++;
+    this.awareness.apply(1); // being accused hints that we are the slow one
+    if (gen > this.self.generation) {
+      this.self.generation = gen;
+      this.self.incarnation = inc + 1;
+    } else {
+      this.self.incarnation = Math.max(this.self.incarnation, inc) + 1;
+    }
+    this.queueAlive(this.self);
+    this.scheduleFlush();
+  }
+
+  private setState(m: Member, state: MemberState): void {
+    const wasLive = m.state === 'alive' || m.state === 'suspect';
+    const isLive = state === 'alive' || state === 'suspect';
+    const wasGone = m.state === 'dead' || m.state === 'left';
+    if (state !== 'suspect' && m.suspicion) {
+      m.suspicion.cancel();
+      m.suspicion = null;
+    }
+    if (m.state !== state) m.since = this.clock.now();
+    m.state = state;
+    if (m === this.self) return;
+    if (wasLive && !isLive) {
+      this.live--;
+      this.deadCount++;
+      if (this.addrIndex.get(m.addr) === m.id) this.addrIndex.delete(m.addr);
+    } else if (!wasLive && isLive) {
+      this.live++;
+      if (wasGone) this.deadCount--;
+    }
+  }
+
+  private emitChange(m: Member, prev: MemberState | null): void {
+    try {
+      this.emit('change', view(m), prev);
+    } catch (err) {
+      this.log.warn({ err }, "swim: a 'change' listener threw");
+    }
+  }
+
+  // ---------------------------------------------------------------- broadcasts
+
+  private queueAlive(m: Member): void {
+    const alive: Alive = {
+      type: MsgType.Alive,
+      id: m.id,
+      addr: m.addr,
+      meta: m.meta,
+      generation: m.generation,
+      incarnation: m.incarnation,
+    };
+    this.queueFrame(m.id, encodeFrame(alive));
+  }
+
+  private queueFrame(key: string, frame: Uint8Array): void {
+    this.counters.broadcastsQueued++;
+    this.broadcasts.push(key, frame);
+  }
+
+  // ---------------------------------------------------------------- push-pull, join, reconnect
+
+  private snapshot(join: boolean): PushPull {
+    const members: MemberRecord[] = [];
+    for (const m of this.table.values()) {
+      members.push({
+        id: m.id,
+        addr: m.addr,
+        meta: m.meta,
+        generation: m.generation,
+        incarnation: m.incarnation,
+        state: m.state,
+      });
+    }
+    return { type: MsgType.PushPull, join, sourceId: this.id, members };
+  }
+
+  /** Full state exchange with `addr` over the stream path. */
+  private async pushPull(addr: string, join: boolean): Promise<void> {
+    this.counters.requestsOut++;
+    let reply: Uint8Array;
+    try {
+      reply = await this.transport.request(
+        addr,
+        encodeStream(this.snapshot(join)),
+        this.config.streamTimeoutMs,
+      );
+    } catch (err) {
+      this.counters.requestsFailed++;
+      throw err;
+    }
+    const r = decodeStream(reply);
+    if (!r.ok || r.value.type !== MsgType.PushPull) {
+      this.counters.malformed++;
+      throw new Error(`push-pull with ${addr}: bad reply (${r.ok ? `type ${r.value.type}` : r.error})`);
+    }
+    this.counters.pushPulls++;
+    if (this.running) this.merge(r.value.members, join);
+  }
+
+  /**
+   * Merge a remote full state. `join`: the state comes from the cluster we join, which already knows
+   * it, so it is not re-gossiped. Remote dead/suspect records about members we see alive are not
+   * believed (that is how a healed partition would flap healthy members to dead); instead the member
+   * is told directly, and refutes if it is alive.
+   */
+  private merge(records: MemberRecord[], join: boolean): void {
+    for (const r of records) {
+      if (!this.running) return;
+      const base = { id: r.id, generation: r.generation, incarnation: r.incarnation };
+      if (r.id === this.id) {
+        if (r.state === 'alive')
+          this.onAlive({ type: MsgType.Alive, ...base, addr: r.addr, meta: r.meta }, true);
+        else if (cmpKey(r.generation, r.incarnation, this.self) >= 0)
+          this.refute(r.generation, r.incarnation);
+        continue;
+      }
+      const m = this.table.get(r.id);
+      switch (r.state) {
+        case 'alive':
+          if (
+            m &&
+            (m.state === 'dead' || m.state === 'left') &&
+            cmpKey(r.generation, r.incarnation, m) === 0
+          ) {
+            // They see it alive, we see it gone at the same incarnation: let the member settle it.
+            if (m.state === 'dead') this.nudge(m, MsgType.Dead);
+          } else this.onAlive({ type: MsgType.Alive, ...base, addr: r.addr, meta: r.meta }, join);
+          break;
+        case 'suspect':
+        case 'dead':
+          if (
+            m &&
+            (m.state === 'alive' || m.state === 'suspect') &&
+            cmpKey(r.generation, r.incarnation, m) >= 0
+          ) {
+            this.nudge(m, MsgType.Suspect);
+          }
+          break;
+        case 'left':
+          if (m) this.onLeft({ type: MsgType.Left, ...base });
+          break;
+      }
+    }
+  }
+
+  /** Tell `m` directly what others believe about it, so it refutes if it is in fact alive. */
+  private nudge(m: Member, type: MsgType.Suspect | MsgType.Dead): void {
+    const msg = { type, id: m.id, generation: m.generation, incarnation: m.incarnation, from: this.id } as
+      | Suspect
+      | Dead;
+    this.send(m.addr, [encodeFrame(msg)]);
+  }
+
+  private pushPullInterval(): number {
+    // memberlist's scaling: above 32 members, stretch logarithmically so the stream load stays bounded.
+    const n = this.live;
+    const mult = n <= 32 ? 1 : Math.ceil(Math.log2(n) - Math.log2(32)) + 1;
+    return this.config.pushPullIntervalMs * mult;
+  }
+
+  private periodicPushPull(): void {
+    const [m] = this.pick(1, (p) => p.state === 'alive');
+    if (!m) return;
+    this.pushPull(m.addr, false).catch((err) => {
+      this.log.debug({ addr: m.addr, err: err?.message }, 'swim: push-pull failed');
+    });
+  }
+
+  private async resolve(seeds: string[]): Promise<string[]> {
+    let addrs: string[];
+    try {
+      addrs = await this.resolveSeeds(seeds);
+    } catch (err) {
+      this.log.warn({ err, seeds }, 'swim: seed resolution failed');
+      return [];
+    }
+    return [...new Set(addrs)].filter((a) => a && a !== this.self.addr);
+  }
+
+  /** Join the seeds with exponential backoff until one answers: start order never matters. */
+  private async backgroundJoin(): Promise<void> {
+    if (this.seeds.length === 0) return;
+    let delay = this.config.joinRetryMs;
+    while (this.running && !this.joined) {
+      try {
+        const n = await this.join();
+        if (n > 0 || (await this.resolve(this.seeds)).length === 0) return;
+      } catch (err) {
+        this.log.debug({ err: (err as Error).message }, 'swim: join failed, will retry');
+      }
+      if (!this.running) return;
+      await new Promise<void>((resolve) => this.after(delay * (0.5 + this.random()), () => resolve()));
+      delay = Math.min(this.config.joinMaxBackoffMs, delay * 2);
+    }
+  }
+
+  /**
+   * Partition healing (Serf's reconnect): push-pull with one seed that is not a live member and one
+   * recently dead member. After a partition heals this is what finds the other side.
+   */
+  private reconnect(): void {
+    const tryAddr = (addr: string) => {
+      this.counters.reconnects++;
+      this.pushPull(addr, false).catch(() => {});
+    };
+    const [dead] = this.pick(1, (p) => p.state === 'dead');
+    if (dead) tryAddr(dead.addr);
+    if (this.seeds.length > 0) {
+      this.resolve(this.seeds).then((addrs) => {
+        if (!this.running) return;
+        const outside = addrs.filter((a) => {
+          const id = this.addrIndex.get(a);
+          return id === undefined;
+        });
+        if (outside.length > 0) tryAddr(outside[Math.floor(this.random() * outside.length)]);
+      });
+    }
+  }
+
+  /** Forget dead/left members after deadReapMs, and the oldest beyond maxDeadMembers. */
+  private reap(): void {
+    const now = this.clock.now();
+    const gone: Member[] = [];
+    for (const p of this.peers) if (p.state === 'dead' || p.state === 'left') gone.push(p);
+    gone.sort((a, b) => a.since - b.since);
+    let excess = gone.length - this.config.maxDeadMembers;
+    for (const m of gone) {
+      if (now - m.since < this.config.deadReapMs && excess <= 0) break;
+      excess--;
+      this.forget(m);
+    }
+  }
+
+  private forget(m: Member): void {
+    this.table.delete(m.id);
+    const last = this.peers.pop()!;
+    if (last !== m) {
+      this.peers[m.slot] = last;
+      last.slot = m.slot;
+    }
+    this.deadCount--;
+    this.counters.reaped++;
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private checkMeta(meta: Record<string, string>): void {
+    if (meta === null || typeof meta !== 'object')
+      throw new TypeError('metadata must be an object of strings');
+    for (const [k, v] of Object.entries(meta)) {
+      if (typeof v !== 'string')
+        throw new TypeError(`metadata value of ${JSON.stringify(k)} must be a string`);
+      if (k.length === 0 || utf8Len(k) > 255)
+        throw new RangeError(`metadata key ${JSON.stringify(k)} must be 1..255 bytes`);
+    }
+    let size: number;
+    try {
+      size = metaSize(meta);
+    } catch (err) {
+      throw new RangeError(`metadata too large: ${(err as Error).message}`);
+    }
+    const max = this.config?.maxMetaBytes ?? defaultSwimConfig.maxMetaBytes;
+    if (size > max) {
+      throw new RangeError(
+        `metadata encodes to ${size} bytes, over the limit of ${max} (config.maxMetaBytes): it must fit in one ` +
+          'datagram with the gossip it rides with; keep it to small fields such as grpcAddr and version',
+      );
+    }
+  }
+}
