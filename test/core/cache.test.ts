@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { ByteCache, Entry, enforceBudget, entryBytes } from '../../src/cache.js';
+import { Group, GroupRegistry, type Peer } from '../../src/index.js';
+import { fakeClock } from './harness.js';
+
+const entry = (v: string, expiresAt = 0, now = 0) => new Entry(Buffer.from(v), expiresAt, now, 0);
+
+describe('ByteCache', () => {
+  it('charges key bytes (UTF-8) + value bytes', () => {
+    const c = new ByteCache(1000, () => 0);
+    const e = entry('12345');
+    c.set('é', e, entryBytes('é', e.value));
+    assert.equal(c.bytes, 2 + 5);
+    assert.equal(c.items, 1);
+  });
+
+  it('evicts least recently used entries past its own ceiling and counts them', () => {
+    const c = new ByteCache(30, () => 0);
+    for (const k of ['a', 'b', 'c']) c.set(k, entry('x'.repeat(9)), 10);
+    assert.ok(c.get('a'));
+    c.set('d', entry('x'.repeat(9)), 10);
+    assert.equal(c.get('b'), undefined, 'b was least recently used');
+    assert.ok(c.get('a'));
+    assert.equal(c.evictions, 1);
+    assert.equal(c.bytes, 30);
+  });
+
+  it('an expired entry reads as a miss and is dropped (not an eviction)', () => {
+    let now = 100;
+    const c = new ByteCache(100, () => now);
+    c.set('k', entry('v', 150, now), 2);
+    assert.ok(c.get('k'));
+    now = 150;
+    assert.equal(c.get('k'), undefined);
+    assert.equal(c.items, 0);
+    assert.equal(c.evictions, 0);
+    assert.deepEqual(c.stats(), { bytes: 0, items: 0, gets: 2, hits: 1, evictions: 0 });
+  });
+
+  it('refuses an entry over its ceiling (and forgets an older value of that key)', () => {
+    const c = new ByteCache(10, () => 0);
+    c.set('k', entry('v'), 2);
+    assert.equal(c.set('k', entry('x'.repeat(20)), 21), false);
+    assert.equal(c.items, 0);
+  });
+});
+
+describe('shared budget (groupcache rule)', () => {
+  it('evicts from hot while hot > main/8, else from main', () => {
+    const main = new ByteCache(1000, () => 0);
+    const hot = new ByteCache(125, () => 0);
+    for (let i = 0; i < 8; i++) main.set(`m${i}`, entry('x'.repeat(98)), 100);
+    for (let i = 0; i < 3; i++) hot.set(`h${i}`, entry('x'.repeat(38)), 40);
+    // 800 + 120 = 920 > 900: hot (120) > main/8 (100), so hot loses its oldest
+    enforceBudget(main, hot, 900);
+    assert.equal(hot.items, 2);
+    assert.equal(main.items, 8);
+    // 800 + 80 = 880 > 850: hot (80) <= 100, so main loses its oldest
+    enforceBudget(main, hot, 850);
+    assert.equal(main.items, 7);
+    assert.equal(hot.items, 2);
+  });
+
+  it('property: main + hot bytes never exceed cacheBytes and hot never exceeds cacheBytes/8', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 4000 }),
+        fc.array(
+          fc.record({
+            node: fc.nat(2),
+            key: fc.string({ minLength: 1, maxLength: 12, unit: 'grapheme' }),
+            size: fc.nat(600),
+            remove: fc.boolean(),
+            ttl: fc.option(fc.integer({ min: -5, max: 50 })),
+            tick: fc.nat(20),
+          }),
+          { maxLength: 150 },
+        ),
+        async (cacheBytes, ops) => {
+          const clock = fakeClock();
+          const registry = new GroupRegistry();
+          // node 0 owns keys that start with an even code unit; the others are fetched from "node 1",
+          // an owner that answers anything and reports a high rate, so every fetch is a promotion candidate
+          const owner: Peer = {
+            id: 'owner',
+            get: async (_g, key) => ({ value: Buffer.alloc((key.length * 7) % 300), minuteQps: 1e6 }),
+          };
+          const g = new Group({
+            name: 'prop',
+            cacheBytes,
+            registry,
+            now: clock.now,
+            peers: { pickPeer: (k) => (k.charCodeAt(0) % 2 === 0 ? null : owner), peers: () => [owner] },
+            getter: async (key) => {
+              const op = ops.find((o) => o.key === key);
+              const value = Buffer.alloc(op?.size ?? 1);
+              return op?.ttl == null ? value : { value, ttlMs: op.ttl };
+            },
+          });
+          for (const op of ops) {
+            if (op.remove) g.removeLocal(op.key);
+            else await g.get(op.key);
+            clock.advance(op.tick);
+            const main = g.cacheStats('main');
+            const hot = g.cacheStats('hot');
+            assert.ok(main.bytes + hot.bytes <= cacheBytes, `${main.bytes} + ${hot.bytes} > ${cacheBytes}`);
+            assert.ok(hot.bytes <= Math.floor(cacheBytes / 8), `hot ${hot.bytes} > ${cacheBytes}/8`);
+            assert.ok(main.bytes >= 0 && hot.bytes >= 0 && main.items >= 0);
+          }
+          g.close();
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
