@@ -930,7 +930,6 @@ export class Swim extends EventEmitter {
   private setState(m: Member, state: MemberState): void {
     const wasLive = m.state === 'alive' || m.state === 'suspect';
     const isLive = state === 'alive' || state === 'suspect';
-    const wasGone = m.state === 'dead' || m.state === 'left';
     if (state !== 'suspect' && m.suspicion) {
       m.suspicion.cancel();
       m.suspicion = null;
@@ -940,11 +939,9 @@ export class Swim extends EventEmitter {
     if (m === this.self) return;
     if (wasLive && !isLive) {
       this.live--;
-      this.deadCount++;
       if (this.addrIndex.get(m.addr) === m.id) this.addrIndex.delete(m.addr);
     } else if (!wasLive && isLive) {
       this.live++;
-      if (wasGone) this.deadCount--;
     }
   }
 
@@ -1156,7 +1153,6 @@ export class Swim extends EventEmitter {
       this.peers[m.slot] = last;
       last.slot = m.slot;
     }
-    this.deadCount--;
     this.counters.reaped++;
   }
 
