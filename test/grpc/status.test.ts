@@ -46,7 +46,7 @@ describe('status codes, deadlines, cancel, sizes', () => {
   const registry = new GroupRegistry();
   const calls = new Map<string, number>();
   const slow = new Map<string, Slow>();
-  const slowStarted = new Map<string, ReturnType<typeof deferred>>();
+  const slowStarted = new Map<string, ReturnType<typeof deferred<void>>>();
   let server: GrpcServer;
   let addr: string;
   let std: Client;
