@@ -116,7 +116,7 @@ export async function waitForRing(nodes: NodeHandle[], timeoutMs: number): Promi
   for (;;) {
     try {
       last = await Promise.all(nodes.map((x) => getJson(x.httpPort, '/_cluster')));
-      const sums = last.map((c) => String(findField(c, 'checksum')));
+      const sums = last.map((c) => String(findField(c, 'ringChecksum') ?? findField(c, 'checksum')));
       const sizes = last.map((c) => ringOf(c).length);
       if (new Set(sums).size === 1 && sums[0] !== 'undefined' && sizes.every((s) => s === nodes.length)) {
         return sums[0];
