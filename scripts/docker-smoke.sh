@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Smoke test of the Docker packaging without a registry: builds an image by `docker import` of a root
+# filesystem assembled from this machine (node binary + its shared libraries + the built app with its
+# production node_modules), starts docker-compose.yml with 3 node replicas and the example origin,
+# checks that they form one ring (3 alive members, equal ring checksums on every node) and that a GET
+# through any node works with one origin load per key, then tears everything down.
+#
+# Needs root (starts dockerd if it is not running). Installs docker.io / docker-compose with apt-get
+# when missing. Usage: scripts/docker-smoke.sh   (KEEP=1 leaves the cluster running)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+IMAGE=gossipcache:smoke
+PROJECT=gcsmoke
+WORK=$(mktemp -d /tmp/gossipcache-smoke.XXXXXX)
+DOCKERD_PID=
+log() { printf 'smoke: %s\n' "$*" >&2; }
+fail() { log "FAIL: $*"; exit 1; }
+
+cleanup() {
+  local rc=$?
+  if [ -z "${KEEP:-}" ]; then
+    GOSSIPCACHE_IMAGE=$IMAGE docker-compose -p "$PROJECT" -f "$ROOT/docker-compose.yml" down -t 20 >/dev/null 2>&1 || true
+    docker rmi "$IMAGE" >/dev/null 2>&1 || true
+    if [ -n "$DOCKERD_PID" ]; then kill "$DOCKERD_PID" 2>/dev/null || true; fi
+  fi
+  rm -rf "$WORK"
+  if [ $rc -eq 0 ]; then log PASS; fi
+}
+trap cleanup EXIT
+
+# 1. Docker daemon and docker-compose.
+if ! command -v docker >/dev/null || ! command -v docker-compose >/dev/null; then
+  log "installing docker.io and docker-compose"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io docker-compose >/dev/null
+fi
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd (vfs storage, no iptables)"
+  dockerd --storage-driver=vfs --iptables=false >"$WORK/dockerd.log" 2>&1 &
+  DOCKERD_PID=$!
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || fail "dockerd did not start; see its log: $(tail -5 "$WORK/dockerd.log")"
+fi
+
+# 2. Root filesystem: node + libs (ldd), the app (dist, proto, production node_modules), a passwd
+#    with the unprivileged user `node` (uid 1000) the image runs as.
+log "building the app and the root filesystem"
+npm run build --silent
+FS=$WORK/rootfs
+mkdir -p "$FS/usr/local/bin" "$FS/app" "$FS/etc" "$FS/tmp"
+chmod 1777 "$FS/tmp"
+NODE_BIN=$(command -v node)
+cp "$NODE_BIN" "$FS/usr/local/bin/node"
+for lib in $(ldd "$NODE_BIN" | grep -o '/[^ ]*'); do
+  mkdir -p "$FS$(dirname "$lib")"
+  cp -L "$lib" "$FS$lib"
+done
+printf 'root:x:0:0:root:/root:/bin/false\nnode:x:1000:1000:node:/home/node:/bin/false\n' >"$FS/etc/passwd"
+printf 'root:x:0:\nnode:x:1000:\n' >"$FS/etc/group"
+printf 'hosts: files dns\n' >"$FS/etc/nsswitch.conf"
+cp -r dist proto package.json "$FS/app/"
+# Production dependencies only (npm's own list), keeping their node_modules paths.
+npm ls --omit=dev --parseable --all 2>/dev/null | grep '/node_modules/' | while read -r dir; do
+  rel=${dir#"$ROOT"/}
+  mkdir -p "$FS/app/$(dirname "$rel")"
+  [ -e "$FS/app/$rel" ] || cp -r "$dir" "$FS/app/$rel"
+done
+log "rootfs is $(du -sh "$FS" | cut -f1); importing as $IMAGE"
+tar -C "$FS" -c . | docker import \
+  --change 'USER node' --change 'WORKDIR /app' --change 'ENV NODE_ENV=production' \
+  --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
+  --change 'EXPOSE 8080 9090 7946/udp 7946/tcp' \
+  --change 'ENTRYPOINT ["node", "dist/cli.js"]' - "$IMAGE" >/dev/null
+
+# 3. The cluster (3 replicas from the compose file itself, no --scale).
+export GOSSIPCACHE_IMAGE=$IMAGE
+compose() { docker-compose -p "$PROJECT" -f "$ROOT/docker-compose.yml" "$@"; }
+compose down -t 5 >/dev/null 2>&1 || true
+log "docker-compose up (no build)"
+compose up -d --no-build
+ids=$(compose ps -q node)
+[ "$(echo "$ids" | wc -l)" -eq 3 ] || fail "expected 3 node containers, got: $ids"
+
+# Each replica is reached at its published host port (userland proxy) if that works, else at its
+# container IP on the bridge network (reachable from the host without iptables).
+declare -a URLS=()
+for id in $ids; do
+  hp=$(docker port "$id" 8080/tcp 2>/dev/null | head -1 | sed 's/.*://')
+  ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$id")
+  url=
+  for _ in $(seq 40); do
+    if [ -n "$hp" ] && curl -fsS -m 2 "http://127.0.0.1:$hp/healthz" >/dev/null 2>&1; then
+      url=http://127.0.0.1:$hp
+      break
+    fi
+    if curl -fsS -m 2 "http://$ip:8080/healthz" >/dev/null 2>&1; then
+      url=http://$ip:8080
+      break
+    fi
+    sleep 0.5
+  done
+  [ -n "$url" ] || { compose logs --tail 30 node >&2; fail "replica $id answers neither on host port ${hp:-?} nor at $ip:8080"; }
+  case $url in http://127.0.0.1:*) log "replica ${id:0:12}: host port $hp (published ports work)" ;;
+    *) log "replica ${id:0:12}: host port ${hp:-none} did not answer; using container IP $ip" ;; esac
+  URLS+=("$url")
+done
+
+# 4. One ring: every node sees 3 alive members and the same checksum.
+log "waiting for one ring of 3"
+ok=
+for _ in $(seq 60); do
+  sums=()
+  alive_ok=1
+  for u in "${URLS[@]}"; do
+    body=$(curl -fsS -m 2 "$u/_cluster" || echo '{}')
+    sums+=("$(node -e 'const b=JSON.parse(process.argv[1]);process.stdout.write(String(b.ringChecksum))' "$body")")
+    n=$(node -e 'const b=JSON.parse(process.argv[1]);process.stdout.write(String((b.members||[]).filter(m=>m.state==="alive").length))' "$body")
+    [ "$n" = 3 ] || alive_ok=
+  done
+  if [ -n "$alive_ok" ] && [ "${sums[0]}" != undefined ] && [ "${sums[0]}" = "${sums[1]}" ] && [ "${sums[1]}" = "${sums[2]}" ]; then
+    ok=1
+    break
+  fi
+  sleep 1
+done
+[ -n "$ok" ] || { compose logs --tail 40 node >&2; fail "no single ring: checksums ${sums[*]}"; }
+log "one ring: 3 alive members, checksum ${sums[0]}"
+
+# 5. GET through every node: same value, one origin load per key.
+for key in Tom Jack 'a/b c'; do
+  enc=$(node -e 'process.stdout.write(encodeURIComponent(process.argv[1]))' "$key")
+  for u in "${URLS[@]}"; do
+    v=$(curl -fsS -m 10 "$u/default/$enc") || fail "GET $u/default/$enc failed"
+    [ "$v" = "origin value of $key" ] || fail "GET $u/default/$enc answered '$v'"
+  done
+done
+origin_id=$(compose ps -q origin)
+loads=$(docker exec "$origin_id" node -e 'fetch("http://127.0.0.1:8000/_loads").then(r=>r.text()).then(t=>process.stdout.write(t))')
+log "origin loads: $loads"
+[ "$(node -e 'process.stdout.write(String(JSON.parse(process.argv[1]).total))' "$loads")" = 3 ] ||
+  fail "expected 3 origin loads (one per key), got $loads"
+log "GET works through every node with one load per key"
+
+# 6. Graceful stop: SIGTERM → leave → exit 0.
+compose stop -t 20 node >/dev/null
+for id in $ids; do
+  code=$(docker inspect -f '{{.State.ExitCode}}' "$id")
+  [ "$code" = 0 ] || fail "replica ${id:0:12} exited with $code after SIGTERM"
+done
+log "all replicas left and exited 0 on SIGTERM"
