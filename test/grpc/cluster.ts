@@ -20,7 +20,8 @@ export interface ClusterOptions {
   /** Getter of every node (default: value = `${key}@${addr}`); counted in node.loads either way. */
   getter?: (node: { addr: string }) => Getter;
   groupName?: string;
-  tls?: TlsFiles;
+  /** One set of files for all nodes, or a function giving each node its own. */
+  tls?: TlsFiles | (() => TlsFiles);
   maxMessageBytes?: number;
   timeoutMs?: number;
   peerTimeoutMs?: number;
@@ -36,7 +37,8 @@ export interface Cluster {
 export async function startNode(opts: ClusterOptions, port = 0): Promise<TestNode> {
   const registry = new GroupRegistry();
   const loads = new Map<string, number>();
-  const server = createGrpcServer({ registry, tls: opts.tls, maxMessageBytes: opts.maxMessageBytes });
+  const tls = typeof opts.tls === 'function' ? opts.tls() : opts.tls;
+  const server = createGrpcServer({ registry, tls, maxMessageBytes: opts.maxMessageBytes });
   const bound = await server.listen(`127.0.0.1:${port}`);
   const addr = `127.0.0.1:${bound}`;
   const inner: Getter = opts.getter?.({ addr }) ?? (async (key) => `${key}@${addr}`);
@@ -52,7 +54,7 @@ export async function startNode(opts: ClusterOptions, port = 0): Promise<TestNod
   });
   const picker = new RingPeerPicker({
     self: addr,
-    tls: opts.tls,
+    tls,
     timeoutMs: opts.timeoutMs,
     maxMessageBytes: opts.maxMessageBytes,
     onPeerRpc: opts.onPeerRpc,
