@@ -48,6 +48,9 @@ export class Cluster {
           GOSSIPCACHE_SEEDS: SEED_NAME,
           GOSSIPCACHE_ORIGIN: origin.template,
           GOSSIPCACHE_CACHE_BYTES: String(16 << 20),
+          // The origin is a fixture in the (shared, busy) test process: give it time, so that a
+          // failed request means the cluster failed, not the fixture.
+          GOSSIPCACHE_ORIGIN_TIMEOUT: '30s',
           ...(opts.env?.(h) ?? {}),
         };
         c.nodes.push(new NodeProc(h, command, env, logDir));

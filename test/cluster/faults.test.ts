@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { httpGet, sleep, waitFor } from './client.js';
 import { Cluster, describeViews, Monitor, REPO_ROOT } from './cluster.js';
 import { defaultNodeCommand, type NodeProc, netnsUnavailableReason } from './harness.js';
@@ -59,12 +60,30 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
     monitor.allowDeath = () => false;
   }
 
+  // The test process is the clients, the balancer and the origin: if its own event loop stalls, the
+  // figures are the machine's, not the cluster's. Its worst lag is reported with every scenario.
+  const lag = monitorEventLoopDelay({ resolution: 20 });
+
   before(async () => {
     cluster = await Cluster.create({ size: SIZE, name: 'faults' });
     monitor = new Monitor(cluster);
+    lag.enable();
+  });
+
+  beforeEach(() => lag.reset());
+
+  afterEach((t) => {
+    const scenario = report.results.find((r) => r.scenario[0] === t.name[0]);
+    if (scenario) {
+      report.record(scenario.scenario, {
+        testLoopLagMaxMs: Math.round(lag.max / 1e6),
+        originMaxServeMs: cluster.origin.maxServeMs(),
+      });
+    }
   });
 
   after(async () => {
+    lag.disable();
     monitor?.stop();
     const left = cluster ? await cluster.destroy() : [];
     if (left.length) report.record('teardown', { leftovers: left.join(' ') });

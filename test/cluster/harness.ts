@@ -379,11 +379,26 @@ export class NodeProc {
     mkdirSync(this.logDir, { recursive: true });
     const log = createWriteStream(join(this.logDir, `node${this.host.index}.log`), { flags: 'a' });
     log.write(`--- start #${this.starts} at ${new Date().toISOString()} (${this.command.label})\n`);
-    // `ip netns exec` execs the command in place, so child.pid is the node process itself.
-    const child = spawn('ip', ['netns', 'exec', this.host.ns, process.execPath, ...this.command.args], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    // Like a container, each node also gets its own UTS namespace and hostname (the default member id
+    // is `<hostname>-<gossip port>`, so five processes sharing the machine's hostname would collide).
+    // `ip netns exec`, `unshare` and `sh -c 'exec ...'` all exec in place: child.pid is the node itself.
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        this.host.ns,
+        'unshare',
+        '--uts',
+        'sh',
+        '-c',
+        'hostname "$0" && exec "$@"',
+        `node${this.host.index}`,
+        process.execPath,
+        ...this.command.args,
+      ],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.child = child;
     const onData = (chunk: Buffer) => {
       log.write(chunk);

@@ -23,6 +23,8 @@ export interface Origin {
   /** Loads of keys with this prefix, per source IP. */
   loadsByIp(prefix?: string): Map<string, number>;
   setDelay(ms: number): void;
+  /** Slowest answer so far (request parsed → response written), ms, excluding the configured delay. */
+  maxServeMs(): number;
   close(): Promise<void>;
 }
 
@@ -30,6 +32,7 @@ export async function startOrigin(host: string, delayMs = 0): Promise<Origin> {
   const perKey = new Map<string, Map<string, number>>();
   let delay = delayMs;
   let total = 0;
+  let maxServe = 0;
   const server = http.createServer((req, res) => {
     const m = /^\/items\/(.+)$/.exec(req.url ?? '');
     if (req.method !== 'GET' || !m) {
@@ -48,7 +51,9 @@ export async function startOrigin(host: string, delayMs = 0): Promise<Origin> {
     let by = perKey.get(key);
     if (!by) perKey.set(key, (by = new Map()));
     by.set(ip, (by.get(ip) ?? 0) + 1);
+    const t0 = performance.now();
     const reply = () => {
+      maxServe = Math.max(maxServe, performance.now() - t0 - delay);
       if (key.startsWith('missing-')) res.writeHead(404).end('not found\n');
       else if (key.startsWith('fail-')) res.writeHead(500).end('origin failure\n');
       else res.writeHead(200, { 'content-type': 'text/plain' }).end(expectedValue(key));
@@ -56,7 +61,9 @@ export async function startOrigin(host: string, delayMs = 0): Promise<Origin> {
     if (delay > 0) setTimeout(reply, delay);
     else reply();
   });
-  server.keepAliveTimeout = 5_000;
+  // Never close an idle keep-alive connection first: a node reusing it at that moment would see a
+  // reset that is the fixture's doing, not the cluster's.
+  server.keepAliveTimeout = 10 * 60_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, host, () => resolve());
@@ -75,6 +82,7 @@ export async function startOrigin(host: string, delayMs = 0): Promise<Origin> {
       }
       return out;
     },
+    maxServeMs: () => Math.round(maxServe),
     setDelay(ms) {
       delay = ms;
     },
