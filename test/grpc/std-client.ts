@@ -13,7 +13,7 @@ import {
 import { loadSync } from '@grpc/proto-loader';
 import { PROTO_DIR, PROTO_FILES } from '../../src/grpc/index.js';
 
-const loaderOpts = { keepCase: true, longs: Number, defaults: false } as const;
+const loaderOpts = { keepCase: true, longs: Number, enums: String, defaults: false } as const;
 
 function service(pkg: GrpcObject, path: string): ServiceClientConstructor {
   let o: unknown = pkg;

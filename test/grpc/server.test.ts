@@ -1,0 +1,144 @@
+// Server lifecycle and the standard services: grpc.health.v1 follows setServing/close, reflection
+// lists both services, a graceful close finishes what is in flight, bad options fail clearly.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { ClientDuplexStream } from '@grpc/grpc-js';
+import { Group, GroupRegistry } from '../../src/group.js';
+import { createGrpcServer, GrpcPeer, PeerError } from '../../src/grpc/index.js';
+import { GossipCacheClient, HealthClient, insecure, ReflectionClient, unary } from './std-client.js';
+
+function node(getter: (key: string, ctx: { signal: AbortSignal }) => Promise<string>) {
+  const registry = new GroupRegistry();
+  new Group({ name: 'g', cacheBytes: 1 << 20, registry, getter });
+  return { registry, server: createGrpcServer({ registry }) };
+}
+
+describe('server', () => {
+  test('health reports SERVING after listen and follows setServing', async () => {
+    const { server } = node(async (k) => k);
+    const addr = `127.0.0.1:${await server.listen('127.0.0.1:0')}`;
+    const health = new HealthClient(addr, insecure);
+    const check = async (service: string) =>
+      (await unary<{ status: string }>(health, 'Check', { service })).status;
+    try {
+      for (const s of ['', 'groupcachepb.GroupCache', 'gossipcachepb.GossipCache']) {
+        assert.equal(await check(s), 'SERVING', `service "${s}"`);
+      }
+      server.setServing(false);
+      assert.equal(await check(''), 'NOT_SERVING');
+      server.setServing(true);
+      assert.equal(await check(''), 'SERVING');
+      await assert.rejects(check('no.such.Service'), (e: { code: number }) => e.code === 5);
+    } finally {
+      health.close();
+      await server.close(0);
+    }
+  });
+
+  test('reflection lists the groupcache and gossipcache services', async () => {
+    const { server } = node(async (k) => k);
+    const addr = `127.0.0.1:${await server.listen('127.0.0.1:0')}`;
+    const client = new ReflectionClient(addr, insecure);
+    try {
+      const call = (
+        client as unknown as { ServerReflectionInfo(): ClientDuplexStream<object, object> }
+      ).ServerReflectionInfo();
+      const reply = new Promise<{ list_services_response: { service: { name: string }[] } }>(
+        (resolve, reject) => {
+          call.on('data', resolve);
+          call.on('error', reject);
+        },
+      );
+      call.write({ list_services: '*' });
+      const names = (await reply).list_services_response.service.map((s) => s.name);
+      call.end();
+      assert.ok(names.includes('groupcachepb.GroupCache'), names.join(', '));
+      assert.ok(names.includes('gossipcachepb.GossipCache'), names.join(', '));
+    } finally {
+      client.close();
+      await server.close(0);
+    }
+  });
+
+  test('graceful close finishes stream requests in flight, then refuses; the port is released', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const began = new Promise<void>((r) => (started = r));
+    const { server } = node(async (key) => {
+      if (key === 'slow') {
+        started();
+        await gate;
+      }
+      return `v:${key}`;
+    });
+    const port = await server.listen('127.0.0.1:0');
+    const peer = new GrpcPeer(`127.0.0.1:${port}`);
+    const signal = new AbortController().signal;
+    try {
+      const inFlight = peer.get('g', 'slow', signal);
+      await began;
+      const closing = server.close(10_000);
+      release();
+      assert.equal(Buffer.from((await inFlight).value).toString(), 'v:slow');
+      await closing;
+      const after = await peer.get('g', 'x', signal).then(
+        () => assert.fail('served after close'),
+        (e: Error) => e,
+      );
+      assert.ok(after instanceof PeerError, `${after}`);
+      // The same port can be bound again: close released it.
+      const again = node(async (k) => k).server;
+      assert.equal(await again.listen(`127.0.0.1:${port}`), port);
+      await again.close(0);
+    } finally {
+      peer.close();
+      await server.close(0);
+    }
+  });
+
+  test('a Fetch stream from a plain protobuf client is answered per request id', async () => {
+    const { server } = node(async (k) => `v:${k}`);
+    const addr = `127.0.0.1:${await server.listen('127.0.0.1:0')}`;
+    const client = new GossipCacheClient(addr, insecure);
+    try {
+      const call = (client as unknown as { Fetch(): ClientDuplexStream<object, object> }).Fetch();
+      const got = new Map<number, { code?: number; value?: Buffer; message?: string }>();
+      const done = new Promise<void>((resolve, reject) => {
+        call.on('data', (b: { replies: { id: number }[] }) => {
+          for (const r of b.replies) got.set(r.id, r);
+          if (got.size === 3) resolve();
+        });
+        call.on('error', reject);
+      });
+      call.write({
+        requests: [
+          { id: 1, group: 'g', key: 'a' },
+          { id: 2, group: 'g', key: '' },
+        ],
+      });
+      call.write({ requests: [{ id: 3, group: 'zzz', key: 'a', timeout_ms: 1000 }] });
+      await done;
+      call.end();
+      assert.equal(got.get(1)?.value?.toString(), 'v:a');
+      assert.equal(got.get(2)?.code, 3);
+      assert.equal(got.get(3)?.code, 5);
+      assert.match(got.get(3)?.message ?? '', /unknown group "zzz"/);
+    } finally {
+      client.close();
+      await server.close(0);
+    }
+  });
+
+  test('bad options fail with errors that say what to fix', async () => {
+    assert.throws(
+      () => createGrpcServer({ registry: new GroupRegistry(), maxMessageBytes: 0 }),
+      /maxMessageBytes/,
+    );
+    assert.throws(() => new GrpcPeer('127.0.0.1:1', { timeoutMs: -1 }), /timeoutMs/);
+    const { server } = node(async (k) => k);
+    await assert.rejects(server.listen('not an address'), /cannot listen on not an address/);
+    await server.close(0);
+  });
+});
