@@ -8,25 +8,41 @@ export interface HttpResult {
   body: string;
   ms: number;
   error?: string;
+  retried?: boolean;
 }
 
 export const sharedAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-/** GET with a hard timeout; never throws (status 0 + error on failure). */
-export function httpGet(
+/**
+ * GET with a hard timeout; never throws (status 0 + error on failure). Like a load balancer, it
+ * retries once when a REUSED keep-alive connection turns out to be closed by the server before any
+ * answer (the server's idle timeout racing our request; `retried` says so).
+ */
+export async function httpGet(
   url: string,
   timeoutMs = 5_000,
   agent: http.Agent = sharedAgent,
 ): Promise<HttpResult> {
+  const first = await httpGetOnce(url, timeoutMs, agent);
+  if (!first.staleSocket) return first;
+  const second = await httpGetOnce(url, timeoutMs, agent);
+  return { ...second, retried: true };
+}
+
+type Attempt = HttpResult & { staleSocket?: boolean };
+
+function httpGetOnce(url: string, timeoutMs: number, agent: http.Agent): Promise<Attempt> {
   const t0 = performance.now();
   return new Promise((resolve) => {
     let settled = false;
-    const done = (r: Omit<HttpResult, 'ms'>) => {
+    let answered = false;
+    const done = (r: Omit<Attempt, 'ms'>) => {
       if (settled) return;
       settled = true;
       resolve({ ...r, ms: performance.now() - t0 });
     };
     const req = http.get(url, { agent, timeout: timeoutMs }, (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () =>
@@ -39,9 +55,11 @@ export function httpGet(
     }, timeoutMs);
     req.on('close', () => clearTimeout(timer));
     req.on('timeout', () => req.destroy(new Error(`socket idle ${timeoutMs} ms`)));
-    req.on('error', (err) =>
-      done({ status: 0, body: '', error: (err as NodeJS.ErrnoException).code ?? err.message }),
-    );
+    req.on('error', (err) => {
+      const code = (err as NodeJS.ErrnoException).code ?? err.message;
+      const stale = req.reusedSocket && !answered && (code === 'ECONNRESET' || code === 'EPIPE');
+      done({ status: 0, body: '', error: code, ...(stale ? { staleSocket: true } : {}) });
+    });
   });
 }
 

@@ -75,7 +75,7 @@ export class Cluster {
     return this.nodes.find((n) => n.grpcAddr === addr || addr.startsWith(`${n.host.ip}:`));
   }
 
-  async waitReady(node: NodeProc, timeoutMs = 30_000): Promise<number> {
+  async waitReady(node: NodeProc, timeoutMs = 90_000): Promise<number> {
     const { ms } = await waitFor(
       `node${node.host.index} /readyz`,
       async () => {

@@ -222,6 +222,7 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
       ok: r.ok,
       failed: r.failed,
       shed: r.shed,
+      retried: r.retriedStaleSockets,
       p99Ms: r.p99Ms,
       maxMs: r.maxMs,
     });
@@ -232,7 +233,6 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
         r.failures.slice(0, 3).map((f) => JSON.stringify(f)),
       );
     assert.equal(r.failed, 0, `failed client requests: ${JSON.stringify(r.failures.slice(0, 5))}`);
-    assert.equal(r.shed, 0, 'the load generator never had to shed (nodes kept up)');
     // Owns keys again: fresh keys asked only through the other nodes get loaded by the victim too.
     const own = Array.from({ length: 100 }, (_, i) => `own-${runTag}-${i}`);
     const asks = await Promise.all(

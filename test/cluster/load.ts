@@ -31,6 +31,7 @@ export interface LoadReport {
   ok: number;
   failed: number;
   shed: number;
+  retriedStaleSockets: number;
   durationMs: number;
   p50Ms: number;
   p99Ms: number;
@@ -60,6 +61,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
   let ok = 0;
   let failed = 0;
   let shed = 0;
+  let retried = 0;
   let rr = 0;
   let stopped = false;
   let pending = 0;
@@ -75,6 +77,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
       ok,
       failed,
       shed,
+      retriedStaleSockets: retried,
       durationMs: Math.round(performance.now() - t0),
       p50Ms: q(0.5),
       p99Ms: q(0.99),
@@ -112,6 +115,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
       pending--;
       inflight.set(target, (inflight.get(target) ?? 1) - 1);
       latencies.push(r.ms);
+      if (r.retried) retried++;
       if (r.status === 200 && r.body === expectedValue(key)) ok++;
       else {
         failed++;
