@@ -104,9 +104,10 @@ describe('server', () => {
     const client = new GossipCacheClient(addr, insecure);
     try {
       const call = (client as unknown as { Fetch(): ClientDuplexStream<object, object> }).Fetch();
-      const got = new Map<number, { code?: number; value?: Buffer; message?: string }>();
+      type Reply = { id: number; code?: number; value?: Buffer; message?: string };
+      const got = new Map<number, Reply>();
       const done = new Promise<void>((resolve, reject) => {
-        call.on('data', (b: { replies: { id: number }[] }) => {
+        call.on('data', (b: { replies: Reply[] }) => {
           for (const r of b.replies) got.set(r.id, r);
           if (got.size === 3) resolve();
         });
