@@ -25,5 +25,7 @@ export type {
   RateBasedPromotionOptions,
 } from './hotkeys.js';
 export { RATE_WINDOW_MS, randomPromotion, rateBasedPromotion } from './hotkeys.js';
+export type { GossipNode, NodeOptions } from './node/node.js';
+export { createNode } from './node/node.js';
 export type { Peer, PeerGetResult, PeerPicker } from './peers.js';
 export { noPeers } from './peers.js';
