@@ -1,9 +1,9 @@
 // Issue 7 §4 — the thundering herd. 200 concurrent gets of one fresh key spread over the 3 nodes' HTTP fronts
 // must cause exactly one origin load (loads per key 1.00): the owner's single flight, the others waiting on
-// it over gRPC. Then the same while a fourth node joins: herds of fresh keys keep starting every 150 ms from
+// it over gRPC. Then the same while a fourth node joins: herds of fresh keys keep starting every 250 ms from
 // before the join until after every node agrees on the 4-node ring, and the loads per key are reported.
-// The origin is an HTTP server in this process that counts its loads per key and answers after 150 ms.
-import { Agent, createServer, request } from 'node:http';
+// The origin is an HTTP server in its own process that counts its loads per key and answers after 150 ms.
+import { Agent, request } from 'node:http';
 import {
   findField,
   getJson,
@@ -14,41 +14,38 @@ import {
   waitForRing,
 } from './lib/cluster.js';
 import { isMain, runAlone } from './lib/main.js';
-import { freePort, sleep, stopAll } from './lib/proc.js';
+import { freePort, sleep, startProcess, stopAll, waitForPort } from './lib/proc.js';
 import type { BenchOptions, BenchRow } from './lib/types.js';
 
 const BENCH = 'herd';
 const GROUP = 'herd';
 const HERD = 200;
 const ORIGIN_DELAY_MS = 150;
+/** A new herd starts this often during the join (each lasts about ORIGIN_DELAY_MS + fetch time). */
+const JOIN_HERD_EVERY_MS = 250;
 
 interface Origin {
   port: number;
-  loads: Map<string, number>;
+  /** Loads per key so far, as the origin process counted them. */
+  loads(): Promise<Map<string, number>>;
   close(): Promise<void>;
 }
 
 async function startOrigin(): Promise<Origin> {
-  const loads = new Map<string, number>();
   const port = await freePort();
-  const server = createServer((req, res) => {
-    const key = decodeURIComponent((req.url ?? '/').slice('/o/'.length));
-    loads.set(key, (loads.get(key) ?? 0) + 1);
-    setTimeout(() => {
-      const body = `origin value of ${key}`;
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
-      res.end(body);
-    }, ORIGIN_DELAY_MS);
-  });
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  const server = startProcess('origin', process.execPath, [
+    'scripts/bench/lib/origin-http.mjs',
+    String(port),
+    String(ORIGIN_DELAY_MS),
+  ]);
+  await waitForPort(port, 5000, server);
   return {
     port,
-    loads,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
+    loads: async () =>
+      new Map(
+        Object.entries((await getJson(port, '/_loads')) as Record<string, number>).map(([k, v]) => [k, v]),
+      ),
+    close: () => server.stop(),
   };
 }
 
@@ -63,10 +60,12 @@ function get(port: number, path: string): Promise<{ status: number; body: string
         body += c;
       });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', () => resolve({ status: 0, body: '' }));
+      res.on('error', (e) => resolve({ status: 0, body: e.message }));
     });
-    req.setTimeout(15000, () => req.destroy());
-    req.on('error', () => resolve({ status: 0, body: '' }));
+    req.setTimeout(15000, () => req.destroy(new Error('no answer within 15 s')));
+    req.on('error', (e) =>
+      resolve({ status: 0, body: `${(e as NodeJS.ErrnoException).code ?? ''} ${e.message}` }),
+    );
     req.end();
   });
 }
@@ -97,8 +96,9 @@ async function herd(ports: number[], key: string): Promise<number> {
   return bad.length;
 }
 
-function loadStats(origin: Origin, keys: string[]) {
-  const per = keys.map((k) => origin.loads.get(k) ?? 0);
+async function loadStats(origin: Origin, keys: string[]) {
+  const loads = await origin.loads();
+  const per = keys.map((k) => loads.get(k) ?? 0);
   const total = per.reduce((s, n) => s + n, 0);
   return { mean: total / keys.length, max: Math.max(...per), over1: per.filter((n) => n > 1).length };
 }
@@ -128,7 +128,7 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
       keys.push(key);
       failed += await herd(ports, key);
     }
-    const s = loadStats(origin, keys);
+    const s = await loadStats(origin, keys);
     rows.push({
       bench: BENCH,
       case: `3 nodes, ${rounds} keys × ${HERD} concurrent gets`,
@@ -169,7 +169,7 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
       const key = `join-${run}-${i++}`;
       joinKeys.push(key);
       inFlight.push(herd(targets, key));
-      await sleep(150);
+      await sleep(JOIN_HERD_EVERY_MS);
       if (joined && convergedAt === 0 && performance.now() - checkedAt > 300) {
         checkedAt = performance.now();
         const views = await Promise.all(nodes.map((x) => getJson(x.httpPort, '/_cluster').catch(() => null)));
@@ -182,7 +182,7 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     }
     await joining;
     const joinFailed = (await Promise.all(inFlight)).reduce((s2, n) => s2 + n, 0);
-    const j = loadStats(origin, joinKeys);
+    const j = await loadStats(origin, joinKeys);
     rows.push({
       bench: BENCH,
       case: `3 nodes + 1 joining, ${joinKeys.length} keys × ${HERD} gets`,

@@ -38,7 +38,7 @@ const only = argValue('--only')
   .filter(Boolean);
 
 const found = readdirSync(dir)
-  .filter((f) => f.endsWith('.ts') && f !== 'index.ts')
+  .filter((f) => f.endsWith('.ts') && f !== 'index.ts' && !f.startsWith('_')) // _name.ts: scratch, not a module
   .map((f) => f.slice(0, -3))
   .sort((a, b) => {
     const ia = ORDER.indexOf(a);
