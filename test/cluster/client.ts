@@ -8,28 +8,25 @@ export interface HttpResult {
   body: string;
   ms: number;
   error?: string;
-  retried?: boolean;
+  connectionError?: boolean;
 }
 
 export const sharedAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
 /**
- * GET with a hard timeout; never throws (status 0 + error on failure). Like a load balancer, it
- * retries once when a REUSED keep-alive connection turns out to be closed by the server before any
- * answer (the server's idle timeout racing our request; `retried` says so).
+ * GET with a hard timeout; never throws (status 0 + error on failure). `connectionError` marks a
+ * failure before any response byte on the connection level (reset, refused, broken pipe), the case a
+ * load balancer retries on another backend (nginx's default `proxy_next_upstream error`).
  */
-export async function httpGet(
+export function httpGet(
   url: string,
   timeoutMs = 5_000,
   agent: http.Agent = sharedAgent,
 ): Promise<HttpResult> {
-  const first = await httpGetOnce(url, timeoutMs, agent);
-  if (!first.staleSocket) return first;
-  const second = await httpGetOnce(url, timeoutMs, agent);
-  return { ...second, retried: true };
+  return httpGetOnce(url, timeoutMs, agent);
 }
 
-type Attempt = HttpResult & { staleSocket?: boolean };
+type Attempt = HttpResult;
 
 function httpGetOnce(url: string, timeoutMs: number, agent: http.Agent): Promise<Attempt> {
   const t0 = performance.now();
@@ -57,8 +54,8 @@ function httpGetOnce(url: string, timeoutMs: number, agent: http.Agent): Promise
     req.on('timeout', () => req.destroy(new Error(`socket idle ${timeoutMs} ms`)));
     req.on('error', (err) => {
       const code = (err as NodeJS.ErrnoException).code ?? err.message;
-      const stale = req.reusedSocket && !answered && (code === 'ECONNRESET' || code === 'EPIPE');
-      done({ status: 0, body: '', error: code, ...(stale ? { staleSocket: true } : {}) });
+      const conn = !answered && (code === 'ECONNRESET' || code === 'ECONNREFUSED' || code === 'EPIPE');
+      done({ status: 0, body: '', error: code, ...(conn ? { connectionError: true } : {}) });
     });
   });
 }

@@ -48,7 +48,7 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
 
   /** All five running and in rotation, with one ring; restarts whatever a failed scenario left down. */
   async function ensureHealthy(): Promise<void> {
-    cluster.lab.clearRules();
+    await cluster.lab.clearRules();
     for (const n of cluster.nodes) {
       if (!n.running) n.start();
     }
@@ -63,6 +63,20 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
   // The test process is the clients, the balancer and the origin: if its own event loop stalls, the
   // figures are the machine's, not the cluster's. Its worst lag is reported with every scenario.
   const lag = monitorEventLoopDelay({ resolution: 20 });
+
+  /** Loads a key set once through all nodes (bounded concurrency), so timed load starts from warm caches. */
+  async function warm(keys: string[]): Promise<number> {
+    const t0 = performance.now();
+    let next = 0;
+    const worker = async () => {
+      while (next < keys.length) {
+        const i = next++;
+        await httpGet(cluster.nodes[i % SIZE].url(`/default/${keys[i]}`), 30_000);
+      }
+    };
+    await Promise.all(Array.from({ length: 20 }, worker));
+    return Math.round(performance.now() - t0);
+  }
 
   before(async () => {
     cluster = await Cluster.create({ size: SIZE, name: 'faults' });
@@ -173,11 +187,14 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
     await ensureHealthy();
     const victim = cluster.nodes[1 + Math.floor(Math.random() * (SIZE - 1))];
     const survivors = others(victim);
+    const steadyKeys = Array.from({ length: 500 }, (_, i) => `steady-${runTag}-${i}`);
+    report.record('3 kill -9 + restart', { warmMs: await warm(steadyKeys) });
     const load = startLoad({
       rate: 300,
       durationMs: STEADY_MS,
       targets: () => cluster.targets(),
-      key: () => `steady-${runTag}-${Math.floor(Math.random() * 1000)}`,
+      key: () => steadyKeys[Math.floor(Math.random() * steadyKeys.length)],
+      timeoutMs: 30_000,
     });
     let restartReadyMs = 0;
     let detectMs = 0;
@@ -222,7 +239,7 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
       ok: r.ok,
       failed: r.failed,
       shed: r.shed,
-      retried: r.retriedStaleSockets,
+      retried: r.retried,
       p99Ms: r.p99Ms,
       maxMs: r.maxMs,
     });
@@ -257,16 +274,18 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
     const a = cluster.nodes.slice(0, 2);
     const b = cluster.nodes.slice(2);
     const side = (n: NodeProc) => (a.includes(n) ? 'a' : 'b');
+    const partKeys = Array.from({ length: 500 }, (_, i) => `part-${runTag}-${i}`);
+    report.record('4 partition 2|3', { warmMs: await warm(partKeys) });
     const load = startLoad({
       rate: 100,
       durationMs: PARTITION_MS + 10_000,
       targets: () => cluster.targets(),
-      key: () => `part-${runTag}-${Math.floor(Math.random() * 500)}`,
-      timeoutMs: 15_000,
+      key: () => partKeys[Math.floor(Math.random() * partKeys.length)],
+      timeoutMs: 30_000,
     });
     monitor.allowDeath = (o, s) => side(o) !== side(s);
     const t0 = performance.now();
-    cluster.lab.partition(
+    await cluster.lab.partition(
       a.map((n) => n.host),
       b.map((n) => n.host),
     );
@@ -287,7 +306,7 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
     await sleep(Math.max(0, PARTITION_MS - (performance.now() - t0)));
     await sideRings;
     const healAt = Date.now();
-    cluster.lab.clearRules();
+    await cluster.lab.clearRules();
     // From now on, every death is false: once an observer sees a member alive after the heal, it must
     // never see it dead again.
     const seenAliveAfterHeal = new Set<string>();
@@ -334,10 +353,12 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
 
   it(`5. 10% packet loss on every node for ${LOSS_MS / 1000} s: no false deaths, requests succeed`, async () => {
     await ensureHealthy();
+    const lossKeys = Array.from({ length: 500 }, (_, i) => `loss-${runTag}-${i}`);
+    report.record('5 10% loss', { warmMs: await warm(lossKeys) });
     const t0 = Date.now();
     const deathsBefore = monitor.falseDeaths.length;
     const suspectsBefore = monitor.suspects;
-    cluster.lab.packetLoss(
+    await cluster.lab.packetLoss(
       cluster.nodes.map((n) => n.host),
       0.1,
     );
@@ -347,11 +368,11 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
       rate: 100,
       durationMs: LOSS_MS,
       targets: () => cluster.targets(),
-      key: () => `loss-${runTag}-${Math.floor(Math.random() * 1000)}`,
+      key: () => lossKeys[Math.floor(Math.random() * lossKeys.length)],
       timeoutMs: 30_000,
     });
     const r = await load.done;
-    cluster.lab.clearRules();
+    await cluster.lab.clearRules();
     const deaths = monitor.falseDeaths.slice(deathsBefore);
     report.record('5 10% loss', {
       lossMs: LOSS_MS,
@@ -383,11 +404,14 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
     await ensureHealthy();
     const leaver = cluster.nodes[1 + Math.floor(Math.random() * (SIZE - 1))];
     const rest = others(leaver);
+    const leaveKeys = Array.from({ length: 500 }, (_, i) => `leave-${runTag}-${i}`);
+    report.record('6 graceful leave', { warmMs: await warm(leaveKeys) });
     const load = startLoad({
       rate: 200,
       durationMs: 10_000,
       targets: () => cluster.targets(),
-      key: () => `leave-${runTag}-${Math.floor(Math.random() * 500)}`,
+      key: () => leaveKeys[Math.floor(Math.random() * leaveKeys.length)],
+      timeoutMs: 30_000,
     });
     await sleep(3_000);
     const t0 = Date.now();

@@ -10,7 +10,7 @@
 // stay ≤ 15 chars). A pid file per run lets a later run remove what a crashed run left behind without
 // touching a run that is still going. Teardown is synchronous so it also works from process 'exit'.
 
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   createWriteStream,
@@ -22,6 +22,9 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
 
 export const PREFIX = 'gcft';
 const PID_DIR = '/run/gossipcache-fault-suite';
@@ -249,51 +252,63 @@ export class NetLab {
     for (const h of this.hosts) this.writeHostsFile(h, names);
   }
 
-  iptables(host: Host, args: string[]): void {
-    sh('ip', ['netns', 'exec', host.ns, 'iptables', '-w', ...args]);
+  /**
+   * Runs iptables inside a namespace. Asynchronous on purpose: the test process is also the clients
+   * and the origin, and must not stall while a fault is being applied.
+   */
+  async iptables(host: Host, args: string[]): Promise<void> {
+    try {
+      await execFileAsync('ip', ['netns', 'exec', host.ns, 'iptables', '-w', ...args]);
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new Error(
+        `iptables ${args.join(' ')} in ${host.ns} failed: ${(e.stderr ?? '').trim() || e.message}`,
+      );
+    }
   }
 
   /** Drops every packet between the two groups, in both directions, inside the namespaces. */
-  partition(a: Host[], b: Host[]): void {
-    for (const [side, other] of [
-      [a, b],
-      [b, a],
-    ] as const) {
-      for (const h of side) {
+  async partition(a: Host[], b: Host[]): Promise<void> {
+    const rules = (side: Host[], other: Host[]) =>
+      side.map(async (h) => {
         for (const o of other) {
-          this.iptables(h, ['-I', 'INPUT', '-s', o.ip, '-j', 'DROP']);
-          this.iptables(h, ['-I', 'OUTPUT', '-d', o.ip, '-j', 'DROP']);
+          await this.iptables(h, ['-I', 'INPUT', '-s', o.ip, '-j', 'DROP']);
+          await this.iptables(h, ['-I', 'OUTPUT', '-d', o.ip, '-j', 'DROP']);
         }
-      }
-    }
+      });
+    await Promise.all([...rules(a, b), ...rules(b, a)]);
   }
 
   /** Drops a random share of packets arriving on each host's eth0. */
-  packetLoss(hosts: Host[], probability: number): void {
-    for (const h of hosts) {
-      this.iptables(h, [
-        '-I',
-        'INPUT',
-        '-i',
-        'eth0',
-        '-m',
-        'statistic',
-        '--mode',
-        'random',
-        '--probability',
-        String(probability),
-        '-j',
-        'DROP',
-      ]);
-    }
+  async packetLoss(hosts: Host[], probability: number): Promise<void> {
+    await Promise.all(
+      hosts.map((h) =>
+        this.iptables(h, [
+          '-I',
+          'INPUT',
+          '-i',
+          'eth0',
+          '-m',
+          'statistic',
+          '--mode',
+          'random',
+          '--probability',
+          String(probability),
+          '-j',
+          'DROP',
+        ]),
+      ),
+    );
   }
 
   /** Removes every rule the suite added (partition, loss). */
-  clearRules(hosts: Host[] = this.hosts): void {
-    for (const h of hosts) {
-      this.iptables(h, ['-F', 'INPUT']);
-      this.iptables(h, ['-F', 'OUTPUT']);
-    }
+  async clearRules(hosts: Host[] = this.hosts): Promise<void> {
+    await Promise.all(
+      hosts.map(async (h) => {
+        await this.iptables(h, ['-F', 'INPUT']);
+        await this.iptables(h, ['-F', 'OUTPUT']);
+      }),
+    );
   }
 
   rules(host: Host): string {
