@@ -13,15 +13,21 @@ import { errorOf, PeerError } from './status.js';
 
 const fetchMethod = gossipCacheService.Fetch;
 
-interface Pending {
-  id: number;
-  resolve: (r: PeerGetResult) => void;
-  reject: (e: Error) => void;
-  start: number;
-  deadline: number;
-  signal: AbortSignal;
-  onAbort: (() => void) | undefined;
-  done: boolean;
+/** One request in flight. It is its own abort listener (handleEvent), saving a closure per request. */
+class Pending {
+  done = false;
+  resolve!: (r: PeerGetResult) => void;
+  reject!: (e: Error) => void;
+  constructor(
+    readonly mux: FetchMux,
+    readonly id: number,
+    readonly start: number,
+    readonly deadline: number,
+    readonly signal: AbortSignal,
+  ) {}
+  handleEvent(): void {
+    this.mux.aborted(this);
+  }
 }
 
 export interface FetchMuxOptions {
@@ -73,33 +79,29 @@ export class FetchMux {
 
   fetch(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult> {
     if (signal.aborted) return Promise.reject(signal.reason);
-    return new Promise<PeerGetResult>((resolve, reject) => {
-      const id = this.nextId;
-      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
-      const start = performance.now();
-      const p: Pending = {
-        id,
-        resolve,
-        reject,
-        start,
-        deadline: start + this.opts.timeoutMs,
-        signal,
-        onAbort: undefined,
-        done: false,
-      };
-      p.onAbort = () => {
-        if (p.done) return;
-        this.settle(p, false);
-        reject(signal.reason);
-        // Tell the peer, so its load stops if nobody else waits for the key.
-        this.send({ id, group: '', key: '', timeoutMs: 0, cancel: true });
-      };
-      signal.addEventListener('abort', p.onAbort, { once: true });
-      this.pending.set(id, p);
-      this.deadlines.push(p);
-      if (!this.timer) this.armTimer(p.deadline);
-      this.send({ id, group, key, timeoutMs: this.opts.timeoutMs, cancel: false });
+    const id = this.nextId;
+    this.nextId = id >= 0xffffffff ? 1 : id + 1;
+    const start = performance.now();
+    const p = new Pending(this, id, start, start + this.opts.timeoutMs, signal);
+    const promise = new Promise<PeerGetResult>((resolve, reject) => {
+      p.resolve = resolve;
+      p.reject = reject;
     });
+    signal.addEventListener('abort', p);
+    this.pending.set(id, p);
+    this.deadlines.push(p);
+    if (!this.timer) this.armTimer(p.deadline);
+    this.send({ id, group, key, timeoutMs: this.opts.timeoutMs, cancel: false });
+    return promise;
+  }
+
+  /** @internal The caller's signal aborted: fail the request and tell the peer. */
+  aborted(p: Pending): void {
+    if (p.done) return;
+    this.settle(p, false);
+    p.reject(p.signal.reason);
+    // So the peer stops the load if nobody else waits for the key.
+    this.send({ id: p.id, group: '', key: '', timeoutMs: 0, cancel: true });
   }
 
   /** Cancel the stream; requests in flight fail with UNAVAILABLE. */
@@ -174,7 +176,7 @@ export class FetchMux {
   private settle(p: Pending, ok: boolean): void {
     p.done = true;
     this.pending.delete(p.id);
-    if (p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
+    p.signal.removeEventListener('abort', p);
     this.opts.onPeerRpc?.(performance.now() - p.start, ok);
     // Replies mostly come back in order: drop settled requests from the deadline list's head now,
     // so the list holds about what is in flight rather than everything sent in the last timeout.

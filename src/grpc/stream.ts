@@ -22,9 +22,21 @@ const SWEEP_MS = 10;
 /** Stop reading from the peer while this many reply bytes wait for the transport to drain. */
 const HIGH_WATER_BYTES = 4 * 1024 * 1024;
 
-interface InFlight {
-  ac: AbortController;
-  deadline: number;
+/**
+ * One request being served. It doubles as the options of getEntry: the core reads `signal` only on a
+ * cache miss, so the AbortController (a measurable cost per request) is made only for loads.
+ */
+class InFlight {
+  readonly local = true;
+  ac: AbortController | undefined;
+  constructor(readonly deadline: number) {}
+  get signal(): AbortSignal {
+    this.ac ??= new AbortController();
+    return this.ac.signal;
+  }
+  abort(reason: Error): void {
+    this.ac?.abort(reason);
+  }
 }
 
 export interface FetchSessionOptions {
@@ -84,7 +96,7 @@ export class FetchSession {
       const f = this.inflight.get(q.id);
       if (f) {
         this.inflight.delete(q.id);
-        f.ac.abort(new CancelledError('the peer cancelled the request'));
+        f.abort(new CancelledError('the peer cancelled the request'));
         this.maybeEnd();
       }
       return;
@@ -102,13 +114,10 @@ export class FetchSession {
       this.fail(q, emptyKey());
       return;
     }
-    const f: InFlight = {
-      ac: new AbortController(),
-      deadline: q.timeoutMs ? performance.now() + q.timeoutMs : Number.POSITIVE_INFINITY,
-    };
+    const f = new InFlight(q.timeoutMs ? performance.now() + q.timeoutMs : Number.POSITIVE_INFINITY);
     this.inflight.set(q.id, f);
     if (q.timeoutMs && !this.sweeper) this.startSweeper();
-    group.getEntry(q.key, { signal: f.ac.signal, local: true }).then(
+    group.getEntry(q.key, f).then(
       (entry) => this.settled(q, f, entry, undefined),
       (err) => this.settled(q, f, undefined, err),
     );
@@ -201,7 +210,7 @@ export class FetchSession {
         // Answer now, whatever the getter does with its signal: the peer must not wait longer.
         this.inflight.delete(id);
         const err = new DeadlineError('the peer deadline passed before the value was loaded');
-        f.ac.abort(err);
+        f.abort(err);
         this.push({ id, ...failureOf(err), value: EMPTY, minuteQps: 0, ttlMs: 0 });
       }
       this.maybeEnd();
@@ -223,7 +232,7 @@ export class FetchSession {
     this.ended = true;
     this.stopSweeper();
     const err = new CancelledError('the peer closed the stream');
-    for (const f of this.inflight.values()) f.ac.abort(err);
+    for (const f of this.inflight.values()) f.abort(err);
     this.inflight.clear();
     this.out = [];
     this.opts.onClose(this);
