@@ -41,11 +41,13 @@ export async function startNode(name: string, opts: NodeOptions = {}): Promise<N
     GOSSIPCACHE_GROUP: opts.group ?? 'bench',
     GOSSIPCACHE_ORIGIN: opts.origin ?? 'demo:0ms',
     GOSSIPCACHE_CACHE_BYTES: opts.cacheBytes ?? '64MiB',
-    GOSSIPCACHE_LOG_LEVEL: 'warn',
     LOG_LEVEL: 'warn',
+    GOSSIPCACHE_SHUTDOWN_TIMEOUT: '1s',
     ...opts.env,
   };
-  const server = startProcess(name, process.execPath, [...(opts.nodeArgs ?? []), CLI], { env });
+  // BENCH_CPU_PROF=<dir>: every node writes a V8 CPU profile there when it exits (see lib/cpuprofile-top.ts).
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  const server = startProcess(name, process.execPath, [...prof, ...(opts.nodeArgs ?? []), CLI], { env });
   await waitForPort(httpPort, 15000, server);
   return { server, httpPort, grpcPort, gossipPort, label: `127.0.0.1:${grpcPort}` };
 }
