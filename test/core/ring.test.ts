@@ -238,6 +238,8 @@ describe('Ring: basics', () => {
     }
     assert.throws(() => ring.set([42 as unknown as string]), /non-empty string.*got 42/);
     assert.throws(() => new Ring({ labels: [''] }), TypeError);
+    assert.throws(() => ring.owner(undefined as unknown as string), /key must be a string, got undefined/);
+    assert.throws(() => ring.ownersOf(7 as unknown as string, 2), /key must be a string, got number/);
     assert.equal(ring.checksum(), before);
     assert.equal(ring.size, 3);
   });
