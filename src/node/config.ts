@@ -186,7 +186,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'GOSSIPCACHE_TLS_CA',
     flag: '--tls-ca',
     default: '',
-    doc: 'PEM CA bundle to verify peers; empty = system roots',
+    doc: 'PEM CA bundle: peers are verified against it and must present a certificate it signed (mutual TLS); empty = system roots, no client certificates',
   },
   {
     key: 'config',

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
   ConfigError,
   type NodeConfig,
+  OPTIONS,
   parseBytes,
   parseConfig,
   parseDuration,
@@ -171,6 +172,15 @@ describe('config values', () => {
     );
     assert.match(configError(['--bogus']).message, /unknown argument/);
     assert.match(configError(['--seeds']).message, /needs a value/);
+  });
+
+  test('docs/node.md has a table row for every variable, with its flag and default', () => {
+    // Biome pads table cells; compare with runs of spaces collapsed.
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/node.md'), 'utf8').replace(/ {2,}/g, ' ');
+    for (const o of OPTIONS) {
+      const row = `| \`${o.env}\` | \`${o.flag}\` | ${o.default ? `\`${o.default}\`` : '—'} |`;
+      assert.ok(doc.includes(row), `docs/node.md lacks: ${row}`);
+    }
   });
 
   test('--help lists every variable', () => {
