@@ -325,6 +325,20 @@ describe('Ring: properties', () => {
     );
   });
 
+  it('when the owner leaves, the second in ownersOf takes over (replication order)', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(label, { minLength: 2, maxLength: 30 }), keys, (ls, ks) => {
+        const full = new Ring({ labels: ls });
+        for (const k of ks) {
+          const [first, second, ...rest] = full.ownersOf(k, ls.length);
+          const without = new Ring({ labels: ls.filter((l) => l !== first) });
+          assert.equal(without.owner(k), second);
+          assert.deepEqual(without.ownersOf(k, ls.length), [second, ...rest]);
+        }
+      }),
+    );
+  });
+
   it('removing a member moves only its keys; adding one moves keys only to it', () => {
     fc.assert(
       fc.property(fc.uniqueArray(label, { minLength: 2, maxLength: 30 }), keys, fc.nat(), (ls, ks, pick) => {
