@@ -1,0 +1,240 @@
+// SWIM over real sockets, measured the way memberlist was measured on this machine: real processes on
+// 127.0.0.1 with LAN defaults (test/fixtures/member.ts), n = 5 and n = 10. Every figure is taken from
+// the children's own change events (wall clock with sub-ms precision, comparable across processes).
+//   join     last process bound → every process knows every other alive
+//   leave    SIGTERM → every survivor shows it 'left'
+//   detect   kill -9 → first suspicion anywhere / median survivor / every survivor shows it 'dead'
+//   false deaths during full CPU load and while one process is SIGSTOPped (100 ms each 1 s; 1 s each 3 s)
+// Alone: node --import tsx scripts/bench/swim-real.ts [--quick]; SWIM_REAL_TRIALS=3 repeats join/leave/
+// detect per size, SWIM_REAL_STALL_S sets the length of each false-death run, SWIM_REAL_CONFIG overrides
+// SwimConfig (JSON). Children warm up before joining (see MemberArgs.warmup): Node's cold start is not
+// the protocol's join time.
+
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePorts, MemberProcess } from '../../test/fixtures/member.js';
+import { percentile, round } from './lib/format.js';
+import { isMain, runAlone } from './lib/main.js';
+import type { BenchOptions, BenchRow } from './lib/types.js';
+
+const BENCH = 'swim-real';
+/** memberlist v0.5 on this machine (LAN defaults, real processes on 127.0.0.1). */
+const MEMBERLIST = {
+  detect: { 5: 6200, 10: 5900 } as Record<number, number>,
+  firstSuspect: 2000,
+  join: { 5: 200, 10: 200 } as Record<number, number>,
+  leave: { 5: 142, 10: 323 } as Record<number, number>,
+};
+const wallNow = () => performance.timeOrigin + performance.now();
+const key = randomBytes(32).toString('base64');
+/** SWIM_REAL_CONFIG='{"probeIntervalMs":500}' tries other timers (defaults = the protocol's LAN defaults). */
+const config = JSON.parse(process.env.SWIM_REAL_CONFIG ?? '{}') as Record<string, number>;
+
+interface Cluster {
+  procs: MemberProcess[];
+  addrs: string[];
+}
+
+async function startCluster(n: number): Promise<Cluster> {
+  const ports = await freePorts(n);
+  const addrs = ports.map((p) => `127.0.0.1:${p}`);
+  return { procs: [], addrs };
+}
+
+function spawnMember(c: Cluster, i: number): Promise<MemberProcess> {
+  return MemberProcess.spawn({
+    id: `m${i}`,
+    bindAddr: c.addrs[i],
+    seeds: c.addrs.filter((_, j) => j !== i),
+    keys: [key],
+    warmup: true,
+    config,
+  }).then((p) => {
+    c.procs[i] = p;
+    return p;
+  });
+}
+
+/** Wall time at which `p` saw `id` enter `state` (at or after `since`), if it did. */
+function seenAt(p: MemberProcess, id: string, state: string, since: number): number | undefined {
+  for (const l of p.lines)
+    if (l.ev === 'change' && l.id === id && l.state === state && l.t >= since) return l.t;
+  return undefined;
+}
+
+async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** True when every live process's last reported state of every other live process is 'alive'. */
+function converged(live: MemberProcess[]): boolean {
+  return live.every((p) => live.every((q) => q === p || p.lastState(q.args.id) === 'alive'));
+}
+
+/** Join: start the last member once the others agree; until everyone knows everyone. */
+async function measureJoin(c: Cluster, n: number, fresh: boolean): Promise<number> {
+  if (fresh) {
+    await Promise.all([...Array(n - 1).keys()].map((i) => spawnMember(c, i)));
+    await waitUntil(() => converged(c.procs.slice(0, n - 1)), 60_000, `${n - 1} members converged`);
+  }
+  const last = await spawnMember(c, n - 1);
+  const t0 = (last.lines.find((l) => l.ev === 'up') as { t: number }).t;
+  const live = c.procs.filter((p) => !p.exited);
+  await waitUntil(() => converged(live), 30_000, 'the last member known by all');
+  let tAll = 0;
+  for (const p of live)
+    for (const q of live) if (p !== q) tAll = Math.max(tAll, seenAt(p, q.args.id, 'alive', 0) ?? 0);
+  return Math.max(0, tAll - t0);
+}
+
+async function measureLeave(c: Cluster, victim: MemberProcess): Promise<number> {
+  const t0 = wallNow();
+  await victim.kill('SIGTERM');
+  const live = c.procs.filter((p) => !p.exited);
+  await waitUntil(() => live.every((p) => seenAt(p, victim.args.id, 'left', t0)), 30_000, 'leave seen');
+  return Math.max(...live.map((p) => seenAt(p, victim.args.id, 'left', t0)!)) - t0;
+}
+
+async function measureDetect(
+  c: Cluster,
+  victim: MemberProcess,
+): Promise<{ firstSuspect: number; median: number; all: number }> {
+  const t0 = wallNow();
+  await victim.kill('SIGKILL');
+  const live = c.procs.filter((p) => !p.exited);
+  await waitUntil(() => live.every((p) => seenAt(p, victim.args.id, 'dead', t0)), 60_000, 'death seen');
+  const dead = live.map((p) => seenAt(p, victim.args.id, 'dead', t0)! - t0);
+  const suspects = live.map((p) => seenAt(p, victim.args.id, 'suspect', t0)).filter((t) => t !== undefined);
+  return {
+    firstSuspect: suspects.length ? Math.min(...suspects) - t0 : Number.NaN,
+    median: percentile(dead, 50),
+    all: Math.max(...dead),
+  };
+}
+
+/** Count false suspicions/deaths of running members while `disturb` runs for `ms`. */
+async function falseDeaths(
+  c: Cluster,
+  ms: number,
+  disturb: (stop: AbortSignal) => Promise<void>,
+): Promise<{ deaths: number; suspicions: number }> {
+  const live = c.procs.filter((p) => !p.exited);
+  const t0 = wallNow();
+  const ac = new AbortController();
+  const running = disturb(ac.signal);
+  await sleep(ms);
+  ac.abort();
+  await running;
+  await sleep(2500); // a death caused by the last stall is declared a little later
+  let deaths = 0;
+  let suspicions = 0;
+  for (const p of live)
+    for (const l of p.lines) {
+      if (l.ev !== 'change' || l.t < t0 || !live.some((q) => q.args.id === l.id)) continue;
+      if (l.state === 'dead') deaths++;
+      if (l.state === 'suspect') suspicions++;
+    }
+  return { deaths, suspicions };
+}
+
+function stallLoop(p: MemberProcess, stopMs: number, everyMs: number) {
+  return async (signal: AbortSignal) => {
+    while (!signal.aborted) {
+      await sleep(everyMs - stopMs);
+      if (signal.aborted) break;
+      process.kill(p.pid, 'SIGSTOP');
+      await sleep(stopMs);
+      process.kill(p.pid, 'SIGCONT');
+    }
+  };
+}
+
+async function cpuLoad(signal: AbortSignal): Promise<void> {
+  const hogs = [0, 1].map(() => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
+  await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+  for (const h of hogs) h.kill('SIGKILL');
+}
+
+export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const trials = Number(process.env.SWIM_REAL_TRIALS ?? 1);
+  const stallMs = Number(process.env.SWIM_REAL_STALL_S ?? (quick ? 0 : 6)) * 1000;
+  const all: MemberProcess[] = [];
+  try {
+    for (const n of quick ? [5] : [5, 10]) {
+      const join: number[] = [];
+      const leave: number[] = [];
+      const det: { firstSuspect: number; median: number; all: number }[] = [];
+      const fd: BenchRow[] = [];
+      for (let trial = 0; trial < trials; trial++) {
+        const c = await startCluster(n);
+        try {
+          join.push(await measureJoin(c, n, true));
+          all.push(...c.procs);
+          if (n === 5 && trial === 0 && stallMs > 0) {
+            const victim = c.procs[1];
+            for (const [name, disturb] of [
+              ['full CPU load (2 busy processes)', cpuLoad],
+              ['SIGSTOP 100 ms every 1 s', stallLoop(victim, 100, 1000)],
+              ['SIGSTOP 1 s every 3 s', stallLoop(victim, 1000, 3000)],
+            ] as const) {
+              const r = await falseDeaths(c, stallMs, disturb);
+              fd.push({
+                bench: BENCH,
+                case: `n=5 false deaths: ${name}, ${stallMs / 1000} s`,
+                metrics: { false_deaths: r.deaths, false_suspicions: r.suspicions },
+                baseline: 'memberlist: 0',
+                goal: '0 false deaths',
+              });
+            }
+          }
+          leave.push(await measureLeave(c, c.procs[2]));
+          det.push(await measureDetect(c, c.procs[3]));
+        } finally {
+          await Promise.all(c.procs.map((p) => p.kill('SIGKILL')));
+        }
+      }
+      const med = (xs: number[]) => round(percentile(xs, 50));
+      rows.push({
+        bench: BENCH,
+        case: `n=${n} join: last start → all know all`,
+        metrics: { ms: med(join), trials },
+        baseline: `memberlist ${MEMBERLIST.join[n]} ms`,
+        ratio: med(join) / MEMBERLIST.join[n],
+        goal: n === 10 ? '≤ 250 ms' : '',
+      });
+      rows.push({
+        bench: BENCH,
+        case: `n=${n} graceful leave → all know`,
+        metrics: { ms: med(leave), trials },
+        baseline: `memberlist ${MEMBERLIST.leave[n]} ms`,
+        ratio: med(leave) / MEMBERLIST.leave[n],
+        goal: n === 10 ? '≤ 300 ms' : '',
+      });
+      rows.push({
+        bench: BENCH,
+        case: `n=${n} kill -9 → detected`,
+        metrics: {
+          first_suspect_ms: med(det.map((d) => d.firstSuspect)),
+          median_survivor_ms: med(det.map((d) => d.median)),
+          all_survivors_ms: med(det.map((d) => d.all)),
+          trials,
+        },
+        baseline: `memberlist ${MEMBERLIST.detect[n]} ms (all), first suspicion ≈ ${MEMBERLIST.firstSuspect} ms`,
+        ratio: med(det.map((d) => d.all)) / MEMBERLIST.detect[n],
+        goal: 'median ≤ 3000 ms',
+      });
+      rows.push(...fd);
+    }
+  } finally {
+    await Promise.all(all.map((p) => p.kill('SIGKILL')));
+  }
+  return rows;
+}
+
+if (isMain(import.meta.url)) await runAlone(run);
