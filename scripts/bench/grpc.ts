@@ -6,6 +6,7 @@
 //   peer-unary   the same node, peer-marked unary Get through GrpcPeer        (what a unary peer path costs)
 //   peer-stream  GrpcPeer.get: fills multiplexed over one Fetch stream        → ratio vs peer-unary
 // The same file is the child: `grpc.ts --role <server-node|server-bare|client> ...`.
+import { setMaxListeners } from 'node:events';
 import { Client, credentials, Metadata, Server, ServerCredentials, status } from '@grpc/grpc-js';
 import { Group, GroupRegistry } from '../../src/group.js';
 import { encodeKeyRequest } from '../../src/grpc/codec.js';
@@ -67,6 +68,7 @@ type Mode = 'raw-unary' | 'peer-unary' | 'peer-stream';
 /** Runs `IN_FLIGHT` loops of one request kind for `seconds` after a warm-up; prints JSON stats. */
 async function load(addr: string, mode: Mode, seconds: number, inFlight: number): Promise<void> {
   const signal = new AbortController().signal;
+  setMaxListeners(0, signal); // shared by every request here; the core gives each fetch its own
   let one: (i: number) => Promise<unknown>;
   let close: () => void;
   if (mode === 'raw-unary') {

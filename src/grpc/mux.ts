@@ -142,23 +142,25 @@ export class FetchMux {
   };
 
   private takeBatch(): FetchRequest[] {
-    if (this.queue.length === 1 || this.queue.length < 64) {
-      const all = this.queue;
+    // Upper bound of the encoded size from string lengths (≤ 3 UTF-8 bytes per UTF-16 unit): exact
+    // sizes are computed only when the queue might not fit one message.
+    const q = this.queue;
+    let bound = 0;
+    for (let i = 0; i < q.length; i++) bound += 3 * (q[i].group.length + q[i].key.length) + 32;
+    if (bound <= this.opts.maxMessageBytes) {
       this.queue = [];
-      return all;
+      return q;
     }
-    // Long queues (big keys) are split so no message crosses the peer's limit.
     let bytes = 0;
     let n = 0;
-    while (n < this.queue.length) {
-      const size = fetchRequestBatchBytes(this.queue[n]);
+    while (n < q.length) {
+      const size = fetchRequestBatchBytes(q[n]);
       if (n > 0 && bytes + size > this.opts.maxMessageBytes) break;
       bytes += size;
       n++;
     }
-    const batch = this.queue.slice(0, n);
-    this.queue = this.queue.slice(n);
-    return batch;
+    this.queue = q.slice(n);
+    return q.slice(0, n);
   }
 
   private onReply(r: FetchReply): void {

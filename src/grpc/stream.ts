@@ -19,6 +19,8 @@ import {
 
 /** How often in-flight deadlines are checked. One timer per session instead of one per request. */
 const SWEEP_MS = 10;
+/** Replies are coalesced into messages of up to this size (a single larger value is sent alone). */
+const BATCH_BYTES = 256 * 1024;
 /** Stop reading from the peer while this many reply bytes wait for the transport to drain. */
 const HIGH_WATER_BYTES = 4 * 1024 * 1024;
 
@@ -72,7 +74,8 @@ export class FetchSession {
       Number.isInteger(advertised) && advertised > 0
         ? Math.min(advertised, opts.maxMessageBytes)
         : opts.maxMessageBytes;
-    this.maxBatchBytes = Math.max(this.maxValueBytes, 64 * 1024);
+    // Small values share a message; a big one travels alone so it does not delay the others.
+    this.maxBatchBytes = BATCH_BYTES;
     call.on('data', (batch: FetchRequest[]) => {
       for (let i = 0; i < batch.length; i++) this.onRequest(batch[i]);
     });
