@@ -98,18 +98,25 @@ export interface RateBasedPromotionOptions {
   maxTrackedKeys?: number;
   /** Never mirror a key fetched less often than this (requests per minute through this process). Default 0. */
   minMinuteQps?: number;
+  /**
+   * A key displaces the hot cache's coldest entry only when it is this many times hotter, so keys near
+   * the boundary do not keep evicting each other (each swap costs a later fetch). Default 2.
+   */
+  margin?: number;
 }
 
 /**
  * The default policy. A fetched key's local rate is estimated as the larger of (a) its own recent fetch
  * rate from this process, tracked in a bounded LRU, and (b) the owner's reported cluster-wide rate divided
- * by the cluster size. It is mirrored when the hot cache has room, or when it is hotter than the entry the
- * hot cache would evict for it. Hot entries keep counting their local hits, so a key that cools down is
+ * by the cluster size. It is mirrored when the hot cache has room, or when it is `margin` times hotter than
+ * the entry the hot cache would evict for it. Hot entries keep counting their local hits, so a key that cools down is
  * the next to be displaced.
  */
 export function rateBasedPromotion(opts: RateBasedPromotionOptions = {}): HotKeyPolicy {
   const maxTrackedKeys = opts.maxTrackedKeys ?? 1024;
   const minMinuteQps = opts.minMinuteQps ?? 0;
+  const margin = opts.margin ?? 2;
+  if (!(margin >= 1)) throw new RangeError(`rateBasedPromotion: margin must be >= 1, got ${margin}`);
   if (!(Number.isInteger(maxTrackedKeys) && maxTrackedKeys >= 1)) {
     throw new RangeError(`rateBasedPromotion: maxTrackedKeys must be an integer >= 1, got ${maxTrackedKeys}`);
   }
@@ -128,7 +135,7 @@ export function rateBasedPromotion(opts: RateBasedPromotionOptions = {}): HotKey
       if (estimate < minMinuteQps) return false;
       if (!c.hot.hasRoom(c.bytes)) {
         const coldest = c.hot.coldestMinuteQps();
-        if (coldest !== undefined && estimate <= coldest) return false;
+        if (coldest !== undefined && estimate <= coldest * margin) return false;
       }
       tracked.delete(c.key);
       return estimate;

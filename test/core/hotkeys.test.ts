@@ -66,13 +66,13 @@ describe('rateBasedPromotion', () => {
   });
 
   it("uses the owner's rate divided by the cluster size against the coldest hot entry", () => {
-    const p = rateBasedPromotion();
+    const p = rateBasedPromotion({ margin: 1 });
     assert.equal(p.shouldPromote(candidate({ key: 'a', ownerMinuteQps: 40, hot: view(false, 10) })), false);
     assert.equal(p.shouldPromote(candidate({ key: 'b', ownerMinuteQps: 60, hot: view(false, 10) })), 12);
   });
 
   it("counts this process's own fetches of a key", () => {
-    const p = rateBasedPromotion();
+    const p = rateBasedPromotion({ margin: 1 });
     const decisions: (boolean | number)[] = [];
     // 1 fetch a second of a key the owner reports nothing for; the coldest hot entry is at 30/min
     for (let t = 0; t <= 60_000; t += 1000) {
@@ -88,7 +88,7 @@ describe('rateBasedPromotion', () => {
   });
 
   it('tracks a bounded number of keys (LRU): a key pushed out starts from zero again', () => {
-    const p = rateBasedPromotion({ maxTrackedKeys: 2 });
+    const p = rateBasedPromotion({ maxTrackedKeys: 2, margin: 1 });
     const c = (key: string) => candidate({ key, now: 0, hot: view(false, 2.5) });
     assert.equal(p.shouldPromote(c('a')), false); // a: 1
     assert.equal(p.shouldPromote(c('a')), false); // a: 2
@@ -98,6 +98,14 @@ describe('rateBasedPromotion', () => {
     assert.equal(p.shouldPromote(c('a')), false);
     assert.equal(p.shouldPromote(c('a')), 3);
     assert.throws(() => rateBasedPromotion({ maxTrackedKeys: 0 }), /maxTrackedKeys/);
+  });
+
+  it('displaces the coldest entry only when `margin` times hotter (default 2)', () => {
+    const p = rateBasedPromotion();
+    assert.equal(p.shouldPromote(candidate({ key: 'a', ownerMinuteQps: 95, hot: view(false, 10) })), false);
+    assert.equal(p.shouldPromote(candidate({ key: 'b', ownerMinuteQps: 105, hot: view(false, 10) })), 21);
+    assert.equal(rateBasedPromotion({ margin: 4 }).shouldPromote(candidate({ ownerMinuteQps: 105 })), false);
+    assert.throws(() => rateBasedPromotion({ margin: 0.5 }), /margin must be >= 1/);
   });
 
   it('honours minMinuteQps even when there is room', () => {
