@@ -132,6 +132,41 @@ describe('server', () => {
     }
   });
 
+  test("values above grpc's 4 MiB default pass with the default limit, on the stream and unary", async () => {
+    const big = Buffer.alloc(5 << 20, 7);
+    const registry = new GroupRegistry();
+    new Group({ name: 'g', cacheBytes: 16 << 20, registry, getter: async () => big });
+    const server = createGrpcServer({ registry });
+    const peer = new GrpcPeer(`127.0.0.1:${await server.listen('127.0.0.1:0')}`, { timeoutMs: 30_000 });
+    try {
+      const signal = new AbortController().signal;
+      assert.ok(Buffer.from((await peer.get('g', 'k', signal)).value).equals(big));
+      assert.ok(Buffer.from((await peer.getUnary('g', 'k', signal)).value).equals(big));
+    } finally {
+      peer.close();
+      await server.close(0);
+    }
+  });
+
+  test('Remove drops a key; a peer without the group counts as done', async () => {
+    let loads = 0;
+    const { server, registry } = node(async (k) => `v${++loads}:${k}`);
+    const peer = new GrpcPeer(`127.0.0.1:${await server.listen('127.0.0.1:0')}`);
+    try {
+      const signal = new AbortController().signal;
+      assert.equal(Buffer.from((await peer.get('g', 'k', signal)).value).toString(), 'v1:k');
+      assert.equal(Buffer.from((await peer.get('g', 'k', signal)).value).toString(), 'v1:k', 'cached');
+      await peer.remove('g', 'k', signal);
+      assert.equal(registry.get('g')?.getCached('k'), undefined);
+      assert.equal(Buffer.from((await peer.get('g', 'k', signal)).value).toString(), 'v2:k');
+      await peer.remove('no-such-group', 'k', signal);
+    } finally {
+      peer.close();
+      await server.close(0);
+    }
+    await assert.rejects(peer.remove('g', 'k', new AbortController().signal), /removed/);
+  });
+
   test('bad options fail with errors that say what to fix', async () => {
     assert.throws(
       () => createGrpcServer({ registry: new GroupRegistry(), maxMessageBytes: 0 }),
