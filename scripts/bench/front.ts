@@ -3,7 +3,7 @@
 // memcached (-m 64) under memaslap with the same connection count. wrk generates the HTTP load (C, 2 threads,
 // keep-alive, Lua picks a uniformly random path per request); server CPU time comes from /proc so the figure
 // that is compared — requests per server CPU-second — does not depend on how much CPU the generator took.
-import { diffStats, groupStats, hasNode, httpGet, type NodeHandle, startCluster } from './lib/cluster.js';
+import { diffStats, groupStats, hasNode, type NodeHandle, startCluster, warmPaths } from './lib/cluster.js';
 import { isMain, runAlone } from './lib/main.js';
 import { withCpu } from './lib/measure.js';
 import { hasMemcached, memaslapBinary, runMemaslap, startMemcached } from './lib/memcached.js';
@@ -84,13 +84,7 @@ async function gossipcache(seconds: number, warmS: number): Promise<BenchRow> {
     nodes = await startCluster(3, { group: GROUP, origin: 'demo:0ms', cacheBytes: '64MiB' });
     const a = nodes[0];
     // Warm: every key loaded by its owner and, for keys other nodes own, fetched into A's hot cache.
-    for (let round = 0; round < 2; round++) {
-      for (const p of keyPaths()) {
-        const r = await httpGet(a.httpPort, p);
-        if (r.status !== 200)
-          throw new Error(`warming ${p} on node A: HTTP ${r.status} ${r.body.toString()}`);
-      }
-    }
+    for (let round = 0; round < 2; round++) await warmPaths(a.httpPort, keyPaths());
     await runWrk({ port: a.httpPort, paths: keyPaths(), connections: CONNECTIONS, durationS: warmS });
     const before = await groupStats(a.httpPort, GROUP);
     const w = await withCpu(

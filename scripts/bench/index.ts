@@ -10,18 +10,18 @@ import type { BenchRow } from './lib/types.js';
 
 const dir = 'scripts/bench';
 /** Whole-run budget; `npm run build` before it takes ~30 s, and the issue's bound is 10 min. */
-const TOTAL_BUDGET_S = 540;
-/** Per-module budgets in seconds (full run); --quick halves them. Unknown modules get DEFAULT_BUDGET_S. */
+const TOTAL_BUDGET_S = 550;
+/** Per-module budgets in seconds (full run); --quick takes 3/4 of them. Unknown modules get DEFAULT_BUDGET_S. */
 const BUDGET_S: Record<string, number> = {
-  core: 60,
-  ring: 30,
-  front: 110,
-  grpc: 70,
-  peer: 55,
-  herd: 60,
-  'swim-sim': 50,
-  'swim-real': 60,
-  memory: 75,
+  core: 55,
+  ring: 25,
+  front: 100,
+  grpc: 60,
+  peer: 50,
+  herd: 55,
+  'swim-sim': 45,
+  'swim-real': 50,
+  memory: 110,
 };
 const DEFAULT_BUDGET_S = 45;
 const ORDER = Object.keys(BUDGET_S);
@@ -58,14 +58,17 @@ if (unknown.length > 0) {
 const modules = only ? found.filter((m) => only.includes(m)) : found;
 
 let current: ReturnType<typeof spawn> | undefined;
-function killCurrent(): void {
-  if (current?.pid !== undefined && current.exitCode === null) {
-    try {
-      process.kill(-current.pid, 'SIGKILL'); // the module's whole process group: it and every server it started
-    } catch {
-      // already gone
-    }
+/** Signals a module's whole process group: the module and every server it started. */
+function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    // already gone
   }
+}
+function killCurrent(): void {
+  killGroup(current?.pid, 'SIGKILL');
 }
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
@@ -86,25 +89,23 @@ async function runModule(name: string, budgetS: number): Promise<BenchRow[]> {
     });
     current = child;
     let timedOut = false;
+    let hardKill: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
       timedOut = true;
-      try {
-        process.kill(-(child.pid ?? 0), 'SIGTERM');
-      } catch {
-        // gone
-      }
-      setTimeout(killCurrent, 3000).unref();
+      killGroup(child.pid, 'SIGTERM'); // lets the module's exit hooks stop its servers
+      hardKill = setTimeout(() => killGroup(child.pid, 'SIGKILL'), 3000);
     }, budgetS * 1000);
     const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
     clearTimeout(timer);
-    killCurrent(); // servers a module forgot would otherwise survive it
+    if (hardKill) await new Promise((r) => setTimeout(r, 500)); // grace for servers it is stopping
+    clearTimeout(hardKill);
+    killGroup(child.pid, 'SIGKILL'); // servers a module forgot would otherwise survive it
     current = undefined;
     if (timedOut)
       return [{ bench: name, case: 'ERROR', metrics: { error: `over its ${budgetS} s budget: killed` } }];
     if (code !== 0 || !existsSync(out)) {
-      return [
-        { bench: name, case: 'ERROR', metrics: { error: `exited with code ${code}; see its output above` } },
-      ];
+      const how = code === null ? `was killed by ${child.signalCode}` : `exited with code ${code}`;
+      return [{ bench: name, case: 'ERROR', metrics: { error: `${how}; see its output above` } }];
     }
     return JSON.parse(readFileSync(out, 'utf8')) as BenchRow[];
   } finally {
@@ -122,7 +123,7 @@ console.error(
 );
 for (const name of modules) {
   const left = TOTAL_BUDGET_S - (Date.now() - started) / 1000;
-  const budget = Math.floor(Math.min((BUDGET_S[name] ?? DEFAULT_BUDGET_S) * (quick ? 0.5 : 1), left));
+  const budget = Math.floor(Math.min((BUDGET_S[name] ?? DEFAULT_BUDGET_S) * (quick ? 0.75 : 1), left));
   if (budget < 5) {
     rows.push({
       bench: name,

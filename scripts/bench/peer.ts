@@ -8,10 +8,10 @@ import {
   getJson,
   groupStats,
   hasNode,
-  httpGet,
   type NodeHandle,
   ringOf,
   startCluster,
+  warmPaths,
 } from './lib/cluster.js';
 import { isMain, runAlone } from './lib/main.js';
 import { withCpu } from './lib/measure.js';
@@ -54,10 +54,7 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     const labels = ringOf(await getJson(a.httpPort, '/_cluster'));
     const keys = keysOwnedBy(labels, b.label, KEYS);
     const paths = keys.map((k) => `/${GROUP}/${k}`);
-    for (const p of paths) {
-      const r = await httpGet(b.httpPort, p); // loads each key on its owner
-      if (r.status !== 200) throw new Error(`warming ${p} on B: HTTP ${r.status}`);
-    }
+    await warmPaths(b.httpPort, paths); // loads each key on its owner
     await runWrk({ port: a.httpPort, paths, connections: CONNECTIONS, durationS: quick ? 1 : 2 });
     const beforeA = await groupStats(a.httpPort, GROUP);
     const beforeB = await groupStats(b.httpPort, GROUP);

@@ -1,7 +1,7 @@
 // Starts real gossipcache nodes (`node dist/cli.js`, configured by environment) on 127.0.0.1 ephemeral
 // ports, waits until they agree on the ring, and reads their /_stats and /_cluster.
 import { existsSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { freePort, type Server, sleep, startProcess, stopAll, waitForPort } from './proc.js';
 
 export const CLI = 'dist/cli.js';
@@ -152,4 +152,33 @@ export function diffStats(
   const d: Record<string, number> = {};
   for (const k of Object.keys(after)) d[k] = after[k] - (before[k] ?? 0);
   return d;
+}
+
+/**
+ * GETs every path once, `concurrency` at a time over keep-alive connections, and throws on any non-200:
+ * used to load keys on their owners (and into mirrors) before a measured run.
+ */
+export async function warmPaths(port: number, paths: string[], concurrency = 16): Promise<void> {
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  let next = 0;
+  const worker = async () => {
+    while (next < paths.length) {
+      const path = paths[next++];
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.setTimeout(10000, () => req.destroy(new Error(`GET ${path} on :${port} timed out`)));
+        req.on('error', reject);
+        req.end();
+      });
+      if (status !== 200) throw new Error(`warming GET ${path} on :${port}: HTTP ${status}`);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    agent.destroy();
+  }
 }
