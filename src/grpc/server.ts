@@ -26,17 +26,10 @@ import {
   PEER_METADATA,
   type ServedEntry,
 } from './serve.js';
-import {
-  CancelledError,
-  DeadlineError,
-  emptyKey,
-  type Failure,
-  failureOf,
-  tooLarge,
-  unknownGroup,
-} from './status.js';
+import { emptyKey, type Failure, failureOf, tooLarge, unknownGroup } from './status.js';
 import { FetchSession } from './stream.js';
 import { serverCredentials, type TlsFiles } from './tls.js';
+import { UnaryLoad } from './unary.js';
 
 /** The logger calls the server makes (a pino logger fits). */
 export interface GrpcLogger {
@@ -103,20 +96,10 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       const group = registry.get(name);
       if (!group) return reply(unknownGroup(name));
       if (!key) return reply(emptyKey());
-      const local = call.metadata.get(PEER_METADATA).length > 0;
-      const ac = new AbortController();
-      const deadline = call.getDeadline();
-      const ms = (deadline instanceof Date ? deadline.getTime() : deadline) - Date.now();
-      // The caller's deadline reaches the getter's AbortSignal.
-      const timer = Number.isFinite(ms)
-        ? setTimeout(() => ac.abort(new DeadlineError('the caller deadline passed')), Math.max(0, ms))
-        : undefined;
-      const onCancel = () => ac.abort(new CancelledError('the caller cancelled the request'));
-      call.once('cancelled', onCancel);
-      group.getEntry(key, { signal: ac.signal, local }).then(
+      const load = new UnaryLoad(call, call.metadata.get(PEER_METADATA).length > 0);
+      group.getEntry(key, load).then(
         (entry: ServedEntry) => {
-          clearTimeout(timer);
-          call.off('cancelled', onCancel);
+          load.done();
           if (entry.value.byteLength > maxMessageBytes) {
             return reply(tooLarge(name, key, entry.value.byteLength, maxMessageBytes));
           }
@@ -124,8 +107,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
           callback(null, { value: entry.value, minuteQps: entry.minuteQps, ttlMs: ttl });
         },
         (err: unknown) => {
-          clearTimeout(timer);
-          call.off('cancelled', onCancel);
+          load.done();
           reply(failureOf(err));
         },
       );
