@@ -44,6 +44,7 @@ export interface NodeConfig {
   tls?: TlsPaths;
   originTimeoutMs: number;
   originMaxBytes: number;
+  joinTimeoutMs: number;
   shutdownTimeoutMs: number;
   logLevel: string;
 }
@@ -84,6 +85,7 @@ type RawConfig = {
   tlsKey: string;
   tlsCa: string;
   config: string;
+  joinTimeout: string;
   shutdownTimeout: string;
   logLevel: string;
 };
@@ -196,6 +198,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'JSON file `{ "groups": [{ "name", "cacheBytes", "origin" }] }` for several groups (replaces GROUP/CACHE_BYTES/ORIGIN)',
   },
   {
+    key: 'joinTimeout',
+    env: 'GOSSIPCACHE_JOIN_TIMEOUT',
+    flag: '--join-timeout',
+    default: '10s',
+    doc: 'if no seed has answered by then, report ready anyway (serving alone) and keep trying to join',
+  },
+  {
     key: 'shutdownTimeout',
     env: 'GOSSIPCACHE_SHUTDOWN_TIMEOUT',
     flag: '--shutdown-timeout',
@@ -260,6 +269,7 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
   const originTimeoutMs = parseDuration(raw.originTimeout, source.originTimeout);
   if (originTimeoutMs <= 0) throw new ConfigError(source.originTimeout, 'must be more than 0, e.g. 5s');
   const originMaxBytes = parseBytes(raw.originMaxBytes, source.originMaxBytes);
+  const joinTimeoutMs = parseDuration(raw.joinTimeout, source.joinTimeout);
   const shutdownTimeoutMs = parseDuration(raw.shutdownTimeout, source.shutdownTimeout);
   const logLevel = raw.logLevel.toLowerCase();
   if (!LOG_LEVELS.includes(logLevel)) {
@@ -309,6 +319,7 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
     tls,
     originTimeoutMs,
     originMaxBytes,
+    joinTimeoutMs,
     shutdownTimeoutMs,
     logLevel,
   };

@@ -89,6 +89,7 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
     tls: config.tls,
     registry,
     logger: log,
+    joinTimeoutMs: config.joinTimeoutMs,
     onPeerRpc: (ms, ok, peer) => {
       metrics.observePeerRpc(peer, ms / 1000, ok);
       if (!ok) peerErrors.warn(peer, { peer, ms }, `request to peer ${peer} failed; loading locally`);
@@ -114,7 +115,7 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
     `gossipcache started; try: curl http://${formatHostPort({ host: tryHost, port: httpPort })}/${config.groups[0].name}/Tom`,
   );
   node.ready.then(
-    () => log.info({ members: node.members().length, ringChecksum: node.ringChecksum() }, 'joined; ready'),
+    () => log.info({ members: node.members().length, ringChecksum: node.ringChecksum() }, 'ready'),
     (err) => log.error({ err }, 'membership failed to become ready'),
   );
 

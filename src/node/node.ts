@@ -36,6 +36,8 @@ export interface NodeOptions {
   logger?: Logger;
   /** Stable member id. Default (membership's) `<hostname>-<gossip port>`. */
   id?: string;
+  /** Become ready after this long even if no seed answered (keeps trying to join). Default 10 000 ms. */
+  joinTimeoutMs?: number;
   /** Membership timers, passed through (defaults: LAN). */
   membershipConfig?: Partial<SwimConfig>;
   /** Called when each fill from a peer settles (latency ms, answered or failed): for metrics. */
@@ -48,7 +50,7 @@ export interface GossipNode {
   readonly grpcAddr: string;
   /** Gossip address peers reach this node at. */
   readonly gossipAddr: string;
-  /** Resolves once membership has joined (or started alone) and gRPC is serving. */
+  /** Resolves once membership has joined (or started alone, or joinTimeoutMs passed) and gRPC is serving. */
   readonly ready: Promise<void>;
   isReady(): boolean;
   /** Every member this node knows, with state and incarnation. */
@@ -118,9 +120,29 @@ export async function createNode(opts: NodeOptions): Promise<GossipNode> {
 
   let isReady = false;
   let closing: Promise<void> | undefined;
-  // Membership is ready once a seed answered (at once without seeds).
-  const joined = membership.ready ? Promise.resolve() : once(membership, 'ready').then(() => undefined);
+  // Membership is ready once a seed answered (at once without seeds). A node whose seeds never answer
+  // (it is the only replica and its service name resolves to itself; or every pod waits for the others
+  // to be ready before DNS lists them) still serves every key itself: after joinTimeoutMs it reports
+  // ready anyway and membership keeps retrying the seeds in the background.
+  const joinTimeoutMs = opts.joinTimeoutMs ?? 10_000;
+  let joinTimer: NodeJS.Timeout | undefined;
+  const joined = membership.ready
+    ? Promise.resolve()
+    : Promise.race([
+        once(membership, 'ready').then(() => undefined),
+        new Promise<void>((resolve) => {
+          joinTimer = setTimeout(() => {
+            log?.warn(
+              { seeds: opts.seeds, joinTimeoutMs },
+              'no seed answered yet; serving alone (ready) and still trying to join',
+            );
+            resolve();
+          }, joinTimeoutMs);
+          joinTimer.unref();
+        }),
+      ]);
   const ready = joined.then(() => {
+    clearTimeout(joinTimer);
     rebuildRing();
     if (!closing) {
       grpc.setServing(true);
@@ -140,6 +162,7 @@ export async function createNode(opts: NodeOptions): Promise<GossipNode> {
     membershipStats: () => ({ ...membership.stats() }),
     close(closeOpts) {
       closing ??= (async () => {
+        clearTimeout(joinTimer);
         isReady = false;
         grpc.setServing(false);
         try {

@@ -1,0 +1,70 @@
+// The node process in situations operators meet: a lone replica seeded by its own name, a port in
+// use, in-flight requests that outlive the shutdown timeout.
+
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { test } from 'node:test';
+import { countingOrigin, httpGet, nodePorts, startCli, stopCli, waitFor } from './helpers.js';
+
+test('a node whose only seed is itself becomes ready after the join timeout and serves', async () => {
+  const ports = await nodePorts();
+  const node = startCli(ports, {
+    GOSSIPCACHE_SEEDS: `127.0.0.1:${ports.gossip}`,
+    GOSSIPCACHE_JOIN_TIMEOUT: '500ms',
+  });
+  try {
+    await waitFor('readyz 200', async () => (await httpGet(`${node.http}/readyz`)).status === 200, 20_000);
+    assert.match(node.output(), /no seed answered yet; serving alone/);
+    assert.equal((await httpGet(`${node.http}/default/x`)).text, 'Value of x');
+  } finally {
+    assert.equal(await stopCli(node), 0);
+  }
+});
+
+test('a busy HTTP port: one fatal line naming the address, exit 1', async () => {
+  const busy = createServer().listen(0, '127.0.0.1');
+  await once(busy, 'listening');
+  const ports = await nodePorts();
+  ports.http = (busy.address() as { port: number }).port;
+  const node = startCli(ports);
+  try {
+    assert.equal(await node.exited, 1);
+    const fatal = node
+      .output()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .find((l) => l.level === 60);
+    assert.ok(fatal, node.output());
+    assert.match(fatal.msg, /cannot start: .*EADDRINUSE.*127\.0\.0\.1/);
+  } finally {
+    busy.close();
+    await stopCli(node);
+  }
+});
+
+test('requests still pending at the shutdown timeout are cut, and the node exits 0', async () => {
+  const origin = await countingOrigin(30_000);
+  const node = startCli(await nodePorts(), {
+    GOSSIPCACHE_ORIGIN: origin.url,
+    GOSSIPCACHE_SHUTDOWN_TIMEOUT: '300ms',
+  });
+  try {
+    await waitFor('ready', async () => (await httpGet(`${node.http}/readyz`)).status === 200);
+    const pending = httpGet(`${node.http}/default/forever`).then(
+      (r) => r.status,
+      () => 'cut' as const,
+    );
+    await waitFor('the load to reach the origin', async () => origin.pending === 1, 10_000);
+    const t0 = Date.now();
+    node.child.kill('SIGTERM');
+    assert.equal(await node.exited, 0);
+    assert.ok(Date.now() - t0 < 10_000, 'bounded by the timeout, not by the origin');
+    assert.equal(await pending, 'cut');
+    assert.match(node.output(), /in-flight requests did not finish in time/);
+  } finally {
+    await stopCli(node);
+    await origin.close();
+  }
+});
