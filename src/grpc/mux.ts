@@ -12,6 +12,8 @@ import { MAX_VALUE_METADATA } from './serve.js';
 import { errorOf, PeerError } from './status.js';
 
 const fetchMethod = gossipCacheService.Fetch;
+/** Requests are coalesced into messages of up to this size, far below any node's message limit. */
+const REQUEST_BATCH_BYTES = 1024 * 1024;
 
 /** One request in flight. It is its own abort listener (handleEvent), saving a closure per request. */
 class Pending {
@@ -147,7 +149,8 @@ export class FetchMux {
     const q = this.queue;
     let bound = 0;
     for (let i = 0; i < q.length; i++) bound += 3 * (q[i].group.length + q[i].key.length) + 32;
-    if (bound <= this.opts.maxMessageBytes) {
+    const limit = Math.min(this.opts.maxMessageBytes, REQUEST_BATCH_BYTES);
+    if (bound <= limit) {
       this.queue = [];
       return q;
     }
@@ -155,7 +158,7 @@ export class FetchMux {
     let n = 0;
     while (n < q.length) {
       const size = fetchRequestBatchBytes(q[n]);
-      if (n > 0 && bytes + size > this.opts.maxMessageBytes) break;
+      if (n > 0 && bytes + size > limit) break;
       bytes += size;
       n++;
     }

@@ -113,6 +113,21 @@ describe('TLS and mutual TLS', { skip }, () => {
     }
   });
 
+  test('serverName checks the name in the peer certificate instead of the dialled host', async () => {
+    const node = await startNode({ nodes: 1, tls: pki.node('named') });
+    const right = new GrpcPeer(node.addr, { tls: { ...pki.node('c1'), serverName: 'localhost' } });
+    const wrong = new GrpcPeer(node.addr, { tls: { ...pki.node('c1'), serverName: 'evil.example' } });
+    try {
+      assert.equal(Buffer.from((await right.get('g', 'n', signal())).value).toString(), `n@${node.addr}`);
+      await rejected(wrong.get('g', 'n', signal()));
+    } finally {
+      right.close();
+      wrong.close();
+      node.picker.close();
+      await node.server.close(0);
+    }
+  });
+
   test('unreadable TLS files fail with an error naming the file', async () => {
     const missing = { certFile: `${pki.dir}/nope.crt`, keyFile: `${pki.dir}/nope.key` };
     const server = createGrpcServer({ registry: new GroupRegistry(), tls: missing });
