@@ -67,6 +67,19 @@ test('the three nodes form one ring', async () => {
     'the ring is the advertised gRPC addresses',
   );
   for (const n of nodes) assert.equal((await httpGet(`${n.http}/readyz`)).status, 200);
+  // Membership changes and the resulting rings are logged.
+  for (const n of nodes) {
+    const msgs = n
+      .output()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).msg as string);
+    assert.ok(
+      msgs.some((m) => /^member \S+ new → alive$/.test(m)),
+      n.output(),
+    );
+    assert.ok(msgs.includes('ring changed'), n.output());
+  }
 });
 
 test('every key answers through any node, loaded once cluster-wide', async () => {

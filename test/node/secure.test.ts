@@ -1,0 +1,58 @@
+// Two CLI nodes with gRPC mutual TLS and encrypted gossip, configured only by environment: they form
+// one ring and serve each other's keys. (PKI made by openssl at test time, see test/grpc/certs.ts.)
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { hasOpenssl, makePki } from '../grpc/certs.js';
+import { countingOrigin, httpGet, type NodePorts, nodePorts, startCli, stopCli, waitFor } from './helpers.js';
+
+test('mTLS between peers and an encrypted gossip ring, configured by env', {
+  skip: !hasOpenssl() && 'no openssl',
+}, async () => {
+  const pki = makePki();
+  const origin = await countingOrigin();
+  const key = Buffer.alloc(32, 3).toString('base64');
+  const ports: NodePorts[] = [await nodePorts(), await nodePorts()];
+  const nodes = ports.map((p, i) => {
+    const tls = pki.node(`n${i}`);
+    return startCli(p, {
+      GOSSIPCACHE_SEEDS: `127.0.0.1:${ports[1 - i].gossip}`,
+      GOSSIPCACHE_SECRET_KEY: key,
+      GOSSIPCACHE_TLS_CERT: tls.certFile,
+      GOSSIPCACHE_TLS_KEY: tls.keyFile,
+      GOSSIPCACHE_TLS_CA: tls.caFile,
+      GOSSIPCACHE_ORIGIN: origin.url,
+    });
+  });
+  try {
+    await waitFor('one ring of 2', async () => {
+      const views = await Promise.all(
+        nodes.map(async (n) => JSON.parse((await httpGet(`${n.http}/_cluster`)).text)),
+      );
+      return views.every((v) => v.ring.length === 2 && v.ringChecksum === views[0].ringChecksum);
+    });
+    const keys = Array.from({ length: 10 }, (_, i) => `secure-${i}`);
+    for (const k of keys) {
+      for (const n of nodes) assert.equal((await httpGet(`${n.http}/default/${k}`)).text, `value:${k}`);
+    }
+    for (const k of keys) assert.equal(origin.loads.get(k), 1, k);
+    const stats = await Promise.all(
+      nodes.map(async (n) => JSON.parse((await httpGet(`${n.http}/_stats`)).text)),
+    );
+    assert.ok(
+      stats.every((s) => s.groups.default.stats.peerLoads > 0 && s.groups.default.stats.peerErrors === 0),
+    );
+    const start =
+      nodes[0]
+        .output()
+        .split('\n')
+        .find((l) => l.includes('gossipcache started')) ?? '';
+    assert.match(start, /"tls":"on"/);
+    assert.ok(!nodes[0].output().includes(key), 'the gossip key is never logged');
+  } finally {
+    const codes = await Promise.all(nodes.map((n) => stopCli(n)));
+    await origin.close();
+    pki.cleanup();
+    assert.deepEqual(codes, [0, 0]);
+  }
+});
