@@ -264,6 +264,10 @@ export class Swim extends EventEmitter {
     }
     this.joined = true;
     this.counters.joins++;
+    // Nodes that joined at the same moment as us are news the seed had not yet heard of, and their
+    // gossip dies out among members that already know it. One more exchange shortly after closes that
+    // gap (memberlist waits for the next periodic push-pull, tens of seconds later).
+    this.after(this.config.joinRetryMs, () => this.periodicPushPull());
     return ok;
   }
 
@@ -324,6 +328,17 @@ export class Swim extends EventEmitter {
     const out: MemberView[] = [];
     for (const m of this.table.values()) out.push(view(m));
     return out;
+  }
+
+  /** One member by id (any state), or undefined when unknown or reaped. */
+  member(id: string): MemberView | undefined {
+    const m = this.table.get(id);
+    return m ? view(m) : undefined;
+  }
+
+  /** State of one member without copying it (cheap, for hot loops and tests). */
+  stateOf(id: string): MemberState | undefined {
+    return this.table.get(id)?.state;
   }
 
   /** This node. */
@@ -679,7 +694,8 @@ export class Swim extends EventEmitter {
     if (this.leaving || this.acks.size >= MAX_PENDING_ACKS) return;
     if (req.targetAddr === this.self.addr) return; // never ping ourselves on someone's behalf
     const seq = this.nextSeq();
-    const timeout = this.awareness.scale(this.config.probeTimeoutMs);
+    // Lifeguard: nack before the requester gives up (80% of its timeout), so the nack is counted.
+    const timeout = this.config.probeTimeoutMs * 0.8;
     let timer: unknown = null;
     this.acks.set(seq, {
       onAck: () => {

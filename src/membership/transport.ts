@@ -176,7 +176,7 @@ export class MemoryNetwork {
         return;
       }
       this.stats.packetsDelivered++;
-      dst.deliverPacket(from, copy);
+      dst.enqueue(() => dst.deliverPacket(from, copy));
     }, this.delay());
   }
 
@@ -197,6 +197,9 @@ export class MemoryNetwork {
       this.clock.setTimeout(() => {
         const dst = this.nodes.get(to);
         if (!dst || dst.closed || !this.canReach(from, to)) return fail('connection refused');
+        dst.enqueue(() => serve(dst));
+      }, this.delay());
+      const serve = (dst: MemoryTransport) => {
         const handler = dst.onRequest;
         if (!handler) return fail('no request handler');
         let reply: Promise<Uint8Array>;
@@ -211,14 +214,20 @@ export class MemoryNetwork {
             this.clock.setTimeout(() => {
               if (settled) return;
               if (!this.canReach(to, from)) return fail('connection reset');
-              settled = true;
-              this.clock.clearTimeout(timer);
-              resolve(out);
+              const src = this.nodes.get(from);
+              const finish = () => {
+                if (settled) return;
+                settled = true;
+                this.clock.clearTimeout(timer);
+                resolve(out);
+              };
+              if (src) src.enqueue(finish);
+              else finish();
             }, this.delay());
           },
           (err: Error) => fail(`handler rejected: ${err?.message ?? err}`),
         );
-      }, this.delay());
+      };
     });
   }
 
@@ -250,6 +259,26 @@ export class MemoryTransport implements Transport {
   request(to: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new Error('transport closed'));
     return this.net.request(this.localAddr, to, data, timeoutMs);
+  }
+
+  private held: (() => void)[] | null = null;
+
+  /** Freeze this node's input (a paused process): deliveries queue up until `release()`. */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  /** Deliver everything that arrived while held, in arrival order. */
+  release(): void {
+    const q = this.held;
+    this.held = null;
+    for (const fn of q ?? []) fn();
+  }
+
+  /** @internal run `fn` now, or later if this node is held. */
+  enqueue(fn: () => void): void {
+    if (this.held) this.held.push(fn);
+    else fn();
   }
 
   /** @internal */

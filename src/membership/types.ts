@@ -81,11 +81,11 @@ export interface SwimConfig {
  * paused 1 s every 3 s, join/leave seen by all within a few hundred ms (docs/membership.md says why).
  */
 export const defaultSwimConfig: Readonly<SwimConfig> = Object.freeze({
-  probeIntervalMs: 1000,
-  probeTimeoutMs: 400,
+  probeIntervalMs: 500,
+  probeTimeoutMs: 250,
   indirectChecks: 3,
   tcpFallbackPing: true,
-  suspicionMult: 2,
+  suspicionMult: 3,
   suspicionMaxTimeoutMult: 3,
   suspicionConfirmations: 2,
   awarenessMaxMultiplier: 8,
