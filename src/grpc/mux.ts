@@ -81,6 +81,9 @@ export class FetchMux {
 
   fetch(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult> {
     if (signal.aborted) return Promise.reject(signal.reason);
+    if (!this.alive) {
+      return Promise.reject(new PeerError(this.opts.peer, status.UNAVAILABLE, 'the stream has ended'));
+    }
     const id = this.nextId;
     this.nextId = id >= 0xffffffff ? 1 : id + 1;
     const start = performance.now();
