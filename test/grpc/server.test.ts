@@ -167,6 +167,35 @@ describe('server', () => {
     await assert.rejects(peer.remove('g', 'k', new AbortController().signal), /removed/);
   });
 
+  test('a stream request past its timeout_ms is answered DEADLINE_EXCEEDED even if the getter hangs', async () => {
+    let release!: () => void;
+    const hang = new Promise<void>((r) => (release = r));
+    const { server } = node(async (k) => {
+      await hang; // ignores its signal
+      return k;
+    });
+    const addr = `127.0.0.1:${await server.listen('127.0.0.1:0')}`;
+    const client = new GossipCacheClient(addr, insecure);
+    try {
+      const call = (client as unknown as { Fetch(): ClientDuplexStream<object, object> }).Fetch();
+      const reply = new Promise<{ replies: { id: number; code: number }[] }>((resolve, reject) => {
+        call.on('data', resolve);
+        call.on('error', reject);
+      });
+      call.write({ requests: [{ id: 9, group: 'g', key: 'stuck', timeout_ms: 100 }] });
+      const r = await reply;
+      assert.deepEqual(
+        r.replies.map((x) => [x.id, x.code]),
+        [[9, 4]],
+      );
+      call.end();
+    } finally {
+      release();
+      client.close();
+      await server.close(0);
+    }
+  });
+
   test('bad options fail with errors that say what to fix', async () => {
     assert.throws(
       () => createGrpcServer({ registry: new GroupRegistry(), maxMessageBytes: 0 }),
