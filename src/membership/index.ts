@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { Keyring } from './keyring.js';
 import { type MembershipLogger, silentLogger, type TransportStats, UdpTcpTransport } from './net.js';
-import { type Lookup, parseHostPort, parseSeeds, resolveSeeds } from './seeds.js';
+import { DEFAULT_GOSSIP_PORT, type Lookup, parseHostPort, parseSeeds, resolveSeeds } from './seeds.js';
 import { Swim } from './swim.js';
 import type { MemberState, MemberView, SwimConfig, SwimStats } from './types.js';
 
@@ -24,7 +24,10 @@ export interface MembershipOptions {
   id?: string;
   /** Metadata gossiped with this member, e.g. `{ grpcAddr, version }`. */
   meta: Record<string, string>;
-  /** `host[:port]` of nodes to join; names resolve to all their addresses; retried until one answers. */
+  /**
+   * `host[:port]` of nodes to join (a missing port = this node's gossip port); names resolve to all
+   * their addresses; retried until one answers.
+   */
   seeds?: string[];
   /**
    * AES-256 keys (32 bytes each); the first encrypts, all decrypt. Empty/absent = plaintext: then
@@ -137,7 +140,9 @@ class RealMembership extends EventEmitter implements Membership {
 export async function createMembership(opts: MembershipOptions): Promise<Membership> {
   const log = opts.logger ?? silentLogger;
   const seeds = (opts.seeds ?? []).filter((s) => s.trim() !== '');
-  parseSeeds(seeds); // validate now: a typo in a seed is a configuration error, not a retry
+  // A seed without a port uses this node's gossip port (all nodes usually share one), else 7946.
+  const seedPort = parseHostPort(opts.bindAddr).port || DEFAULT_GOSSIP_PORT;
+  parseSeeds(seeds, seedPort); // validate now: a typo in a seed is a configuration error, not a retry
   if (opts.advertiseAddr) parseHostPort(opts.advertiseAddr);
   const keyring = new Keyring(opts.secretKeys ?? []);
   if (!keyring.encrypted)
@@ -165,6 +170,7 @@ export async function createMembership(opts: MembershipOptions): Promise<Members
       seeds,
       resolveSeeds: (list) =>
         resolveSeeds(list, {
+          defaultPort: seedPort,
           family,
           exclude: [transport.localAddr, transport.boundAddr],
           lookup: opts.lookup,
