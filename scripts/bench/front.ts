@@ -1,15 +1,17 @@
-// Issue 7 §1 — front hits. 64 keep-alive connections for 10 s, uniform keys over 1,000 warmed keys, against one
+// Issue 7 §1 — front hits. 64 keep-alive connections, 10 s, uniform keys over 1,000 warmed keys, against one
 // node of a 3-node cluster; in the same run the Node ceiling (a bare node:http server returning a constant) and
 // memcached (-m 64) under memaslap with the same connection count. wrk generates the HTTP load (C, 2 threads,
 // keep-alive, Lua picks a uniformly random path per request); server CPU time comes from /proc so the figure
 // that is compared — requests per server CPU-second — does not depend on how much CPU the generator took.
+// The bare server and the node are measured in alternating halves (bare, node, bare, node: 2 × 5 s each) so a
+// change in the box's background load hits both alike; their rows sum the halves (latencies: mean of halves).
 import { diffStats, groupStats, hasNode, type NodeHandle, startCluster, warmPaths } from './lib/cluster.js';
 import { isMain, runAlone } from './lib/main.js';
 import { withCpu } from './lib/measure.js';
 import { hasMemcached, memaslapBinary, runMemaslap, startMemcached } from './lib/memcached.js';
 import { freePort, type Server, startProcess, stopAll, waitForPort } from './lib/proc.js';
 import type { BenchOptions, BenchRow } from './lib/types.js';
-import { hasWrk, runWrk, type WrkResult } from './lib/wrk.js';
+import { hasWrk, runWrk, type WrkResult, wrkErrors } from './lib/wrk.js';
 
 const BENCH = 'front';
 const GROUP = 'bench';
@@ -18,89 +20,87 @@ const CONNECTIONS = 64;
 const BARE = 'bare node:http';
 const GOAL = '≥ 0.95× bare per CPU-s';
 
-function keyPaths(): string[] {
-  return Array.from({ length: KEYS }, (_, i) => `/${GROUP}/key-${String(i).padStart(4, '0')}`);
+const paths = Array.from({ length: KEYS }, (_, i) => `/${GROUP}/key-${String(i).padStart(4, '0')}`);
+
+/** Something wrk can load: `servers[0]` is the one whose CPU is "the server's"; all are summed as cluster CPU. */
+interface Subject {
+  name: string;
+  port: number;
+  servers: Server[];
+  halves: Array<{ r: WrkResult; cpu: number[] }>;
+  /** Extra metrics read around the measured halves (e.g. the node's hit ratio). */
+  before?: () => Promise<Record<string, number>>;
+  after?: (before: Record<string, number>) => Promise<Record<string, number | string>>;
+  snapshot?: Record<string, number>;
 }
 
-function httpRow(
-  name: string,
-  r: WrkResult,
-  cpuS: number,
-  extra: Record<string, number | string> = {},
-): BenchRow {
-  return {
-    bench: BENCH,
-    case: name,
-    metrics: {
-      'req/s': r.rps,
-      p50_ms: r.p50,
-      p99_ms: r.p99,
-      cpu_s: cpuS,
-      'req/cpu_s': r.requests / cpuS,
-      errors: r.errors.connect + r.errors.read + r.errors.write + r.errors.status + r.errors.timeout,
-      ...extra,
-    },
-  };
-}
-
-async function loadHttp(servers: Server[], port: number, seconds: number, warmS: number) {
-  // A short unmeasured run first, so JIT warm-up and connection setup are not in the figures.
-  await runWrk({ port, paths: keyPaths(), connections: CONNECTIONS, durationS: warmS });
-  return withCpu(servers, () =>
-    runWrk({ port, paths: keyPaths(), connections: CONNECTIONS, durationS: seconds }),
-  );
-}
-
-async function bare(seconds: number, warmS: number): Promise<BenchRow> {
+async function startBare(): Promise<Subject> {
   const port = await freePort();
   const s = startProcess('bare-http', process.execPath, ['scripts/bench/lib/bare-http.mjs', String(port)]);
-  try {
-    await waitForPort(port, 5000, s);
-    const w = await loadHttp([s], port, seconds, warmS);
-    return httpRow(BARE, w.result, w.cpu[0]);
-  } finally {
-    await s.stop();
-  }
+  await waitForPort(port, 5000, s);
+  return { name: BARE, port, servers: [s], halves: [] };
 }
 
-async function standIn(seconds: number, warmS: number): Promise<BenchRow> {
+async function startStandIn(): Promise<Subject> {
   const port = await freePort();
   const s = startProcess('standin-http', process.execPath, [
     'scripts/bench/lib/standin-http.mjs',
     String(port),
   ]);
-  try {
-    await waitForPort(port, 5000, s);
-    const w = await loadHttp([s], port, seconds, warmS);
-    return httpRow('stand-in Map server (no dist/cli.js yet)', w.result, w.cpu[0]);
-  } finally {
-    await s.stop();
-  }
+  await waitForPort(port, 5000, s);
+  return { name: 'stand-in Map server (no gossipcache node)', port, servers: [s], halves: [] };
 }
 
-async function gossipcache(seconds: number, warmS: number): Promise<BenchRow> {
-  let nodes: NodeHandle[] = [];
+async function startGossipcache(): Promise<{ subject: Subject; nodes: NodeHandle[] }> {
+  const nodes = await startCluster(3, { group: GROUP, origin: 'demo:0ms', cacheBytes: '64MiB' });
+  const a = nodes[0];
   try {
-    nodes = await startCluster(3, { group: GROUP, origin: 'demo:0ms', cacheBytes: '64MiB' });
-    const a = nodes[0];
-    // Warm: every key loaded by its owner and, for keys other nodes own, fetched into A's hot cache.
-    for (let round = 0; round < 2; round++) await warmPaths(a.httpPort, keyPaths());
-    await runWrk({ port: a.httpPort, paths: keyPaths(), connections: CONNECTIONS, durationS: warmS });
-    const before = await groupStats(a.httpPort, GROUP);
-    const w = await withCpu(
-      nodes.map((x) => x.server),
-      () => runWrk({ port: a.httpPort, paths: keyPaths(), connections: CONNECTIONS, durationS: seconds }),
-    );
-    const d = diffStats(await groupStats(a.httpPort, GROUP), before);
-    const clusterCpu = w.cpu.reduce((s, c) => s + c, 0);
-    return httpRow('gossipcache node A of 3', w.result, w.cpu[0], {
-      cluster_cpu_s: clusterCpu,
-      'hit%': d.gets ? (100 * (d.cacheHits ?? 0)) / d.gets : 'n/a',
-      peerLoads: d.peerLoads ?? 'n/a',
-    });
-  } finally {
+    // Every key loaded by its owner and, for keys other nodes own, fetched into A's hot cache.
+    for (let round = 0; round < 2; round++) await warmPaths(a.httpPort, paths);
+  } catch (e) {
     await stopAll(nodes.map((x) => x.server));
+    throw e;
   }
+  const subject: Subject = {
+    name: 'gossipcache node A of 3',
+    port: a.httpPort,
+    servers: nodes.map((x) => x.server),
+    halves: [],
+    before: () => groupStats(a.httpPort, GROUP),
+    after: async (before) => {
+      const d = diffStats(await groupStats(a.httpPort, GROUP), before);
+      return {
+        'hit%': d.gets ? (100 * (d.cacheHits ?? 0)) / d.gets : 'n/a',
+        peerLoads: d.peerLoads ?? 'n/a',
+      };
+    },
+  };
+  return { subject, nodes };
+}
+
+async function measureHalf(s: Subject, seconds: number): Promise<void> {
+  const w = await withCpu(s.servers, () =>
+    runWrk({ port: s.port, paths, connections: CONNECTIONS, durationS: seconds }),
+  );
+  s.halves.push({ r: w.result, cpu: w.cpu });
+}
+
+async function rowOf(s: Subject, before: Record<string, number> | undefined): Promise<BenchRow> {
+  const sum = (f: (h: Subject['halves'][number]) => number) => s.halves.reduce((acc, h) => acc + f(h), 0);
+  const mean = (f: (h: Subject['halves'][number]) => number) => sum(f) / s.halves.length;
+  const requests = sum((h) => h.r.requests);
+  const cpu = sum((h) => h.cpu[0]);
+  const metrics: Record<string, number | string> = {
+    'req/s': requests / sum((h) => h.r.durationS),
+    p50_ms: mean((h) => h.r.p50),
+    p99_ms: mean((h) => h.r.p99),
+    cpu_s: cpu,
+    'req/cpu_s': requests / cpu,
+    errors: sum((h) => wrkErrors(h.r)),
+  };
+  if (s.servers.length > 1) metrics.cluster_cpu_s = sum((h) => h.cpu.reduce((a, c) => a + c, 0));
+  if (s.after && before) Object.assign(metrics, await s.after(before));
+  return { bench: BENCH, case: s.name, metrics };
 }
 
 async function memcached(seconds: number): Promise<BenchRow> {
@@ -128,41 +128,57 @@ async function memcached(seconds: number): Promise<BenchRow> {
   }
 }
 
-function perCpu(r: BenchRow): number {
-  return Number(r.metrics['req/cpu_s']);
-}
+const perCpu = (r: BenchRow) => Number(r.metrics['req/cpu_s']);
 
 export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
-  const seconds = quick ? 4 : 10;
-  const warmS = quick ? 1 : 2;
   if (!hasWrk()) {
     return [{ bench: BENCH, case: 'SKIPPED', metrics: { reason: 'wrk not found (apt-get install wrk)' } }];
   }
+  const seconds = quick ? 4 : 10;
+  const warmS = quick ? 1 : 2;
   const rows: BenchRow[] = [];
-  const base = await bare(seconds, warmS);
-  rows.push(base);
-  let subject: BenchRow | undefined;
-  if (hasNode() && process.env.BENCH_STAND_IN !== '1') {
-    try {
-      subject = await gossipcache(seconds, warmS);
-    } catch (e) {
-      const msg = (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').slice(0, 300);
-      rows.push({ bench: BENCH, case: 'gossipcache ERROR', metrics: { error: msg } });
+  const servers: Server[] = [];
+  try {
+    const bare = await startBare();
+    servers.push(...bare.servers);
+    let subject: Subject | undefined;
+    if (hasNode() && process.env.BENCH_STAND_IN !== '1') {
+      try {
+        subject = (await startGossipcache()).subject;
+      } catch (e) {
+        const msg = (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').slice(0, 300);
+        rows.push({ bench: BENCH, case: 'gossipcache ERROR', metrics: { error: msg } });
+      }
     }
+    subject ??= await startStandIn();
+    servers.push(...subject.servers);
+    // Unmeasured runs first, so JIT warm-up and connection setup are not in the figures.
+    for (const s of [bare, subject]) {
+      await runWrk({ port: s.port, paths, connections: CONNECTIONS, durationS: warmS });
+    }
+    const before = await subject.before?.();
+    for (let half = 0; half < 2; half++) {
+      await measureHalf(bare, seconds / 2);
+      await measureHalf(subject, seconds / 2);
+    }
+    const base = await rowOf(bare, undefined);
+    const subj = await rowOf(subject, before);
+    rows.push(base, { ...subj, baseline: BARE, ratio: perCpu(subj) / perCpu(base), goal: GOAL });
+    await stopAll(servers);
+    if (!hasMemcached() || !memaslapBinary()) {
+      rows.push({
+        bench: BENCH,
+        case: 'memcached SKIPPED',
+        metrics: { reason: 'memcached or memaslap missing (apt-get install memcached libmemcached-tools)' },
+      });
+    } else {
+      const m = await memcached(seconds);
+      rows.push({ ...m, baseline: BARE, ratio: perCpu(m) / perCpu(base) });
+    }
+    return rows;
+  } finally {
+    await stopAll(servers);
   }
-  subject ??= await standIn(seconds, warmS);
-  rows.push({ ...subject, baseline: BARE, ratio: perCpu(subject) / perCpu(base), goal: GOAL });
-  if (!hasMemcached() || !memaslapBinary()) {
-    rows.push({
-      bench: BENCH,
-      case: 'memcached SKIPPED',
-      metrics: { reason: 'memcached or memaslap missing (apt-get install memcached libmemcached-tools)' },
-    });
-  } else {
-    const m = await memcached(seconds);
-    rows.push({ ...m, baseline: BARE, ratio: perCpu(m) / perCpu(base) });
-  }
-  return rows;
 }
 
 if (isMain(import.meta.url)) await runAlone(run);
