@@ -235,7 +235,7 @@ export class UdpTcpTransport implements Transport {
         throw bindError(shown, 'TCP', err as NodeJS.ErrnoException);
       }
       const port = (tcp.address() as { port: number }).port;
-      const udp = createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 2 * 1024 * 1024 });
+      const udp = createSocket(family === 6 ? 'udp6' : 'udp4');
       try {
         await new Promise<void>((resolve, reject) => {
           udp.once('error', reject);
@@ -250,6 +250,10 @@ export class UdpTcpTransport implements Transport {
         if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && i + 1 < attempts) continue;
         throw bindError(formatHostPort({ host: bind.host, port }), 'UDP', err as NodeJS.ErrnoException);
       }
+      try {
+        // Room for bursts of gossip (memberlist asks for 2 MiB too); the OS may cap it, which is fine.
+        udp.setRecvBufferSize(2 * 1024 * 1024);
+      } catch {}
       const boundAddr = formatHostPort({ host, port });
       let advertise: string;
       if (opts.advertiseAddr) {
@@ -439,8 +443,14 @@ export class UdpTcpTransport implements Transport {
       const got = reader.push(chunk);
       if (got === undefined) return;
       if (got === 'oversize') return drop('oversize');
-      sock.pause(); // one message each way: ignore anything after the frame
+      // One message each way: keep reading (so the peer's FIN closes the socket promptly) but
+      // discard anything after the frame, and cut off a peer that keeps sending.
       sock.removeAllListeners('data');
+      let extra = 0;
+      sock.on('data', (more: Buffer) => {
+        extra += more.length;
+        if (extra > 64 * 1024) drop('oversize');
+      });
       this.counters.bytesReceived += got.length + FRAME_HEADER;
       void this.answer(got, peer).then(
         (reply) => {

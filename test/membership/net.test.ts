@@ -208,6 +208,15 @@ describe('UdpTcpTransport', () => {
     assert.equal(b.stats().plaintextRejected, 1);
   });
 
+  it('releases each inbound stream once answered (a low stream limit is never hit by sequential requests)', async () => {
+    const a = await listen();
+    const b = await listen({ maxInboundStreams: 3 });
+    b.onRequest = async (_f, d) => d;
+    for (let i = 0; i < 30; i++)
+      assert.equal(Buffer.from(await a.request(b.localAddr, Buffer.of(i), 2000))[0], i);
+    assert.equal(b.stats().streamsRefused, 0);
+  });
+
   it('close() rejects pending requests and is idempotent', async () => {
     const a = await UdpTcpTransport.listen({ bindAddr: '127.0.0.1:0' });
     const b = await listen();
