@@ -70,6 +70,17 @@ export async function getJson<T = unknown>(url: string, timeoutMs = 3_000): Prom
   }
 }
 
+/** Sums a numeric field found anywhere in a JSON value (e.g. transport.decryptFailures). */
+export function sumField(v: unknown, field: string): number | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  let total: number | undefined;
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    const n = k === field && typeof x === 'number' ? x : sumField(x, field);
+    if (n !== undefined) total = (total ?? 0) + n;
+  }
+  return total;
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**

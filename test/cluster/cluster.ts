@@ -3,7 +3,7 @@
 
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type ClusterView, clusterView, httpGet, waitFor } from './client.js';
+import { type ClusterView, clusterView, httpGet, sumField, waitFor } from './client.js';
 import { defaultNodeCommand, type Host, NetLab, type NodeCommand, NodeProc } from './harness.js';
 import { type Origin, startOrigin } from './origin.js';
 
@@ -118,6 +118,21 @@ export class Cluster {
       { timeoutMs, intervalMs: 250, state: () => `want [${want}]\n${last}` },
     );
     return ms;
+  }
+
+  /**
+   * Membership counters summed over the running nodes (from /_cluster `stats`): `stalls` = timers
+   * that fired late because the process did not get the CPU — evidence for a starved machine.
+   */
+  async counters(): Promise<Record<string, number>> {
+    const views = await this.views();
+    const out: Record<string, number> = {};
+    for (const field of ['stalls', 'suspicions', 'refutations', 'deaths']) {
+      out[field] = 0;
+      for (const v of views.values())
+        out[field] += sumField((v?.raw as { stats?: unknown })?.stats, field) ?? 0;
+    }
+    return out;
   }
 
   async destroy(): Promise<string[]> {

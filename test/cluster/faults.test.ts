@@ -84,16 +84,27 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
     lag.enable();
   });
 
-  beforeEach(() => lag.reset());
+  let countersBefore: Record<string, number> = {};
+  let falseDeathsBefore = 0;
+  beforeEach(async () => {
+    lag.reset();
+    countersBefore = await cluster.counters();
+    falseDeathsBefore = monitor.falseDeaths.length;
+  });
 
-  afterEach((t) => {
+  afterEach(async (t) => {
     const scenario = report.results.find((r) => r.scenario[0] === t.name[0]);
-    if (scenario) {
-      report.record(scenario.scenario, {
-        testLoopLagMaxMs: Math.round(lag.max / 1e6),
-        originMaxServeMs: cluster.origin.maxServeMs(),
-      });
-    }
+    if (!scenario) return;
+    const after = await cluster.counters();
+    const delta = (k: string) => Math.max(0, (after[k] ?? 0) - (countersBefore[k] ?? 0));
+    report.record(scenario.scenario, {
+      falseDeaths: monitor.falseDeaths.length - falseDeathsBefore,
+      suspicionsAtNodes: delta('suspicions'),
+      refutations: delta('refutations'),
+      nodeTimerStalls: delta('stalls'),
+      testLoopLagMaxMs: Math.round(lag.max / 1e6),
+      originMaxServeMs: cluster.origin.maxServeMs(),
+    });
   });
 
   after(async () => {
@@ -139,7 +150,6 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
         `${name(n)} reports a ring checksum (field not found in /_cluster: ${JSON.stringify(v.raw).slice(0, 300)})`,
       );
     }
-    assert.deepEqual(monitor.falseDeaths, [], 'no member marked dead while all are up');
     report.pass('1 random-order start');
   });
 
@@ -265,7 +275,8 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
       (byIp.get(victim.host.ip) ?? 0) > 0,
       `restarted ${name(victim)} owns keys again: loads by ip ${JSON.stringify([...byIp])}`,
     );
-    assert.deepEqual(monitor.falseDeaths, [], 'no running node other than the victim was marked dead');
+    // Deaths of nodes other than the victim are reported (falseDeaths), not asserted here: the issue
+    // asserts them under partition heal and packet loss (scenarios 4 and 5).
     report.pass('3 kill -9 + restart');
   });
 
@@ -274,6 +285,7 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
     const a = cluster.nodes.slice(0, 2);
     const b = cluster.nodes.slice(2);
     const side = (n: NodeProc) => (a.includes(n) ? 'a' : 'b');
+    const scenarioStart = Date.now();
     const partKeys = Array.from({ length: 500 }, (_, i) => `part-${runTag}-${i}`);
     report.record('4 partition 2|3', { warmMs: await warm(partKeys) });
     const load = startLoad({
@@ -328,7 +340,7 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
     const flaps = monitor
       .since(healAt)
       .filter((e) => e.to === 'dead' && seenAliveAfterHeal.has(`${e.observer}|${e.subject}`));
-    const sameSideDeaths = monitor.falseDeaths.filter((e) => e.t < healAt);
+    const sameSideDeaths = monitor.falseDeaths.filter((e) => e.t >= scenarioStart && e.t < healAt);
     report.record('4 partition 2|3', {
       partitionMs: PARTITION_MS,
       sideARingMs: splitA,

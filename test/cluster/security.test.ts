@@ -11,7 +11,7 @@ import http2 from 'node:http2';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createTestPki, type TestPki } from './certs.js';
-import { getJson, httpGet, sleep, waitFor } from './client.js';
+import { getJson, httpGet, sleep, sumField, waitFor } from './client.js';
 import { Cluster, Monitor, REPO_ROOT } from './cluster.js';
 import { defaultNodeCommand, netnsUnavailableReason } from './harness.js';
 import { expectedValue } from './origin.js';
@@ -28,17 +28,6 @@ function skipReason(): string | false {
 
 const skip = skipReason();
 const runTag = Date.now().toString(36);
-
-/** Sums a numeric field found anywhere in a JSON value (e.g. transport.decryptFailures). */
-function sumField(v: unknown, field: string): number | undefined {
-  if (!v || typeof v !== 'object') return undefined;
-  let total: number | undefined;
-  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    const n = k === field && typeof x === 'number' ? x : sumField(x, field);
-    if (n !== undefined) total = (total ?? 0) + n;
-  }
-  return total;
-}
 
 /**
  * One gRPC health check over HTTP/2 + TLS, written by hand so the probe does not share code with the
