@@ -5,6 +5,7 @@
 //     CA is accepted (control, so the negative results are not vacuous).
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import http2 from 'node:http2';
@@ -22,6 +23,11 @@ function skipReason(): string | false {
   if (cmd.label !== 'dist/cli.js') return 'security scenarios need the real node (gossip keys, TLS)';
   if (!existsSync(join(REPO_ROOT, 'dist/cli.js')))
     return 'fault suite: dist/cli.js is not built (npm run build)';
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+  } catch {
+    return 'security scenarios skipped: `openssl` is not installed (it makes the test certificates)';
+  }
   const why = netnsUnavailableReason();
   return why ? `fault suite skipped: ${why}` : false;
 }
