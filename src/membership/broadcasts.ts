@@ -49,8 +49,13 @@ export class BroadcastQueue {
     for (let t = 0; t < this.buckets.length && budget > 0; t++) {
       const b = this.buckets[t];
       if (!b) continue;
+      let misses = 0;
       for (const item of b.values()) {
-        if (item.frame.length > budget) continue;
+        if (item.frame.length > budget) {
+          // Do not scan a long queue for a frame small enough: a few misses mean the packet is full.
+          if (++misses >= 8) break;
+          continue;
+        }
         out.push(item.frame);
         budget -= item.frame.length;
         moved.push(item);

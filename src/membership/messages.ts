@@ -117,6 +117,12 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 // ---- writing ----
 
+/** Most ids, addresses and metadata are ASCII: skip TextEncoder/TextDecoder for them (hot in big clusters). */
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
 class Writer {
   private buf: Uint8Array;
   private view: DataView;
@@ -160,6 +166,11 @@ class Writer {
   }
   /** u8 length + UTF-8. */
   str8(s: string): void {
+    if (s.length <= 255 && isAscii(s)) {
+      this.u8(s.length);
+      this.ascii(s);
+      return;
+    }
     const b = utf8.encode(s);
     if (b.length > 255) throw new RangeError(`string of ${b.length} bytes exceeds 255: ${s.slice(0, 40)}…`);
     this.u8(b.length);
@@ -167,10 +178,19 @@ class Writer {
   }
   /** u16 length + UTF-8. */
   str16(s: string): void {
+    if (isAscii(s)) {
+      this.u16(s.length);
+      this.ascii(s);
+      return;
+    }
     const b = utf8.encode(s);
     if (b.length > 0xffff) throw new RangeError(`string of ${b.length} bytes exceeds 65535`);
     this.u16(b.length);
     this.bytes(b);
+  }
+  private ascii(s: string): void {
+    this.need(s.length);
+    for (let i = 0; i < s.length; i++) this.buf[this.len++] = s.charCodeAt(i);
   }
   setU16(at: number, v: number): void {
     this.view.setUint16(at, v);
@@ -198,6 +218,46 @@ function writeMeta(w: Writer, meta: Record<string, string>): void {
   if (size > MAX_META_BYTES_CODEC)
     throw new RangeError(`metadata encodes to ${size} bytes, max ${MAX_META_BYTES_CODEC}`);
   w.setU16(start, size);
+}
+
+function writeRecord(w: Writer, r: MemberRecord): void {
+  w.str8(r.id);
+  w.str8(r.addr);
+  writeMeta(w, r.meta);
+  w.u48(r.generation);
+  w.u32(r.incarnation);
+  w.u8(STATES.indexOf(r.state));
+}
+
+/** One member record as bytes, for `encodePushPull` (callers cache it until the member changes). */
+export function encodeRecord(r: MemberRecord): Uint8Array {
+  const w = new Writer(64);
+  writeRecord(w, r);
+  return w.done();
+}
+
+/** A push-pull stream message from pre-encoded records: same bytes as encodeStream(PushPull). */
+export function encodePushPull(join: boolean, sourceId: string, records: Uint8Array[]): Uint8Array {
+  const w = new Writer(64);
+  w.u8(MAGIC);
+  w.u8(STREAM_VERSION);
+  w.u8(MsgType.PushPull);
+  w.u32(0);
+  w.u8(join ? 1 : 0);
+  w.str8(sourceId);
+  w.u32(records.length);
+  const head = w.done();
+  let size = head.length;
+  for (const r of records) size += r.length;
+  const out = new Uint8Array(size);
+  out.set(head);
+  let at = head.length;
+  for (const r of records) {
+    out.set(r, at);
+    at += r.length;
+  }
+  new DataView(out.buffer).setUint32(3, size - 7);
+  return out;
 }
 
 function writeBody(w: Writer, m: Message): void {
@@ -243,14 +303,7 @@ function writeBody(w: Writer, m: Message): void {
       w.u8(m.join ? 1 : 0);
       w.str8(m.sourceId);
       w.u32(m.members.length);
-      for (const r of m.members) {
-        w.str8(r.id);
-        w.str8(r.addr);
-        writeMeta(w, r.meta);
-        w.u48(r.generation);
-        w.u32(r.incarnation);
-        w.u8(STATES.indexOf(r.state));
-      }
+      for (const r of m.members) writeRecord(w, r);
       return;
   }
 }
@@ -348,6 +401,23 @@ class Reader {
   }
   private text(len: number, what: string): string {
     this.need(len, what);
+    if (len <= 64) {
+      let ascii = true;
+      for (let i = this.at; i < this.at + len; i++) {
+        if (this.buf[i] > 0x7f) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) {
+        const out = String.fromCharCode.apply(
+          null,
+          this.buf.subarray(this.at, this.at + len) as unknown as number[],
+        );
+        this.at += len;
+        return out;
+      }
+    }
     try {
       return strictUtf8.decode(this.buf.subarray(this.at, (this.at += len)));
     } catch {
@@ -372,18 +442,18 @@ function readMeta(r: Reader): Record<string, string> {
   if (end > r.end) throw new DecodeError('truncated metadata');
   const n = r.u8('metadata count');
   if (n > MAX_META_ENTRIES) throw new DecodeError(`metadata has ${n} entries, max ${MAX_META_ENTRIES}`);
-  const meta: Record<string, string> = Object.create(null);
+  // A plain object; a key such as "__proto__" is stored as data, never as the prototype.
+  const meta: Record<string, string> = {};
   for (let i = 0; i < n; i++) {
     const k = r.str8('metadata key', true);
-    if (k in meta) throw new DecodeError(`duplicate metadata key ${JSON.stringify(k)}`);
-    meta[k] = r.str16('metadata value');
+    if (Object.hasOwn(meta, k)) throw new DecodeError(`duplicate metadata key ${JSON.stringify(k)}`);
+    const v = r.str16('metadata value');
+    if (k === '__proto__')
+      Object.defineProperty(meta, k, { value: v, enumerable: true, writable: true, configurable: true });
+    else meta[k] = v;
   }
   if (r.at !== end) throw new DecodeError('metadata size does not match its entries');
-  // A plain object for users (no prototype surprises: keys like "__proto__" stay data via defineProperty).
-  const out: Record<string, string> = {};
-  for (const k of Object.keys(meta))
-    Object.defineProperty(out, k, { value: meta[k], enumerable: true, writable: true, configurable: true });
-  return out;
+  return meta;
 }
 
 function readBody(r: Reader, type: number): Message {

@@ -265,9 +265,9 @@ export class Swim extends EventEmitter {
     this.joined = true;
     this.counters.joins++;
     // Nodes that joined at the same moment as us are news the seed had not yet heard of, and their
-    // gossip dies out among members that already know it. One more exchange shortly after closes that
-    // gap (memberlist waits for the next periodic push-pull, tens of seconds later).
-    this.after(this.config.joinRetryMs, () => this.periodicPushPull());
+    // gossip dies out among members that already know it. A few more exchanges soon after close that
+    // gap (memberlist waits for the next periodic push-pull, tens of seconds later): 1×, 5×, 25× joinRetryMs.
+    for (const f of [1, 5, 25]) this.after(this.config.joinRetryMs * f, () => this.periodicPushPull());
     return ok;
   }
 
