@@ -72,6 +72,23 @@ describe('UdpTcpTransport', () => {
     });
   }
 
+  it('works over IPv6 loopback too (bracketed addresses)', async (t) => {
+    let a: UdpTcpTransport;
+    try {
+      a = await listen({ bindAddr: '[::1]:0' });
+    } catch (err) {
+      t.skip(`no IPv6 loopback here: ${(err as Error).message}`);
+      return;
+    }
+    const b = await listen({ bindAddr: '[::1]:0' });
+    assert.match(a.localAddr, /^\[::1\]:\d+$/);
+    const got = nextPacket(b);
+    a.sendPacket(b.localAddr, Buffer.from('v6'));
+    assert.equal((await got).from, a.localAddr);
+    b.onRequest = async (from) => Buffer.from(from);
+    assert.equal(Buffer.from(await a.request(b.localAddr, Buffer.from('x'), 2000)).toString(), a.localAddr);
+  });
+
   it('never sends an oversize datagram and drops one that arrives', async () => {
     const a = await listen();
     const b = await listen();
