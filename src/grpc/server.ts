@@ -45,6 +45,11 @@ export interface GrpcServerOptions {
   /** Largest value served, and largest message accepted; default 64 MiB. Bigger → RESOURCE_EXHAUSTED. */
   maxMessageBytes?: number;
   logger?: GrpcLogger;
+  /**
+   * Called once per answered request (each stream request counts alone) with its method, status
+   * code and time spent in this node in ms — for request counters and latency histograms.
+   */
+  onServed?: (method: 'Get' | 'Fetch' | 'Remove', code: status, ms: number) => void;
 }
 
 export interface GrpcServer {
@@ -62,7 +67,8 @@ export interface GrpcServer {
 const HEALTH_SERVICES = ['', GROUPCACHE_SERVICE, GOSSIPCACHE_SERVICE];
 
 export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
-  const { registry, logger } = opts;
+  const { registry, logger, onServed } = opts;
+  const fetchServed = onServed && ((code: status, ms: number) => onServed('Fetch', code, ms));
   const maxMessageBytes = checkMaxMessageBytes(opts.maxMessageBytes);
   const server = new Server({
     ...messageLimitOptions(maxMessageBytes),
@@ -89,8 +95,10 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   server.addService(groupCacheService, {
     Get(call: ServerUnaryCall<KeyRequest, GetResponse>, callback: sendUnaryData<GetResponse>) {
       const { group: name, key } = call.request;
+      const start = onServed ? performance.now() : 0;
       const reply = (f: Failure) => {
         report(f, name, key);
+        onServed?.('Get', f.code, performance.now() - start);
         callback({ code: f.code, details: f.message });
       };
       const group = registry.get(name);
@@ -104,6 +112,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
             return reply(tooLarge(name, key, entry.value.byteLength, maxMessageBytes));
           }
           const ttl = entry.ttlMs ? Math.max(1, Math.ceil(entry.ttlMs)) : undefined;
+          onServed?.('Get', status.OK, performance.now() - start);
           callback(null, { value: entry.value, minuteQps: entry.minuteQps, ttlMs: ttl });
         },
         (err: unknown) => {
@@ -121,21 +130,26 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
         maxMessageBytes,
         onClose: (s) => sessions.delete(s),
         onError: report,
+        onServed: fetchServed,
       });
       sessions.add(session);
       if (closed) session.shutdown();
     },
     Remove(call: ServerUnaryCall<KeyRequest, Record<string, never>>, callback: sendUnaryData<object>) {
       const { group: name, key } = call.request;
+      const answer = (f: Failure | undefined) => {
+        onServed?.('Remove', f?.code ?? status.OK, 0);
+        if (f) report(f, name, key);
+        callback(f ? { code: f.code, details: f.message } : null, {});
+      };
       const group = registry.get(name);
-      if (!group) return callback({ code: status.NOT_FOUND, details: unknownGroup(name).message });
-      if (!key) return callback({ code: status.INVALID_ARGUMENT, details: emptyKey().message });
+      if (!group) return answer(unknownGroup(name));
+      if (!key) return answer(emptyKey());
       try {
         group.removeLocal(key);
-        callback(null, {});
+        answer(undefined);
       } catch (err) {
-        const f = failureOf(err);
-        callback({ code: f.code, details: f.message });
+        answer(failureOf(err));
       }
     },
   });

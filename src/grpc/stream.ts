@@ -31,7 +31,11 @@ const HIGH_WATER_BYTES = 4 * 1024 * 1024;
 class InFlight {
   readonly local = true;
   ac: AbortController | undefined;
-  constructor(readonly deadline: number) {}
+  constructor(
+    readonly deadline: number,
+    /** performance.now() at arrival, when someone measures (onServed); else 0. */
+    readonly start: number,
+  ) {}
   get signal(): AbortSignal {
     this.ac ??= new AbortController();
     return this.ac.signal;
@@ -48,6 +52,8 @@ export interface FetchSessionOptions {
   onClose: (s: FetchSession) => void;
   /** Called for a reply that could not be served (for logs). */
   onError?: (f: Failure, group: string, key: string) => void;
+  /** Called for every answered request, with its status code and time in this node. */
+  onServed?: (code: status, ms: number) => void;
 }
 
 export class FetchSession {
@@ -117,7 +123,10 @@ export class FetchSession {
       this.fail(q, emptyKey());
       return;
     }
-    const f = new InFlight(q.timeoutMs ? performance.now() + q.timeoutMs : Number.POSITIVE_INFINITY);
+    const f = new InFlight(
+      q.timeoutMs ? performance.now() + q.timeoutMs : Number.POSITIVE_INFINITY,
+      this.opts.onServed ? performance.now() : 0,
+    );
     this.inflight.set(q.id, f);
     if (q.timeoutMs && !this.sweeper) this.startSweeper();
     group.getEntry(q.key, f).then(
@@ -132,8 +141,9 @@ export class FetchSession {
     this.inflight.delete(q.id);
     if (entry) {
       if (entry.value.byteLength > this.maxValueBytes) {
-        this.fail(q, tooLarge(q.group, q.key, entry.value.byteLength, this.maxValueBytes));
+        this.fail(q, tooLarge(q.group, q.key, entry.value.byteLength, this.maxValueBytes), f.start);
       } else {
+        this.opts.onServed?.(status.OK, performance.now() - f.start);
         this.push({
           id: q.id,
           code: 0,
@@ -144,13 +154,14 @@ export class FetchSession {
         });
       }
     } else {
-      this.fail(q, failureOf(err));
+      this.fail(q, failureOf(err), f.start);
     }
     this.maybeEnd();
   }
 
-  private fail(q: FetchRequest, f: Failure): void {
+  private fail(q: FetchRequest, f: Failure, start = 0): void {
     this.opts.onError?.(f, q.group, q.key);
+    this.opts.onServed?.(f.code, start ? performance.now() - start : 0);
     this.push({ id: q.id, code: f.code, value: EMPTY, minuteQps: 0, ttlMs: 0, message: f.message });
   }
 
@@ -214,6 +225,7 @@ export class FetchSession {
         this.inflight.delete(id);
         const err = new DeadlineError('the peer deadline passed before the value was loaded');
         f.abort(err);
+        this.opts.onServed?.(status.DEADLINE_EXCEEDED, f.start ? now - f.start : 0);
         this.push({ id, ...failureOf(err), value: EMPTY, minuteQps: 0, ttlMs: 0 });
       }
       this.maybeEnd();

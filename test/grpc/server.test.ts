@@ -196,6 +196,39 @@ describe('server', () => {
     }
   });
 
+  test('onServed sees every answered request with its method, code and time', async () => {
+    const seen: [string, number][] = [];
+    const registry = new GroupRegistry();
+    new Group({ name: 'g', cacheBytes: 1 << 20, registry, getter: async (k) => k });
+    const server = createGrpcServer({
+      registry,
+      onServed: (method, code, ms) => {
+        assert.ok(ms >= 0 && Number.isFinite(ms));
+        seen.push([method, code]);
+      },
+    });
+    const addr = `127.0.0.1:${await server.listen('127.0.0.1:0')}`;
+    const peer = new GrpcPeer(addr);
+    const signal = new AbortController().signal;
+    try {
+      await peer.getUnary('g', 'a', signal);
+      await assert.rejects(peer.getUnary('nope', 'a', signal));
+      await peer.get('g', 'b', signal);
+      await assert.rejects(peer.get('g', '', signal));
+      await peer.remove('g', 'a', signal);
+      assert.deepEqual(seen, [
+        ['Get', 0],
+        ['Get', 5],
+        ['Fetch', 0],
+        ['Fetch', 3],
+        ['Remove', 0],
+      ]);
+    } finally {
+      peer.close();
+      await server.close(0);
+    }
+  });
+
   test('bad options fail with errors that say what to fix', async () => {
     assert.throws(
       () => createGrpcServer({ registry: new GroupRegistry(), maxMessageBytes: 0 }),
