@@ -163,6 +163,45 @@ describe('cluster over gRPC', () => {
     }
   });
 
+  test('RingPeerPickers with different member sets (A → B, B → A under another address) → no loop', async () => {
+    const a = await startNode({ nodes: 2 });
+    const b = await startNode({ nodes: 2 });
+    // A also listens on a second port: to B's ring that is a different member, to A it is itself.
+    const aliasPort = await a.server.listen('127.0.0.1:0');
+    const alias = `127.0.0.1:${aliasPort}`;
+    a.picker.set([a.addr, b.addr]);
+    b.picker.set([b.addr, alias]);
+    const client = new GroupCacheClient(a.addr, insecure);
+    try {
+      let key = '';
+      for (let i = 0; !key; i++) {
+        const k = `loop-${i}`;
+        if (a.picker.pickPeer(k)?.id === b.addr && b.picker.pickPeer(k)?.id === alias) key = k;
+      }
+      assert.equal(await within(a.group.getString(key), 5000, 'get on a'), `${key}@${b.addr}`);
+      assert.deepEqual([a.loads.get(key), b.loads.get(key)], [undefined, 1]);
+      let key2 = '';
+      for (let i = 0; !key2; i++) {
+        const k = `loop2-${i}`;
+        if (a.picker.pickPeer(k)?.id === b.addr && b.picker.pickPeer(k)?.id === alias) key2 = k;
+      }
+      const r = await within(
+        unary<{ value: Buffer }>(client, 'Get', { group: 'g', key: key2 }),
+        5000,
+        'outside get at a',
+      );
+      assert.equal(r.value.toString(), `${key2}@${b.addr}`);
+      assert.equal(a.group.stats.serverRequests, 0, 'b never sent the key back to a');
+    } finally {
+      client.close();
+      for (const n of [a, b]) {
+        n.picker.close();
+        n.group.close();
+      }
+      await Promise.all([a.server.close(0), b.server.close(0)]);
+    }
+  });
+
   test('group.remove drops the key on every node and tolerates a node that is down', () =>
     withCluster(startCluster({ nodes: 3 }), async (c) => {
       const [a, b, d] = c.nodes;
