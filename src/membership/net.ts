@@ -27,7 +27,7 @@ export interface UdpTcpTransportOptions {
   /** `host:port` to bind UDP and TCP on (same port). Port 0 = one free port for both. */
   bindAddr: string;
   /**
-   * `host:port` peers use to reach this node. Default: the bind address, or — when bound to 0.0.0.0
+   * `host[:port]` peers use to reach this node (no port or port 0 = the bound port). Default: the bind address, or — when bound to 0.0.0.0
    * / :: — the first non-loopback address of this machine, with the bound port.
    */
   advertiseAddr?: string;
@@ -206,6 +206,7 @@ export class UdpTcpTransport implements Transport {
   /** Bind UDP and TCP on `opts.bindAddr`. Rejects with a clear "bind failed: …" error. */
   static async listen(opts: UdpTcpTransportOptions): Promise<UdpTcpTransport> {
     const bind = parseHostPort(opts.bindAddr, DEFAULT_GOSSIP_PORT);
+    const advertised = opts.advertiseAddr ? parseHostPort(opts.advertiseAddr, 0) : undefined; // port 0 = the bound one
     let host = bind.host;
     if (isIP(host) === 0) {
       try {
@@ -256,8 +257,8 @@ export class UdpTcpTransport implements Transport {
       } catch {}
       const boundAddr = formatHostPort({ host, port });
       let advertise: string;
-      if (opts.advertiseAddr) {
-        advertise = formatHostPort(parseHostPort(opts.advertiseAddr, port));
+      if (advertised) {
+        advertise = formatHostPort({ host: advertised.host, port: advertised.port || port });
       } else if (host === '0.0.0.0' || host === '::') {
         const guess = guessAdvertiseHost(family);
         advertise = formatHostPort({ host: guess ?? (family === 6 ? '::1' : '127.0.0.1'), port });

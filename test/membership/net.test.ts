@@ -171,6 +171,10 @@ describe('UdpTcpTransport', () => {
       /bind failed: cannot resolve/,
     );
     await assert.rejects(UdpTcpTransport.listen({ bindAddr: 'a b' }), /invalid address/);
+    await assert.rejects(
+      UdpTcpTransport.listen({ bindAddr: '127.0.0.1:0', advertiseAddr: 'x:y' }),
+      /invalid address "x:y"/,
+    );
   });
 
   it('rejects requests that fail: refused, timed out, handler rejects, no handler', async () => {
