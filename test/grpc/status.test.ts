@@ -207,7 +207,7 @@ describe('status codes, deadlines, cancel, sizes', () => {
   });
 
   test('unary deadline → DEADLINE_EXCEEDED and the getter signal aborts', async () => {
-    const u = get('g', 'slow-u1', { deadlineMs: 300 }).then(
+    const u = get('g', 'slow-u1', { deadlineMs: 1500 }).then(
       () => assert.fail('expected DEADLINE_EXCEEDED'),
       (e: { code: number }) => e,
     );
@@ -217,7 +217,7 @@ describe('status codes, deadlines, cancel, sizes', () => {
   });
 
   test('stream deadline → DEADLINE_EXCEEDED and the getter signal aborts', async () => {
-    const short = new GrpcPeer(addr, { timeoutMs: 300 });
+    const short = new GrpcPeer(addr, { timeoutMs: 1500 });
     try {
       const p = fetch('g', 'slow-s1', undefined, short).then(
         () => assert.fail('expected DEADLINE_EXCEEDED'),
