@@ -493,10 +493,9 @@ export class GroupRegistry {
 /** The process-wide registry used by groups created without `registry`. */
 export const defaultRegistry = new GroupRegistry();
 
+/** A copy the caller owns. Buffer.from(buffer) measured fastest for small values (pool-backed). */
 function copy(v: Buffer): Buffer {
-  const b = Buffer.allocUnsafe(v.length);
-  v.copy(b);
-  return b;
+  return Buffer.from(v);
 }
 
 function peerValue(r: PeerGetResult): Buffer {
