@@ -8,10 +8,11 @@
 // Alone: node --import tsx scripts/bench/swim-real.ts [--quick]; SWIM_REAL_TRIALS=3 repeats join/leave/
 // detect per size, SWIM_REAL_STALL_S sets the length of each false-death run, SWIM_REAL_CONFIG overrides
 // SwimConfig (JSON). Children warm up before joining (see MemberArgs.warmup): Node's cold start is not
-// the protocol's join time.
+// the protocol's join time (SWIM_REAL_COLD=1 measures with the cold start).
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { cpus, loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePorts, MemberProcess } from '../../test/fixtures/member.js';
 import { percentile, round } from './lib/format.js';
@@ -48,7 +49,7 @@ function spawnMember(c: Cluster, i: number): Promise<MemberProcess> {
     bindAddr: c.addrs[i],
     seeds: c.addrs.filter((_, j) => j !== i),
     keys: [key],
-    warmup: true,
+    warmup: process.env.SWIM_REAL_COLD !== '1',
     config,
   }).then((p) => {
     c.procs[i] = p;
@@ -199,6 +200,7 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const trials = Number(process.env.SWIM_REAL_TRIALS ?? 1);
   const stallMs = Number(process.env.SWIM_REAL_STALL_S ?? (quick ? 3 : 5)) * 1000;
+  const loadAtStart = loadavg()[0];
   // The runner kills a module over its budget (60 s, quick 45 s) and its rows are lost: stop early instead.
   const budgetMs = Number(process.env.SWIM_REAL_BUDGET_S ?? (quick ? 38 : 50)) * 1000;
   const start = Date.now();
@@ -237,7 +239,12 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
       rows.push({
         bench: BENCH,
         case: `n=${n} join: last start → all know all`,
-        metrics: { ms: med(join), trials: join.length },
+        metrics: {
+          ms: med(join),
+          min_ms: round(Math.min(...join)),
+          max_ms: round(Math.max(...join)),
+          trials: join.length,
+        },
         baseline: `memberlist ${MEMBERLIST.join[n]} ms`,
         ratio: med(join) / MEMBERLIST.join[n],
         goal: n === 10 ? '≤ 250 ms' : '',
@@ -245,7 +252,12 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
       rows.push({
         bench: BENCH,
         case: `n=${n} graceful leave → all know`,
-        metrics: { ms: med(leave), trials: leave.length },
+        metrics: {
+          ms: med(leave),
+          min_ms: round(Math.min(...leave)),
+          max_ms: round(Math.max(...leave)),
+          trials: leave.length,
+        },
         baseline: `memberlist ${MEMBERLIST.leave[n]} ms`,
         ratio: med(leave) / MEMBERLIST.leave[n],
         goal: n === 10 ? '≤ 300 ms' : '',
@@ -257,6 +269,7 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
           first_suspect_ms: med(det.map((d) => d.firstSuspect)),
           median_survivor_ms: med(det.map((d) => d.median)),
           all_survivors_ms: med(det.map((d) => d.all)),
+          all_survivors_max_ms: round(Math.max(...det.map((d) => d.all))),
           trials: det.length,
         },
         baseline: `memberlist ${MEMBERLIST.detect[n]} ms (all), first suspicion ≈ ${MEMBERLIST.firstSuspect} ms`,
@@ -267,6 +280,12 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
   } finally {
     await Promise.all(all.map((p) => p.kill('SIGKILL')));
   }
+  // Figures on a shared machine depend on what else runs: say how busy it was.
+  rows.push({
+    bench: BENCH,
+    case: 'machine load (1-min load average)',
+    metrics: { at_start: round(loadAtStart), at_end: round(loadavg()[0]), cpus: cpus().length },
+  });
   return rows;
 }
 
