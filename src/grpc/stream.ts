@@ -19,7 +19,10 @@ import {
 
 /** How often in-flight deadlines are checked. One timer per session instead of one per request. */
 const SWEEP_MS = 10;
-/** Replies are coalesced into messages of up to this size (a single larger value is sent alone). */
+/**
+ * Replies are coalesced into messages of up to this size; a larger value travels alone, so it does
+ * not delay the small ones behind it.
+ */
 const BATCH_BYTES = 256 * 1024;
 /** Stop reading from the peer while this many reply bytes wait for the transport to drain. */
 const HIGH_WATER_BYTES = 4 * 1024 * 1024;
@@ -67,7 +70,6 @@ export class FetchSession {
   private clientDone = false;
   private ended = false;
   private readonly maxValueBytes: number;
-  private readonly maxBatchBytes: number;
 
   constructor(
     private readonly call: ServerDuplexStream<FetchRequest[], FetchReply[]>,
@@ -80,8 +82,6 @@ export class FetchSession {
       Number.isInteger(advertised) && advertised > 0
         ? Math.min(advertised, opts.maxMessageBytes)
         : opts.maxMessageBytes;
-    // Small values share a message; a big one travels alone so it does not delay the others.
-    this.maxBatchBytes = BATCH_BYTES;
     call.on('data', (batch: FetchRequest[]) => {
       for (let i = 0; i < batch.length; i++) this.onRequest(batch[i]);
     });
@@ -201,7 +201,7 @@ export class FetchSession {
     let n = 0;
     while (n < this.out.length) {
       const size = fetchReplyBatchBytes(this.out[n]);
-      if (n > 0 && bytes + size > this.maxBatchBytes) break;
+      if (n > 0 && bytes + size > BATCH_BYTES) break;
       bytes += size;
       n++;
     }
