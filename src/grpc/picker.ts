@@ -13,7 +13,7 @@ export interface RingPeerPickerOptions extends GrpcPeerOptions {
 
 export class RingPeerPicker implements PeerPicker {
   readonly self: string;
-  private readonly ring = new Ring();
+  private ring = new Ring();
   private clients = new Map<string, GrpcPeer>();
   private readonly peerOpts: GrpcPeerOptions;
   private closed = false;
@@ -25,7 +25,7 @@ export class RingPeerPicker implements PeerPicker {
     const { self, ...peerOpts } = opts;
     this.self = self;
     this.peerOpts = peerOpts;
-    this.ring.set([self]);
+    this.ring = new Ring({ labels: [self] });
   }
 
   /**
@@ -37,14 +37,29 @@ export class RingPeerPicker implements PeerPicker {
     if (this.closed) throw new Error('RingPeerPicker.set: the picker is closed');
     const members = new Set(grpcAddrs);
     members.add(this.self);
-    this.ring.set(members); // validates; throws before anything changes
+    // Nothing changes unless every step succeeds: the new ring (which validates labels), then channels.
+    const ring = new Ring({ labels: members });
+    const created: GrpcPeer[] = [];
     const next = new Map<string, GrpcPeer>();
     for (const addr of members) {
       if (addr === this.self) continue;
-      next.set(addr, this.clients.get(addr) ?? new GrpcPeer(addr, this.peerOpts));
+      let peer = this.clients.get(addr);
+      if (!peer) {
+        try {
+          peer = new GrpcPeer(addr, this.peerOpts);
+        } catch (err) {
+          for (const p of created) p.close();
+          throw new TypeError(
+            `RingPeerPicker.set: cannot dial ${JSON.stringify(addr)}: ${(err as Error).message}; use host:port`,
+          );
+        }
+        created.push(peer);
+      }
+      next.set(addr, peer);
     }
     for (const [addr, peer] of this.clients) if (!next.has(addr)) peer.close();
     this.clients = next;
+    this.ring = ring;
   }
 
   /** The owner of `key`; null when this node owns it. */
@@ -74,6 +89,6 @@ export class RingPeerPicker implements PeerPicker {
     this.closed = true;
     for (const peer of this.clients.values()) peer.close();
     this.clients = new Map();
-    this.ring.set([this.self]);
+    this.ring = new Ring({ labels: [this.self] });
   }
 }
