@@ -40,7 +40,11 @@ export interface GroupOptions {
   registry?: GroupRegistry;
   /** A getter call that has not settled after this is abandoned with GetterTimeoutError. Default 30 000; 0 = never. */
   getterTimeoutMs?: number;
-  /** A fetch from a peer that has not answered after this counts as a peer error (then the key loads locally). Default 10 000; 0 = never. */
+  /**
+   * A fetch from a peer that has not answered after this counts as a peer error (then the key loads
+   * locally). Default getterTimeoutMs + 1 000: the owner may be running the getter itself, and giving up
+   * on a slow-but-working owner makes every process load the key. 0 = never.
+   */
   peerTimeoutMs?: number;
   /** Which values fetched from owners are mirrored in the hot cache. Default `rateBasedPromotion()`. */
   hotKeyPolicy?: HotKeyPolicy;
@@ -99,7 +103,7 @@ export interface GroupStats {
 
 export const DEFAULT_MAX_KEY_BYTES = 65_536;
 const DEFAULT_GETTER_TIMEOUT_MS = 30_000;
-const DEFAULT_PEER_TIMEOUT_MS = 10_000;
+const PEER_TIMEOUT_MARGIN_MS = 1_000;
 
 type Which = 'main' | 'hot';
 
@@ -151,7 +155,12 @@ export class Group {
     this.getter = getter;
     this.picker = opts.peers;
     this.getterTimeoutMs = checkMs(name, 'getterTimeoutMs', opts.getterTimeoutMs, DEFAULT_GETTER_TIMEOUT_MS);
-    this.peerTimeoutMs = checkMs(name, 'peerTimeoutMs', opts.peerTimeoutMs, DEFAULT_PEER_TIMEOUT_MS);
+    this.peerTimeoutMs = checkMs(
+      name,
+      'peerTimeoutMs',
+      opts.peerTimeoutMs,
+      this.getterTimeoutMs === 0 ? 0 : this.getterTimeoutMs + PEER_TIMEOUT_MARGIN_MS,
+    );
     this.maxKeyBytes = opts.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES;
     if (!Number.isSafeInteger(this.maxKeyBytes) || this.maxKeyBytes < 1) {
       throw new RangeError(

@@ -62,6 +62,21 @@ describe('cluster (in-process peers)', () => {
     c.close();
   });
 
+  it('by default waits for a silent owner getterTimeoutMs + 1 s (the owner may be running the getter)', async () => {
+    const c = new Cluster({
+      nodes: 2,
+      getterTimeoutMs: 50,
+      getter: async (key, { node }) => `node${node}:${key}`,
+    });
+    const key = c.keyOwnedBy(1);
+    c.nodes[1].faults.hang = true;
+    const t0 = performance.now();
+    assert.equal(await c.nodes[0].group.getString(key), `node0:${key}`);
+    assert.ok(performance.now() - t0 >= 1000, 'gave up on the owner before getterTimeoutMs + 1 s');
+    assert.equal(c.nodes[0].group.stats.peerErrors, 1);
+    c.close();
+  });
+
   it('NotFound from the owner is returned as NotFound, never followed by a local load', async () => {
     const c = new Cluster({
       nodes: 3,
