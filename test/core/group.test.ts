@@ -74,6 +74,22 @@ describe('Group basics', () => {
     assert.equal(g.stats.localLoads, 5);
   });
 
+  it('a getter that throws synchronously or is not async is handled like an async one', async () => {
+    const registry = new GroupRegistry();
+    const g = new Group({
+      name: 'sync',
+      cacheBytes: 1 << 20,
+      registry,
+      getter: ((key: string) => {
+        if (key === 'throw') throw new Error('sync failure');
+        return `plain ${key}`;
+      }) as unknown as (key: string) => Promise<string>,
+    });
+    await assert.rejects(g.get('throw'), /sync failure/);
+    assert.equal(await g.getString('x'), 'plain x');
+    assert.equal(g.stats.localLoadErrs, 1);
+  });
+
   it('copies what the getter returns: reusing its buffer never changes the cache', async () => {
     const registry = new GroupRegistry();
     const buf = new Uint8Array([1, 2, 3]);
