@@ -15,13 +15,13 @@ const TOTAL_BUDGET_S = 550;
 const BUDGET_S: Record<string, number> = {
   core: 55,
   ring: 25,
-  front: 100,
+  front: 90,
   grpc: 60,
-  peer: 50,
-  herd: 55,
+  peer: 45,
+  herd: 50,
   'swim-sim': 45,
   'swim-real': 50,
-  memory: 110,
+  memory: 130,
 };
 const DEFAULT_BUDGET_S = 45;
 const ORDER = Object.keys(BUDGET_S);

@@ -1,6 +1,7 @@
 // Issue 7 §5 — memory: RSS and bytes per item after caching 1M small values (11-byte keys, 32-byte values) in
 // one gossipcache Group, against memcached storing the same 1M items (its `stats` and its RSS from /proc).
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { isMain, runAlone } from './lib/main.js';
 import { hasMemcached, MemcachedClient, startMemcached } from './lib/memcached.js';
 import { itemValue, keyOf } from './lib/memory-data.js';
@@ -97,6 +98,14 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
       case: 'memcached SKIPPED',
       metrics: { reason: 'memcached missing (apt-get install memcached)' },
     });
+  }
+  if (!existsSync('dist/index.js')) {
+    rows.push({
+      bench: BENCH,
+      case: 'gossipcache SKIPPED',
+      metrics: { reason: 'dist/index.js missing: npm run build' },
+    });
+    return rows;
   }
   const g = await gossipcache(items);
   if (mc) {

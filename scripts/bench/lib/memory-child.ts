@@ -1,8 +1,15 @@
 // Child of memory.ts: one process, one Group, N small values cached through the ordinary load path
 // (get → miss → getter → main cache). Prints RSS/heap before and after as one JSON line. Run with --expose-gc.
-// Usage: node --expose-gc --import tsx scripts/bench/lib/memory-child.ts <items> <valueBytes>
-import { Group, GroupRegistry } from '../../../src/index.js';
+// Usage: node --expose-gc --import tsx scripts/bench/lib/memory-child.ts <items> <valueBytes>  (after npm run build)
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { itemValue, keyOf } from './memory-data.js';
+
+// The compiled package (npm run bench builds it first), not the TypeScript sources through tsx: tsx's
+// transform adds helpers to the hot path and its loader thread to the RSS.
+const { Group, GroupRegistry } = (await import(
+  pathToFileURL(resolve('dist/index.js')).href
+)) as typeof import('../../../src/index.js');
 
 const items = Number(process.argv[2]);
 const valueBytes = Number(process.argv[3]);
