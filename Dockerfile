@@ -1,6 +1,8 @@
 # gossipcache cache node. Build: docker build -t gossipcache .   Run: see docker-compose.yml / docs/node.md
 # Stage 1 compiles TypeScript and prunes dev dependencies; stage 2 is the slim runtime, non-root.
 FROM node:20-slim AS build
+# Lets tooling find and prune the intermediate build-stage image (scripts/docker-smoke.sh does).
+LABEL gossipcache.stage=build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` would build before the sources are copied.

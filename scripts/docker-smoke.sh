@@ -7,11 +7,17 @@
 #
 # Needs root (starts dockerd if it is not running). Installs docker.io / docker-compose with apt-get
 # when missing. Usage: scripts/docker-smoke.sh   (KEEP=1 leaves the cluster running)
+#
+# SMOKE_DOCKERFILE=1 builds the image with the real Dockerfile instead: a stand-in for node:20-slim is
+# imported first (the same node + npm + /bin/sh + user `node`), tagged node:20-slim only if no such
+# image exists (and untagged afterwards), and `docker build --network host` runs the Dockerfile's
+# `npm ci` against the npm registry the host uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 IMAGE=gossipcache:smoke
 PROJECT=gcsmoke
+STANDIN_TAG=
 WORK=$(mktemp -d /tmp/gossipcache-smoke.XXXXXX)
 DOCKERD_PID=
 log() { printf 'smoke: %s\n' "$*" >&2; }
@@ -22,6 +28,10 @@ cleanup() {
   if [ -z "${KEEP:-}" ]; then
     GOSSIPCACHE_IMAGE=$IMAGE docker-compose -p "$PROJECT" -f "$ROOT/docker-compose.yml" down -t 20 >/dev/null 2>&1 || true
     docker rmi "$IMAGE" >/dev/null 2>&1 || true
+    if [ -n "${SMOKE_DOCKERFILE:-}" ]; then
+      docker image prune -f --filter label=gossipcache.stage=build >/dev/null 2>&1 || true
+    fi
+    if [ -n "$STANDIN_TAG" ]; then docker rmi "$STANDIN_TAG" >/dev/null 2>&1 || true; fi
     if [ -n "$DOCKERD_PID" ]; then kill "$DOCKERD_PID" 2>/dev/null || true; fi
   fi
   rm -rf "$WORK"
@@ -42,35 +52,74 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || fail "dockerd did not start; see its log: $(tail -5 "$WORK/dockerd.log")"
 fi
 
-# 2. Root filesystem: node + libs (ldd), the app (dist, proto, production node_modules), a passwd
-#    with the unprivileged user `node` (uid 1000) the image runs as.
-log "building the app and the root filesystem"
-npm run build --silent
+# 2. Root filesystem: node + libs (ldd), a passwd with the unprivileged user `node` (uid 1000).
 FS=$WORK/rootfs
-mkdir -p "$FS/usr/local/bin" "$FS/app" "$FS/etc" "$FS/tmp"
+copy_bin() { # copy an executable and the shared libraries it needs into $FS
+  local bin=$1 dest=$2
+  mkdir -p "$FS$(dirname "$dest")"
+  cp -L "$bin" "$FS$dest"
+  for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+    mkdir -p "$FS$(dirname "$lib")"
+    [ -e "$FS$lib" ] || cp -L "$lib" "$FS$lib"
+  done
+}
+mkdir -p "$FS/etc" "$FS/tmp" "$FS/root" "$FS/home/node"
 chmod 1777 "$FS/tmp"
-NODE_BIN=$(command -v node)
-cp "$NODE_BIN" "$FS/usr/local/bin/node"
-for lib in $(ldd "$NODE_BIN" | grep -o '/[^ ]*'); do
-  mkdir -p "$FS$(dirname "$lib")"
-  cp -L "$lib" "$FS$lib"
-done
-printf 'root:x:0:0:root:/root:/bin/false\nnode:x:1000:1000:node:/home/node:/bin/false\n' >"$FS/etc/passwd"
+copy_bin "$(command -v node)" /usr/local/bin/node
+printf 'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000:node:/home/node:/bin/sh\n' >"$FS/etc/passwd"
 printf 'root:x:0:\nnode:x:1000:\n' >"$FS/etc/group"
 printf 'hosts: files dns\n' >"$FS/etc/nsswitch.conf"
-cp -r dist proto package.json "$FS/app/"
-# Production dependencies only (npm's own list), keeping their node_modules paths.
-npm ls --omit=dev --parseable --all 2>/dev/null | grep '/node_modules/' | while read -r dir; do
-  rel=${dir#"$ROOT"/}
-  mkdir -p "$FS/app/$(dirname "$rel")"
-  [ -e "$FS/app/$rel" ] || cp -r "$dir" "$FS/app/$rel"
-done
-log "rootfs is $(du -sh "$FS" | cut -f1); importing as $IMAGE"
-tar -C "$FS" -c . | docker import \
-  --change 'USER node' --change 'WORKDIR /app' --change 'ENV NODE_ENV=production' \
-  --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
-  --change 'EXPOSE 8080 9090 7946/udp 7946/tcp' \
-  --change 'ENTRYPOINT ["node", "dist/cli.js"]' - "$IMAGE" >/dev/null
+chown 1000:1000 "$FS/home/node"
+
+if [ -n "${SMOKE_DOCKERFILE:-}" ]; then
+  # The stand-in base also needs what the Dockerfile's build stage runs: sh, env (npm bins' shebang), npm.
+  copy_bin "$(readlink -f /bin/sh)" /bin/sh
+  copy_bin "$(command -v env)" /usr/bin/env
+  NPM_DIR=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+  mkdir -p "$FS/usr/local/lib/node_modules"
+  cp -r "$NPM_DIR" "$FS/usr/local/lib/node_modules/npm"
+  printf '#!/bin/sh\nexec node /usr/local/lib/node_modules/npm/bin/npm-cli.js "$@"\n' >"$FS/usr/local/bin/npm"
+  chmod +x "$FS/usr/local/bin/npm"
+  # A host that reaches the registry through a TLS-inspecting proxy trusts its CA by NODE_EXTRA_CA_CERTS;
+  # the stand-in inherits that trust (a public certificate), so npm ci works the same inside the build.
+  EXTRA_CA=()
+  if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
+    mkdir -p "$FS/etc/ssl/certs"
+    cp "$NODE_EXTRA_CA_CERTS" "$FS/etc/ssl/certs/host-extra-ca.crt"
+    EXTRA_CA=(--change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/host-extra-ca.crt')
+  fi
+  if docker image inspect node:20-slim >/dev/null 2>&1; then
+    log "node:20-slim exists locally; building on it"
+  else
+    log "importing a stand-in for node:20-slim ($(du -sh "$FS" | cut -f1))"
+    tar -C "$FS" -c . | docker import --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' "${EXTRA_CA[@]}" \
+      --change 'CMD ["node"]' - node:20-slim >/dev/null
+    STANDIN_TAG=node:20-slim
+  fi
+  log "docker build (the real Dockerfile, npm ci over the host network)"
+  docker build --force-rm --network host -t "$IMAGE" "$ROOT" >"$WORK/build.log" 2>&1 ||
+    { tail -30 "$WORK/build.log" >&2; fail "docker build failed"; }
+  docker image inspect -f '{{json .Config.Healthcheck.Test}}' "$IMAGE" | grep -q healthz ||
+    fail "the built image has no HEALTHCHECK on /healthz"
+  [ "$(docker image inspect -f '{{.Config.User}}' "$IMAGE")" = node ] || fail "the built image does not run as node"
+else
+  log "building the app"
+  npm run build --silent
+  mkdir -p "$FS/app"
+  cp -r dist proto package.json "$FS/app/"
+  # Production dependencies only (npm's own list), keeping their node_modules paths.
+  npm ls --omit=dev --parseable --all 2>/dev/null | grep '/node_modules/' | while read -r dir; do
+    rel=${dir#"$ROOT"/}
+    mkdir -p "$FS/app/$(dirname "$rel")"
+    [ -e "$FS/app/$rel" ] || cp -r "$dir" "$FS/app/$rel"
+  done
+  log "rootfs is $(du -sh "$FS" | cut -f1); importing as $IMAGE"
+  tar -C "$FS" -c . | docker import \
+    --change 'USER node' --change 'WORKDIR /app' --change 'ENV NODE_ENV=production' \
+    --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
+    --change 'EXPOSE 8080 9090 7946/udp 7946/tcp' \
+    --change 'ENTRYPOINT ["node", "dist/cli.js"]' - "$IMAGE" >/dev/null
+fi
 
 # 3. The cluster (3 replicas from the compose file itself, no --scale).
 export GOSSIPCACHE_IMAGE=$IMAGE
