@@ -14,7 +14,12 @@ import { channelCredentials, type TlsFiles, tlsChannelOptions } from './tls.js';
 export interface GrpcPeerOptions {
   /** Unset = plaintext. Present this certificate to the peer; verify the peer against `caFile`. */
   tls?: TlsFiles;
-  /** Deadline of each fill and remove, in ms (default 5000). The core's own signal may end it sooner. */
+  /**
+   * Deadline of each fill and remove, in ms, also sent to the owner (whose load for this caller is
+   * abandoned when it passes). Default 31 000: the core's default getterTimeoutMs + 1 s, so an owner
+   * still running a slow getter is not given up on early. The core's signal (peerTimeoutMs) may end
+   * a fill sooner.
+   */
   timeoutMs?: number;
   /** Largest value accepted from the peer (default 64 MiB); bigger ones fail with RESOURCE_EXHAUSTED. */
   maxMessageBytes?: number;
@@ -25,7 +30,7 @@ export interface GrpcPeerOptions {
   onPeerRpc?: (ms: number, ok: boolean, peer: string) => void;
 }
 
-export const DEFAULT_PEER_TIMEOUT_MS = 5000;
+export const DEFAULT_PEER_TIMEOUT_MS = 31_000;
 const FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
 
 const getMethod = groupCacheService.Get;
