@@ -14,6 +14,8 @@ export interface SimOptions {
   delayMs?: number;
   jitterMs?: number;
   config?: Partial<SwimConfig>;
+  /** Record 'change' events (default true). */
+  recordChanges?: boolean;
 }
 
 export interface SimNode {
@@ -43,7 +45,8 @@ export class SimCluster {
     from: MemberState | null;
     to: MemberState;
   }[] = [];
-  recordChanges = true;
+  /** Record every 'change' event in `changes` (costly beyond a few hundred nodes: set in the options). */
+  readonly recordChanges: boolean;
   private generation = 1_700_000_000_000;
 
   constructor(opts: SimOptions = {}) {
@@ -56,6 +59,7 @@ export class SimCluster {
       jitterMs: opts.jitterMs ?? 2,
     });
     this.config = opts.config ?? {};
+    this.recordChanges = opts.recordChanges ?? true;
   }
 
   /** Create (and by default start) node `id` at `addr`. Replaces a stopped node with the same id. */
@@ -79,14 +83,29 @@ export class SimCluster {
       random: this.random,
       generation: opts.generation ?? this.generation,
     });
-    swim.on('change', (m, from) => {
-      if (this.recordChanges)
+    if (this.recordChanges) {
+      swim.on('change', (m, from) => {
         this.changes.push({ at: this.clock.now(), observer: id, id: m.id, from, to: m.state });
-    });
+      });
+    }
     const node = { id, addr, swim, clock, transport };
     this.nodes.set(id, node);
     if (opts.start !== false) swim.start();
     return node;
+  }
+
+  /**
+   * n started nodes n0..n{n-1} (addresses simAddr(i)) that already know each other — a formed cluster
+   * without the cost of forming it (each node adopts the list with Swim.seedState).
+   */
+  formed(n: number): SimNode[] {
+    const nodes: SimNode[] = [];
+    for (let i = 0; i < n; i++)
+      nodes.push(this.add(`n${i}`, simAddr(i), { start: false, seeds: [simAddr(0)] }));
+    const views = nodes.map((x) => x.swim.local());
+    for (const x of nodes) x.swim.seedState(views);
+    for (const x of nodes) x.swim.start();
+    return nodes;
   }
 
   /** kill -9: the process vanishes (no leave); its address stops answering. */

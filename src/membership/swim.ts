@@ -129,6 +129,10 @@ export class Swim extends EventEmitter {
   private live = 1;
 
   private probeOrder: string[] = [];
+  private ticks = 0;
+  /** Suspects to probe with priority (bounded by the member count; pruned as they are probed). */
+  private readonly suspects: string[] = [];
+  private readonly suspectSet = new Set<string>();
   private probeIndex = 0;
   private probing = false;
   private seq: number;
@@ -306,6 +310,18 @@ export class Swim extends EventEmitter {
     this.stop();
   }
 
+  /**
+   * Adopt a known member list as if learned from a join, without gossiping it (the cluster already
+   * knows it). For simulations that need a converged cluster of thousands without paying for its
+   * formation, and for warm restarts from a saved list. Members' states are taken as given.
+   */
+  seedState(members: readonly MemberView[]): void {
+    this.merge(
+      members.map((m) => ({ ...m })),
+      true,
+    );
+  }
+
   /** Stop all timers and detach from the transport (the owner closes the transport). Idempotent. */
   stop(): void {
     this.running = false;
@@ -416,8 +432,28 @@ export class Swim extends EventEmitter {
   private probeTick(late: number): void {
     this.stalled(late);
     if (this.probing || this.leaving) return;
-    const target = this.nextProbeTarget();
+    this.ticks++;
+    const target = (this.ticks % 2 === 0 && this.nextSuspect()) || this.nextProbeTarget();
     if (target) this.probe(target);
+  }
+
+  /**
+   * Lifeguard's buddy system: every other probe goes to a suspect (cycling through them), so each
+   * suspect hears of its suspicion (it rides on our ping) and refutes well before the timeout, even
+   * when the suspicion's gossip was spent while the suspect was unreachable (a partition).
+   */
+  private nextSuspect(): Member | null {
+    for (let i = this.suspects.length; i > 0; i--) {
+      const id = this.suspects.shift()!;
+      const m = this.table.get(id);
+      if (!m || m.state !== 'suspect') {
+        this.suspectSet.delete(id);
+        continue;
+      }
+      this.suspects.push(id);
+      return m;
+    }
+    return null;
   }
 
   private nextProbeTarget(): Member | null {
@@ -864,6 +900,10 @@ export class Swim extends EventEmitter {
     this.queueFrame(m.id, encodeFrame(msg));
     this.scheduleFlush();
     if (!local) this.probeSoon(m);
+    if (!this.suspectSet.has(m.id)) {
+      this.suspectSet.add(m.id);
+      this.suspects.push(m.id);
+    }
     this.log.debug({ id: m.id, from: msg.from }, 'swim: member suspect');
     this.emitChange(m, prev);
   }
@@ -962,6 +1002,7 @@ export class Swim extends EventEmitter {
   }
 
   private emitChange(m: Member, prev: MemberState | null): void {
+    if (this.listenerCount('change') === 0) return; // no copy to build (big simulated clusters)
     try {
       this.emit('change', view(m), prev);
     } catch (err) {
@@ -1030,13 +1071,14 @@ export class Swim extends EventEmitter {
 
   /**
    * Merge a remote full state. `join`: the state comes from the cluster we join, which already knows
-   * it, so it is not re-gossiped. Remote dead/suspect records about members we see alive are not
-   * believed (that is how a healed partition would flap healthy members to dead); instead the member
-   * is told directly, and refutes if it is alive.
+   * it, so it is not re-gossiped. Disagreements at the same (generation, incarnation) are settled by
+   * looking, not by gossip: a member we hold dead but the remote holds alive is pinged by us and revived
+   * locally if it answers; a member the remote holds dead or suspect but we hold alive is left to our
+   * own probes. After a partition heals this merges both sides without making every member refute
+   * (an incarnation storm of n broadcasts) and without declaring any healthy member dead.
    */
   private merge(records: MemberRecord[], join: boolean): void {
     for (const r of records) {
-      if (!this.running) return;
       const base = { id: r.id, generation: r.generation, incarnation: r.incarnation };
       if (r.id === this.id) {
         if (r.state === 'alive')
@@ -1048,23 +1090,14 @@ export class Swim extends EventEmitter {
       const m = this.table.get(r.id);
       switch (r.state) {
         case 'alive':
-          if (
-            m &&
-            (m.state === 'dead' || m.state === 'left') &&
-            cmpKey(r.generation, r.incarnation, m) === 0
-          ) {
-            // They see it alive, we see it gone at the same incarnation: let the member settle it.
-            if (m.state === 'dead') this.nudge(m, MsgType.Dead);
-          } else this.onAlive({ type: MsgType.Alive, ...base, addr: r.addr, meta: r.meta }, join);
+          if (m && m.state === 'dead' && cmpKey(r.generation, r.incarnation, m) === 0) this.verify(m);
+          else this.onAlive({ type: MsgType.Alive, ...base, addr: r.addr, meta: r.meta }, join);
           break;
         case 'suspect':
         case 'dead':
-          if (
-            m &&
-            (m.state === 'alive' || m.state === 'suspect') &&
-            cmpKey(r.generation, r.incarnation, m) >= 0
-          ) {
-            this.nudge(m, MsgType.Suspect);
+          if (m && cmpKey(r.generation, r.incarnation, m) > 0) {
+            // Newer news than ours: a suspicion we must hear about (the member refutes if alive).
+            this.onSuspect({ type: MsgType.Suspect, ...base, from: this.id }, true);
           }
           break;
         case 'left':
@@ -1074,12 +1107,33 @@ export class Swim extends EventEmitter {
     }
   }
 
-  /** Tell `m` directly what others believe about it, so it refutes if it is in fact alive. */
-  private nudge(m: Member, type: MsgType.Suspect | MsgType.Dead): void {
-    const msg = { type, id: m.id, generation: m.generation, incarnation: m.incarnation, from: this.id } as
-      | Suspect
-      | Dead;
-    this.send(m.addr, [encodeFrame(msg)]);
+  /** Ping a member we hold dead that others hold alive; if it answers, it is alive again (here). */
+  private verify(m: Member): void {
+    if (this.acks.size >= MAX_PENDING_ACKS || !this.running) return;
+    const seq = this.nextSeq();
+    const gen = m.generation;
+    const inc = m.incarnation;
+    let timer: unknown = null;
+    this.acks.set(seq, {
+      onAck: () => {
+        this.acks.delete(seq);
+        this.cancel(timer);
+        if (this.table.get(m.id) !== m || m.state !== 'dead' || cmpKey(gen, inc, m) !== 0) return;
+        this.setState(m, 'alive');
+        this.addrIndex.set(m.addr, m.id);
+        this.probeOrder.push(m.id);
+        this.emitChange(m, 'dead');
+      },
+    });
+    timer = this.after(this.awareness.scale(this.config.probeTimeoutMs) * 2, () => this.acks.delete(seq));
+    const ping: Ping = {
+      type: MsgType.Ping,
+      seq,
+      targetId: m.id,
+      sourceId: this.id,
+      sourceAddr: this.self.addr,
+    };
+    this.send(m.addr, [encodeFrame(ping)]);
   }
 
   private pushPullInterval(): number {
