@@ -9,6 +9,21 @@ import { type Origin, startOrigin } from './origin.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 export const SEED_NAME = 'seeds.gossipcache.test';
+export const COUNTERS = ['stalls', 'suspicions', 'refutations', 'deaths'] as const;
+
+/** Sum over nodes of how much each counter grew (nodes present in both snapshots). */
+export function counterGrowth(
+  before: Map<string, Record<string, number>>,
+  after: Map<string, Record<string, number>>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const f of COUNTERS) out[f] = 0;
+  for (const [k, a] of after) {
+    const b = before.get(k);
+    for (const f of COUNTERS) out[f] += Math.max(0, a[f] - (b?.[f] ?? 0));
+  }
+  return out;
+}
 
 export interface ClusterOptions {
   size: number;
@@ -121,16 +136,18 @@ export class Cluster {
   }
 
   /**
-   * Membership counters summed over the running nodes (from /_cluster `stats`): `stalls` = timers
-   * that fired late because the process did not get the CPU — evidence for a starved machine.
+   * Membership counters per running node (from /_cluster `stats`), keyed `node<i>#<start>` so that a
+   * restarted process is a new entry. `stalls` = timers that fired late because the process did not
+   * get the CPU: evidence for a starved machine.
    */
-  async counters(): Promise<Record<string, number>> {
-    const views = await this.views();
-    const out: Record<string, number> = {};
-    for (const field of ['stalls', 'suspicions', 'refutations', 'deaths']) {
-      out[field] = 0;
-      for (const v of views.values())
-        out[field] += sumField((v?.raw as { stats?: unknown })?.stats, field) ?? 0;
+  async counters(): Promise<Map<string, Record<string, number>>> {
+    const out = new Map<string, Record<string, number>>();
+    for (const [n, v] of await this.views()) {
+      const stats = (v?.raw as { stats?: unknown } | undefined)?.stats;
+      if (!stats) continue;
+      const c: Record<string, number> = {};
+      for (const f of COUNTERS) c[f] = sumField(stats, f) ?? 0;
+      out.set(`node${n.host.index}#${n.starts}`, c);
     }
     return out;
   }

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { httpGet, sleep, waitFor } from './client.js';
-import { Cluster, describeViews, Monitor, REPO_ROOT } from './cluster.js';
+import { Cluster, counterGrowth, describeViews, Monitor, REPO_ROOT } from './cluster.js';
 import { defaultNodeCommand, type NodeProc, netnsUnavailableReason } from './harness.js';
 import { startLoad } from './load.js';
 import { expectedValue } from './origin.js';
@@ -84,7 +84,7 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
     lag.enable();
   });
 
-  let countersBefore: Record<string, number> = {};
+  let countersBefore = new Map<string, Record<string, number>>();
   let falseDeathsBefore = 0;
   beforeEach(async () => {
     lag.reset();
@@ -95,8 +95,8 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
   afterEach(async (t) => {
     const scenario = report.results.find((r) => r.scenario[0] === t.name[0]);
     if (!scenario) return;
-    const after = await cluster.counters();
-    const delta = (k: string) => Math.max(0, (after[k] ?? 0) - (countersBefore[k] ?? 0));
+    const grown = counterGrowth(countersBefore, await cluster.counters());
+    const delta = (k: string) => grown[k] ?? 0;
     report.record(scenario.scenario, {
       falseDeaths: monitor.falseDeaths.length - falseDeathsBefore,
       suspicionsAtNodes: delta('suspicions'),
