@@ -97,6 +97,7 @@ async function rowOf(s: Subject, before: Record<string, number> | undefined): Pr
     cpu_s: cpu,
     'req/cpu_s': requests / cpu,
     errors: sum((h) => wrkErrors(h.r)),
+    wrk_cpu_s: sum((h) => h.r.generatorCpuS ?? Number.NaN),
   };
   if (s.servers.length > 1) metrics.cluster_cpu_s = sum((h) => h.cpu.reduce((a, c) => a + c, 0));
   if (s.after && before) Object.assign(metrics, await s.after(before));
@@ -120,6 +121,7 @@ async function memcached(seconds: number): Promise<BenchRow> {
         cpu_s: w.cpu[0],
         'req/cpu_s': r.ops / w.cpu[0],
         get_misses: r.getMisses,
+        memaslap_cpu_s: r.generatorCpuS ?? Number.NaN,
         note: 'p50/p99 = log2-bucket upper bounds',
       },
     };

@@ -77,6 +77,7 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
           cpu_B_s: w.cpu[1],
           'req/cpu_s(A+B)': r.requests / (w.cpu[0] + w.cpu[1]),
           errors,
+          wrk_cpu_s: r.generatorCpuS ?? Number.NaN,
           'A_peerLoads/req': (dA.peerLoads ?? Number.NaN) / r.requests,
           A_cacheHits: dA.cacheHits ?? 'n/a',
           B_serverRequests: dB.serverRequests ?? 'n/a',

@@ -1,11 +1,10 @@
 // memcached (Debian `memcached`) as the external baseline, driven by memaslap (Debian `libmemcached-tools`
 // installs it as `memcaslap`) for the throughput case and by a tiny pipelining client for the memory case.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { freePort, hasTool, type Server, startProcess, waitForPort } from './proc.js';
+import { freePort, hasTool, runMeasured, type Server, startProcess, waitForPort } from './proc.js';
 
 export function memaslapBinary(): string | undefined {
   return ['memaslap', 'memcaslap'].find((b) => hasTool(b));
@@ -50,6 +49,8 @@ export interface MemaslapResult {
   p50: number;
   p99: number;
   mean: number;
+  /** CPU seconds memaslap itself used. */
+  generatorCpuS?: number;
 }
 
 /**
@@ -90,18 +91,8 @@ export async function runMemaslap(opts: {
       '-S',
       `${opts.durationS}s`,
     ];
-    const out = await new Promise<string>((resolve, reject) => {
-      execFile(
-        bin,
-        args,
-        { timeout: (opts.durationS + 30) * 1000, maxBuffer: 4 << 20 },
-        (err, stdout, stderr) => {
-          if (err) reject(new Error(`${bin} failed: ${err.message}\n${stderr}`));
-          else resolve(stdout);
-        },
-      );
-    });
-    return parseMemaslap(out);
+    const { stdout, cpuS } = await runMeasured(bin, args, { timeoutMs: (opts.durationS + 30) * 1000 });
+    return { ...parseMemaslap(stdout), generatorCpuS: cpuS };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

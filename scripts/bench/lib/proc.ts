@@ -175,3 +175,35 @@ export function hasTool(name: string): boolean {
     return false;
   }
 }
+
+/**
+ * Runs a command to completion and also returns the CPU seconds it used (user + system, its children
+ * included): a `sh` wrapper waits for it and then reads its own cutime/cstime from /proc. Used to show how much
+ * of the two cores the load generator itself took.
+ */
+export async function runMeasured(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs: number },
+): Promise<{ stdout: string; cpuS: number }> {
+  const script = '"$@"; rc=$?; echo "CHILDCPU $(cat /proc/$$/stat)" >&2; exit $rc';
+  const { execFile } = await import('node:child_process');
+  return new Promise((resolve, reject) => {
+    execFile(
+      'sh',
+      ['-c', script, 'sh', cmd, ...args],
+      { env: opts.env ?? process.env, timeout: opts.timeoutMs, maxBuffer: 8 << 20 },
+      (err, stdout, stderr) => {
+        if (err) {
+          reject(new Error(`${cmd} failed: ${err.message}\n${stderr.replace(/CHILDCPU.*\n?/, '')}`));
+          return;
+        }
+        const line = /CHILDCPU (.*)/.exec(stderr)?.[1] ?? '';
+        const rest = line.slice(line.lastIndexOf(')') + 2).split(' ');
+        // rest[0] is field 3; cutime is field 16, cstime field 17.
+        const cpuS = (Number(rest[13]) + Number(rest[14])) / ticksPerSecond();
+        resolve({ stdout, cpuS });
+      },
+    );
+  });
+}

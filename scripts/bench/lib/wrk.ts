@@ -1,10 +1,9 @@
 // wrk (C, multithreaded, keep-alive) as the HTTP load generator. A Lua script picks a uniformly random path
 // per request from a file of paths and prints wrk's own latency percentiles as one JSON line when done.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hasTool } from './proc.js';
+import { hasTool, runMeasured } from './proc.js';
 
 export interface WrkResult {
   requests: number;
@@ -17,6 +16,8 @@ export interface WrkResult {
   mean: number;
   max: number;
   errors: { connect: number; read: number; write: number; status: number; timeout: number };
+  /** CPU seconds wrk itself used (all threads), when measured. */
+  generatorCpuS?: number;
 }
 
 const LUA = `
@@ -79,22 +80,11 @@ export async function runWrk(opts: {
       script,
       `http://127.0.0.1:${opts.port}`,
     ];
-    const out = await new Promise<string>((resolve, reject) => {
-      execFile(
-        'wrk',
-        args,
-        {
-          env: { ...process.env, BENCH_PATHS: pathsFile },
-          timeout: (opts.durationS + 30) * 1000,
-          maxBuffer: 1 << 20,
-        },
-        (err, stdout, stderr) => {
-          if (err) reject(new Error(`wrk failed: ${err.message}\n${stderr}`));
-          else resolve(stdout);
-        },
-      );
+    const { stdout, cpuS } = await runMeasured('wrk', args, {
+      env: { ...process.env, BENCH_PATHS: pathsFile },
+      timeoutMs: (opts.durationS + 30) * 1000,
     });
-    return parseWrk(out);
+    return { ...parseWrk(stdout), generatorCpuS: cpuS };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
