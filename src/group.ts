@@ -217,23 +217,28 @@ export class Group {
    * miss, without loading. The buffer is SHARED with the cache: never write to it. Counts gets/cacheHits.
    */
   getCached(key: string): Buffer | undefined {
-    this.checkKey(key);
     this.stats.gets++;
     const e = this.main.get(key) ?? this.hot.get(key);
-    if (e === undefined) return undefined;
+    if (e === undefined) {
+      // Validated only on a miss: an invalid key is never cached, so a hit proves the key is valid.
+      this.checkKey(key);
+      return undefined;
+    }
     this.stats.cacheHits++;
     return e.value;
   }
 
   /** Like get, with the remaining ttl and rate, for servers. `value` is SHARED and read-only (no copy). */
   async getEntry(key: string, opts?: GetEntryOptions): Promise<EntryResult> {
-    this.checkKey(key);
     const local = opts?.local === true;
     if (local) this.stats.serverRequests++;
     this.stats.gets++;
     let e = this.main.get(key) ?? this.hot.get(key);
     if (e !== undefined) this.stats.cacheHits++;
-    else e = await this.load(key, opts?.signal, local);
+    else {
+      this.checkKey(key);
+      e = await this.load(key, opts?.signal, local);
+    }
     const now = this.now();
     const r: EntryResult = { value: e.value, minuteQps: readRate(e, now) };
     if (e.expiresAt !== 0) r.ttlMs = Math.max(0, e.expiresAt - now);

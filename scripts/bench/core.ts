@@ -50,7 +50,7 @@ async function hitThroughput(quick: boolean): Promise<BenchRow[]> {
   const r = rng(42);
   const order = Array.from({ length: 1 << 16 }, () => keys[Math.floor(r() * keys.length)]);
   const mask = order.length - 1;
-  const ops = quick ? 300_000 : 1_000_000;
+  const ops = quick ? 200_000 : 400_000;
   let sink = 0;
   const asyncLruGet = async (k: string) => lru.get(k)!;
 
