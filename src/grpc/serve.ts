@@ -21,6 +21,19 @@ export interface GroupSource {
   get(name: string): ServedGroup | undefined;
 }
 
+/** group.getEntry, with a synchronous throw (a GroupSource not built on Group) turned into a rejection. */
+export function entryOf(
+  group: ServedGroup,
+  key: string,
+  opts: { signal?: AbortSignal; local?: boolean },
+): Promise<ServedEntry> {
+  try {
+    return group.getEntry(key, opts);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 /** Metadata key that marks a unary Get as a peer's fill (served here, never forwarded). */
 export const PEER_METADATA = 'gossipcache-peer';
 /** Metadata key on the Fetch stream: the largest value the client accepts, in bytes. */

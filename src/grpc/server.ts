@@ -21,6 +21,7 @@ import {
 } from './proto.js';
 import {
   checkMaxMessageBytes,
+  entryOf,
   type GroupSource,
   messageLimitOptions,
   PEER_METADATA,
@@ -105,7 +106,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       if (!group) return reply(unknownGroup(name));
       if (!key) return reply(emptyKey());
       const load = new UnaryLoad(call, call.metadata.get(PEER_METADATA).length > 0);
-      group.getEntry(key, load).then(
+      entryOf(group, key, load).then(
         (entry: ServedEntry) => {
           load.done();
           if (entry.value.byteLength > maxMessageBytes) {

@@ -6,7 +6,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { type FetchReply, type FetchRequest, fetchReplyBatchBytes } from './codec.js';
 import type { GroupSource, ServedEntry } from './serve.js';
-import { MAX_VALUE_METADATA } from './serve.js';
+import { entryOf, MAX_VALUE_METADATA } from './serve.js';
 import {
   CancelledError,
   DeadlineError,
@@ -129,7 +129,7 @@ export class FetchSession {
     );
     this.inflight.set(q.id, f);
     if (q.timeoutMs && !this.sweeper) this.startSweeper();
-    group.getEntry(q.key, f).then(
+    entryOf(group, q.key, f).then(
       (entry) => this.settled(q, f, entry, undefined),
       (err) => this.settled(q, f, undefined, err),
     );

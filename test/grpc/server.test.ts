@@ -229,6 +229,36 @@ describe('server', () => {
     }
   });
 
+  test('a group whose getEntry throws synchronously gets UNAVAILABLE, and the node keeps serving', async () => {
+    const server = createGrpcServer({
+      registry: {
+        get: () => ({
+          getEntry: (key: string) => {
+            if (key === 'boom') throw new Error('sync boom');
+            return Promise.resolve({ value: Buffer.from('fine'), minuteQps: 0 });
+          },
+          removeLocal: () => {},
+        }),
+      },
+    });
+    const peer = new GrpcPeer(`127.0.0.1:${await server.listen('127.0.0.1:0')}`);
+    const signal = new AbortController().signal;
+    try {
+      for (const call of [() => peer.get('g', 'boom', signal), () => peer.getUnary('g', 'boom', signal)]) {
+        const err = await call().then(
+          () => assert.fail('succeeded'),
+          (e: PeerError) => e,
+        );
+        assert.equal(err.code, 14);
+        assert.match(err.message, /sync boom/);
+      }
+      assert.equal(Buffer.from((await peer.get('g', 'ok', signal)).value).toString(), 'fine');
+    } finally {
+      peer.close();
+      await server.close(0);
+    }
+  });
+
   test('bad options fail with errors that say what to fix', async () => {
     assert.throws(
       () => createGrpcServer({ registry: new GroupRegistry(), maxMessageBytes: 0 }),
