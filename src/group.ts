@@ -138,6 +138,7 @@ export class Group {
   private readonly localFlights = new Flights<Entry>();
   /** Fetches from owners. */
   private readonly peerFlights = new Flights<Entry>();
+  private closed = false;
 
   constructor(opts: GroupOptions) {
     if (opts === null || typeof opts !== 'object')
@@ -301,8 +302,12 @@ export class Group {
     );
   }
 
-  /** Unregisters the group (its name can be reused) and empties its caches. */
+  /**
+   * Unregisters the group (its name can be reused) and empties its caches. Loads still in progress
+   * answer their callers but cache nothing; later gets still work, uncached.
+   */
   close(): void {
+    this.closed = true;
     this.registry.delete(this);
     this.main.clear();
     this.hot.clear();
@@ -368,7 +373,9 @@ export class Group {
     const now = this.now();
     const ttl = r.ttlMs;
     const e = new Entry(value, ttl === undefined ? 0 : now + ttl, now, r.minuteQps ?? 0);
-    if (!f.invalidated && (ttl === undefined || ttl > 0)) this.maybePromote(key, e, r.minuteQps, now);
+    if (!f.invalidated && !this.closed && (ttl === undefined || ttl > 0)) {
+      this.maybePromote(key, e, r.minuteQps, now);
+    }
     return e;
   }
 
@@ -420,7 +427,7 @@ export class Group {
       this.stats.localLoadErrs++;
       throw err;
     }
-    if (!f.invalidated && (e.expiresAt === 0 || e.expiresAt > e.rateAt)) {
+    if (!f.invalidated && !this.closed && (e.expiresAt === 0 || e.expiresAt > e.rateAt)) {
       if (this.main.set(key, e, bytes)) enforceBudget(this.main, this.hot, this.cacheBytes);
     }
     return e;

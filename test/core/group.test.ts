@@ -247,6 +247,23 @@ describe('options and registry', () => {
     assert.equal(r1.get('dup'), c);
   });
 
+  it('close(): a load in progress answers its caller but caches nothing', async () => {
+    const registry = new GroupRegistry();
+    let release!: (v: string) => void;
+    const g = new Group({
+      name: 'closing',
+      cacheBytes: 1000,
+      registry,
+      getter: () => new Promise<string>((r) => (release = r)),
+    });
+    const p = g.getString('k');
+    await new Promise((r) => setImmediate(r));
+    g.close();
+    release('v');
+    assert.equal(await p, 'v');
+    assert.equal(g.cacheStats('main').items, 0);
+  });
+
   it('uses the process-wide defaultRegistry when none is given', () => {
     const g = new Group({ name: 'default-registry-test', cacheBytes: 1, getter: async () => 'v' });
     try {
