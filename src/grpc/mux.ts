@@ -81,6 +81,11 @@ export class FetchMux {
 
   fetch(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult> {
     if (signal.aborted) return Promise.reject(signal.reason);
+    if (typeof group !== 'string' || typeof key !== 'string') {
+      return Promise.reject(
+        new TypeError(`peer fetch: group and key must be strings, got ${typeof group}/${typeof key}`),
+      );
+    }
     if (!this.alive) {
       return Promise.reject(new PeerError(this.opts.peer, status.UNAVAILABLE, 'the stream has ended'));
     }
