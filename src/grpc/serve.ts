@@ -34,6 +34,14 @@ export function entryOf(
   }
 }
 
+/**
+ * A TTL as the wire carries it: 0 = no expiry, so a value that expires right now travels as 1 ms
+ * (it must not turn into "never expires" at the receiver).
+ */
+export function wireTtl(ttlMs: number | undefined): number {
+  return ttlMs === undefined ? 0 : Math.max(1, Math.ceil(ttlMs));
+}
+
 /** Metadata key that marks a unary Get as a peer's fill (served here, never forwarded). */
 export const PEER_METADATA = 'gossipcache-peer';
 /** Metadata key on the Fetch stream: the largest value the client accepts, in bytes. */

@@ -26,6 +26,7 @@ import {
   messageLimitOptions,
   PEER_METADATA,
   type ServedEntry,
+  wireTtl,
 } from './serve.js';
 import { emptyKey, type Failure, failureOf, tooLarge, unknownGroup } from './status.js';
 import { FetchSession } from './stream.js';
@@ -112,7 +113,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
           if (entry.value.byteLength > maxMessageBytes) {
             return reply(tooLarge(name, key, entry.value.byteLength, maxMessageBytes));
           }
-          const ttl = entry.ttlMs ? Math.max(1, Math.ceil(entry.ttlMs)) : undefined;
+          const ttl = wireTtl(entry.ttlMs) || undefined;
           onServed?.('Get', status.OK, performance.now() - start);
           callback(null, { value: entry.value, minuteQps: entry.minuteQps, ttlMs: ttl });
         },

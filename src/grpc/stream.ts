@@ -6,7 +6,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { type FetchReply, type FetchRequest, fetchReplyBatchBytes } from './codec.js';
 import type { GroupSource, ServedEntry } from './serve.js';
-import { entryOf, MAX_VALUE_METADATA } from './serve.js';
+import { entryOf, MAX_VALUE_METADATA, wireTtl } from './serve.js';
 import {
   CancelledError,
   DeadlineError,
@@ -149,7 +149,7 @@ export class FetchSession {
           code: 0,
           value: entry.value,
           minuteQps: entry.minuteQps,
-          ttlMs: entry.ttlMs ? Math.max(1, Math.ceil(entry.ttlMs)) : 0,
+          ttlMs: wireTtl(entry.ttlMs),
           message: '',
         });
       }

@@ -259,6 +259,26 @@ describe('server', () => {
     }
   });
 
+  test('a value expiring right now (ttl 0) travels as 1 ms, never as "no expiry"', async () => {
+    const server = createGrpcServer({
+      registry: {
+        get: () => ({
+          getEntry: async () => ({ value: Buffer.from('v'), minuteQps: 0, ttlMs: 0 }),
+          removeLocal: () => {},
+        }),
+      },
+    });
+    const peer = new GrpcPeer(`127.0.0.1:${await server.listen('127.0.0.1:0')}`);
+    const signal = new AbortController().signal;
+    try {
+      assert.equal((await peer.get('g', 'k', signal)).ttlMs, 1);
+      assert.equal((await peer.getUnary('g', 'k', signal)).ttlMs, 1);
+    } finally {
+      peer.close();
+      await server.close(0);
+    }
+  });
+
   test('bad options fail with errors that say what to fix', async () => {
     assert.throws(
       () => createGrpcServer({ registry: new GroupRegistry(), maxMessageBytes: 0 }),
