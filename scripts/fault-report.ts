@@ -34,7 +34,8 @@ for (const suite of ['main', 'security']) {
     const figs = Object.entries(x.figures)
       .map(([k, v]) => `${k}=${v}`)
       .join(', ');
-    lines.push(`| ${x.scenario} | ${x.passed ? 'pass' : '**FAIL**'} | ${figs} |`);
+    const cell = (t: string) => t.replaceAll('|', '\\|');
+    lines.push(`| ${cell(x.scenario)} | ${x.passed ? 'pass' : '**FAIL**'} | ${cell(figs)} |`);
   }
   lines.push('');
 }
