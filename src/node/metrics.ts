@@ -163,6 +163,11 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
         this.reset();
         for (const [name, v] of Object.entries(cluster()?.stats ?? {})) {
           if (typeof v === 'number') this.set({ name }, v);
+          else if (v !== null && typeof v === 'object') {
+            // One level of nesting (membership's transport counters): name="transport.packetsSent".
+            for (const [sub, w] of Object.entries(v))
+              if (typeof w === 'number') this.set({ name: `${name}.${sub}` }, w);
+          }
         }
       },
     });

@@ -38,7 +38,11 @@ const front = createHttpFront({
   metrics: createMetrics({
     registry,
     front: undefined,
-    cluster: () => ({ members: [{ state: 'alive' }], ringSize: 1, stats: { probes: 3 } }),
+    cluster: () => ({
+      members: [{ state: 'alive' }],
+      ringSize: 1,
+      stats: { probes: 3, transport: { packetsSent: 7 } },
+    }),
     processMetrics: false,
   }),
 });
@@ -188,6 +192,7 @@ describe('operational routes', () => {
     assert.match(again.text, /^gossipcache_cache_bytes\{group="g",cache="main"\} [1-9]\d*$/m);
     assert.match(again.text, /^gossipcache_members\{state="alive"\} 1$/m);
     assert.match(again.text, /^gossipcache_membership\{name="probes"\} 3$/m);
+    assert.match(again.text, /^gossipcache_membership\{name="transport.packetsSent"\} 7$/m);
   });
 
   test('unknown paths → 404 JSON', async () => {
