@@ -205,7 +205,7 @@ const procs: MemberProcess[] = [];
 const locals: Membership[] = [];
 after(async () => {
   await Promise.all(locals.map((m) => m.close()));
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
+  await MemberProcess.killAll(); // includes children still starting when a test failed
 });
 
 async function survives(target: MemberProcess, keys: Buffer[]): Promise<void> {

@@ -61,7 +61,7 @@ const aliveIds = (s: MemberStatusLine) =>
     .sort();
 
 after(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
+  await MemberProcess.killAll(); // includes children still starting when a test failed
 });
 
 describe('membership across real processes', { timeout: 300_000 }, () => {
