@@ -45,8 +45,8 @@ export class SimCluster {
     from: MemberState | null;
     to: MemberState;
   }[] = [];
-  /** Record every 'change' event in `changes` (costly beyond a few hundred nodes: set in the options). */
-  readonly recordChanges: boolean;
+  /** Record every 'change' event in `changes` (costly while a big cluster forms: see startRecording). */
+  private recordChanges: boolean;
   private generation = 1_700_000_000_000;
 
   constructor(opts: SimOptions = {}) {
@@ -83,12 +83,8 @@ export class SimCluster {
       random: this.random,
       generation: opts.generation ?? this.generation,
     });
-    if (this.recordChanges) {
-      swim.on('change', (m, from) => {
-        this.changes.push({ at: this.clock.now(), observer: id, id: m.id, from, to: m.state });
-      });
-    }
     const node = { id, addr, swim, clock, transport };
+    if (this.recordChanges) this.listen(node);
     this.nodes.set(id, node);
     if (opts.start !== false) swim.start();
     return node;
@@ -106,6 +102,19 @@ export class SimCluster {
     for (const x of nodes) x.swim.seedState(views);
     for (const x of nodes) x.swim.start();
     return nodes;
+  }
+
+  /** Record 'change' events from now on (all nodes, and nodes added later). */
+  startRecording(): void {
+    if (this.recordChanges) return;
+    this.recordChanges = true;
+    for (const n of this.nodes.values()) this.listen(n);
+  }
+
+  private listen(node: SimNode): void {
+    node.swim.on('change', (m, from) => {
+      this.changes.push({ at: this.clock.now(), observer: node.id, id: m.id, from, to: m.state });
+    });
   }
 
   /** kill -9: the process vanishes (no leave); its address stops answering. */

@@ -446,7 +446,7 @@ export class Swim extends EventEmitter {
     for (let i = this.suspects.length; i > 0; i--) {
       const id = this.suspects.shift()!;
       const m = this.table.get(id);
-      if (!m || m.state !== 'suspect') {
+      if (m?.state !== 'suspect') {
         this.suspectSet.delete(id);
         continue;
       }
