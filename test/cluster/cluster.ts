@@ -201,8 +201,9 @@ export class Monitor {
     private readonly intervalMs = 400,
   ) {}
 
+  /** Starts polling (idempotent). */
   start(): this {
-    this.timer = setInterval(() => void this.poll(), this.intervalMs);
+    this.timer ??= setInterval(() => void this.poll(), this.intervalMs);
     return this;
   }
 

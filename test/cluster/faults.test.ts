@@ -58,6 +58,7 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
     }
     await cluster.waitConverged(cluster.nodes, CONVERGE_MS);
     monitor.allowDeath = () => false;
+    monitor.start(); // also when scenario 1 was filtered out
   }
 
   // The test process is the clients, the balancer and the origin: if its own event loop stalls, the
@@ -213,7 +214,7 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
       await sleep(5_000);
       cluster.routable.delete(victim); // the balancer's health check takes it out of rotation
       await waitFor('in-flight requests to the victim to finish', () => load.inFlight(victim.httpUrl) === 0, {
-        timeoutMs: 10_000,
+        timeoutMs: 35_000, // the client timeout (30 s) bounds it
         intervalMs: 20,
       });
       monitor.allowDeath = (_o, s) => s === victim;

@@ -143,6 +143,8 @@ describe('security across namespaces', { skip }, () => {
   });
 
   it('7b. with mutual TLS, a process without a certificate can neither fetch from nor serve to the cluster', async () => {
+    if (current) assert.deepEqual(await current.destroy(), []); // 7a failed half-way
+    current = undefined;
     // Certificates carry the nodes' IPs, so they are issued once the namespaces exist; the env
     // only names the files.
     const dir = (pki = createTestPki()).dir;
