@@ -3,7 +3,10 @@
 
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { countingOrigin, httpGet, nodePorts, startCli, stopCli, waitFor } from './helpers.js';
 
@@ -66,5 +69,34 @@ test('requests still pending at the shutdown timeout are cut, and the node exits
   } finally {
     await stopCli(node);
     await origin.close();
+  }
+});
+
+test('several groups from GOSSIPCACHE_CONFIG, each with its own loader', async () => {
+  const origin = await countingOrigin();
+  const dir = mkdtempSync(join(tmpdir(), 'gc-groups-'));
+  const file = join(dir, 'groups.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      groups: [
+        { name: 'users', cacheBytes: '1MiB', origin: origin.url },
+        { name: 'demo', origin: 'demo:0ms' },
+      ],
+    }),
+  );
+  const node = startCli(await nodePorts(), { GOSSIPCACHE_CONFIG: file });
+  try {
+    await waitFor('ready', async () => (await httpGet(`${node.http}/readyz`)).status === 200);
+    assert.equal((await httpGet(`${node.http}/users/42`)).text, 'value:42');
+    assert.equal((await httpGet(`${node.http}/demo/42`)).text, 'Value of 42');
+    assert.equal((await httpGet(`${node.http}/default/42`)).status, 404);
+    const stats = JSON.parse((await httpGet(`${node.http}/_stats`)).text);
+    assert.deepEqual(Object.keys(stats.groups).sort(), ['demo', 'users']);
+    assert.equal(origin.loads.get('42'), 1);
+  } finally {
+    assert.equal(await stopCli(node), 0);
+    await origin.close();
+    rmSync(dir, { recursive: true });
   }
 });
