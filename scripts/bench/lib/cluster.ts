@@ -56,10 +56,18 @@ export async function startNode(name: string, opts: NodeOptions = {}): Promise<N
 export async function startCluster(n: number, opts: NodeOptions & { perNode?: NodeOptions[] } = {}) {
   const nodes: NodeHandle[] = [];
   try {
-    for (let i = 0; i < n; i++) {
-      const seeds = i === 0 ? [] : [`127.0.0.1:${nodes[0].gossipPort}`];
-      nodes.push(await startNode(`node${i}`, { ...opts, ...opts.perNode?.[i], seeds }));
-    }
+    nodes.push(await startNode('node0', { ...opts, ...opts.perNode?.[0], seeds: [] }));
+    // The others start together (start-up is seconds on a busy box), all seeded with the first; the array
+    // keeps their order so nodes[i] is always node i.
+    const seeds = [`127.0.0.1:${nodes[0].gossipPort}`];
+    const rest = await Promise.allSettled(
+      Array.from({ length: n - 1 }, (_, j) =>
+        startNode(`node${j + 1}`, { ...opts, ...opts.perNode?.[j + 1], seeds }),
+      ),
+    );
+    for (const r of rest) if (r.status === 'fulfilled') nodes.push(r.value);
+    const failed = rest.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     await waitForRing(nodes, 20000);
     return nodes;
   } catch (e) {
