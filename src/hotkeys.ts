@@ -89,6 +89,12 @@ export function randomPromotion(n = 10, random: () => number = Math.random): Hot
   return { shouldPromote: () => random() * n < 1 };
 }
 
+/** A not-yet-mirrored key's fetch rate, with when it was first seen and how often it was fetched since. */
+interface Tracked extends RateState {
+  since: number;
+  count: number;
+}
+
 /** Options of {@link rateBasedPromotion}. */
 export interface RateBasedPromotionOptions {
   /**
@@ -100,36 +106,45 @@ export interface RateBasedPromotionOptions {
   minMinuteQps?: number;
   /**
    * A key displaces the hot cache's coldest entry only when it is this many times hotter, so keys near
-   * the boundary do not keep evicting each other (each swap costs a later fetch). Default 2.
+   * the boundary do not keep evicting each other (each swap costs a later fetch). Default 1.5: larger
+   * values churn less but let a newly popular key wait longer behind formerly hot ones.
    */
   margin?: number;
 }
 
 /**
  * The default policy. A fetched key's local rate is estimated as the larger of (a) its own recent fetch
- * rate from this process, tracked in a bounded LRU, and (b) the owner's reported cluster-wide rate divided
- * by the cluster size. It is mirrored when the hot cache has room, or when it is `margin` times hotter than
+ * rate from this process, tracked in a bounded LRU (for a key first seen less than a minute ago: its
+ * fetches over its age, so a newly popular key is recognised in seconds), and (b) the owner's reported
+ * cluster-wide rate divided by the cluster size. It is mirrored when the hot cache has room, or when it is `margin` times hotter than
  * the entry the hot cache would evict for it. Hot entries keep counting their local hits, so a key that cools down is
  * the next to be displaced.
  */
 export function rateBasedPromotion(opts: RateBasedPromotionOptions = {}): HotKeyPolicy {
   const maxTrackedKeys = opts.maxTrackedKeys ?? 1024;
   const minMinuteQps = opts.minMinuteQps ?? 0;
-  const margin = opts.margin ?? 2;
+  const margin = opts.margin ?? 1.5;
   if (!(margin >= 1)) throw new RangeError(`rateBasedPromotion: margin must be >= 1, got ${margin}`);
   if (!(Number.isInteger(maxTrackedKeys) && maxTrackedKeys >= 1)) {
     throw new RangeError(`rateBasedPromotion: maxTrackedKeys must be an integer >= 1, got ${maxTrackedKeys}`);
   }
-  const tracked = new LRUCache<string, RateState>({ max: maxTrackedKeys });
+  const tracked = new LRUCache<string, Tracked>({ max: maxTrackedKeys });
   return {
     shouldPromote(c) {
       let s = tracked.get(c.key);
       if (s === undefined) {
-        s = { hits: 0, rate: 0, rateAt: c.now };
+        s = { hits: 0, rate: 0, rateAt: c.now, since: c.now, count: 0 };
         tracked.set(c.key, s);
       }
       s.hits++;
-      const own = readRate(s, c.now);
+      s.count++;
+      let own = readRate(s, c.now);
+      // A decayed counter started at 0 reads low for its first window (λ·(1 - e^-t/τ)); while the key is
+      // young, the plain average over its observed lifetime is the better estimate of its rate.
+      const age = c.now - s.since;
+      if (age > 0 && age < RATE_WINDOW_MS && s.count > 1) {
+        own = Math.max(own, ((s.count - 1) * RATE_WINDOW_MS) / age);
+      }
       const share = c.ownerMinuteQps === undefined ? 0 : c.ownerMinuteQps / Math.max(1, c.clusterSize);
       const estimate = Math.max(own, share);
       if (estimate < minMinuteQps) return false;

@@ -79,12 +79,22 @@ describe('rateBasedPromotion', () => {
       decisions.push(p.shouldPromote(candidate({ key: 'x', now: t, hot: view(false, 30) })));
       if (decisions.at(-1) !== false) break;
     }
-    assert.equal(
-      decisions.slice(0, -1).every((d) => d === false),
-      true,
-    );
-    assert.ok(typeof decisions.at(-1) === 'number' && (decisions.at(-1) as number) > 30);
-    assert.ok(decisions.length > 20 && decisions.length < 60, `promoted after ${decisions.length} fetches`);
+    assert.deepEqual(decisions, [false, 60], 'one fetch says nothing; two a second apart read as 60/min');
+  });
+
+  it('recognises a newly popular key from its fetches over its age, not a counter still warming up', () => {
+    const p = rateBasedPromotion({ margin: 1 });
+    const c = (now: number) => candidate({ key: 'new', now, hot: view(false, 100) });
+    assert.equal(p.shouldPromote(c(0)), false);
+    // a decayed counter would read ~2/min here; 1 more fetch in 0.2 s is 300/min
+    assert.equal(p.shouldPromote(c(200)), 300);
+  });
+
+  it('a key seen for longer than a minute is judged by its decayed counter alone', () => {
+    const p = rateBasedPromotion({ margin: 1 });
+    const c = (now: number) => candidate({ key: 'old', now, hot: view(false, 30) });
+    assert.equal(p.shouldPromote(c(0)), false);
+    assert.equal(p.shouldPromote(c(120_000)), false); // 2 fetches 2 minutes apart: ~1/min
   });
 
   it('tracks a bounded number of keys (LRU): a key pushed out starts from zero again', () => {
@@ -100,10 +110,10 @@ describe('rateBasedPromotion', () => {
     assert.throws(() => rateBasedPromotion({ maxTrackedKeys: 0 }), /maxTrackedKeys/);
   });
 
-  it('displaces the coldest entry only when `margin` times hotter (default 2)', () => {
+  it('displaces the coldest entry only when `margin` times hotter (default 1.5)', () => {
     const p = rateBasedPromotion();
-    assert.equal(p.shouldPromote(candidate({ key: 'a', ownerMinuteQps: 95, hot: view(false, 10) })), false);
-    assert.equal(p.shouldPromote(candidate({ key: 'b', ownerMinuteQps: 105, hot: view(false, 10) })), 21);
+    assert.equal(p.shouldPromote(candidate({ key: 'a', ownerMinuteQps: 70, hot: view(false, 10) })), false);
+    assert.equal(p.shouldPromote(candidate({ key: 'b', ownerMinuteQps: 80, hot: view(false, 10) })), 16);
     assert.equal(rateBasedPromotion({ margin: 4 }).shouldPromote(candidate({ ownerMinuteQps: 105 })), false);
     assert.throws(() => rateBasedPromotion({ margin: 0.5 }), /margin must be >= 1/);
   });
