@@ -170,7 +170,9 @@ export class UdpTcpTransport implements Transport {
     filtered: 0,
     handlerErrors: 0,
   };
+  /** Open outbound (request) and inbound (served) streams; both are cut on close. */
   private readonly sockets = new Set<Socket>();
+  private readonly inbound = new Set<Socket>();
   private readonly parsed = new Map<string, HostPort | null>();
   private readonly lastWarn = new Map<string, number>();
   private closing: Promise<void> | undefined;
@@ -364,7 +366,9 @@ export class UdpTcpTransport implements Transport {
       this.onPacket = null;
       this.onRequest = null;
       for (const s of this.sockets) s.destroy();
+      for (const s of this.inbound) s.destroy();
       this.sockets.clear();
+      this.inbound.clear();
       await Promise.all([
         new Promise<void>((r) => {
           try {
@@ -382,11 +386,12 @@ export class UdpTcpTransport implements Transport {
   private receivePacket(msg: Buffer, rinfo: RemoteInfo): void {
     this.counters.packetsReceived++;
     this.counters.bytesReceived += msg.length;
-    if (this.allow && !this.allow(rinfo.address)) {
+    const ip = unmapIPv4(rinfo.address);
+    if (this.allow && !this.allow(ip)) {
       this.counters.filtered++;
       return;
     }
-    const from = formatHostPort({ host: rinfo.address, port: rinfo.port });
+    const from = formatHostPort({ host: ip, port: rinfo.port });
     if (msg.length > this.maxDatagram) {
       this.counters.oversize++;
       return;
@@ -407,26 +412,26 @@ export class UdpTcpTransport implements Transport {
   }
 
   private serveStream(sock: Socket): void {
-    if (this.allow && !this.allow(sock.remoteAddress ?? '')) {
+    if (this.allow && !this.allow(unmapIPv4(sock.remoteAddress ?? ''))) {
       this.counters.filtered++;
       sock.destroy();
       return;
     }
-    if (this.closing || this.sockets.size >= this.maxInbound) {
+    if (this.closing || this.inbound.size >= this.maxInbound) {
       this.counters.streamsRefused++;
       sock.destroy();
       return;
     }
     this.counters.streamsIn++;
-    this.sockets.add(sock);
-    const peer = formatHostPort({ host: sock.remoteAddress ?? '?', port: sock.remotePort ?? 0 });
+    this.inbound.add(sock);
+    const peer = formatHostPort({ host: unmapIPv4(sock.remoteAddress ?? '?'), port: sock.remotePort ?? 0 });
     const reader = new FrameReader(this.maxStreamBytes);
     let settled = false;
     const drop = (why: 'timeout' | 'error' | 'oversize' | null) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      this.sockets.delete(sock);
+      this.inbound.delete(sock);
       if (why === 'timeout') this.counters.streamTimeouts++;
       else if (why === 'oversize') this.counters.oversize++;
       else if (why === 'error') this.counters.streamErrors++;
@@ -436,7 +441,7 @@ export class UdpTcpTransport implements Transport {
     const timer = setTimeout(() => drop('timeout'), this.inboundTimeoutMs);
     sock.on('error', () => drop('error'));
     sock.on('close', () => {
-      this.sockets.delete(sock);
+      this.inbound.delete(sock);
       drop('error'); // no-op once the reply went out; otherwise the peer hung up early
     });
     sock.on('data', (chunk: Buffer) => {
@@ -543,6 +548,14 @@ export class UdpTcpTransport implements Transport {
     this.lastWarn.set(topic, now);
     this.log.warn(obj, msg);
   }
+}
+
+/**
+ * A socket bound to `::` sees IPv4 peers as `::ffff:a.b.c.d`; report them as `a.b.c.d` so addresses
+ * match what those peers advertise.
+ */
+function unmapIPv4(ip: string): string {
+  return ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
 }
 
 /** Request envelope: [u16 BE length][sender address utf8][data]. */

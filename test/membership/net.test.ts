@@ -89,6 +89,25 @@ describe('UdpTcpTransport', () => {
     assert.equal(Buffer.from(await a.request(b.localAddr, Buffer.from('x'), 2000)).toString(), a.localAddr);
   });
 
+  it('bound to :: (dual stack), reports IPv4 peers as plain IPv4 addresses', async (t) => {
+    let b: UdpTcpTransport;
+    try {
+      b = await listen({ bindAddr: '[::]:0', advertiseAddr: '127.0.0.1' });
+    } catch (err) {
+      t.skip(`no IPv6 here: ${(err as Error).message}`);
+      return;
+    }
+    const a = await listen();
+    const got = nextPacket(b);
+    a.sendPacket(`127.0.0.1:${port(b)}`, Buffer.from('v4'));
+    assert.equal((await got).from, a.localAddr);
+    b.onRequest = async (from) => Buffer.from(from);
+    assert.equal(
+      Buffer.from(await a.request(`127.0.0.1:${port(b)}`, Buffer.from('x'), 2000)).toString(),
+      a.localAddr,
+    );
+  });
+
   it('never sends an oversize datagram and drops one that arrives', async () => {
     const a = await listen();
     const b = await listen();
