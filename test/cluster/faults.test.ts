@@ -41,7 +41,9 @@ const runTag = Date.now().toString(36);
 describe('cluster under faults (5 nodes in network namespaces)', { skip }, () => {
   let cluster: Cluster;
   let monitor: Monitor;
-  const report = new FaultReport('main', defaultNodeCommand(REPO_ROOT).label);
+  const nodeLabel = defaultNodeCommand(REPO_ROOT).label;
+  // Stand-in runs get their own report name, so faults-main-latest.json is always the real node's.
+  const report = new FaultReport(nodeLabel === 'stand-in' ? 'main-standin' : 'main', nodeLabel);
 
   const name = (n: NodeProc) => `node${n.host.index}`;
   const others = (n: NodeProc) => cluster.nodes.filter((x) => x !== n);
