@@ -13,7 +13,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { httpGet, sleep, waitFor } from './client.js';
+import { getJson, httpGet, sleep, sumField, waitFor } from './client.js';
 import { Cluster, counterGrowth, describeViews, Monitor, REPO_ROOT } from './cluster.js';
 import { defaultNodeCommand, type NodeProc, netnsUnavailableReason } from './harness.js';
 import { startLoad } from './load.js';
@@ -66,6 +66,12 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
   // The test process is the clients, the balancer and the origin: if its own event loop stalls, the
   // figures are the machine's, not the cluster's. Its worst lag is reported with every scenario.
   const lag = monitorEventLoopDelay({ resolution: 20 });
+
+  /** Sum of the group's peerErrors (failed fetches from an owner) over these nodes, from /_stats. */
+  async function peerErrors(nodes: NodeProc[]): Promise<number> {
+    const all = await Promise.all(nodes.map((n) => getJson(n.url('/_stats'))));
+    return all.reduce<number>((a, s) => a + (sumField(s, 'peerErrors') ?? 0), 0);
+  }
 
   /** Loads a key set once through all nodes (bounded concurrency), so timed load starts from warm caches. */
   async function warm(keys: string[]): Promise<number> {
@@ -220,9 +226,14 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
         intervalMs: 20,
       });
       monitor.allowDeath = (_o, s) => s === victim;
+      const peerErrorsBefore = await peerErrors(survivors);
       await victim.stop('SIGKILL');
       // Detection: every survivor's ring drops the victim and the survivors agree on one checksum.
       detectMs = await cluster.waitConverged(survivors, CONVERGE_MS);
+      // Fetches the survivors tried from the dead owner meanwhile (each then loaded locally).
+      report.record('3 kill -9 + restart', {
+        survivorPeerErrors: (await peerErrors(survivors)) - peerErrorsBefore,
+      });
       const views = await cluster.views(survivors);
       for (const [n, v] of views) {
         const m = v?.members.find((x) => x.grpcAddr === victim.grpcAddr);
