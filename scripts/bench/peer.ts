@@ -1,7 +1,11 @@
 // Issue 7 §3 — the peer-fetch path. Requests enter node A's HTTP front for keys node B owns, 64 concurrent
 // (wrk, 64 keep-alive connections), so each one is a real gRPC fetch from the owner. A runs with a 1-byte cache
 // budget: its hot cache (1/8 of the budget) can hold nothing, so it can never answer from a mirror — the bench
-// checks that with A's own counters (peerLoads must equal gets, cacheHits 0). B holds the keys warm.
+// checks that with A's own counters (peerLoads ≈ requests, cacheHits 0). B holds the keys warm.
+// Same-run baseline: a bare node:http server making one grpc-js unary call per request to a bare grpc-js server
+// (no cache, flight, ring or policy) — what the obvious Node design costs. It is not a ceiling: a unary call
+// opens an HTTP/2 stream each time, which gossipcache's multiplexed Fetch stream avoids. The two are measured in
+// alternating halves (2 × 5 s each), like front.ts.
 import { Ring } from '../../src/ring.js';
 import {
   diffStats,
@@ -15,15 +19,16 @@ import {
 } from './lib/cluster.js';
 import { isMain, runAlone } from './lib/main.js';
 import { withCpu } from './lib/measure.js';
-import { stopAll } from './lib/proc.js';
+import { freePort, type Server, startProcess, stopAll, waitForPort } from './lib/proc.js';
 import type { BenchOptions, BenchRow } from './lib/types.js';
-import { hasWrk, runWrk } from './lib/wrk.js';
+import { hasWrk, runWrk, type WrkResult, wrkErrors } from './lib/wrk.js';
 
 const BENCH = 'peer';
 const GROUP = 'bench';
 const KEYS = 1000;
 const CONNECTIONS = 64;
 const GOAL_RPS = 17_400;
+const BARE = 'bare http → grpc-js unary per request';
 
 /** The first `n` keys `owner` owns on a ring of `labels`. */
 function keysOwnedBy(labels: string[], owner: string, n: number): string[] {
@@ -36,14 +41,60 @@ function keysOwnedBy(labels: string[], owner: string, n: number): string[] {
   return keys;
 }
 
+interface Half {
+  r: WrkResult;
+  cpu: number[];
+}
+
+function combine(halves: Half[]) {
+  const sum = (f: (h: Half) => number) => halves.reduce((a, h) => a + f(h), 0);
+  const requests = sum((h) => h.r.requests);
+  const front = sum((h) => h.cpu[0]);
+  const owner = sum((h) => h.cpu[1]);
+  return {
+    requests,
+    metrics: {
+      'req/s': requests / sum((h) => h.r.durationS),
+      p50_ms: sum((h) => h.r.p50) / halves.length,
+      p99_ms: sum((h) => h.r.p99) / halves.length,
+      cpu_front_s: front,
+      cpu_owner_s: owner,
+      'req/cpu_s': requests / (front + owner),
+      errors: sum((h) => wrkErrors(h.r)),
+      wrk_cpu_s: sum((h) => h.r.generatorCpuS ?? Number.NaN),
+    } as Record<string, number | string>,
+  };
+}
+
+async function startBarePair(): Promise<{ http: Server; grpc: Server; port: number }> {
+  const grpcPort = await freePort();
+  const grpc = startProcess('bare-grpc', process.execPath, [
+    'scripts/bench/lib/bare-grpc.mjs',
+    String(grpcPort),
+  ]);
+  await waitForPort(grpcPort, 10000, grpc);
+  const port = await freePort();
+  const http = startProcess('bare-proxy', process.execPath, [
+    'scripts/bench/lib/bare-proxy.mjs',
+    String(port),
+    String(grpcPort),
+  ]);
+  await waitForPort(port, 10000, http);
+  return { http, grpc, port };
+}
+
 export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
   if (!hasWrk())
     return [{ bench: BENCH, case: 'SKIPPED', metrics: { reason: 'wrk not found (apt-get install wrk)' } }];
   if (!hasNode())
     return [{ bench: BENCH, case: 'SKIPPED', metrics: { reason: 'dist/cli.js missing: npm run build' } }];
   const seconds = quick ? 4 : 10;
+  const warmS = quick ? 1 : 2;
   let nodes: NodeHandle[] = [];
+  const servers: Server[] = [];
   try {
+    const bare = await startBarePair();
+    servers.push(bare.http, bare.grpc);
     nodes = await startCluster(3, {
       group: GROUP,
       origin: 'demo:0ms',
@@ -52,44 +103,47 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     });
     const [a, b] = nodes;
     const labels = ringOf(await getJson(a.httpPort, '/_cluster'));
-    const keys = keysOwnedBy(labels, b.label, KEYS);
-    const paths = keys.map((k) => `/${GROUP}/${k}`);
+    const paths = keysOwnedBy(labels, b.label, KEYS).map((k) => `/${GROUP}/${k}`);
     await warmPaths(b.httpPort, paths); // loads each key on its owner
-    await runWrk({ port: a.httpPort, paths, connections: CONNECTIONS, durationS: quick ? 1 : 2 });
+    await runWrk({ port: bare.port, paths, connections: CONNECTIONS, durationS: warmS });
+    await runWrk({ port: a.httpPort, paths, connections: CONNECTIONS, durationS: warmS });
     const beforeA = await groupStats(a.httpPort, GROUP);
     const beforeB = await groupStats(b.httpPort, GROUP);
-    const w = await withCpu([a.server, b.server], () =>
-      runWrk({ port: a.httpPort, paths, connections: CONNECTIONS, durationS: seconds }),
-    );
+    const bareHalves: Half[] = [];
+    const nodeHalves: Half[] = [];
+    for (let half = 0; half < 2; half++) {
+      const load = (port: number) => () =>
+        runWrk({ port, paths, connections: CONNECTIONS, durationS: seconds / 2 });
+      const wb = await withCpu([bare.http, bare.grpc], load(bare.port));
+      bareHalves.push({ r: wb.result, cpu: wb.cpu });
+      const wn = await withCpu([a.server, b.server], load(a.httpPort));
+      nodeHalves.push({ r: wn.result, cpu: wn.cpu });
+    }
     const dA = diffStats(await groupStats(a.httpPort, GROUP), beforeA);
     const dB = diffStats(await groupStats(b.httpPort, GROUP), beforeB);
-    const r = w.result;
-    const errors = r.errors.connect + r.errors.read + r.errors.write + r.errors.status + r.errors.timeout;
+    const base = combine(bareHalves);
+    const subj = combine(nodeHalves);
+    const perCpu = (m: Record<string, number | string>) => Number(m['req/cpu_s']);
     return [
+      { bench: BENCH, case: `${BARE} (naive Node baseline)`, metrics: base.metrics },
       {
         bench: BENCH,
         case: 'A front → gRPC → owner B, 64 conc.',
         metrics: {
-          'req/s': r.rps,
-          p50_ms: r.p50,
-          p99_ms: r.p99,
-          cpu_A_s: w.cpu[0],
-          cpu_B_s: w.cpu[1],
-          'req/cpu_s(A+B)': r.requests / (w.cpu[0] + w.cpu[1]),
-          errors,
-          wrk_cpu_s: r.generatorCpuS ?? Number.NaN,
-          'A_peerLoads/req': (dA.peerLoads ?? Number.NaN) / r.requests,
+          ...subj.metrics,
+          'vs_goal_17.4k': Number(subj.metrics['req/s']) / GOAL_RPS,
+          'A_peerLoads/req': (dA.peerLoads ?? Number.NaN) / subj.requests,
           A_cacheHits: dA.cacheHits ?? 'n/a',
           B_serverRequests: dB.serverRequests ?? 'n/a',
           B_loads: dB.loads ?? 'n/a',
         },
-        baseline: `goal ${GOAL_RPS} req/s`,
-        ratio: r.rps / GOAL_RPS,
+        baseline: BARE,
+        ratio: perCpu(subj.metrics) / perCpu(base.metrics),
         goal: '≥ 17.4k req/s (Go groupcache, tuned pool)',
       },
     ];
   } finally {
-    await stopAll(nodes.map((x) => x.server));
+    await stopAll([...servers, ...nodes.map((x) => x.server)]);
   }
 }
 
