@@ -2,9 +2,15 @@
 // The `gossipcache` binary: one cache node configured by environment variables or flags
 // (`gossipcache --help` lists them). Bad configuration → one line on stderr naming the variable, exit 2.
 
+import { readFileSync } from 'node:fs';
 import { ConfigError, parseConfig, usage } from './node/config.js';
 
 function main(): void {
+  if (process.argv[2] === '--version' || process.argv[2] === '-v') {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    process.stdout.write(`gossipcache ${pkg.version}\n`);
+    return;
+  }
   let parsed: ReturnType<typeof parseConfig>;
   try {
     parsed = parseConfig(process.argv.slice(2), process.env);

@@ -220,6 +220,12 @@ describe('the CLI on bad configuration', () => {
     );
   });
 
+  test('--version prints the package version', () => {
+    const r = run(['--version'], {});
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /^gossipcache \d+\.\d+\.\d+\n$/);
+  });
+
   test('--help prints the table and exits 0', () => {
     const r = run(['--help'], {});
     assert.equal(r.status, 0);
