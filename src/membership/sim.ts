@@ -96,8 +96,7 @@ export class SimCluster {
    */
   formed(n: number): SimNode[] {
     const nodes: SimNode[] = [];
-    for (let i = 0; i < n; i++)
-      nodes.push(this.add(`n${i}`, simAddr(i), { start: false, seeds: [simAddr(0)] }));
+    for (let i = 0; i < n; i++) nodes.push(this.add(`n${i}`, simAddr(i), { start: false }));
     const views = nodes.map((x) => x.swim.local());
     for (const x of nodes) x.swim.seedState(views);
     for (const x of nodes) x.swim.start();

@@ -59,7 +59,7 @@ export class SimClock implements Clock {
       fn();
       // Let promise chains started by this timer settle before the next one (a few hops suffice for
       // ours; deeper chains simply continue after the next timer).
-      for (let i = 0; i < 6; i++) await null;
+      for (let i = 0; i < 3; i++) await null;
     }
     this.t = end;
     await new Promise<void>((r) => setImmediate(r));

@@ -23,6 +23,8 @@ export function suspicionMinMs(mult: number, n: number, probeIntervalMs: number)
 export class Suspicion {
   private readonly confirmers = new Set<string>();
   private readonly start: number;
+  /** Set by the owner once it sent the suspect its last-chance ping (see Swim.suspicionExpired). */
+  finalCheck = false;
   private timer: unknown = null;
   private done = false;
 
@@ -38,6 +40,11 @@ export class Suspicion {
     this.start = clock.now();
     this.confirmers.add(from);
     this.arm(maxMs);
+  }
+
+  /** Clock time the suspicion started. */
+  get startedAt(): number {
+    return this.start;
   }
 
   /** Confirmations counted so far (excluding the first accuser). */

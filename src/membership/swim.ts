@@ -59,6 +59,8 @@ interface Member {
   /** Clock time of the last state change. */
   since: number;
   suspicion: Suspicion | null;
+  /** Clock time of the last ack we got from it (any probe of ours). */
+  lastAck: number;
   /** Position in `peers` (for O(1) removal). */
   slot: number;
 }
@@ -145,6 +147,7 @@ export class Swim extends EventEmitter {
   private joined = false;
   private readonly timers = new Set<unknown>();
   private flushTimer: unknown = null;
+  private gossipTimer: unknown = null;
   private lastFlush = Number.NEGATIVE_INFINITY;
 
   private readonly counters: Omit<SwimStats, 'awareness'> = {
@@ -173,6 +176,7 @@ export class Swim extends EventEmitter {
     broadcastsQueued: 0,
     broadcastsDropped: 0,
     reaped: 0,
+    finalChecks: 0,
   };
 
   constructor(opts: SwimOptions) {
@@ -210,6 +214,7 @@ export class Swim extends EventEmitter {
       state: 'alive',
       since: this.clock.now(),
       suspicion: null,
+      lastAck: Number.NEGATIVE_INFINITY,
       slot: -1,
     };
     this.table.set(this.id, this.self);
@@ -230,11 +235,7 @@ export class Swim extends EventEmitter {
       (late) => this.probeTick(late),
       true,
     );
-    this.every(
-      () => this.config.gossipIntervalMs,
-      () => this.gossip(),
-      true,
-    );
+    this.armGossip();
     this.every(
       () => this.pushPullInterval(),
       () => this.periodicPushPull(),
@@ -294,6 +295,7 @@ export class Swim extends EventEmitter {
     const frame = encodeFrame(left);
     await new Promise<void>((resolve) => {
       const h = this.clock.setTimeout(resolve, timeoutMs);
+      this.armGossip();
       this.broadcasts.push(this.id, frame, () => {
         this.clock.clearTimeout(h);
         resolve();
@@ -327,6 +329,7 @@ export class Swim extends EventEmitter {
     this.running = false;
     for (const t of this.timers) this.clock.clearTimeout(t);
     this.timers.clear();
+    this.gossipTimer = null;
     if (this.flushTimer !== null) this.clock.clearTimeout(this.flushTimer);
     this.flushTimer = null;
     for (const m of this.table.values()) {
@@ -509,6 +512,7 @@ export class Swim extends EventEmitter {
       this.acks.delete(seq);
       this.cancel(timer);
       if (ok) {
+        target.lastAck = this.clock.now();
         this.awareness.apply(-1);
         return;
       }
@@ -801,6 +805,7 @@ export class Swim extends EventEmitter {
         state: 'alive',
         since: this.clock.now(),
         suspicion: null,
+        lastAck: Number.NEGATIVE_INFINITY,
         slot: this.peers.length,
       };
       this.table.set(m.id, m);
@@ -915,6 +920,38 @@ export class Swim extends EventEmitter {
       s.rearm(this.awareness.scale(this.config.probeTimeoutMs));
       return;
     }
+    // It answered us after it was suspected: it is reachable, only its refutation is missing (its
+    // suspicion was spent while it was cut off, e.g. by a partition that has healed). Tell it again.
+    if (m.lastAck >= s.startedAt) {
+      this.send(m.addr, [encodeFrame(this.suspectMsg(m, this.id))]);
+      s.rearm(this.awareness.scale(this.config.probeIntervalMs));
+      return;
+    }
+    // Last chance, once: a direct ping carrying the suspicion. Costs one probe timeout on a real
+    // death; saves a healthy member from being declared dead by a stale suspicion.
+    if (!s.finalCheck) {
+      s.finalCheck = true;
+      this.counters.finalChecks++;
+      const seq = this.nextSeq();
+      const timeout = this.awareness.scale(this.config.probeTimeoutMs);
+      this.acks.set(seq, {
+        onAck: () => {
+          this.acks.delete(seq);
+          m.lastAck = this.clock.now();
+        },
+      });
+      this.after(timeout * 2, () => this.acks.delete(seq));
+      const ping: Ping = {
+        type: MsgType.Ping,
+        seq,
+        targetId: m.id,
+        sourceId: this.id,
+        sourceAddr: this.self.addr,
+      };
+      this.send(m.addr, [encodeFrame(ping), encodeFrame(this.suspectMsg(m, this.id))]);
+      s.rearm(timeout);
+      return;
+    }
     const dead: Dead = {
       type: MsgType.Dead,
       id: m.id,
@@ -935,7 +972,23 @@ export class Swim extends EventEmitter {
     }
     const m = this.table.get(msg.id);
     if (!m || m.state === 'dead' || m.state === 'left') return;
-    if (cmpKey(msg.generation, msg.incarnation, m) < 0) return;
+    const c = cmpKey(msg.generation, msg.incarnation, m);
+    if (c < 0) return;
+    if (c === 0 && m.state === 'alive') {
+      // We had not even heard a suspicion: this death news may be stale (e.g. it crossed a healed
+      // partition). Suspect instead: the member gets to refute, or our own probes confirm it.
+      this.onSuspect(
+        {
+          type: MsgType.Suspect,
+          id: m.id,
+          generation: m.generation,
+          incarnation: m.incarnation,
+          from: msg.from,
+        },
+        false,
+      );
+      return;
+    }
     m.generation = msg.generation;
     m.incarnation = msg.incarnation;
     const prev = m.state;
@@ -1027,6 +1080,17 @@ export class Swim extends EventEmitter {
   private queueFrame(key: string, frame: Uint8Array): void {
     this.counters.broadcastsQueued++;
     this.broadcasts.push(key, frame);
+    this.armGossip();
+  }
+
+  /** The gossip tick runs only while there is news: an idle cluster costs probes only. */
+  private armGossip(): void {
+    if (this.gossipTimer !== null || !this.running) return;
+    this.gossipTimer = this.after(this.config.gossipIntervalMs, () => {
+      this.gossipTimer = null;
+      this.gossip();
+      if (this.broadcasts.size > 0) this.armGossip();
+    });
   }
 
   // ---------------------------------------------------------------- push-pull, join, reconnect

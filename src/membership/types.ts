@@ -139,6 +139,8 @@ export interface SwimStats {
   broadcastsQueued: number;
   broadcastsDropped: number;
   reaped: number;
+  /** Suspicions that reached their timeout and got a last-chance ping before a death was declared. */
+  finalChecks: number;
   /** Current local health score (0 = healthy). Not monotonic. */
   awareness: number;
 }

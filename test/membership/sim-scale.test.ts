@@ -1,0 +1,124 @@
+// 1,000+ simulated members in one process (fake clock, in-memory network, seeded randomness). One
+// formed cluster goes through the scenarios of issue 4 in turn, so its formation is paid once.
+// Simulated-time bounds are generous (they are protocol properties, not machine speed).
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { SimCluster, simAddr } from '../../src/membership/sim.js';
+
+const N = 1000;
+const cpu0 = process.cpuUsage();
+
+describe(`swim at scale: ${N} simulated members`, () => {
+  let sim: SimCluster;
+  let n = N;
+
+  before(async () => {
+    sim = new SimCluster({ seed: 42, recordChanges: false });
+    sim.formed(N);
+    await sim.run(3000);
+    sim.startRecording();
+  });
+
+  after(() => {
+    sim.stopAll();
+    const cpu = process.cpuUsage(cpu0);
+    console.log(
+      `# sim-scale: ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU, ${sim.net.stats.packetsSent} packets`,
+    );
+  });
+
+  it('stays stable: no suspicion without a failure', async () => {
+    const t0 = sim.clock.now();
+    await sim.run(5000);
+    assert.deepEqual(sim.changesTo('suspect', t0), []);
+    assert.ok(sim.allSize(N));
+  });
+
+  it('converges after 50 simultaneous joins (each through a different seed)', async () => {
+    for (let i = N; i < N + 50; i++) sim.add(`n${i}`, simAddr(i), { seeds: [simAddr(i % 97)] });
+    n = N + 50;
+    const t = await sim.runUntil(() => sim.allSize(n), 30_000, 100);
+    assert.notEqual(t, -1, 'joins did not converge within 30 s of simulated time');
+    console.log(`# ${n} members: 50 joins converged in ${t} ms (simulated)`);
+  });
+
+  it('detects 5 crashed members, and nobody else', async () => {
+    const t0 = sim.clock.now();
+    const victims = ['n10', 'n200', 'n444', 'n700', 'n1010'];
+    for (const v of victims) sim.crash(v);
+    const t = await sim.runUntil(() => victims.every((v) => sim.allSee(v, ['dead'])), 60_000, 100);
+    assert.notEqual(t, -1, 'crashes not detected everywhere');
+    const wrong = sim.changesTo('dead', t0).filter((c) => !victims.includes(c.id));
+    assert.deepEqual(wrong, []);
+    n -= victims.length;
+    assert.ok(sim.allSize(n));
+    console.log(`# ${n + 5} members: 5 crashes known to all in ${t} ms (simulated)`);
+  });
+
+  it('no false deaths at 5% datagram loss', async () => {
+    const t0 = sim.clock.now();
+    sim.net.loss = 0.05;
+    await sim.run(15_000);
+    sim.net.loss = 0;
+    assert.deepEqual(sim.changesTo('dead', t0), []);
+    assert.ok(sim.allSize(n));
+  });
+
+  it('a suspected member refutes and stays alive', async () => {
+    const t0 = sim.clock.now();
+    sim.net.partition(
+      [...sim.nodes.values()].filter((x) => x.id !== 'n5').map((x) => x.addr),
+      [simAddr(5)],
+    );
+    await sim.runUntil(() => sim.changesTo('suspect', t0).some((c) => c.id === 'n5'), 10_000, 20);
+    sim.net.heal();
+    const t = await sim.runUntil(() => sim.allSee('n5', ['alive']), 20_000, 100);
+    assert.notEqual(t, -1);
+    await sim.run(5000);
+    assert.ok(sim.nodes.get('n5')!.swim.stats().refutations >= 1);
+    assert.deepEqual(sim.changesTo('dead', t0), []);
+  });
+
+  it('a leave is known to all quickly', async () => {
+    const t0 = sim.clock.now();
+    const leaving = sim.nodes.get('n6')!;
+    void leaving.swim.leave(2000);
+    const t = await sim.runUntil(() => sim.allSee('n6', ['left']), 10_000, 10);
+    assert.notEqual(t, -1);
+    leaving.transport.closeNow();
+    n -= 1;
+    assert.deepEqual(sim.changesTo('suspect', t0), []);
+    console.log(`# ${n + 1} members: leave known to all in ${t} ms (simulated)`);
+  });
+
+  it('a restarted member (same id, incarnation 0) is accepted', async () => {
+    sim.net.setDown(simAddr(10), false);
+    sim.add('n10', simAddr(10), { seeds: [simAddr(0)], meta: { grpcAddr: 'restarted:9090', version: '2' } });
+    n += 1;
+    const t = await sim.runUntil(() => sim.allSee('n10', ['alive']), 20_000, 50);
+    assert.notEqual(t, -1);
+    assert.ok(sim.allSize(n));
+  });
+
+  it('a partition heals into one membership, no member dead after the heal', async () => {
+    const island = [...sim.nodes.values()].filter((x) => !x.transport.closed).slice(20, 30);
+    const islandAddrs = new Set(island.map((x) => x.addr));
+    const main = sim.live().filter((x) => !islandAddrs.has(x.addr));
+    sim.net.partition(
+      main.map((x) => x.addr),
+      [...islandAddrs],
+    );
+    // Long enough for the main side to declare the island dead; the island only learns of the
+    // others' deaths by probing them one by one, so it never sees the whole split — that is fine.
+    const split = await sim.runUntil(() => main.every((x) => x.swim.size === main.length), 60_000, 200);
+    assert.notEqual(split, -1, 'the main side did not declare the island dead');
+    const healedAt = sim.clock.now();
+    sim.net.heal();
+    const t = await sim.runUntil(() => sim.allSize(n), 60_000, 200);
+    assert.notEqual(t, -1, 'sides did not merge');
+    await sim.run(5000);
+    assert.ok(sim.allSize(n));
+    assert.deepEqual(sim.changesTo('dead', healedAt), []);
+    console.log(`# ${n} members: partition 10 | ${n - 10} merged ${t} ms after the heal (simulated)`);
+  });
+});
