@@ -460,7 +460,8 @@ export class Group {
       // ttlMs <= 0: already expired — returned to this load's waiters, not cached.
       if (ttl !== Number.POSITIVE_INFINITY) expiresAt = ttl > 0 ? now + ttl : now;
     }
-    const e = new Entry(value, expiresAt, now, 1);
+    const e = new Entry(value, expiresAt, now, 0);
+    e.hits = 1; // the load itself is a request
     return e;
   }
 }

@@ -8,8 +8,14 @@
 
 import { LRUCache } from 'lru-cache';
 
-/** Decay time constant of every rate estimate: a counter decayed with it reads as requests per minute. */
-export const RATE_WINDOW_MS = 60_000;
+/**
+ * Decay time constant of every rate estimate. Rates are reported per minute but weigh the last ~20 s most:
+ * in the bench's popularity-shift scenario a 60 s constant kept formerly hot keys "hot" for too long.
+ */
+export const RATE_WINDOW_MS = 20_000;
+const MINUTE_MS = 60_000;
+/** A decayed count over RATE_WINDOW_MS times this is a rate per minute. */
+const PER_MINUTE = MINUTE_MS / RATE_WINDOW_MS;
 
 /**
  * A decayed request counter. `rate` is the estimate (requests per minute) as of `rateAt`; `hits` are
@@ -31,7 +37,7 @@ export function readRate(s: RateState, now: number): number {
   const dt = now - s.rateAt;
   if (dt <= 0) {
     if (s.hits !== 0) {
-      s.rate += s.hits;
+      s.rate += s.hits * PER_MINUTE;
       s.hits = 0;
     }
     return s.rate;
@@ -39,7 +45,7 @@ export function readRate(s: RateState, now: number): number {
   const x = dt / RATE_WINDOW_MS;
   const d = Math.exp(-x);
   // Hits spread evenly over [rateAt, now] decay on average by (1 - e^-x) / x.
-  s.rate = s.rate * d + (s.hits * (1 - d)) / x;
+  s.rate = s.rate * d + (s.hits * PER_MINUTE * (1 - d)) / x;
   s.hits = 0;
   s.rateAt = now;
   return s.rate;
@@ -114,7 +120,7 @@ export interface RateBasedPromotionOptions {
 
 /**
  * The default policy. A fetched key's local rate is estimated as the larger of (a) its own recent fetch
- * rate from this process, tracked in a bounded LRU (for a key first seen less than a minute ago: its
+ * rate from this process, tracked in a bounded LRU (for a key first seen less than RATE_WINDOW_MS ago: its
  * fetches over its age, so a newly popular key is recognised in seconds), and (b) the owner's reported
  * cluster-wide rate divided by the cluster size. It is mirrored when the hot cache has room, or when it is `margin` times hotter than
  * the entry the hot cache would evict for it. Hot entries keep counting their local hits, so a key that cools down is
@@ -143,7 +149,7 @@ export function rateBasedPromotion(opts: RateBasedPromotionOptions = {}): HotKey
       // young, the plain average over its observed lifetime is the better estimate of its rate.
       const age = c.now - s.since;
       if (age > 0 && age < RATE_WINDOW_MS && s.count > 1) {
-        own = Math.max(own, ((s.count - 1) * RATE_WINDOW_MS) / age);
+        own = Math.max(own, ((s.count - 1) * MINUTE_MS) / age);
       }
       const share = c.ownerMinuteQps === undefined ? 0 : c.ownerMinuteQps / Math.max(1, c.clusterSize);
       const estimate = Math.max(own, share);

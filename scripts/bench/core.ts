@@ -50,7 +50,7 @@ async function hitThroughput(quick: boolean): Promise<BenchRow[]> {
   const r = rng(42);
   const order = Array.from({ length: 1 << 16 }, () => keys[Math.floor(r() * keys.length)]);
   const mask = order.length - 1;
-  const ops = quick ? 200_000 : 400_000;
+  const ops = quick ? 200_000 : 300_000;
   let sink = 0;
   const asyncLruGet = async (k: string) => lru.get(k)!;
 
@@ -71,7 +71,7 @@ async function hitThroughput(quick: boolean): Promise<BenchRow[]> {
   };
   const names = Object.keys(cases);
   const rates: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-  const rounds = quick ? 3 : 5;
+  const rounds = quick ? 3 : 4;
   for (const n of names) await cases[n](); // warm up (JIT)
   // Interleaved rounds so background load on the shared box hits every case alike; medians reported.
   for (let round = 0; round < rounds; round++) {
@@ -107,15 +107,22 @@ const NODES = 5;
 const ZIPF_S = 1.1;
 const VALUE_BYTES = 100;
 
-/** A simulated workload: key space, per-node budget, and which window of gets is measured. */
+/** A simulated workload: key space, per-node budget, and which windows of gets are measured. */
 interface Scenario {
-  label: string;
   keys: number;
   /** Per-node cacheBytes (equal for both policies); the hot cache gets at most 1/8 of it. */
   cacheBytes: number;
-  /** Gets before the measured window (caches filling). */
+  /** Gets before the first measured window (caches filling). */
   warmup: number;
+  /** Measured windows of `gets` gets each, one after the other. */
+  windows: Window[];
   gets: number;
+}
+
+/** A measured window. `shift`: from its start, popularity rank r means key (r + shift) mod keys. */
+interface Window {
+  label: string;
+  shift: number;
 }
 /** Simulated time between two gets (cluster-wide), so rates are ~1000 gets/s. */
 const TICK_MS = 1;
@@ -151,7 +158,7 @@ interface PolicyResult {
   oraclePer100k: number;
 }
 
-async function simulate(policy: (node: number) => HotKeyPolicy, sc: Scenario): Promise<PolicyResult> {
+async function simulate(policy: (node: number) => HotKeyPolicy, sc: Scenario): Promise<PolicyResult[]> {
   const { keys, gets, warmup } = sc;
   let t = 0;
   const now = () => t;
@@ -187,7 +194,6 @@ async function simulate(policy: (node: number) => HotKeyPolicy, sc: Scenario): P
   }
   const random = rng(1234);
   const sample = zipf(keys, ZIPF_S, random);
-  const measured: number[] = []; // rank * NODES + node of each measured get, for the oracle
   const fetches = () => groups.reduce((a, g) => a + g.stats.peerLoads + g.stats.peerErrors, 0);
   const hotStats = () =>
     groups.reduce(
@@ -197,77 +203,90 @@ async function simulate(policy: (node: number) => HotKeyPolicy, sc: Scenario): P
       },
       { gets: 0, hits: 0 },
     );
-  let f0 = 0;
-  let h0 = { gets: 0, hits: 0 };
-  for (let i = 0; i < warmup + gets; i++) {
-    if (i === warmup) {
-      f0 = fetches();
-      h0 = hotStats();
-    }
+  const get = async (rank: number, shift: number) => {
     const node = Math.floor(random() * NODES);
-    const rank = sample();
-    if (i >= warmup) measured.push(rank * NODES + node);
-    await groups[node].get(`item:${rank}`);
+    await groups[node].get(`item:${(rank + shift) % keys}`);
     t += TICK_MS;
-  }
-  const h1 = hotStats();
-  const hotItems = groups.reduce((a, g) => a + g.cacheStats('hot').items, 0) / NODES;
-  // Oracle: each node's hot cache statically holds the `hotItems` most popular keys it does not own.
-  const ownerIdx = new Int8Array(keys);
-  for (let r = 0; r < keys; r++) ownerIdx[r] = labels.indexOf(ring.owner(`item:${r}`)!);
-  const inHot = labels.map((_, n) => {
-    const set = new Uint8Array(keys);
-    for (let r = 0, taken = 0; r < keys && taken < hotItems; r++) {
-      if (ownerIdx[r] !== n) {
-        set[r] = 1;
-        taken++;
-      }
+    return node;
+  };
+  for (let i = 0; i < warmup; i++) await get(sample(), 0);
+  const results: PolicyResult[] = [];
+  for (const w of sc.windows) {
+    const f0 = fetches();
+    const h0 = hotStats();
+    const measured: number[] = []; // rank * NODES + node of each get, for the oracle
+    for (let i = 0; i < gets; i++) {
+      const rank = sample();
+      measured.push(rank * NODES + (await get(rank, w.shift)));
     }
-    return set;
-  });
-  let oracle = 0;
-  for (const m of measured) {
-    const rank = Math.floor(m / NODES);
-    const node = m % NODES;
-    if (ownerIdx[rank] !== node && inHot[node][rank] === 0) oracle++;
+    const h1 = hotStats();
+    const hotItems = groups.reduce((a, g) => a + g.cacheStats('hot').items, 0) / NODES;
+    // Oracle: each node's hot cache statically holds the `hotItems` most popular keys it does not own.
+    // Indexed by popularity rank in this window.
+    const ownerIdx = new Int8Array(keys);
+    for (let r = 0; r < keys; r++) ownerIdx[r] = labels.indexOf(ring.owner(`item:${(r + w.shift) % keys}`)!);
+    const inHot = labels.map((_, n) => {
+      const set = new Uint8Array(keys);
+      for (let r = 0, taken = 0; r < keys && taken < hotItems; r++) {
+        if (ownerIdx[r] !== n) {
+          set[r] = 1;
+          taken++;
+        }
+      }
+      return set;
+    });
+    let oracle = 0;
+    for (const m of measured) {
+      const rank = Math.floor(m / NODES);
+      const node = m % NODES;
+      if (ownerIdx[rank] !== node && inHot[node][rank] === 0) oracle++;
+    }
+    results.push({
+      fetchesPer100k: ((fetches() - f0) * 100_000) / gets,
+      hotHitRatio: (h1.hits - h0.hits) / Math.max(1, h1.gets - h0.gets),
+      hotItems,
+      oraclePer100k: (oracle * 100_000) / gets,
+    });
   }
   for (const g of groups) g.close();
-  return {
-    fetchesPer100k: ((fetches() - f0) * 100_000) / gets,
-    hotHitRatio: (h1.hits - h0.hits) / Math.max(1, h1.gets - h0.gets),
-    hotItems,
-    oraclePer100k: (oracle * 100_000) / gets,
-  };
+  return results;
 }
 
 async function hotKeyPolicies(sc: Scenario): Promise<BenchRow[]> {
-  const workload =
-    `Zipf(${ZIPF_S}), ${sc.keys / 1000}k keys, ${NODES} nodes, ${sc.cacheBytes >> 10} KiB/node, ` +
-    `${sc.label}: gets ${sc.warmup / 1000}k–${(sc.warmup + sc.gets) / 1000}k`;
-  const random = await simulate((i) => randomPromotion(10, rng(777 + i)), sc);
-  const rated = await simulate(() => rateBasedPromotion(), sc);
+  const randoms = await simulate((i) => randomPromotion(10, rng(777 + i)), sc);
+  const rateds = await simulate(() => rateBasedPromotion(), sc);
   const metrics = (r: PolicyResult) => ({
     'peer_fetches/100k_gets': r.fetchesPer100k,
     'oracle_floor/100k_gets': r.oraclePer100k,
     hot_hit_ratio: r.hotHitRatio,
     hot_items_per_node: r.hotItems,
   });
-  const randomCase = `hot keys: random 1-in-10 (${workload})`;
-  return [
-    { bench: BENCH, case: randomCase, metrics: metrics(random) },
-    {
-      bench: BENCH,
-      case: `hot keys: rate-based (${workload})`,
-      metrics: {
-        ...metrics(rated),
-        // the oracle floor over random's fetches: no policy with this much hot memory can do better
-        best_possible_ratio: rated.oraclePer100k / random.fetchesPer100k,
+  const rows: BenchRow[] = [];
+  sc.windows.forEach((w, i) => {
+    const from = sc.warmup + i * sc.gets;
+    const workload =
+      `Zipf(${ZIPF_S}), ${sc.keys / 1000}k keys, ${NODES} nodes, ${sc.cacheBytes >> 10} KiB/node, ` +
+      `${w.label}: gets ${from / 1000}k–${(from + sc.gets) / 1000}k`;
+    const random = randoms[i];
+    const rated = rateds[i];
+    const randomCase = `hot keys: random 1-in-10 (${workload})`;
+    rows.push(
+      { bench: BENCH, case: randomCase, metrics: metrics(random) },
+      {
+        bench: BENCH,
+        case: `hot keys: rate-based (${workload})`,
+        metrics: {
+          ...metrics(rated),
+          // the oracle floor over random's fetches: no policy with this much hot memory can do better
+          best_possible_ratio: rated.oraclePer100k / random.fetchesPer100k,
+        },
+        baseline: randomCase,
+        ratio: rated.fetchesPer100k / random.fetchesPer100k,
+        goal: '≤ 0.5× random peer fetches',
       },
-      baseline: randomCase,
-      ratio: rated.fetchesPer100k / random.fetchesPer100k,
-      goal: '≤ 0.5× random peer fetches',
-    },
-  ];
+    );
+  });
+  return rows;
 }
 
 export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
@@ -275,22 +294,26 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
   // The issue's workload from empty caches: the first 100k gets.
   rows.push(
     ...(await hotKeyPolicies({
-      label: 'cold start',
       keys: 100_000,
       cacheBytes: 1 << 20,
       warmup: 0,
       gets: 100_000,
+      windows: [{ label: 'cold start', shift: 0 }],
     })),
   );
   if (!quick) {
-    // Steady state (owners' main caches full), scaled down to fit the time budget.
+    // Steady state (owners' main caches full), scaled down to fit the time budget; then the popular
+    // keys change (trending items) and the next window shows how fast each policy follows.
     rows.push(
       ...(await hotKeyPolicies({
-        label: 'steady',
         keys: 20_000,
         cacheBytes: 256 << 10,
-        warmup: 150_000,
-        gets: 100_000,
+        warmup: 100_000,
+        gets: 50_000,
+        windows: [
+          { label: 'steady', shift: 0 },
+          { label: 'popularity shift', shift: 7919 },
+        ],
       })),
     );
   }

@@ -36,10 +36,11 @@ describe('decayed rate counter', () => {
     near(readRate(s, 10 * RATE_WINDOW_MS), 100 * Math.exp(-10), 1e-9);
   });
 
-  it('hits with no time passed add up', () => {
+  it('hits with no time passed add up (each one is a request in the last window, as a rate per minute)', () => {
+    const perMinute = 60_000 / RATE_WINDOW_MS;
     const s: RateState = { hits: 3, rate: 1, rateAt: 50 };
-    assert.equal(readRate(s, 50), 4);
-    assert.equal(readRate(s, 40), 4, 'a clock going backwards does not break it');
+    assert.equal(readRate(s, 50), 1 + 3 * perMinute);
+    assert.equal(readRate(s, 40), 1 + 3 * perMinute, 'a clock going backwards does not break it');
   });
 });
 
@@ -90,7 +91,7 @@ describe('rateBasedPromotion', () => {
     assert.equal(p.shouldPromote(c(200)), 300);
   });
 
-  it('a key seen for longer than a minute is judged by its decayed counter alone', () => {
+  it('a key first seen longer than RATE_WINDOW_MS ago is judged by its decayed counter alone', () => {
     const p = rateBasedPromotion({ margin: 1 });
     const c = (now: number) => candidate({ key: 'old', now, hot: view(false, 30) });
     assert.equal(p.shouldPromote(c(0)), false);
@@ -99,14 +100,16 @@ describe('rateBasedPromotion', () => {
 
   it('tracks a bounded number of keys (LRU): a key pushed out starts from zero again', () => {
     const p = rateBasedPromotion({ maxTrackedKeys: 2, margin: 1 });
-    const c = (key: string) => candidate({ key, now: 0, hot: view(false, 2.5) });
+    const perFetch = 60_000 / RATE_WINDOW_MS; // each fetch "now" adds one request per window
+    // the coldest hot entry sits between 2 and 3 fetches' worth
+    const c = (key: string) => candidate({ key, now: 0, hot: view(false, 2.5 * perFetch) });
     assert.equal(p.shouldPromote(c('a')), false); // a: 1
     assert.equal(p.shouldPromote(c('a')), false); // a: 2
     p.shouldPromote(c('b'));
     p.shouldPromote(c('c')); // pushes a out
     assert.equal(p.shouldPromote(c('a')), false, 'a was forgotten: 1 again');
     assert.equal(p.shouldPromote(c('a')), false);
-    assert.equal(p.shouldPromote(c('a')), 3);
+    assert.equal(p.shouldPromote(c('a')), 3 * perFetch);
     assert.throws(() => rateBasedPromotion({ maxTrackedKeys: 0 }), /maxTrackedKeys/);
   });
 
@@ -156,7 +159,9 @@ describe('owners report minuteQps', () => {
     }
     const hot = (await g.getEntry('hot', { local: true })).minuteQps;
     const cold = (await g.getEntry('cold', { local: true })).minuteQps;
-    near(hot, 600 * (1 - Math.exp(-1)), 30); // one minute of a 600/min stream, starting from 0
-    near(cold, 60 * (1 - Math.exp(-1)), 5);
+    // one minute of a 600/min (60/min) stream, starting from 0
+    const warm = 1 - Math.exp(-60_000 / RATE_WINDOW_MS);
+    near(hot, 600 * warm, 30);
+    near(cold, 60 * warm, 8);
   });
 });
