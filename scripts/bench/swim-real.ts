@@ -8,7 +8,8 @@
 // Alone: node --import tsx scripts/bench/swim-real.ts [--quick]; SWIM_REAL_TRIALS=3 repeats join/leave/
 // detect per size, SWIM_REAL_STALL_S sets the length of each false-death run, SWIM_REAL_CONFIG overrides
 // SwimConfig (JSON). Children warm up before joining (see MemberArgs.warmup): Node's cold start is not
-// the protocol's join time (SWIM_REAL_COLD=1 measures with the cold start).
+// the protocol's join time (SWIM_REAL_COLD=1 measures with the cold start). SWIM_REAL_LEAVE_ROUNDS=N adds
+// N leave + restart rounds at n = 10 and lists every survivor that missed a leave message.
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -197,6 +198,48 @@ async function cpuLoad(signal: AbortSignal): Promise<void> {
   for (const h of hogs) h.kill('SIGKILL');
 }
 
+/**
+ * Leave reliability (opt-in, SWIM_REAL_LEAVE_ROUNDS=N): in one n = 10 cluster, N times SIGTERM a member,
+ * wait until every survivor shows it 'left', restart it at the same address. A survivor that needs over
+ * 1 s missed the leave message and learned it otherwise (suspicion, later push-pull).
+ */
+async function leaveRounds(rounds: number, left: () => number): Promise<BenchRow> {
+  const n = 10;
+  const c = await startCluster(n);
+  await Promise.all([...Array(n).keys()].map((i) => spawnMember(c, i)));
+  await waitUntil(() => converged(c.procs), 60_000, 'cluster converged');
+  const worst: number[] = [];
+  const missed: string[] = [];
+  for (let r = 0; r < rounds && left() > 15_000; r++) {
+    const i = 1 + (r % (n - 1));
+    const v = c.procs[i];
+    const t0 = wallNow();
+    await v.kill('SIGTERM');
+    const live = c.procs.filter((p) => p !== v);
+    await waitUntil(() => live.every((p) => seenAt(p, v.args.id, 'left', t0)), 60_000, 'leave seen');
+    const times = live.map((p) => seenAt(p, v.args.id, 'left', t0)! - t0);
+    worst.push(Math.max(...times));
+    live.forEach((p, k) => {
+      if (times[k] > 1000)
+        missed.push(`${p.args.id} missed ${v.args.id}'s leave (${Math.round(times[k])} ms)`);
+    });
+    await spawnMember(c, i);
+    await waitUntil(() => converged(c.procs), 60_000, 'restarted member converged');
+  }
+  await MemberProcess.killAll();
+  return {
+    bench: BENCH,
+    case: `n=10 leave reliability: ${worst.length} leaves + restarts`,
+    metrics: {
+      worst_median_ms: round(percentile(worst, 50)),
+      worst_max_ms: round(Math.max(...worst)),
+      survivors_over_1s: missed.length,
+      ...(missed.length ? { missed: missed.join('; ') } : {}),
+    },
+    goal: 'every survivor ≤ 300 ms',
+  };
+}
+
 type Detection = { firstSuspect: number; median: number; all: number };
 
 export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
@@ -230,6 +273,8 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
         }
       }
     }
+    const leaveN = Number(process.env.SWIM_REAL_LEAVE_ROUNDS ?? 0);
+    if (leaveN > 0) fdRows.push(await leaveRounds(leaveN, left));
   })();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<'deadline'>((r) => {
@@ -287,7 +332,9 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
       rows.push({
         bench: BENCH,
         case: `n=${n} ${r?.join.length ? 'leave/detect' : 'join/leave/detect'} SKIPPED`,
-        metrics: { reason: `time budget ${budgetMs / 1000} s (SWIM_REAL_BUDGET_S)` },
+        metrics: {
+          reason: trials > 0 ? `time budget ${budgetMs / 1000} s (SWIM_REAL_BUDGET_S)` : 'SWIM_REAL_TRIALS=0',
+        },
       });
   }
   // Figures on a shared machine depend on what else runs: say how busy it was.
