@@ -23,8 +23,8 @@ export interface Origin {
   /** Loads of keys with this prefix, per source IP. */
   loadsByIp(prefix?: string): Map<string, number>;
   setDelay(ms: number): void;
-  /** Slowest answer so far (request parsed → response written), ms, excluding the configured delay. */
-  maxServeMs(): number;
+  /** Slowest answer (request parsed → response written) since the last call, ms, excluding the delay. */
+  takeMaxServeMs(): number;
   close(): Promise<void>;
 }
 
@@ -82,7 +82,11 @@ export async function startOrigin(host: string, delayMs = 0): Promise<Origin> {
       }
       return out;
     },
-    maxServeMs: () => Math.round(maxServe),
+    takeMaxServeMs() {
+      const m = Math.round(maxServe);
+      maxServe = 0;
+      return m;
+    },
     setDelay(ms) {
       delay = ms;
     },
