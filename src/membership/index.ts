@@ -188,11 +188,8 @@ export async function createMembership(opts: MembershipOptions): Promise<Members
     throw err;
   }
   const m = new RealMembership(id, swim, transport, seeds.length > 0);
+  // Swim joins the seeds in the background, retrying with backoff, and re-resolves them on reconnect.
   swim.start();
-  if (seeds.length > 0)
-    void Promise.resolve(swim.join(seeds)).catch((err: Error) =>
-      log.warn({ err: err.message }, 'join failed'),
-    );
   log.info({ id, addr: transport.localAddr, seeds, encrypted: keyring.encrypted }, 'membership started');
   return m;
 }
