@@ -21,6 +21,33 @@ export class Flight<T> {
 
 const noop = () => {};
 
+// One 'abort' listener per signal, fanned out to every waiter registered on it: a caller that passes one
+// request-scoped signal to many gets would otherwise pile listeners onto it (and Node warns past 10).
+const aborters = new WeakMap<AbortSignal, Set<() => void>>();
+
+/** Calls `cb` when `signal` aborts; returns the function that unregisters it. */
+export function onAbort(signal: AbortSignal, cb: () => void): () => void {
+  let set = aborters.get(signal);
+  if (set === undefined) {
+    const fresh = new Set<() => void>();
+    set = fresh;
+    aborters.set(signal, fresh);
+    signal.addEventListener(
+      'abort',
+      () => {
+        aborters.delete(signal);
+        for (const f of fresh) f();
+      },
+      { once: true },
+    );
+  }
+  const registered = set;
+  registered.add(cb);
+  return () => {
+    registered.delete(cb);
+  };
+}
+
 export class Flights<T> {
   private readonly inFlight = new Map<string, Flight<T>>();
 
@@ -70,21 +97,20 @@ export class Flights<T> {
     }
     f.waiters++;
     return new Promise<T>((resolve, reject) => {
-      const onAbort = () => {
+      const off = onAbort(signal, () => {
         reject(signal.reason);
         if (--f.waiters === 0 && !f.done) {
           this.forget(key, f);
           f.controller.abort(signal.reason);
         }
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
+      });
       f.promise.then(
         (v) => {
-          signal.removeEventListener('abort', onAbort);
+          off();
           resolve(v);
         },
         (err) => {
-          signal.removeEventListener('abort', onAbort);
+          off();
           reject(err);
         },
       );
@@ -104,23 +130,22 @@ function run<T>(f: Flight<T>, fn: (flight: Flight<T>) => Promise<T>): Promise<T>
 export function raceSignal<T>(signal: AbortSignal, start: () => Promise<T>): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const off = onAbort(signal, () => reject(signal.reason));
     let p: Promise<T>;
     try {
       p = start();
     } catch (err) {
-      signal.removeEventListener('abort', onAbort);
+      off();
       reject(err);
       return;
     }
     Promise.resolve(p).then(
       (v) => {
-        signal.removeEventListener('abort', onAbort);
+        off();
         resolve(v);
       },
       (err) => {
-        signal.removeEventListener('abort', onAbort);
+        off();
         reject(err);
       },
     );
@@ -139,10 +164,9 @@ export function withTimeout<T>(
   onTimeout: () => Error,
   start: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
-  const ac = new AbortController();
-  const onParentAbort = () => ac.abort(parent?.reason);
   if (parent?.aborted) return Promise.reject(parent.reason);
-  parent?.addEventListener('abort', onParentAbort, { once: true });
+  const ac = new AbortController();
+  const off = parent === undefined ? noop : onAbort(parent, () => ac.abort(parent.reason));
   let timer: NodeJS.Timeout | undefined;
   if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
     timer = setTimeout(() => ac.abort(onTimeout()), timeoutMs);
@@ -150,7 +174,7 @@ export function withTimeout<T>(
   const p = raceSignal(ac.signal, () => start(ac.signal));
   const cleanup = () => {
     if (timer !== undefined) clearTimeout(timer);
-    parent?.removeEventListener('abort', onParentAbort);
+    off();
   };
   p.then(cleanup, cleanup);
   return p;

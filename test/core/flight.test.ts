@@ -149,6 +149,36 @@ describe('flights', () => {
   });
 });
 
+describe('shared signals', () => {
+  it('one signal passed to many gets adds one listener (no MaxListeners warning) and aborts them all', async () => {
+    const { group, calls } = gated();
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const ac = new AbortController();
+      const gets = Array.from({ length: 50 }, (_, i) =>
+        group.get(`k${i % 5}`, { signal: ac.signal }).catch((e: unknown) => e),
+      );
+      await sleep(0);
+      assert.equal(calls.length, 5);
+      ac.abort(new Error('request over'));
+      for (const g of gets) assert.match(String(await g), /request over/);
+      assert.ok(
+        calls.every((c) => c.signal.aborted),
+        'every load lost all its waiters',
+      );
+      await sleep(5);
+      assert.deepEqual(
+        warnings.filter((w) => w.name === 'MaxListenersExceededWarning'),
+        [],
+      );
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
+
 describe('Flights (unit)', () => {
   it('never leaves an unhandled rejection when every waiter has left', async () => {
     const flights = new Flights<string>();
