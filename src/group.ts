@@ -191,6 +191,9 @@ export class Group {
 
   /** Uses `picker` for this group from now on (instead of the registry's). */
   setPeerPicker(picker: PeerPicker): void {
+    if (picker === null || typeof picker !== 'object' || typeof picker.pickPeer !== 'function') {
+      throw new TypeError(`group ${this.name}: setPeerPicker: picker must have a pickPeer(key) method`);
+    }
     this.picker = picker;
   }
 

@@ -296,6 +296,7 @@ describe('options and registry', () => {
     g.setPeerPicker(noPeers);
     assert.equal(await g.getString('c'), 'local');
     assert.throws(() => registry.setPeerPicker({} as PeerPicker), /pickPeer/);
+    assert.throws(() => g.setPeerPicker(null as unknown as PeerPicker), /pickPeer/);
   });
 
   it('many groups in one process keep separate budgets', async () => {
