@@ -1,6 +1,7 @@
 // `npm run bench`: runs every scripts/bench/<area>.ts module (each exports run({ quick }) → BenchRow[]), each in
 // its own process with a time budget, then prints one table and writes bench-results/<timestamp>.json (+ .md).
 // Flags: --quick (shorter loads), --only <name>[,<name>…] (module names without .ts), --list.
+// Each module's process gets its budget in BENCH_BUDGET_S (seconds).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -86,6 +87,8 @@ async function runModule(name: string, budgetS: number): Promise<BenchRow[]> {
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', process.stderr, process.stderr],
       detached: true,
+      // A module may read its budget to cut long work short and still return rows (memory.ts does).
+      env: { ...process.env, BENCH_BUDGET_S: String(budgetS) },
     });
     current = child;
     let timedOut = false;
