@@ -9,13 +9,27 @@ import { createMetrics } from '../../src/node/metrics.js';
 // A real Group behind a real server; the getter's behaviour is chosen by the key.
 const registry = new GroupRegistry();
 const loads: string[] = [];
+let hangAborted: ((reason: unknown) => void) | undefined;
 let ready = true;
 new Group({
   name: 'g',
   cacheBytes: 1 << 20,
   registry,
-  async getter(key) {
+  async getter(key, { signal }) {
     loads.push(key);
+    if (key === 'hang') {
+      // Waits until every waiter gave up: then the group aborts this signal.
+      await new Promise((_, reject) =>
+        signal.addEventListener(
+          'abort',
+          () => {
+            hangAborted?.(signal.reason);
+            reject(signal.reason);
+          },
+          { once: true },
+        ),
+      );
+    }
     if (key === 'missing') throw new NotFoundError(`no ${key}`);
     if (key === 'broken') throw new Error('database on fire');
     if (key === 'slow') await new Promise((r) => setTimeout(r, 300));
@@ -203,11 +217,21 @@ describe('operational routes', () => {
     }
   });
 
-  test('a client that hangs up during a slow load does not break the server', async () => {
+  test('a client that hangs up stops waiting: its load is aborted when nobody else waits', async () => {
+    const aborted = new Promise<unknown>((resolve) => {
+      hangAborted = resolve;
+    });
     const ac = new AbortController();
-    const p = fetch(`${base}/g/slow`, { signal: ac.signal });
-    setTimeout(() => ac.abort(), 50);
+    const p = fetch(`${base}/g/hang`, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 100);
     await assert.rejects(p);
+    const reason = await Promise.race([
+      aborted,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('the load was never aborted')), 10_000).unref(),
+      ),
+    ]);
+    assert.match(String(reason), /client closed the connection/);
     assert.equal((await get('/healthz')).status, 200);
   });
 });
