@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { SimCluster, simAddr } from '../../src/membership/sim.js';
 
 const N = 1000;
+const JOINS = 20;
 const cpu0 = process.cpuUsage();
 
 describe(`swim at scale: ${N} simulated members`, () => {
@@ -13,9 +14,9 @@ describe(`swim at scale: ${N} simulated members`, () => {
   let n = N;
 
   before(async () => {
-    sim = new SimCluster({ seed: 42, recordChanges: false });
+    sim = new SimCluster({ seed: 42, recordChanges: false, config: { reconnectIntervalMs: 3000 } });
     sim.formed(N);
-    await sim.run(3000);
+    await sim.run(2000);
     sim.startRecording();
   });
 
@@ -29,22 +30,22 @@ describe(`swim at scale: ${N} simulated members`, () => {
 
   it('stays stable: no suspicion without a failure', async () => {
     const t0 = sim.clock.now();
-    await sim.run(5000);
+    await sim.run(3000);
     assert.deepEqual(sim.changesTo('suspect', t0), []);
     assert.ok(sim.allSize(N));
   });
 
-  it('converges after 50 simultaneous joins (each through a different seed)', async () => {
-    for (let i = N; i < N + 50; i++) sim.add(`n${i}`, simAddr(i), { seeds: [simAddr(i % 97)] });
-    n = N + 50;
+  it(`converges after ${JOINS} simultaneous joins (each through a different seed)`, async () => {
+    for (let i = N; i < N + JOINS; i++) sim.add(`n${i}`, simAddr(i), { seeds: [simAddr(i % 97)] });
+    n = N + JOINS;
     const t = await sim.runUntil(() => sim.allSize(n), 30_000, 100);
     assert.notEqual(t, -1, 'joins did not converge within 30 s of simulated time');
-    console.log(`# ${n} members: 50 joins converged in ${t} ms (simulated)`);
+    console.log(`# ${n} members: ${JOINS} joins converged in ${t} ms (simulated)`);
   });
 
-  it('detects 5 crashed members, and nobody else', async () => {
+  it('detects 3 crashed members, and nobody else', async () => {
     const t0 = sim.clock.now();
-    const victims = ['n10', 'n200', 'n444', 'n700', 'n1010'];
+    const victims = ['n10', 'n444', 'n1010'];
     for (const v of victims) sim.crash(v);
     const t = await sim.runUntil(() => victims.every((v) => sim.allSee(v, ['dead'])), 60_000, 100);
     assert.notEqual(t, -1, 'crashes not detected everywhere');
@@ -52,13 +53,15 @@ describe(`swim at scale: ${N} simulated members`, () => {
     assert.deepEqual(wrong, []);
     n -= victims.length;
     assert.ok(sim.allSize(n));
-    console.log(`# ${n + 5} members: 5 crashes known to all in ${t} ms (simulated)`);
+    console.log(
+      `# ${n + victims.length} members: ${victims.length} crashes known to all in ${t} ms (simulated)`,
+    );
   });
 
   it('no false deaths at 5% datagram loss', async () => {
     const t0 = sim.clock.now();
     sim.net.loss = 0.05;
-    await sim.run(15_000);
+    await sim.run(8_000);
     sim.net.loss = 0;
     assert.deepEqual(sim.changesTo('dead', t0), []);
     assert.ok(sim.allSize(n));
