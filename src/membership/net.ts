@@ -365,6 +365,10 @@ export class UdpTcpTransport implements Transport {
     this.closing ??= (async () => {
       this.onPacket = null;
       this.onRequest = null;
+      // dgram.send resolves even an IP literal through lookup() and sends on a later tick; a socket
+      // closed in the same tick silently drops those datagrams. Let them out first: a leave announced
+      // just before close() must reach the peers.
+      await new Promise<void>((r) => setImmediate(r));
       for (const s of this.sockets) s.destroy();
       for (const s of this.inbound) s.destroy();
       this.sockets.clear();
