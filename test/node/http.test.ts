@@ -101,9 +101,10 @@ describe('GET /<group>/<key>', () => {
   });
 
   test('TTL entries answer with Cache-Control max-age', async () => {
-    assert.equal((await get('/g/ttl1')).headers.get('cache-control'), 'max-age=30');
+    // Remaining whole seconds: a slow (loaded) machine may already be a second into the TTL.
+    assert.match((await get('/g/ttl1')).headers.get('cache-control') ?? '', /^max-age=(29|30)$/);
     // In a TTL group hits go through getEntry, so the header is there on hits too.
-    assert.equal((await get('/ttlgroup/k')).headers.get('cache-control'), 'max-age=90');
+    assert.match((await get('/ttlgroup/k')).headers.get('cache-control') ?? '', /^max-age=(89|90)$/);
     const hit = await get('/ttlgroup/k');
     assert.equal(hit.text, 'k');
     assert.match(hit.headers.get('cache-control') ?? '', /^max-age=(89|90)$/);
