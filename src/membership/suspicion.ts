@@ -25,6 +25,8 @@ export class Suspicion {
   private readonly start: number;
   /** Set by the owner once it sent the suspect its last-chance ping (see Swim.suspicionExpired). */
   finalCheck = false;
+  /** Started because a death was announced for a member we held alive (see Swim.onDead). */
+  fromDeadNews = false;
   private timer: unknown = null;
   private done = false;
 

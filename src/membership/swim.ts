@@ -959,10 +959,11 @@ export class Swim extends EventEmitter {
       incarnation: m.incarnation,
       from: this.id,
     };
-    this.onDead(dead);
+    this.onDead(dead, true);
   }
 
-  private onDead(msg: Dead): void {
+  /** `verdict`: our own suspicion timed out (not news from others). */
+  private onDead(msg: Dead, verdict = false): void {
     if (msg.id === this.id) {
       if (this.leaving) return;
       if (cmpKey(msg.generation, msg.incarnation, this.self) >= 0)
@@ -974,7 +975,7 @@ export class Swim extends EventEmitter {
     if (!m || m.state === 'dead' || m.state === 'left') return;
     const c = cmpKey(msg.generation, msg.incarnation, m);
     if (c < 0) return;
-    if (c === 0 && m.state === 'alive') {
+    if (c === 0 && m.state === 'alive' && !verdict) {
       // We had not even heard a suspicion: this death news may be stale (e.g. it crossed a healed
       // partition). Suspect instead: the member gets to refute, or our own probes confirm it.
       this.onSuspect(
@@ -987,6 +988,12 @@ export class Swim extends EventEmitter {
         },
         false,
       );
+      if (m.suspicion) m.suspicion.fromDeadNews = true;
+      return;
+    }
+    if (c === 0 && m.state === 'suspect' && m.suspicion?.fromDeadNews && !verdict) {
+      // More copies of the same (possibly stale) death news: confirmations, not a verdict.
+      if (m.suspicion.confirm(msg.from)) this.counters.confirmations++;
       return;
     }
     m.generation = msg.generation;
@@ -1252,8 +1259,10 @@ export class Swim extends EventEmitter {
       this.counters.reconnects++;
       this.pushPull(addr, false).catch(() => {});
     };
-    const [dead] = this.pick(1, (p) => p.state === 'dead');
-    if (dead) tryAddr(dead.addr);
+    // A full scan (every few seconds, O(n)): random picks would rarely hit the few dead in a big cluster.
+    const dead: Member[] = [];
+    for (const p of this.peers) if (p.state === 'dead') dead.push(p);
+    if (dead.length > 0) tryAddr(dead[Math.floor(this.random() * dead.length)].addr);
     if (this.seeds.length > 0) {
       this.resolve(this.seeds).then((addrs) => {
         if (!this.running) return;
