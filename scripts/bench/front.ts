@@ -27,7 +27,7 @@ interface Subject {
   name: string;
   port: number;
   servers: Server[];
-  halves: Array<{ r: WrkResult; cpu: number[] }>;
+  halves: Array<{ r: WrkResult; cpu: number[]; sys: number[] }>;
   /** Extra metrics read around the measured halves (e.g. the node's hit ratio). */
   before?: () => Promise<Record<string, number>>;
   after?: (before: Record<string, number>) => Promise<Record<string, number | string>>;
@@ -82,7 +82,7 @@ async function measureHalf(s: Subject, seconds: number): Promise<void> {
   const w = await withCpu(s.servers, () =>
     runWrk({ port: s.port, paths, connections: CONNECTIONS, durationS: seconds }),
   );
-  s.halves.push({ r: w.result, cpu: w.cpu });
+  s.halves.push({ r: w.result, cpu: w.cpu, sys: w.sys });
 }
 
 async function rowOf(s: Subject, before: Record<string, number> | undefined): Promise<BenchRow> {
@@ -95,6 +95,7 @@ async function rowOf(s: Subject, before: Record<string, number> | undefined): Pr
     p50_ms: mean((h) => h.r.p50),
     p99_ms: mean((h) => h.r.p99),
     cpu_s: cpu,
+    'sys%': (100 * sum((h) => h.sys[0])) / cpu,
     'req/cpu_s': requests / cpu,
     errors: sum((h) => wrkErrors(h.r)),
     wrk_cpu_s: sum((h) => h.r.generatorCpuS ?? Number.NaN),

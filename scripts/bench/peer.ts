@@ -44,6 +44,7 @@ function keysOwnedBy(labels: string[], owner: string, n: number): string[] {
 interface Half {
   r: WrkResult;
   cpu: number[];
+  sys: number[];
 }
 
 function combine(halves: Half[]) {
@@ -59,6 +60,7 @@ function combine(halves: Half[]) {
       p99_ms: sum((h) => h.r.p99) / halves.length,
       cpu_front_s: front,
       cpu_owner_s: owner,
+      'front_sys%': (100 * sum((h) => h.sys[0])) / front,
       'req/cpu_s': requests / (front + owner),
       errors: sum((h) => wrkErrors(h.r)),
       wrk_cpu_s: sum((h) => h.r.generatorCpuS ?? Number.NaN),
@@ -115,9 +117,9 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
       const load = (port: number) => () =>
         runWrk({ port, paths, connections: CONNECTIONS, durationS: seconds / 2 });
       const wb = await withCpu([bare.http, bare.grpc], load(bare.port));
-      bareHalves.push({ r: wb.result, cpu: wb.cpu });
+      bareHalves.push({ r: wb.result, cpu: wb.cpu, sys: wb.sys });
       const wn = await withCpu([a.server, b.server], load(a.httpPort));
-      nodeHalves.push({ r: wn.result, cpu: wn.cpu });
+      nodeHalves.push({ r: wn.result, cpu: wn.cpu, sys: wn.sys });
     }
     const dA = diffStats(await groupStats(a.httpPort, GROUP), beforeA);
     const dB = diffStats(await groupStats(b.httpPort, GROUP), beforeB);

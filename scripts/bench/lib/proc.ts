@@ -108,13 +108,17 @@ function ticksPerSecond(): number {
  * Resolution is one clock tick (10 ms), plenty for 10 s runs.
  */
 export function cpuSeconds(pid: number): number {
+  const { user, sys } = cpuSplit(pid);
+  return user + sys;
+}
+
+/** User and system (kernel: syscalls, loopback TCP) CPU seconds of a process so far, from /proc/<pid>/stat. */
+export function cpuSplit(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Field 2 (comm) may contain spaces and parentheses: split after the last ')'.
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state); utime is field 14, stime field 15.
-  const utime = Number(rest[11]);
-  const stime = Number(rest[12]);
-  return (utime + stime) / ticksPerSecond();
+  return { user: Number(rest[11]) / ticksPerSecond(), sys: Number(rest[12]) / ticksPerSecond() };
 }
 
 /** Resident set size in bytes, from /proc/<pid>/status. */
