@@ -1,5 +1,6 @@
 // Issue 2 — core: (1) in-process hit throughput of group.get / group.getCached against a bare lru-cache get
-// on the same keys, same run; (2) hot-key policy: peer fetches per 100k gets for a Zipf(1.1) workload over
+// on the same keys, same run, sequential and batched; (2) the miss path (peer fetches) through the core;
+// (3) hot-key policy: peer fetches per 100k gets for a Zipf(1.1) workload over
 // a simulated 5-node cluster (in-memory peers, fixed seed), random 1-in-10 vs rate-based at equal memory.
 import { LRUCache } from 'lru-cache';
 import { Group, GroupRegistry } from '../../src/group.js';
@@ -53,55 +54,157 @@ async function hitThroughput(quick: boolean): Promise<BenchRow[]> {
   const ops = quick ? 100_000 : 300_000;
   let sink = 0;
   const asyncLruGet = async (k: string) => lru.get(k)!;
+  const BATCH = 1000;
+  const batch: Promise<Buffer>[] = new Array(BATCH);
+  // Many gets in flight at once, the way a server calls it: BATCH promises, then one Promise.all.
+  const batched = async (get: (k: string) => Promise<Buffer>) => {
+    for (let i = 0; i < ops; i += BATCH) {
+      for (let j = 0; j < BATCH; j++) batch[j] = get(order[(i + j) & mask]);
+      const vs = await Promise.all(batch);
+      for (let j = 0; j < BATCH; j++) sink += vs[j].length;
+    }
+  };
+  const groupGet = (k: string) => group.get(k);
 
   const cases: Record<string, () => Promise<void> | void> = {
-    'bare lru-cache get': () => {
+    [BARE]: () => {
       for (let i = 0; i < ops; i++) sink += lru.get(order[i & mask])!.length;
     },
     'group.getCached (sync, shared buffer)': () => {
       for (let i = 0; i < ops; i++) sink += group.getCached(order[i & mask])!.length;
     },
-    'group.get (await, copy)': async () => {
+    [SEQ]: async () => {
       for (let i = 0; i < ops; i++) sink += (await group.get(order[i & mask])).length;
     },
     // What any promise-returning get costs on top of a map lookup: the await itself.
-    'await async wrapper of lru-cache get': async () => {
+    [SEQ_WRAP]: async () => {
       for (let i = 0; i < ops; i++) sink += (await asyncLruGet(order[i & mask])).length;
     },
+    [BATCHED]: () => batched(groupGet),
+    [BATCHED_WRAP]: () => batched(asyncLruGet),
   };
-  const names = Object.keys(cases);
-  const rates: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-  const rounds = quick ? 3 : 4;
-  for (const n of names) await cases[n](); // warm up (JIT)
-  // Interleaved rounds so background load on the shared box hits every case alike; medians reported.
-  for (let round = 0; round < rounds; round++) {
-    for (const n of names) {
-      const t0 = performance.now();
-      await cases[n]();
-      rates[n].push(ops / ((performance.now() - t0) / 1000));
-    }
-  }
+  const rates = await interleaved(cases, quick ? 3 : 5, () => ops);
   if (sink === 42) console.error(sink); // keep `sink` alive
-  const base = median(rates[names[0]]);
   group.close();
-  return names.map((n, i) => {
+  const rounds = rates[BARE].length;
+  const base = median(rates[BARE]);
+  const rows: BenchRow[] = [];
+  for (const n of Object.keys(cases)) {
     const ops_s = median(rates[n]);
     const row: BenchRow = {
       bench: BENCH,
       case: `hit: ${n}`,
       metrics: { 'ops/s': ops_s, 'ns/op': 1e9 / ops_s, keys: HIT_KEYS, value_B: HIT_VALUE_BYTES, rounds },
     };
-    if (i > 0) {
-      row.baseline = `hit: ${names[0]}`;
+    if (n !== BARE) {
+      row.baseline = `hit: ${BARE}`;
       row.ratio = ops_s / base;
-      if (i < 3) row.goal = '≥ 0.5× bare lru-cache get';
-      else row.goal = 'report (the floor for any awaited get)';
+      row.goal = n.includes('wrapper')
+        ? 'report (the floor for any awaited get)'
+        : '≥ 0.5× bare lru-cache get';
     }
-    return row;
+    rows.push(row);
+  }
+  // The same batched group.get against the same batched pattern over an async lru-cache wrapper.
+  const b = median(rates[BATCHED]);
+  rows.push({
+    bench: BENCH,
+    case: `hit: ${BATCHED} vs the same batches of the async wrapper`,
+    metrics: { 'ops/s': b, rounds },
+    baseline: `hit: ${BATCHED_WRAP}`,
+    ratio: b / median(rates[BATCHED_WRAP]),
+    goal: '≥ 0.5× (like for like: both awaited)',
   });
+  return rows;
 }
 
-// ── 2. hot-key policy ────────────────────────────────────────────────────────────────────────────────
+const BARE = 'bare lru-cache get (sync)';
+const SEQ = 'group.get, sequential await (copy)';
+const SEQ_WRAP = 'async wrapper of lru-cache get, sequential await';
+const BATCHED = `group.get, batches of 1000 + Promise.all (copy)`;
+const BATCHED_WRAP = 'async wrapper of lru-cache get, batches of 1000 + Promise.all';
+
+/**
+ * Runs every case once to warm up, then `rounds` interleaved rounds (background load on the shared box
+ * hits every case alike); returns each case's ops/s per round.
+ */
+async function interleaved(
+  cases: Record<string, () => Promise<void> | void>,
+  rounds: number,
+  opsOf: (name: string) => number,
+): Promise<Record<string, number[]>> {
+  const names = Object.keys(cases);
+  const rates: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (const n of names) await cases[n](); // warm up (JIT)
+  for (let round = 0; round < rounds; round++) {
+    for (const n of names) {
+      const t0 = performance.now();
+      await cases[n]();
+      rates[n].push(opsOf(n) / ((performance.now() - t0) / 1000));
+    }
+  }
+  return rates;
+}
+
+// ── 2. miss path: peer fetches served by the core ────────────────────────────────────────────────────
+
+/**
+ * What the core costs per peer fetch on the requesting node: every get is a miss of a key another
+ * process owns, fetched from an in-process peer that answers at once (no network, no owner work), the
+ * way the HTTP front calls it (getEntry with one long-lived per-connection signal). No hot cache
+ * (cacheBytes 0), so every get is a real fetch. Batches of `inFlight` concurrent gets.
+ */
+async function missPath(quick: boolean): Promise<BenchRow[]> {
+  const value = Buffer.alloc(HIT_VALUE_BYTES, 'v');
+  const answer = Promise.resolve({ value, minuteQps: 1 });
+  const owner: Peer = { id: 'owner:1', get: () => answer };
+  const picker: PeerPicker = { pickPeer: () => owner, peers: () => [owner] };
+  const group = new Group({
+    name: 'bench-miss',
+    cacheBytes: 0,
+    registry: new GroupRegistry(),
+    peers: picker,
+    getter: async () => value,
+  });
+  const connection = new AbortController().signal;
+  const ops = quick ? 50_000 : 150_000;
+  const inFlight = 100;
+  let n = 0;
+  let sink = 0;
+  const batch: Promise<{ value: Buffer }>[] = new Array(inFlight);
+  const run = (signal: AbortSignal | undefined) => async () => {
+    for (let i = 0; i < ops; i += inFlight) {
+      for (let j = 0; j < inFlight; j++) batch[j] = group.getEntry(`miss:${n++}`, { signal });
+      const vs = await Promise.all(batch);
+      for (let j = 0; j < inFlight; j++) sink += vs[j].value.length;
+    }
+  };
+  const cases = {
+    [MISS_SIGNAL]: run(connection),
+    [MISS_PLAIN]: run(undefined),
+  };
+  const rates = await interleaved(cases, quick ? 3 : 5, () => ops);
+  if (sink === 42) console.error(sink);
+  const peerLoads = group.stats.peerLoads;
+  group.close();
+  return Object.keys(cases).map((c) => ({
+    bench: BENCH,
+    case: `miss: ${c}`,
+    metrics: {
+      'fetches/s': median(rates[c]),
+      'µs/fetch': 1e6 / median(rates[c]),
+      in_flight: inFlight,
+      rounds: rates[c].length,
+      peer_loads: peerLoads,
+    },
+    goal: 'report (core cost per peer fetch; the node goal is 17.4k fetches/s through the front)',
+  }));
+}
+
+const MISS_SIGNAL = "group.getEntry of a peer's key, per-connection signal (as the HTTP front)";
+const MISS_PLAIN = "group.getEntry of a peer's key, no signal";
+
+// ── 3. hot-key policy ────────────────────────────────────────────────────────────────────────────────
 
 const NODES = 5;
 const ZIPF_S = 1.1;
@@ -291,6 +394,8 @@ async function hotKeyPolicies(sc: Scenario): Promise<BenchRow[]> {
 
 export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
   const rows = await hitThroughput(quick);
+  rows.push(...(await missPath(quick)));
+  if (process.env.CORE_BENCH_ONLY === 'speed') return rows;
   // The issue's workload from empty caches: the first 100k gets (50k with --quick), per 100k gets.
   rows.push(
     ...(await hotKeyPolicies({
