@@ -1,7 +1,7 @@
 // A cluster of gossipcache processes on a NetLab, plus the test origin, a load balancer's view of
 // which nodes are routable, and a monitor that polls every node's /_cluster.
 
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type ClusterView, clusterView, httpGet, sumField, waitFor } from './client.js';
 import { defaultNodeCommand, type Host, NetLab, type NodeCommand, NodeProc } from './harness.js';
@@ -150,6 +150,37 @@ export class Cluster {
       out.set(`node${n.host.index}#${n.starts}`, c);
     }
     return out;
+  }
+
+  /**
+   * Member deaths as the nodes logged them (`{"time", "member", "grpcAddr", "state": "dead", "prev"}`
+   * lines of the node's change log), at or after `since` (ms epoch). Exact times, unlike the monitor's
+   * 400 ms polls; all processes share this machine's clock.
+   */
+  loggedDeaths(since: number): { t: number; observer: number; subject: string; prev: string }[] {
+    const out: { t: number; observer: number; subject: string; prev: string }[] = [];
+    for (const n of this.nodes) {
+      const file = join(this.logDir, `node${n.host.index}.log`);
+      if (!existsSync(file)) continue;
+      for (const line of readFileSync(file, 'utf8').split('\n')) {
+        if (!line.includes('"state":"dead"')) continue;
+        try {
+          const j = JSON.parse(line) as {
+            time?: string;
+            grpcAddr?: string;
+            state?: string;
+            prev?: string | null;
+          };
+          const t = Date.parse(j.time ?? '');
+          if (j.state === 'dead' && j.prev && j.grpcAddr && t >= since) {
+            out.push({ t, observer: n.host.index, subject: j.grpcAddr, prev: j.prev });
+          }
+        } catch {
+          // not a JSON log line
+        }
+      }
+    }
+    return out.sort((a, b) => a.t - b.t);
   }
 
   async destroy(): Promise<string[]> {
