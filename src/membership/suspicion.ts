@@ -54,6 +54,11 @@ export class Suspicion {
     return this.confirmers.size - 1;
   }
 
+  /** Whether `id` accused or confirmed this suspicion. */
+  accusedBy(id: string): boolean {
+    return this.confirmers.has(id);
+  }
+
   /** Current total timeout, from the start of the suspicion. */
   get timeoutMs(): number {
     return suspicionTimeout(this.confirmations, this.k, this.minMs, this.maxMs);

@@ -991,10 +991,15 @@ export class Swim extends EventEmitter {
       if (m.suspicion) m.suspicion.fromDeadNews = true;
       return;
     }
-    if (c === 0 && m.state === 'suspect' && m.suspicion?.fromDeadNews && !verdict) {
-      // More copies of the same (possibly stale) death news: confirmations, not a verdict.
-      if (m.suspicion.confirm(msg.from)) this.counters.confirmations++;
-      return;
+    const s = m.suspicion;
+    if (c === 0 && m.state === 'suspect' && s && !verdict) {
+      // Death news on a suspicion we only heard about (nobody confirmed it, our own probes did not
+      // fail it) may be stale: count it as a confirmation and let our own timer, with its last-chance
+      // ping, decide. With independent evidence we accept it at once (fast in real crashes).
+      if (s.fromDeadNews || (s.confirmations === 0 && !s.accusedBy(this.id))) {
+        if (s.confirm(msg.from)) this.counters.confirmations++;
+        return;
+      }
     }
     m.generation = msg.generation;
     m.incarnation = msg.incarnation;

@@ -61,7 +61,7 @@ describe(`swim at scale: ${N} simulated members`, () => {
   it('no false deaths at 5% datagram loss', async () => {
     const t0 = sim.clock.now();
     sim.net.loss = 0.05;
-    await sim.run(8_000);
+    await sim.run(6_000);
     sim.net.loss = 0;
     assert.deepEqual(sim.changesTo('dead', t0), []);
     assert.ok(sim.allSize(n));
@@ -119,7 +119,7 @@ describe(`swim at scale: ${N} simulated members`, () => {
     sim.net.heal();
     const t = await sim.runUntil(() => sim.allSize(n), 60_000, 200);
     assert.notEqual(t, -1, 'sides did not merge');
-    await sim.run(5000);
+    await sim.run(3000);
     assert.ok(sim.allSize(n));
     assert.deepEqual(sim.changesTo('dead', healedAt), []);
     console.log(`# ${n} members: partition 10 | ${n - 10} merged ${t} ms after the heal (simulated)`);
