@@ -139,7 +139,7 @@ export class Group {
   /** Fetches from owners. */
   private readonly peerFlights = new Flights<Entry>();
   private closed = false;
-  /** The entry the last getCached hit returned (getCachedExpiresAt). */
+  /** The entry the last getCached call returned (getCachedTtlMs). */
   private lastHit: Entry | undefined;
 
   constructor(opts: GroupOptions) {
@@ -245,6 +245,7 @@ export class Group {
     this.stats.gets++;
     const e = this.main.get(key) ?? this.hot.get(key);
     if (e === undefined) {
+      this.lastHit = undefined;
       // Validated only on a miss: an invalid key is never cached, so a hit proves the key is valid.
       this.checkKey(key);
       return undefined;
@@ -255,13 +256,16 @@ export class Group {
   }
 
   /**
-   * When the value the last `getCached` call returned expires, on the group's clock (`now` option, default
-   * Date.now, in ms): 0 = never. Read it right after a `getCached` hit, before anything else runs on the
-   * group (the same tick), e.g. for a Cache-Control header: `max-age = (expiresAt - Date.now()) / 1000`.
-   * Allocates nothing. After a miss it describes an older hit: call it only on a hit.
+   * The remaining time to live, in ms, of the value the last `getCached` call returned (undefined = it
+   * never expires) — what `getEntry` reports as `ttlMs`, without a promise or a result object. Call it
+   * right after a `getCached` hit, in the same tick (before anything else uses the group), e.g.
+   * `const v = g.getCached(k); if (v) { const ttl = g.getCachedTtlMs(); ... }`. Allocates nothing; reads
+   * the clock only for a value that expires. After a miss it returns undefined.
    */
-  getCachedExpiresAt(): number {
-    return this.lastHit?.expiresAt ?? 0;
+  getCachedTtlMs(): number | undefined {
+    const e = this.lastHit;
+    if (e === undefined || e.expiresAt === 0) return undefined;
+    return Math.max(0, e.expiresAt - this.now());
   }
 
   /** Like get, with the remaining ttl and rate, for servers. `value` is SHARED and read-only (no copy). */
@@ -359,6 +363,7 @@ export class Group {
    */
   close(): void {
     this.closed = true;
+    this.lastHit = undefined;
     this.registry.delete(this);
     this.main.clear();
     this.hot.clear();
