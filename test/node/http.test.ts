@@ -33,6 +33,7 @@ new Group({
     if (key === 'missing') throw new NotFoundError(`no ${key}`);
     if (key === 'broken') throw new Error('database on fire');
     if (key === 'slow') await new Promise((r) => setTimeout(r, 300));
+    if (key.startsWith('bin-')) return binaryValue(Number(key.slice(4)));
     if (key.startsWith('ttl')) return { value: `v:${key}`, ttlMs: 30_500 };
     return `v:${key}`;
   },
@@ -43,6 +44,12 @@ new Group({
   registry,
   getter: async (k) => ({ value: k, ttlMs: 90_000 }),
 });
+/** Every byte value, small (sent as a latin1 string by the front) and large (sent as a Buffer). */
+function binaryValue(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 7 + 3) & 0xff;
+  return b;
+}
 
 const front = createHttpFront({
   registry,
@@ -90,6 +97,20 @@ describe('GET /<group>/<key>', () => {
     assert.equal(b.text, 'v:hello');
     assert.deepEqual(loads, ['hello']);
     assert.ok(front.counters.fastHits >= 1);
+  });
+
+  test('binary values of every size arrive byte for byte, on the miss and on the hit', async () => {
+    for (const n of [0, 1, 256, 1023, 1024, 1025, 70_000]) {
+      for (const round of ['miss', 'hit']) {
+        const r = await get(`/g/bin-${n}`);
+        assert.equal(r.status, 200, `${n} ${round}`);
+        assert.equal(r.headers.get('content-length'), String(n));
+        assert.ok(r.body.equals(binaryValue(n)), `${n} bytes, ${round}`);
+      }
+      const h = await get(`/g/bin-${n}`, { method: 'HEAD' });
+      assert.equal(h.headers.get('content-length'), String(n));
+      assert.equal(h.body.length, 0);
+    }
   });
 
   test('keys may contain / and percent-encoded bytes; a query string is not part of the key', async () => {
