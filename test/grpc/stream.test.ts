@@ -2,6 +2,7 @@
 // (coalesced batches, cancels, deadlines), and a real node is driven past its flow-control windows.
 
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { describe, test } from 'node:test';
 import { Server, ServerCredentials, type ServerDuplexStream, status } from '@grpc/grpc-js';
 import { Group, GroupRegistry } from '../../src/group.js';
@@ -109,6 +110,51 @@ describe('peer stream', () => {
       await assert.rejects(peer.get('g', 'k', ac.signal), /caller left/, 'an aborted signal never sends');
     } finally {
       peer.close();
+      node.close();
+    }
+  });
+
+  test('a signal shared by many requests and peers gets one listener; its abort fails only those in flight', async () => {
+    const node = await fakeNode((q) => (q.key.startsWith('quick') ? ok(q) : undefined));
+    const peers = [new GrpcPeer(node.addr), new GrpcPeer(node.addr)];
+    try {
+      const ac = new AbortController();
+      for (let round = 0; round < 3; round++) {
+        await Promise.all(peers.map((peer, i) => peer.get('g', `quick${round}-${i}`, ac.signal)));
+      }
+      assert.equal(getEventListeners(ac.signal, 'abort').length, 1, 'one listener, not one per request');
+      const held = peers.flatMap((peer) => [
+        peer.get('g', 'held1', ac.signal),
+        peer.get('g', 'held2', ac.signal),
+      ]);
+      await waitFor(
+        () => node.batches.flat().filter((q) => q.key.startsWith('held')).length === 4,
+        'requests',
+      );
+      assert.equal(getEventListeners(ac.signal, 'abort').length, 1);
+      ac.abort(new Error('connection closed'));
+      for (const p of held) await assert.rejects(p, /connection closed/);
+      const heldIds = node.batches
+        .flat()
+        .filter((q) => q.key.startsWith('held'))
+        .map((q) => q.id);
+      await waitFor(
+        () => node.batches.flat().filter((q) => q.cancel).length === 4,
+        'a cancel for each held request',
+      );
+      const cancelled = node.batches
+        .flat()
+        .filter((q) => q.cancel)
+        .map((q) => q.id);
+      assert.deepEqual(cancelled.sort(), heldIds.sort(), 'settled requests are not cancelled');
+      // Another signal still works on the same streams.
+      const other = new AbortController().signal;
+      assert.equal(
+        Buffer.from((await peers[0].get('g', 'quick-after', other)).value).toString(),
+        'v:quick-after',
+      );
+    } finally {
+      for (const peer of peers) peer.close();
       node.close();
     }
   });
