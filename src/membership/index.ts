@@ -20,7 +20,11 @@ export interface MembershipOptions {
   bindAddr: string;
   /** `host:port` other nodes use to reach this one (NAT, containers). Default: see UdpTcpTransport. */
   advertiseAddr?: string;
-  /** Unique, stable node id. Default `<hostname>-<port>`. */
+  /**
+   * Unique, stable node id. Default `<hostname>@<advertised host:port>`: the advertised address is what
+   * makes it unique (two processes can share a hostname and a port in different network namespaces, never
+   * an address), and it stays the same when the node restarts there, so a restart replaces its old record.
+   */
   id?: string;
   /** Metadata gossiped with this member, e.g. `{ grpcAddr, version }`. */
   meta: Record<string, string>;
@@ -157,8 +161,7 @@ export async function createMembership(opts: MembershipOptions): Promise<Members
     logger: log,
     allowAddress: opts.allowAddress,
   });
-  const port = transport.localAddr.slice(transport.localAddr.lastIndexOf(':') + 1);
-  const id = opts.id ?? `${hostname()}-${port}`;
+  const id = opts.id ?? `${hostname()}@${transport.localAddr}`;
   const family = transport.boundAddr.startsWith('[') ? 6 : 4;
   let swim: Swim;
   try {
