@@ -72,6 +72,8 @@ interface AckWaiter {
 
 /** Most relayed (indirect) probes in flight: bounds what a flood of ping-reqs can make us do. */
 const MAX_PENDING_ACKS = 4096;
+/** Members told of our leave directly (the rest hear it by gossip). */
+const MAX_LEAVE_DIRECT = 512;
 /** Stall grace: how many times one probe phase may be extended because our own timer fired late. */
 const MAX_STALL_EXTENSIONS = 3;
 
@@ -300,13 +302,15 @@ export class Swim extends EventEmitter {
         this.clock.clearTimeout(h);
         resolve();
       });
-      // Eager: tell a few members directly now rather than at the next tick.
-      for (const m of this.pick(
-        this.config.gossipNodes * 2,
-        (p) => p.state === 'alive' || p.state === 'suspect',
-      )) {
-        this.send(m.addr, [frame]);
+      // Tell every live member directly (up to MAX_LEAVE_DIRECT, the rest by gossip): a leave is rare,
+      // and with few members the gossip retransmit budget (4 sends each at n ≤ 9) can miss one
+      // (seen with real processes: docs/membership-ops.md), which then suspects and kills us instead.
+      const live = this.peers.filter((p) => p.state === 'alive' || p.state === 'suspect');
+      for (let i = live.length - 1; i > 0; i--) {
+        const j = Math.floor(this.random() * (i + 1));
+        [live[i], live[j]] = [live[j], live[i]];
       }
+      for (const m of live.slice(0, MAX_LEAVE_DIRECT)) this.send(m.addr, [frame]);
       this.scheduleFlush();
     });
     this.stop();

@@ -168,6 +168,28 @@ describe('swim: leave and restart', () => {
     sim.stopAll();
   });
 
+  it('every leave reaches every member directly, even at 10% loss (15 leaves, no suspicion)', async () => {
+    const sim = await cluster(10, { seed: 16 });
+    sim.net.loss = 0.1;
+    for (let round = 0; round < 15; round++) {
+      const id = `n${1 + (round % 9)}`;
+      const t0 = sim.clock.now();
+      const node = sim.nodes.get(id)!;
+      void node.swim.leave(1000);
+      const t = await sim.runUntil(() => sim.allSee(id, ['left']), 3000, 10);
+      assert.notEqual(t, -1, `round ${round}: not every member saw ${id} leave`);
+      assert.deepEqual(
+        sim.changesTo('suspect', t0).filter((c) => c.id === id),
+        [],
+      );
+      node.transport.closeNow();
+      await sim.run(500);
+      sim.add(id, node.addr, { seeds: [simAddr(0)] });
+      await sim.runUntil(() => sim.allSize(10), 10_000);
+    }
+    sim.stopAll();
+  });
+
   it('a restarted process (same id and address, incarnation 0, new metadata) is accepted at once', async () => {
     const sim = await cluster(8, { seed: 11 });
     sim.crash('n2');
