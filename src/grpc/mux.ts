@@ -16,7 +16,7 @@ const fetchMethod = gossipCacheService.Fetch;
 const REQUEST_BATCH_BYTES = 1024 * 1024;
 
 /** One request in flight. */
-class Pending {
+class Pending implements AbortWaiter {
   done = false;
   resolve!: (r: PeerGetResult) => void;
   reject!: (e: Error) => void;
@@ -27,38 +27,48 @@ class Pending {
     readonly deadline: number,
     readonly signal: AbortSignal,
   ) {}
+  onAbort(): void {
+    this.mux.aborted(this);
+  }
 }
 
-// Requests in flight per caller signal. Each signal gets ONE 'abort' listener, added the first time a
-// request carries it and kept for the signal's life, which fans out to the requests registered here.
-// Callers pass long-lived shared signals (a front connection's, a flight's shared call signal), so
-// the per-request cost is a WeakMap lookup and a Set add/delete (~0.25 µs) instead of
-// addEventListener + removeEventListener on the signal (1-3 µs on a signal that had a listener, more
-// on a fresh one; see docs/grpc.md, "Performance notes").
-const waiting = new WeakMap<AbortSignal, Set<Pending>>();
+/** Something waiting on a caller's signal (see watchAbort). */
+export interface AbortWaiter {
+  readonly signal: AbortSignal;
+  onAbort(): void;
+}
 
-function watch(p: Pending): void {
-  const signal = p.signal;
+// Waiters per caller signal. Each signal gets ONE 'abort' listener, added the first time a waiter
+// carries it and kept for the signal's life, which fans out to the waiters registered here. Callers
+// pass long-lived shared signals (a front connection's, a flight's shared call signal), so the cost
+// per request is a WeakMap lookup and a Set add/delete (~0.25 µs) instead of addEventListener +
+// removeEventListener on the signal (1-3 µs even on a signal that had a listener before, and the
+// first listener on a fresh signal far more; see docs/grpc.md, "Performance notes").
+const waiting = new WeakMap<AbortSignal, Set<AbortWaiter>>();
+
+/** Calls `w.onAbort()` when `w.signal` aborts, until `unwatchAbort(w)`. */
+export function watchAbort(w: AbortWaiter): void {
+  const signal = w.signal;
   let set = waiting.get(signal);
   if (set === undefined) {
-    const fresh = new Set<Pending>();
+    const fresh = new Set<AbortWaiter>();
     set = fresh;
     waiting.set(signal, fresh);
     signal.addEventListener(
       'abort',
       () => {
         waiting.delete(signal);
-        for (const w of fresh) w.mux.aborted(w);
+        for (const x of fresh) x.onAbort();
         fresh.clear();
       },
       { once: true },
     );
   }
-  set.add(p);
+  set.add(w);
 }
 
-function unwatch(p: Pending): void {
-  waiting.get(p.signal)?.delete(p);
+export function unwatchAbort(w: AbortWaiter): void {
+  waiting.get(w.signal)?.delete(w);
 }
 
 export interface FetchMuxOptions {
@@ -126,7 +136,7 @@ export class FetchMux {
       p.resolve = resolve;
       p.reject = reject;
     });
-    watch(p);
+    watchAbort(p);
     this.pending.set(id, p);
     this.deadlines.push(p);
     if (!this.timer) this.armTimer(p.deadline);
@@ -218,7 +228,7 @@ export class FetchMux {
   private settle(p: Pending, ok: boolean): void {
     p.done = true;
     this.pending.delete(p.id);
-    unwatch(p);
+    unwatchAbort(p);
     this.opts.onPeerRpc?.(performance.now() - p.start, ok);
     // Replies mostly come back in order: drop settled requests from the deadline list's head now,
     // so the list holds about what is in flight rather than everything sent in the last timeout.

@@ -2,6 +2,7 @@
 // lists both services, a graceful close finishes what is in flight, bad options fail clearly.
 
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { describe, test } from 'node:test';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import { Group, GroupRegistry } from '../../src/group.js';
@@ -32,6 +33,39 @@ describe('server', () => {
       await assert.rejects(check('no.such.Service'), (e: { code: number }) => e.code === 5);
     } finally {
       health.close();
+      await server.close(0);
+    }
+  });
+
+  test('a unary call ends with its caller signal; the signal keeps one listener across calls', async () => {
+    let aborted: unknown;
+    const { server } = node((k, { signal }) =>
+      k === 'hang'
+        ? new Promise<string>((_, reject) =>
+            signal.addEventListener('abort', () => {
+              aborted = signal.reason;
+              reject(signal.reason);
+            }),
+          )
+        : Promise.resolve(`v:${k}`),
+    );
+    const addr = `127.0.0.1:${await server.listen('127.0.0.1:0')}`;
+    const peer = new GrpcPeer(addr);
+    try {
+      const ac = new AbortController();
+      for (const k of ['a', 'b', 'c']) {
+        assert.equal(Buffer.from((await peer.getUnary('g', k, ac.signal)).value).toString(), `v:${k}`);
+      }
+      assert.equal(getEventListeners(ac.signal, 'abort').length, 1);
+      const p = peer.getUnary('g', 'hang', ac.signal);
+      await new Promise((r) => setTimeout(r, 100));
+      ac.abort(new Error('caller left'));
+      await assert.rejects(p, /caller left/);
+      const end = Date.now() + 5000;
+      while (aborted === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(aborted !== undefined, 'the cancel reached the getter');
+    } finally {
+      peer.close();
       await server.close(0);
     }
   });
