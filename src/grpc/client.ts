@@ -5,7 +5,7 @@
 import { Client, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import type { Peer, PeerGetResult } from '../peers.js';
 import type { GetResponse, KeyRequest } from './codec.js';
-import { type AbortWaiter, FetchMux, unwatchAbort, watchAbort } from './mux.js';
+import { type AbortWaiter, FetchMux, watchAbort } from './mux.js';
 import { GET_PATH, gossipCacheService, groupCacheService, REMOVE_PATH } from './proto.js';
 import { checkMaxMessageBytes, messageLimitOptions, PEER_METADATA } from './serve.js';
 import { errorOf, PeerError, UNKNOWN_GROUP } from './status.js';
@@ -135,6 +135,7 @@ export class GrpcPeer implements Peer {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<R>((resolve, reject) => {
       let waiter: AbortWaiter | undefined;
+      let watchers: Set<AbortWaiter> | undefined;
       const call = this.client.makeUnaryRequest(
         path,
         method.requestSerialize,
@@ -143,7 +144,7 @@ export class GrpcPeer implements Peer {
         md,
         { deadline: Date.now() + this.timeoutMs },
         (err: ServiceError | null, res?: R) => {
-          if (waiter) unwatchAbort(waiter);
+          if (waiter) watchers?.delete(waiter);
           if (err) {
             if (signal?.aborted) return reject(signal.reason);
             return reject(errorOf(this.id, err.code, err.details || err.message));
@@ -154,7 +155,7 @@ export class GrpcPeer implements Peer {
       // One shared listener per signal (see watchAbort), not one per call.
       if (signal) {
         waiter = { signal, onAbort: () => call.cancel() };
-        watchAbort(waiter);
+        watchers = watchAbort(waiter);
       }
     });
   }
