@@ -997,10 +997,11 @@ export class Swim extends EventEmitter {
     }
     const s = m.suspicion;
     if (c === 0 && m.state === 'suspect' && s && !verdict) {
-      // Death news on a suspicion we only heard about (nobody confirmed it, our own probes did not
-      // fail it) may be stale: count it as a confirmation and let our own timer, with its last-chance
-      // ping, decide. With independent evidence we accept it at once (fast in real crashes).
-      if (s.fromDeadNews || (s.confirmations === 0 && !s.accusedBy(this.id))) {
+      // Death news on a suspicion our own probes did not confirm may be stale (relayed suspicions
+      // and their confirmations can all stem from one stale death): count it as a confirmation and
+      // let our own timer, with its last-chance ping, decide. Once our own probe of the suspect has
+      // failed we accept it at once (fast in real crashes: suspects are probed first).
+      if (s.fromDeadNews || !s.accusedBy(this.id)) {
         if (s.confirm(msg.from)) this.counters.confirmations++;
         return;
       }
