@@ -11,6 +11,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 export interface FrontGroup {
   readonly name: string;
   getCached(key: string): Uint8Array | undefined;
+  /** Remaining TTL (ms) of the value the last getCached returned; undefined = no expiry. Same tick only. */
+  getCachedTtlMs(): number | undefined;
   getEntry(key: string, opts?: { signal?: AbortSignal }): Promise<{ value: Uint8Array; ttlMs?: number }>;
   remove(key: string): Promise<void>;
   readonly stats: object;
@@ -25,11 +27,6 @@ export interface FrontRegistry {
 
 export interface FrontOptions {
   registry: FrontRegistry;
-  /**
-   * Groups whose loader can set TTLs. Their hits go through getEntry (which knows the remaining TTL,
-   * for `Cache-Control`) instead of the sync getCached fast path, which does not report it.
-   */
-  ttlGroups?: ReadonlySet<string>;
   /** This node's view of the cluster for `/_cluster` (JSON-serialisable). */
   cluster?: () => unknown;
   /** `/readyz`: joined the cluster and serving. Default: always ready. */
@@ -46,7 +43,7 @@ export interface FrontOptions {
 export interface FrontCounters {
   /** Answered from cache without awaiting anything. */
   fastHits: number;
-  /** Went through getEntry (misses, or TTL groups). */
+  /** Went through getEntry (misses). */
   slowGets: number;
   /** Answers by status class. */
   ok: number;
@@ -103,7 +100,6 @@ const OCTET_TYPE = 'application/octet-stream';
 /** Creates (does not start) the HTTP front. `server.counters` holds request counts. */
 export function createHttpFront(opts: FrontOptions): Server & { counters: FrontCounters } {
   const { registry } = opts;
-  const ttlGroups = opts.ttlGroups ?? new Set<string>();
   const counters = opts.counters ?? newFrontCounters();
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -128,21 +124,28 @@ export function createHttpFront(opts: FrontOptions): Server & { counters: FrontC
         key = decoded;
       }
       if (method === 'GET' || method === 'HEAD') {
-        if (!ttlGroups.has(group.name)) {
-          let value: Uint8Array | undefined;
-          try {
-            value = group.getCached(key);
-          } catch (err) {
-            sendGetError(res, group, key, err);
-            return;
-          }
-          if (value !== undefined) {
-            counters.fastHits++;
-            counters.ok++;
+        let value: Uint8Array | undefined;
+        try {
+          value = group.getCached(key);
+        } catch (err) {
+          sendGetError(res, group, key, err);
+          return;
+        }
+        if (value !== undefined) {
+          counters.fastHits++;
+          counters.ok++;
+          const ttlMs = group.getCachedTtlMs();
+          if (ttlMs === undefined) {
             res.writeHead(200, { 'Content-Type': OCTET_TYPE, 'Content-Length': value.length });
-            endWithValue(res, value);
-            return;
+          } else {
+            res.writeHead(200, {
+              'Content-Type': OCTET_TYPE,
+              'Content-Length': value.length,
+              'Cache-Control': `max-age=${Math.floor(ttlMs / 1000)}`,
+            });
           }
+          endWithValue(res, value);
+          return;
         }
         slowGet(req, res, group, key);
         return;

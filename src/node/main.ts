@@ -26,14 +26,12 @@ export async function runNode(config: NodeConfig): Promise<void> {
 async function start(config: NodeConfig, log: Logger): Promise<void> {
   const registry = new GroupRegistry();
   const origins: Origin[] = [];
-  const ttlGroups = new Set<string>();
   for (const g of config.groups) {
     const origin = createOrigin(g.origin, {
       timeoutMs: config.originTimeoutMs,
       maxBytes: config.originMaxBytes,
     });
     origins.push(origin);
-    if (!g.origin.startsWith('demo')) ttlGroups.add(g.name);
     new Group({ name: g.name, cacheBytes: g.cacheBytes, getter: origin.load, registry });
   }
 
@@ -62,7 +60,6 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
   const metrics = createMetrics({ registry, front: counters, cluster });
   const front = createHttpFront({
     registry,
-    ttlGroups,
     metrics,
     counters,
     cluster: () => cluster() ?? { members: [], ring: [], ringChecksum: null },

@@ -53,7 +53,6 @@ function binaryValue(n: number): Buffer {
 
 const front = createHttpFront({
   registry,
-  ttlGroups: new Set(['ttlgroup']),
   ready: () => ready,
   cluster: () => ({ members: [{ id: 'a', state: 'alive' }], ringChecksum: 'abc' }),
   metrics: createMetrics({
@@ -124,11 +123,16 @@ describe('GET /<group>/<key>', () => {
   test('TTL entries answer with Cache-Control max-age', async () => {
     // Remaining whole seconds: a slow (loaded) machine may already be a second into the TTL.
     assert.match((await get('/g/ttl1')).headers.get('cache-control') ?? '', /^max-age=(29|30)$/);
-    // In a TTL group hits go through getEntry, so the header is there on hits too.
     assert.match((await get('/ttlgroup/k')).headers.get('cache-control') ?? '', /^max-age=(89|90)$/);
+    // Hits are answered on the synchronous path and still carry the remaining TTL.
+    const fastBefore = front.counters.fastHits;
     const hit = await get('/ttlgroup/k');
     assert.equal(hit.text, 'k');
     assert.match(hit.headers.get('cache-control') ?? '', /^max-age=(89|90)$/);
+    assert.equal(front.counters.fastHits, fastBefore + 1);
+    // A value without a TTL gets no Cache-Control on a hit either.
+    await get('/g/plain2');
+    assert.equal((await get('/g/plain2')).headers.get('cache-control'), null);
   });
 
   test('errors: not found 404, invalid key 400, loader failure 502, unknown group 404', async () => {
