@@ -8,8 +8,8 @@
 // shared signal instead (see `callSignal`).
 
 import { setMaxListeners } from 'node:events';
-
-const noop = () => {};
+import { AbortWaiter, onAbort, watch } from './abort.js';
+import { ChurnMap } from './churn.js';
 
 /** A signal shared by many calls: no listener limit (each call adds one while it runs). */
 function sharedSignal(ac: AbortController): AbortSignal {
@@ -19,33 +19,6 @@ function sharedSignal(ac: AbortController): AbortSignal {
 
 /** Never aborts: the call signal of a flight one of whose waiters can never leave. */
 const NEVER = sharedSignal(new AbortController());
-
-// One 'abort' listener per signal, fanned out to every waiter registered on it: a caller that passes one
-// request-scoped signal to many gets would otherwise pile listeners onto it (and Node warns past 10).
-const aborters = new WeakMap<AbortSignal, Set<() => void>>();
-
-/** Calls `cb` when `signal` aborts; returns the function that unregisters it. */
-export function onAbort(signal: AbortSignal, cb: () => void): () => void {
-  let set = aborters.get(signal);
-  if (set === undefined) {
-    const fresh = new Set<() => void>();
-    set = fresh;
-    aborters.set(signal, fresh);
-    signal.addEventListener(
-      'abort',
-      () => {
-        aborters.delete(signal);
-        for (const f of fresh) f();
-      },
-      { once: true },
-    );
-  }
-  const registered = set;
-  registered.add(cb);
-  return () => {
-    registered.delete(cb);
-  };
-}
 
 /**
  * A caller's signal lent to the calls of every flight it was the first waiter of, through one shared
@@ -62,9 +35,9 @@ class Lender {
   private parentAborted = false;
   private reason: unknown;
   constructor(parent: AbortSignal) {
-    onAbort(parent, () => {
+    onAbort(parent, (reason) => {
       this.parentAborted = true;
-      this.reason = parent.reason;
+      this.reason = reason;
       if (this.live === 0) this.ac.abort(this.reason);
     });
   }
@@ -84,6 +57,31 @@ function lenderOf(parent: AbortSignal): Lender {
   return l;
 }
 
+/** One caller waiting for a flight: its promise's settle functions, and its signal's watch. */
+class Waiter<T> extends AbortWaiter {
+  resolve!: (v: T) => void;
+  reject!: (e: unknown) => void;
+  /** Left (its signal aborted) or answered. */
+  over = false;
+  constructor(
+    private readonly flights: Flights<T>,
+    private readonly key: string,
+    private readonly flight: Flight<T>,
+  ) {
+    super();
+  }
+  onAbort(reason: unknown): void {
+    if (this.over) return;
+    this.over = true;
+    this.reject(reason);
+    const f = this.flight;
+    if (--f.waiters === 0 && !f.done) {
+      this.flights.forget(this.key, f);
+      f.abandon(reason);
+    }
+  }
+}
+
 /** One in-progress load. The function running it gets the flight to read its signals and `invalidated`. */
 export class Flight<T> {
   /** Waiters that may still abort; a waiter without a signal adds Infinity (it can never leave). */
@@ -94,9 +92,9 @@ export class Flight<T> {
   aborted = false;
   /** A remove raced this flight: its result must be returned but not cached. */
   invalidated = false;
-  readonly promise: Promise<T>;
-  private resolve!: (v: T) => void;
-  private reject!: (e: unknown) => void;
+  // Waiters are answered directly (no shared promise + a `then` per waiter): usually there is one.
+  private firstWaiter: Waiter<T> | undefined;
+  private moreWaiters: Waiter<T>[] | undefined;
   private ac: AbortController | undefined;
   /** Set once the flight's own signal must read as aborted (every waiter left, or `cancel`). */
   private cancelled = false;
@@ -104,12 +102,7 @@ export class Flight<T> {
   private lender: Lender | undefined;
 
   /** @param first the first waiter's signal (undefined = that waiter can never leave) */
-  constructor(private readonly first: AbortSignal | undefined) {
-    this.promise = new Promise<T>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-  }
+  constructor(private readonly first: AbortSignal | undefined) {}
 
   /**
    * The flight's own signal, made on first read: fires when every waiter has left, or on `cancel` (a
@@ -161,11 +154,32 @@ export class Flight<T> {
   }
 
   /** @internal */
+  addWaiter(w: Waiter<T>): void {
+    if (this.firstWaiter === undefined) this.firstWaiter = w;
+    else if (this.moreWaiters === undefined) this.moreWaiters = [w];
+    else this.moreWaiters.push(w);
+  }
+
+  /** @internal */
   settle(v: T): void {
     if (this.done) return;
     this.done = true;
     this.lender?.release();
-    this.resolve(v);
+    const w = this.firstWaiter;
+    if (w !== undefined && !w.over) {
+      w.over = true;
+      w.unwatch();
+      w.resolve(v);
+    }
+    const more = this.moreWaiters;
+    if (more !== undefined) {
+      for (const m of more) {
+        if (m.over) continue;
+        m.over = true;
+        m.unwatch();
+        m.resolve(v);
+      }
+    }
   }
 
   /** @internal */
@@ -173,9 +187,22 @@ export class Flight<T> {
     if (this.done) return;
     this.done = true;
     this.lender?.release();
-    // Nobody may be waiting (all left): never an unhandled rejection.
-    this.promise.catch(noop);
-    this.reject(err);
+    // Waiters that already left were answered with their own signal's reason.
+    const w = this.firstWaiter;
+    if (w !== undefined && !w.over) {
+      w.over = true;
+      w.unwatch();
+      w.reject(err);
+    }
+    const more = this.moreWaiters;
+    if (more !== undefined) {
+      for (const m of more) {
+        if (m.over) continue;
+        m.over = true;
+        m.unwatch();
+        m.reject(err);
+      }
+    }
   }
 
   /** @internal every waiter has left: settle at once, even if the running call ignores its signal. */
@@ -188,7 +215,7 @@ export class Flight<T> {
 }
 
 export class Flights<T> {
-  private readonly inFlight = new Map<string, Flight<T>>();
+  private readonly inFlight = new ChurnMap<string, Flight<T>>();
 
   /** Number of keys with a load in progress. */
   get size(): number {
@@ -235,35 +262,25 @@ export class Flights<T> {
     this.inFlight.delete(key);
   }
 
-  private forget(key: string, f: Flight<T>): void {
+  /** @internal */
+  forget(key: string, f: Flight<T>): void {
     if (this.inFlight.get(key) === f) this.inFlight.delete(key);
   }
 
   private wait(key: string, f: Flight<T>, signal: AbortSignal | undefined): Promise<T> {
+    const w = new Waiter<T>(this, key, f);
+    const p = new Promise<T>((resolve, reject) => {
+      w.resolve = resolve;
+      w.reject = reject;
+    });
+    f.addWaiter(w);
     if (signal === undefined) {
       f.waiters = Number.POSITIVE_INFINITY;
-      return f.promise;
+    } else {
+      f.waiters++;
+      watch(signal, w);
     }
-    f.waiters++;
-    return new Promise<T>((resolve, reject) => {
-      const off = onAbort(signal, () => {
-        reject(signal.reason);
-        if (--f.waiters === 0 && !f.done) {
-          this.forget(key, f);
-          f.abandon(signal.reason);
-        }
-      });
-      f.promise.then(
-        (v) => {
-          off();
-          resolve(v);
-        },
-        (err) => {
-          off();
-          reject(err);
-        },
-      );
-    });
+    return p;
   }
 }
 
@@ -311,7 +328,8 @@ export function withTimeout<T>(
 ): Promise<T> {
   if (parent?.aborted) return Promise.reject(parent.reason);
   const ac = new AbortController();
-  const off = parent === undefined ? noop : onAbort(parent, () => ac.abort(parent.reason));
+  const parentWatch = parent === undefined ? undefined : onAbort(parent, (reason) => ac.abort(reason));
+  const off = () => parentWatch?.unwatch();
   let p: Promise<T>;
   try {
     p = start(ac.signal);
@@ -320,14 +338,14 @@ export function withTimeout<T>(
     return Promise.reject(err);
   }
   const raced = new Promise<T>((resolve, reject) => {
-    const offAbort = onAbort(ac.signal, () => reject(ac.signal.reason));
+    const abortWatch = onAbort(ac.signal, reject);
     Promise.resolve(p).then(
       (v) => {
-        offAbort();
+        abortWatch.unwatch();
         resolve(v);
       },
       (err) => {
-        offAbort();
+        abortWatch.unwatch();
         reject(err);
       },
     );

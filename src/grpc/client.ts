@@ -3,9 +3,10 @@
 // groupcache's plain unary call, are unary calls on the same channel.
 
 import { Client, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { type AbortWaiter, onAbort } from '../abort.js';
 import type { Peer, PeerGetResult } from '../peers.js';
 import type { GetResponse, KeyRequest } from './codec.js';
-import { type AbortWaiter, FetchMux, watchAbort } from './mux.js';
+import { FetchMux } from './mux.js';
 import { GET_PATH, gossipCacheService, groupCacheService, REMOVE_PATH } from './proto.js';
 import { checkMaxMessageBytes, messageLimitOptions, PEER_METADATA } from './serve.js';
 import { errorOf, PeerError, UNKNOWN_GROUP } from './status.js';
@@ -135,7 +136,6 @@ export class GrpcPeer implements Peer {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<R>((resolve, reject) => {
       let waiter: AbortWaiter | undefined;
-      let watchers: Set<AbortWaiter> | undefined;
       const call = this.client.makeUnaryRequest(
         path,
         method.requestSerialize,
@@ -144,7 +144,7 @@ export class GrpcPeer implements Peer {
         md,
         { deadline: Date.now() + this.timeoutMs },
         (err: ServiceError | null, res?: R) => {
-          if (waiter) watchers?.delete(waiter);
+          waiter?.unwatch();
           if (err) {
             if (signal?.aborted) return reject(signal.reason);
             return reject(errorOf(this.id, err.code, err.details || err.message));
@@ -152,11 +152,8 @@ export class GrpcPeer implements Peer {
           resolve(res as R);
         },
       );
-      // One shared listener per signal (see watchAbort), not one per call.
-      if (signal) {
-        waiter = { signal, onAbort: () => call.cancel() };
-        watchers = watchAbort(waiter);
-      }
+      // One shared listener per signal (see abort.ts), not one per call.
+      if (signal) waiter = onAbort(signal, () => call.cancel());
     });
   }
 }

@@ -5,6 +5,8 @@
 // loads locally) and the next request opens a new stream on the same channel.
 
 import { type Client, type ClientDuplexStream, Metadata, status } from '@grpc/grpc-js';
+import { AbortWaiter, watch } from '../abort.js';
+import { ChurnMap } from '../churn.js';
 import type { PeerGetResult } from '../peers.js';
 import { type FetchReply, type FetchRequest, fetchRequestBatchBytes } from './codec.js';
 import { FETCH_PATH, gossipCacheService } from './proto.js';
@@ -15,11 +17,9 @@ const fetchMethod = gossipCacheService.Fetch;
 /** Requests are coalesced into messages of up to this size, far below any node's message limit. */
 const REQUEST_BATCH_BYTES = 1024 * 1024;
 
-/** One request in flight. */
-class Pending implements AbortWaiter {
+/** One request in flight; watches the caller's signal while it waits. */
+class Pending extends AbortWaiter {
   done = false;
-  /** The waiters of `signal` this request is registered with (see watchAbort). */
-  watchers: Set<AbortWaiter> | undefined;
   resolve!: (r: PeerGetResult) => void;
   reject!: (e: Error) => void;
   constructor(
@@ -28,49 +28,12 @@ class Pending implements AbortWaiter {
     readonly start: number,
     readonly deadline: number,
     readonly signal: AbortSignal,
-  ) {}
+  ) {
+    super();
+  }
   onAbort(): void {
     this.mux.aborted(this);
   }
-}
-
-/** Something waiting on a caller's signal (see watchAbort). */
-export interface AbortWaiter {
-  readonly signal: AbortSignal;
-  onAbort(): void;
-}
-
-// Waiters per caller signal. Each signal gets ONE 'abort' listener, added the first time a waiter
-// carries it and kept for the signal's life, which fans out to the waiters registered here. Callers
-// pass long-lived shared signals (a front connection's, a flight's shared call signal), so the cost
-// per request is a WeakMap lookup and a Set add/delete (~0.25 µs) instead of addEventListener +
-// removeEventListener on the signal (1-3 µs even on a signal that had a listener before, and the
-// first listener on a fresh signal far more; see docs/grpc.md, "Performance notes").
-const waiting = new WeakMap<AbortSignal, Set<AbortWaiter>>();
-
-/**
- * Calls `w.onAbort()` when `w.signal` aborts, until the caller deletes `w` from the returned set
- * (kept by the caller: that saves a second WeakMap lookup when the request settles).
- */
-export function watchAbort(w: AbortWaiter): Set<AbortWaiter> {
-  const signal = w.signal;
-  let set = waiting.get(signal);
-  if (set === undefined) {
-    const fresh = new Set<AbortWaiter>();
-    set = fresh;
-    waiting.set(signal, fresh);
-    signal.addEventListener(
-      'abort',
-      () => {
-        waiting.delete(signal);
-        for (const x of fresh) x.onAbort();
-        fresh.clear();
-      },
-      { once: true },
-    );
-  }
-  set.add(w);
-  return set;
 }
 
 export interface FetchMuxOptions {
@@ -84,7 +47,7 @@ export class FetchMux {
   /** False once the stream ended or failed; the owner then opens a new one. */
   alive = true;
   private readonly call: ClientDuplexStream<FetchRequest[], FetchReply[]>;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new ChurnMap<number, Pending>();
   private nextId = 1;
   private queue: FetchRequest[] = [];
   private flushScheduled = false;
@@ -138,7 +101,7 @@ export class FetchMux {
       p.resolve = resolve;
       p.reject = reject;
     });
-    p.watchers = watchAbort(p);
+    watch(signal, p);
     this.pending.set(id, p);
     this.deadlines.push(p);
     if (!this.timer) this.armTimer(p.deadline);
@@ -230,7 +193,7 @@ export class FetchMux {
   private settle(p: Pending, ok: boolean): void {
     p.done = true;
     this.pending.delete(p.id);
-    p.watchers?.delete(p);
+    p.unwatch();
     this.opts.onPeerRpc?.(performance.now() - p.start, ok);
     // Replies mostly come back in order: drop settled requests from the deadline list's head now,
     // so the list holds about what is in flight rather than everything sent in the last timeout.
@@ -280,7 +243,7 @@ export class FetchMux {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.queue = [];
-    const pending = [...this.pending.values()];
+    const pending = this.pending.values();
     this.pending.clear();
     for (const p of pending) {
       this.settle(p, false);

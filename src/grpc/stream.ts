@@ -4,6 +4,7 @@
 
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
+import { ChurnMap } from '../churn.js';
 import { type FetchReply, type FetchRequest, fetchReplyBatchBytes } from './codec.js';
 import type { GroupSource, ServedEntry } from './serve.js';
 import { entryOf, MAX_VALUE_METADATA, wireTtl } from './serve.js';
@@ -35,6 +36,7 @@ class InFlight {
   readonly local = true;
   ac: AbortController | undefined;
   constructor(
+    readonly id: number,
     readonly deadline: number,
     /** performance.now() at arrival, when someone measures (onServed); else 0. */
     readonly start: number,
@@ -60,7 +62,7 @@ export interface FetchSessionOptions {
 }
 
 export class FetchSession {
-  private readonly inflight = new Map<number, InFlight>();
+  private readonly inflight = new ChurnMap<number, InFlight>();
   private out: FetchReply[] = [];
   private outBytes = 0;
   private flushScheduled = false;
@@ -124,6 +126,7 @@ export class FetchSession {
       return;
     }
     const f = new InFlight(
+      q.id,
       q.timeoutMs ? performance.now() + q.timeoutMs : Number.POSITIVE_INFINITY,
       this.opts.onServed ? performance.now() : 0,
     );
@@ -219,8 +222,9 @@ export class FetchSession {
         return;
       }
       const now = performance.now();
-      for (const [id, f] of this.inflight) {
+      for (const f of this.inflight.values()) {
         if (f.deadline > now) continue;
+        const id = f.id;
         // Answer now, whatever the getter does with its signal: the peer must not wait longer.
         this.inflight.delete(id);
         const err = new DeadlineError('the peer deadline passed before the value was loaded');

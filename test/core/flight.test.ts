@@ -192,3 +192,59 @@ describe('Flights (unit)', () => {
     assert.equal(flights.size, 0);
   });
 });
+
+describe('Flights (unit): waiters answered directly', () => {
+  it('every waiter gets the value; one that left gets its own reason and not the value', async () => {
+    const flights = new Flights<string>();
+    const d = deferred<string>();
+    const leave = new AbortController();
+    let runs = 0;
+    const fn = () => {
+      runs++;
+      return d.promise;
+    };
+    const a = flights.do('k', undefined, fn);
+    const b = flights.do('k', leave.signal, fn);
+    const c = flights.do('k', new AbortController().signal, fn);
+    leave.abort(new Error('b left'));
+    await assert.rejects(b, /b left/);
+    d.resolve('v');
+    assert.deepEqual(await Promise.all([a, c]), ['v', 'v']);
+    assert.equal(runs, 1);
+    assert.equal(flights.size, 0);
+  });
+
+  it('a failure reaches every remaining waiter; a function that throws synchronously fails the flight', async () => {
+    const flights = new Flights<string>();
+    const d = deferred<string>();
+    const a = flights.do('k', new AbortController().signal, () => d.promise);
+    const b = flights.do('k', undefined, () => d.promise);
+    d.reject(new Error('boom'));
+    await assert.rejects(a, /boom/);
+    await assert.rejects(b, /boom/);
+    await assert.rejects(
+      flights.do('k2', undefined, () => {
+        throw new Error('sync');
+      }),
+      /sync/,
+    );
+    assert.equal(flights.size, 0);
+  });
+
+  it('after all waiters left, a new get of the key starts a new flight while the old one still runs', async () => {
+    const flights = new Flights<string>();
+    const old = deferred<string>();
+    const ac = new AbortController();
+    let oldSignal: AbortSignal | undefined;
+    const p1 = flights.do('k', ac.signal, (f) => {
+      oldSignal = f.signal;
+      return old.promise;
+    });
+    ac.abort(new Error('left'));
+    await assert.rejects(p1, /left/);
+    assert.equal(oldSignal?.aborted, true, "the abandoned flight's signal fired");
+    const p2 = flights.do('k', undefined, async () => 'fresh');
+    old.resolve('stale');
+    assert.equal(await p2, 'fresh');
+  });
+});
