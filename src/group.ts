@@ -286,6 +286,17 @@ export class Group {
     return this.loadEntry(key, opts, local);
   }
 
+  /**
+   * For servers, right after `getCached(key)` returned undefined in the same tick: loads `key` (from its
+   * owner, or the getter) without counting a second get or re-validating the key. Resolves and rejects
+   * like `getEntry`; `value` is SHARED and read-only.
+   */
+  loadAfterMiss(key: string, opts?: GetOptions): Promise<EntryResult> {
+    return this.load(key, opts?.signal, false).then(this.toEntryResult);
+  }
+
+  private readonly toEntryResult = (e: Entry): EntryResult => this.entryResult(e);
+
   private async loadEntry(
     key: string,
     opts: GetEntryOptions | undefined,

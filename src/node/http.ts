@@ -13,7 +13,8 @@ export interface FrontGroup {
   getCached(key: string): Uint8Array | undefined;
   /** Remaining TTL (ms) of the value the last getCached returned; undefined = no expiry. Same tick only. */
   getCachedTtlMs(): number | undefined;
-  getEntry(key: string, opts?: { signal?: AbortSignal }): Promise<{ value: Uint8Array; ttlMs?: number }>;
+  /** The miss path, right after getCached(key) returned undefined (counts no second get). */
+  loadAfterMiss(key: string, opts?: { signal?: AbortSignal }): Promise<{ value: Uint8Array; ttlMs?: number }>;
   remove(key: string): Promise<void>;
   readonly stats: object;
   cacheStats(which: 'main' | 'hot'): object;
@@ -43,7 +44,7 @@ export interface FrontOptions {
 export interface FrontCounters {
   /** Answered from cache without awaiting anything. */
   fastHits: number;
-  /** Went through getEntry (misses). */
+  /** Went through loadAfterMiss (misses). */
   slowGets: number;
   /** Answers by status class. */
   ok: number;
@@ -169,7 +170,7 @@ export function createHttpFront(opts: FrontOptions): Server & { counters: FrontC
 
   function slowGet(req: IncomingMessage, res: ServerResponse, group: FrontGroup, key: string): void {
     counters.slowGets++;
-    group.getEntry(key, { signal: connectionSignal(req) }).then(
+    group.loadAfterMiss(key, { signal: connectionSignal(req) }).then(
       (entry) => {
         counters.ok++;
         const headers: Record<string, string | number> = {

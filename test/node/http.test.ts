@@ -98,6 +98,19 @@ describe('GET /<group>/<key>', () => {
     assert.ok(front.counters.fastHits >= 1);
   });
 
+  test('a miss counts one get and one load; a hit counts one get and one cache hit', async () => {
+    const g = registry.get('g') as Group;
+    const before = { ...g.stats };
+    assert.equal((await get('/g/counted')).status, 200);
+    assert.equal(g.stats.gets - before.gets, 1, 'a miss through the front is one get, not two');
+    assert.equal(g.stats.loads - before.loads, 1);
+    assert.equal(g.stats.cacheHits - before.cacheHits, 0);
+    assert.equal((await get('/g/counted')).status, 200);
+    assert.equal(g.stats.gets - before.gets, 2);
+    assert.equal(g.stats.cacheHits - before.cacheHits, 1);
+    assert.equal(g.stats.loads - before.loads, 1);
+  });
+
   test('binary values of every size arrive byte for byte, on the miss and on the hit', async () => {
     for (const n of [0, 1, 256, 1023, 1024, 1025, 70_000]) {
       for (const round of ['miss', 'hit']) {
