@@ -49,7 +49,8 @@ const topAt = args.indexOf('--top');
 const top = topAt >= 0 ? Number(args[topAt + 1]) : 25;
 const lastAt = args.indexOf('--last');
 const last = lastAt >= 0 ? Number(args[lastAt + 1]) : Number.POSITIVE_INFINITY;
-const files = args.filter((_, i) => ![topAt, topAt + 1, lastAt, lastAt + 1].includes(i) || i < 0);
+const flagArgs = [topAt, lastAt].filter((i) => i >= 0).flatMap((i) => [i, i + 1]);
+const files = args.filter((_, i) => !flagArgs.includes(i));
 for (const file of files) {
   const { total, rows } = selfTimes(JSON.parse(readFileSync(file, 'utf8')) as Profile, last);
   console.log(`\n${file}: ${(total / 1000).toFixed(1)} s sampled`);
