@@ -3,8 +3,8 @@
 // memcached (-m 64) under memaslap with the same connection count. wrk generates the HTTP load (C, 2 threads,
 // keep-alive, Lua picks a uniformly random path per request); server CPU time comes from /proc so the figure
 // that is compared — requests per server CPU-second — does not depend on how much CPU the generator took.
-// The bare server and the node are measured in alternating halves (bare, node, bare, node: 2 × 5 s each) so a
-// change in the box's background load hits both alike; their rows sum the halves (latencies: mean of halves).
+// The bare server and the node are measured in alternating 2 s slices (bare, node, node, bare, ...) so a change
+// in the box's speed hits both alike; their rows sum the slices (latencies: mean of slices).
 import { diffStats, groupStats, hasNode, type NodeHandle, startCluster, warmPaths } from './lib/cluster.js';
 import { isMain, runAlone } from './lib/main.js';
 import { withCpu } from './lib/measure.js';
@@ -77,6 +77,9 @@ async function startGossipcache(): Promise<{ subject: Subject; nodes: NodeHandle
   };
   return { subject, nodes };
 }
+
+/** Seconds per measured slice (wrk takes whole seconds). */
+const SLICE_S = 2;
 
 async function measureHalf(s: Subject, seconds: number): Promise<void> {
   const w = await withCpu(s.servers, () =>
@@ -160,9 +163,12 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
       await runWrk({ port: s.port, paths, connections: CONNECTIONS, durationS: warmS });
     }
     const before = await subject.before?.();
-    for (let half = 0; half < 2; half++) {
-      await measureHalf(bare, seconds / 2);
-      await measureHalf(subject, seconds / 2);
+    // Short alternating slices, not one long run each: this box's speed drifts by up to 2x within a
+    // minute, and a drift that lands inside one subject's only run skews the ratio (seen: 0.78-0.98).
+    const rounds = seconds / SLICE_S;
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? [bare, subject] : [subject, bare];
+      for (const s of order) await measureHalf(s, SLICE_S);
     }
     const base = await rowOf(bare, undefined);
     const subj = await rowOf(subject, before);

@@ -5,7 +5,7 @@
 // Same-run baseline: a bare node:http server making one grpc-js unary call per request to a bare grpc-js server
 // (no cache, flight, ring or policy) — what the obvious Node design costs. It is not a ceiling: a unary call
 // opens an HTTP/2 stream each time, which gossipcache's multiplexed Fetch stream avoids. The two are measured in
-// alternating halves (2 × 5 s each), like front.ts.
+// alternating 2 s slices, like front.ts.
 import { Ring } from '../../src/ring.js';
 import {
   diffStats,
@@ -29,6 +29,8 @@ const KEYS = 1000;
 const CONNECTIONS = 64;
 const GOAL_RPS = 17_400;
 const BARE = 'bare http → grpc-js unary per request';
+/** Seconds per measured slice (wrk takes whole seconds). */
+const SLICE_S = 2;
 
 /** The first `n` keys `owner` owns on a ring of `labels`. */
 function keysOwnedBy(labels: string[], owner: string, n: number): string[] {
@@ -47,6 +49,11 @@ interface Half {
   sys: number[];
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 function combine(halves: Half[]) {
   const sum = (f: (h: Half) => number) => halves.reduce((a, h) => a + f(h), 0);
   const requests = sum((h) => h.r.requests);
@@ -56,6 +63,7 @@ function combine(halves: Half[]) {
     requests,
     metrics: {
       'req/s': requests / sum((h) => h.r.durationS),
+      'req/s_median_slice': median(halves.map((h) => h.r.requests / h.r.durationS)),
       p50_ms: sum((h) => h.r.p50) / halves.length,
       p99_ms: sum((h) => h.r.p99) / halves.length,
       cpu_front_s: front,
@@ -113,13 +121,21 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     const beforeB = await groupStats(b.httpPort, GROUP);
     const bareHalves: Half[] = [];
     const nodeHalves: Half[] = [];
-    for (let half = 0; half < 2; half++) {
-      const load = (port: number) => () =>
-        runWrk({ port, paths, connections: CONNECTIONS, durationS: seconds / 2 });
-      const wb = await withCpu([bare.http, bare.grpc], load(bare.port));
-      bareHalves.push({ r: wb.result, cpu: wb.cpu, sys: wb.sys });
+    // Short alternating slices (see front.ts): the box's speed drifts within a minute.
+    const load = (port: number) => () =>
+      runWrk({ port, paths, connections: CONNECTIONS, durationS: SLICE_S });
+    for (let round = 0; round < seconds / SLICE_S; round++) {
+      const bareFirst = round % 2 === 0;
+      if (bareFirst) {
+        const wb = await withCpu([bare.http, bare.grpc], load(bare.port));
+        bareHalves.push({ r: wb.result, cpu: wb.cpu, sys: wb.sys });
+      }
       const wn = await withCpu([a.server, b.server], load(a.httpPort));
       nodeHalves.push({ r: wn.result, cpu: wn.cpu, sys: wn.sys });
+      if (!bareFirst) {
+        const wb = await withCpu([bare.http, bare.grpc], load(bare.port));
+        bareHalves.push({ r: wb.result, cpu: wb.cpu, sys: wb.sys });
+      }
     }
     const dA = diffStats(await groupStats(a.httpPort, GROUP), beforeA);
     const dB = diffStats(await groupStats(b.httpPort, GROUP), beforeB);
