@@ -82,6 +82,14 @@ class Waiter<T> extends AbortWaiter {
   }
 }
 
+function answerWaiter<T>(w: Waiter<T>, ok: boolean, v: T | undefined, err: unknown): void {
+  if (w.over) return;
+  w.over = true;
+  w.unwatch();
+  if (ok) w.resolve(v as T);
+  else w.reject(err);
+}
+
 /** One in-progress load. The function running it gets the flight to read its signals and `invalidated`. */
 export class Flight<T> {
   /** Waiters that may still abort; a waiter without a signal adds Infinity (it can never leave). */
@@ -165,21 +173,7 @@ export class Flight<T> {
     if (this.done) return;
     this.done = true;
     this.lender?.release();
-    const w = this.firstWaiter;
-    if (w !== undefined && !w.over) {
-      w.over = true;
-      w.unwatch();
-      w.resolve(v);
-    }
-    const more = this.moreWaiters;
-    if (more !== undefined) {
-      for (const m of more) {
-        if (m.over) continue;
-        m.over = true;
-        m.unwatch();
-        m.resolve(v);
-      }
-    }
+    this.answer(true, v, undefined);
   }
 
   /** @internal */
@@ -187,22 +181,15 @@ export class Flight<T> {
     if (this.done) return;
     this.done = true;
     this.lender?.release();
-    // Waiters that already left were answered with their own signal's reason.
-    const w = this.firstWaiter;
-    if (w !== undefined && !w.over) {
-      w.over = true;
-      w.unwatch();
-      w.reject(err);
-    }
+    this.answer(false, undefined, err);
+  }
+
+  /** Answers every waiter still waiting (those that left were answered with their own signal's reason). */
+  private answer(ok: boolean, v: T | undefined, err: unknown): void {
+    const first = this.firstWaiter;
+    if (first !== undefined) answerWaiter(first, ok, v, err);
     const more = this.moreWaiters;
-    if (more !== undefined) {
-      for (const m of more) {
-        if (m.over) continue;
-        m.over = true;
-        m.unwatch();
-        m.reject(err);
-      }
-    }
+    if (more !== undefined) for (const w of more) answerWaiter(w, ok, v, err);
   }
 
   /** @internal every waiter has left: settle at once, even if the running call ignores its signal. */
