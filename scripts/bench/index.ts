@@ -18,11 +18,11 @@ const BUDGET_S: Record<string, number> = {
   ring: 25,
   front: 85,
   grpc: 60,
-  peer: 60,
+  peer: 90,
   herd: 50,
   'swim-sim': 45,
   'swim-real': 50,
-  memory: 125,
+  memory: 95,
 };
 const DEFAULT_BUDGET_S = 45;
 const ORDER = Object.keys(BUDGET_S);

@@ -12,11 +12,13 @@ import {
   getJson,
   groupStats,
   hasNode,
+  httpGet,
   type NodeHandle,
   ringOf,
   startCluster,
   warmPaths,
 } from './lib/cluster.js';
+import { goGroupcache } from './lib/go-groupcache.js';
 import { isMain, runAlone } from './lib/main.js';
 import { withCpu } from './lib/measure.js';
 import { freePort, type Server, startProcess, stopAll, waitForPort } from './lib/proc.js';
@@ -29,6 +31,7 @@ const KEYS = 1000;
 const CONNECTIONS = 64;
 const GOAL_RPS = 17_400;
 const BARE = 'bare http → grpc-js unary per request';
+const GO = 'Go groupcache (HTTPPool, tuned transport): A front → owner B, 64 conc.';
 /** Seconds per measured slice (wrk takes whole seconds). */
 const SLICE_S = 2;
 
@@ -93,6 +96,44 @@ async function startBarePair(): Promise<{ http: Server; grpc: Server; port: numb
   return { http, grpc, port };
 }
 
+/** One system under load: the processes whose CPU is read (front first, then owner) and the port wrk hits. */
+interface Subject {
+  servers: Server[];
+  port: number;
+  halves: Half[];
+}
+
+/**
+ * Go groupcache: node A (a 1-byte cache, so every request is a fetch from its owner) and node B, peers over
+ * groupcache's HTTP protocol with a tuned pool; returns the pair, or why it could not run.
+ */
+async function startGoPair(): Promise<{ a: Server; b: Server; port: number; paths: string[] } | string> {
+  const { bin, reason } = goGroupcache();
+  if (!bin) return reason ?? 'unavailable';
+  const [pa, pb, fa, fb] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const peers = `http://127.0.0.1:${pa},http://127.0.0.1:${pb}`;
+  const node = (name: string, peer: number, front: number, cacheBytes: string) =>
+    startProcess(name, bin, [
+      `-self=http://127.0.0.1:${peer}`,
+      `-peers=${peers}`,
+      `-peer-listen=127.0.0.1:${peer}`,
+      `-front=127.0.0.1:${front}`,
+      `-cache-bytes=${cacheBytes}`,
+    ]);
+  const a = node('go-a', pa, fa, '1');
+  const b = node('go-b', pb, fb, String(256 << 20));
+  await waitForPort(fa, 10000, a);
+  await waitForPort(fb, 10000, b);
+  const r = await httpGet(fa, `/_remote_keys?n=${KEYS}&prefix=peer-`);
+  const paths = r.body
+    .toString()
+    .split('\n')
+    .filter(Boolean)
+    .map((k) => `/${GROUP}/${k}`);
+  await warmPaths(fb, paths); // loads each key on its owner
+  return { a, b, port: fa, paths };
+}
+
 export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
   if (!hasWrk())
     return [{ bench: BENCH, case: 'SKIPPED', metrics: { reason: 'wrk not found (apt-get install wrk)' } }];
@@ -105,6 +146,8 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
   try {
     const bare = await startBarePair();
     servers.push(bare.http, bare.grpc);
+    const goPair = await startGoPair();
+    if (typeof goPair !== 'string') servers.push(goPair.a, goPair.b);
     nodes = await startCluster(3, {
       group: GROUP,
       origin: 'demo:0ms',
@@ -115,51 +158,69 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     const labels = ringOf(await getJson(a.httpPort, '/_cluster'));
     const paths = keysOwnedBy(labels, b.label, KEYS).map((k) => `/${GROUP}/${k}`);
     await warmPaths(b.httpPort, paths); // loads each key on its owner
-    await runWrk({ port: bare.port, paths, connections: CONNECTIONS, durationS: warmS });
-    await runWrk({ port: a.httpPort, paths, connections: CONNECTIONS, durationS: warmS });
+    const naive: Subject = { servers: [bare.http, bare.grpc], port: bare.port, halves: [] };
+    const ours: Subject = { servers: [a.server, b.server], port: a.httpPort, halves: [] };
+    const go: Subject | undefined =
+      typeof goPair === 'string'
+        ? undefined
+        : { servers: [goPair.a, goPair.b], port: goPair.port, halves: [] };
+    const subjects = go ? [naive, ours, go] : [naive, ours];
+    const pathsOf = (s: Subject) => (s === go && typeof goPair !== 'string' ? goPair.paths : paths);
+    for (const s of subjects) {
+      await runWrk({ port: s.port, paths: pathsOf(s), connections: CONNECTIONS, durationS: warmS });
+    }
     const beforeA = await groupStats(a.httpPort, GROUP);
     const beforeB = await groupStats(b.httpPort, GROUP);
-    const bareHalves: Half[] = [];
-    const nodeHalves: Half[] = [];
+    const goStats = async () =>
+      typeof goPair === 'string' ? {} : ((await getJson(goPair.port, '/_stats')) as Record<string, number>);
+    const beforeGo = await goStats();
     // Short alternating slices (see front.ts): the box's speed drifts within a minute.
-    const load = (port: number) => () =>
-      runWrk({ port, paths, connections: CONNECTIONS, durationS: SLICE_S });
     for (let round = 0; round < seconds / SLICE_S; round++) {
-      const bareFirst = round % 2 === 0;
-      if (bareFirst) {
-        const wb = await withCpu([bare.http, bare.grpc], load(bare.port));
-        bareHalves.push({ r: wb.result, cpu: wb.cpu, sys: wb.sys });
-      }
-      const wn = await withCpu([a.server, b.server], load(a.httpPort));
-      nodeHalves.push({ r: wn.result, cpu: wn.cpu, sys: wn.sys });
-      if (!bareFirst) {
-        const wb = await withCpu([bare.http, bare.grpc], load(bare.port));
-        bareHalves.push({ r: wb.result, cpu: wb.cpu, sys: wb.sys });
+      for (const s of round % 2 === 0 ? subjects : [...subjects].reverse()) {
+        const w = await withCpu(s.servers, () =>
+          runWrk({ port: s.port, paths: pathsOf(s), connections: CONNECTIONS, durationS: SLICE_S }),
+        );
+        s.halves.push({ r: w.result, cpu: w.cpu, sys: w.sys });
       }
     }
     const dA = diffStats(await groupStats(a.httpPort, GROUP), beforeA);
     const dB = diffStats(await groupStats(b.httpPort, GROUP), beforeB);
-    const base = combine(bareHalves);
-    const subj = combine(nodeHalves);
+    const base = combine(naive.halves);
+    const subj = combine(ours.halves);
     const perCpu = (m: Record<string, number | string>) => Number(m['req/cpu_s']);
-    return [
-      { bench: BENCH, case: `${BARE} (naive Node baseline)`, metrics: base.metrics },
-      {
-        bench: BENCH,
-        case: 'A front → gRPC → owner B, 64 conc.',
-        metrics: {
-          ...subj.metrics,
-          'vs_goal_17.4k': Number(subj.metrics['req/s']) / GOAL_RPS,
-          'A_peerLoads/req': (dA.peerLoads ?? Number.NaN) / subj.requests,
-          A_cacheHits: dA.cacheHits ?? 'n/a',
-          B_serverRequests: dB.serverRequests ?? 'n/a',
-          B_loads: dB.loads ?? 'n/a',
-        },
-        baseline: BARE,
-        ratio: perCpu(subj.metrics) / perCpu(base.metrics),
-        goal: '≥ 17.4k req/s (Go groupcache, tuned pool)',
+    const rps = (m: Record<string, number | string>) => Number(m['req/s']);
+    const rows: BenchRow[] = [{ bench: BENCH, case: `${BARE} (naive Node baseline)`, metrics: base.metrics }];
+    let goMetrics: Record<string, number | string> | undefined;
+    if (go) {
+      const goRun = combine(go.halves);
+      const dGo = diffStats(await goStats(), beforeGo);
+      goMetrics = { ...goRun.metrics, 'A_peerLoads/req': (dGo.peerLoads ?? Number.NaN) / goRun.requests };
+      rows.push({ bench: BENCH, case: GO, metrics: goMetrics });
+    } else {
+      rows.push({ bench: BENCH, case: `${GO} SKIPPED`, metrics: { reason: goPair as string } });
+    }
+    rows.push({
+      bench: BENCH,
+      case: 'A front → gRPC → owner B, 64 conc.',
+      metrics: {
+        ...subj.metrics,
+        'vs_goal_17.4k': rps(subj.metrics) / GOAL_RPS,
+        ...(goMetrics
+          ? {
+              'req/s_vs_go': rps(subj.metrics) / rps(goMetrics),
+              per_cpu_vs_go: perCpu(subj.metrics) / perCpu(goMetrics),
+            }
+          : {}),
+        'A_peerLoads/req': (dA.peerLoads ?? Number.NaN) / subj.requests,
+        A_cacheHits: dA.cacheHits ?? 'n/a',
+        B_serverRequests: dB.serverRequests ?? 'n/a',
+        B_loads: dB.loads ?? 'n/a',
       },
-    ];
+      baseline: BARE,
+      ratio: perCpu(subj.metrics) / perCpu(base.metrics),
+      goal: '≥ 17.4k req/s (Go groupcache, tuned pool)',
+    });
+    return rows;
   } finally {
     await stopAll([...servers, ...nodes.map((x) => x.server)]);
   }
