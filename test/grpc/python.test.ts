@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -24,7 +24,7 @@ function pythonMissing(): string | false {
   }
 }
 
-test('a Python client generated from proto/*.proto gets values from a node', {
+test("Python clients generated from proto/*.proto and from groupcache's original proto2 contract get values from a node", {
   skip: pythonMissing(),
 }, async () => {
   const stubs = mkdtempSync(join(tmpdir(), 'gossipcache-py-'));
@@ -74,6 +74,42 @@ test('a Python client generated from proto/*.proto gets values from a node', {
     assert.match(r.fetch['8'].message, /no such row/);
     assert.equal(r.removed, true);
     assert.equal(group.getCached('hello'), undefined, 'Remove from Python dropped the key');
+
+    // A client generated from groupcache's own proto2 contract (required fields, no ttl_ms).
+    const original = join(stubs, 'original');
+    mkdirSync(original);
+    const originalDir = fileURLToPath(new URL('./original/', import.meta.url));
+    execFileSync(
+      PYTHON,
+      [
+        '-m',
+        'grpc_tools.protoc',
+        '-I',
+        originalDir,
+        `--python_out=${original}`,
+        `--grpc_python_out=${original}`,
+        'groupcache.proto',
+      ],
+      { stdio: 'pipe' },
+    );
+    const origScript = fileURLToPath(new URL('./python_original_client.py', import.meta.url));
+    const o = JSON.parse(
+      await new Promise<string>((resolve, reject) =>
+        execFile(
+          PYTHON,
+          [origScript, original, `127.0.0.1:${port}`],
+          { timeout: 60_000 },
+          (err, out, errOut) =>
+            err
+              ? reject(new Error(`python (original proto) client failed: ${err.message}\n${errOut}`))
+              : resolve(out),
+        ),
+      ),
+    );
+    assert.equal(o.value, 'hi from node: hello');
+    assert.ok(o.minute_qps > 0, `minute_qps ${o.minute_qps}`);
+    assert.equal(o.ttl_value, 'soon gone', 'a response carrying ttl_ms parses with the original contract');
+    assert.equal(o.missing, 'NOT_FOUND');
   } finally {
     await server.close(0);
     rmSync(stubs, { recursive: true, force: true });
