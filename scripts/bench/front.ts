@@ -6,6 +6,7 @@
 // The bare server and the node are measured in alternating 2 s slices (bare, node, node, bare, ...) so a change
 // in the box's speed hits both alike; their rows sum the slices (latencies: mean of slices).
 import { diffStats, groupStats, hasNode, type NodeHandle, startCluster, warmPaths } from './lib/cluster.js';
+import { goGroupcache } from './lib/go-groupcache.js';
 import { isMain, runAlone } from './lib/main.js';
 import { withCpu } from './lib/measure.js';
 import { hasMemcached, memaslapBinary, runMemaslap, startMemcached } from './lib/memcached.js';
@@ -18,6 +19,7 @@ const GROUP = 'bench';
 const KEYS = 1000;
 const CONNECTIONS = 64;
 const BARE = 'bare node:http';
+const GO = 'Go groupcache node (net/http front, warm main cache)';
 const GOAL = '≥ 0.95× bare per CPU-s';
 
 const paths = Array.from({ length: KEYS }, (_, i) => `/${GROUP}/key-${String(i).padStart(4, '0')}`);
@@ -39,6 +41,23 @@ async function startBare(): Promise<Subject> {
   const s = startProcess('bare-http', process.execPath, ['scripts/bench/lib/bare-http.mjs', String(port)]);
   await waitForPort(port, 5000, s);
   return { name: BARE, port, servers: [s], halves: [] };
+}
+
+/** Go groupcache's node (scripts/bench/go-groupcache), one node, every key warm: net/http + groupcache hits. */
+async function startGo(): Promise<Subject | string> {
+  const { bin, reason } = goGroupcache();
+  if (!bin) return reason ?? 'unavailable';
+  const [peer, front] = [await freePort(), await freePort()];
+  const self = `http://127.0.0.1:${peer}`;
+  const s = startProcess('go-groupcache', bin, [
+    `-self=${self}`,
+    `-peers=${self}`,
+    `-peer-listen=127.0.0.1:${peer}`,
+    `-front=127.0.0.1:${front}`,
+  ]);
+  await waitForPort(front, 10000, s);
+  await warmPaths(front, paths);
+  return { name: GO, port: front, servers: [s], halves: [] };
 }
 
 async function startStandIn(): Promise<Subject> {
@@ -158,8 +177,11 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     }
     subject ??= await startStandIn();
     servers.push(...subject.servers);
+    const go = await startGo();
+    if (typeof go !== 'string') servers.push(...go.servers);
+    const subjects = typeof go === 'string' ? [bare, subject] : [bare, subject, go];
     // Unmeasured runs first, so JIT warm-up and connection setup are not in the figures.
-    for (const s of [bare, subject]) {
+    for (const s of subjects) {
       await runWrk({ port: s.port, paths, connections: CONNECTIONS, durationS: warmS });
     }
     const before = await subject.before?.();
@@ -167,12 +189,19 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     // minute, and a drift that lands inside one subject's only run skews the ratio (seen: 0.78-0.98).
     const rounds = seconds / SLICE_S;
     for (let round = 0; round < rounds; round++) {
-      const order = round % 2 === 0 ? [bare, subject] : [subject, bare];
+      const order = round % 2 === 0 ? subjects : [...subjects].reverse();
       for (const s of order) await measureHalf(s, SLICE_S);
     }
     const base = await rowOf(bare, undefined);
     const subj = await rowOf(subject, before);
     rows.push(base, { ...subj, baseline: BARE, ratio: perCpu(subj) / perCpu(base), goal: GOAL });
+    if (typeof go === 'string') {
+      rows.push({ bench: BENCH, case: `${GO} SKIPPED`, metrics: { reason: go } });
+    } else {
+      const g = await rowOf(go, undefined);
+      rows.push({ ...g, baseline: BARE, ratio: perCpu(g) / perCpu(base) });
+      subj.metrics.per_cpu_vs_go = perCpu(subj) / perCpu(g);
+    }
     await stopAll(servers);
     if (!hasMemcached() || !memaslapBinary()) {
       rows.push({
