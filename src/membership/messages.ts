@@ -178,7 +178,7 @@ class Writer {
   }
   /** u16 length + UTF-8. */
   str16(s: string): void {
-    if (isAscii(s)) {
+    if (s.length <= 0xffff && isAscii(s)) {
       this.u16(s.length);
       this.ascii(s);
       return;
@@ -227,37 +227,6 @@ function writeRecord(w: Writer, r: MemberRecord): void {
   w.u48(r.generation);
   w.u32(r.incarnation);
   w.u8(STATES.indexOf(r.state));
-}
-
-/** One member record as bytes, for `encodePushPull` (callers cache it until the member changes). */
-export function encodeRecord(r: MemberRecord): Uint8Array {
-  const w = new Writer(64);
-  writeRecord(w, r);
-  return w.done();
-}
-
-/** A push-pull stream message from pre-encoded records: same bytes as encodeStream(PushPull). */
-export function encodePushPull(join: boolean, sourceId: string, records: Uint8Array[]): Uint8Array {
-  const w = new Writer(64);
-  w.u8(MAGIC);
-  w.u8(STREAM_VERSION);
-  w.u8(MsgType.PushPull);
-  w.u32(0);
-  w.u8(join ? 1 : 0);
-  w.str8(sourceId);
-  w.u32(records.length);
-  const head = w.done();
-  let size = head.length;
-  for (const r of records) size += r.length;
-  const out = new Uint8Array(size);
-  out.set(head);
-  let at = head.length;
-  for (const r of records) {
-    out.set(r, at);
-    at += r.length;
-  }
-  new DataView(out.buffer).setUint32(3, size - 7);
-  return out;
 }
 
 function writeBody(w: Writer, m: Message): void {

@@ -170,8 +170,9 @@ export class UdpTcpTransport implements Transport {
     filtered: 0,
     handlerErrors: 0,
   };
-  /** Open outbound (request) and inbound (served) streams; both are cut on close. */
+  /** Open outbound (request) streams; cut on close. */
   private readonly sockets = new Set<Socket>();
+  /** Open inbound (served) streams, counted against maxInboundStreams; cut on close. */
   private readonly inbound = new Set<Socket>();
   private readonly parsed = new Map<string, HostPort | null>();
   private readonly lastWarn = new Map<string, number>();

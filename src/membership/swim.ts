@@ -306,10 +306,7 @@ export class Swim extends EventEmitter {
       // and with few members the gossip retransmit budget (4 sends each at n ≤ 9) can miss one
       // (seen with real processes: docs/membership-ops.md), which then suspects and kills us instead.
       const live = this.peers.filter((p) => p.state === 'alive' || p.state === 'suspect');
-      for (let i = live.length - 1; i > 0; i--) {
-        const j = Math.floor(this.random() * (i + 1));
-        [live[i], live[j]] = [live[j], live[i]];
-      }
+      shuffle(live, this.random);
       for (const m of live.slice(0, MAX_LEAVE_DIRECT)) this.send(m.addr, [frame]);
       this.scheduleFlush();
     });
@@ -472,10 +469,7 @@ export class Swim extends EventEmitter {
       // End of a round: reshuffle (fresh order each round, as SWIM's round-robin requires).
       const ids: string[] = [];
       for (const p of this.peers) if (p.state === 'alive' || p.state === 'suspect') ids.push(p.id);
-      for (let i = ids.length - 1; i > 0; i--) {
-        const j = Math.floor(this.random() * (i + 1));
-        [ids[i], ids[j]] = [ids[j], ids[i]];
-      }
+      shuffle(ids, this.random);
       this.probeOrder = ids;
       this.probeIndex = 0;
     }
@@ -492,13 +486,7 @@ export class Swim extends EventEmitter {
     this.counters.probes++;
     const seq = this.nextSeq();
     const timeout = this.awareness.scale(this.config.probeTimeoutMs);
-    const ping: Ping = {
-      type: MsgType.Ping,
-      seq,
-      targetId: target.id,
-      sourceId: this.id,
-      sourceAddr: this.self.addr,
-    };
+    const ping = this.pingMsg(seq, target.id);
     const frames = [encodeFrame(ping)];
     // Buddy system: a suspect learns of the suspicion from the very ping that checks it.
     if (target.state === 'suspect') frames.push(encodeFrame(this.suspectMsg(target, this.id)));
@@ -577,13 +565,7 @@ export class Swim extends EventEmitter {
 
   private tcpPing(target: Member, seq: number, timeoutMs: number, onAck: () => void): void {
     this.counters.tcpFallbacks++;
-    const ping: Ping = {
-      type: MsgType.Ping,
-      seq,
-      targetId: target.id,
-      sourceId: this.id,
-      sourceAddr: this.self.addr,
-    };
+    const ping = this.pingMsg(seq, target.id);
     this.counters.requestsOut++;
     this.transport.request(target.addr, encodeStream(ping), timeoutMs).then(
       (reply) => {
@@ -600,6 +582,10 @@ export class Swim extends EventEmitter {
   private nextSeq(): number {
     this.seq = (this.seq + 1) >>> 0;
     return this.seq;
+  }
+
+  private pingMsg(seq: number, targetId: string): Ping {
+    return { type: MsgType.Ping, seq, targetId, sourceId: this.id, sourceAddr: this.self.addr };
   }
 
   private suspectMsg(m: Member, from: string): Suspect {
@@ -752,13 +738,7 @@ export class Swim extends EventEmitter {
       this.acks.delete(seq);
       if (req.nack) this.send(from, [encodeFrame({ type: MsgType.Nack, seq: req.seq })]);
     });
-    const ping: Ping = {
-      type: MsgType.Ping,
-      seq,
-      targetId: req.targetId,
-      sourceId: this.id,
-      sourceAddr: this.self.addr,
-    };
+    const ping = this.pingMsg(seq, req.targetId);
     this.send(req.targetAddr, [encodeFrame(ping)]);
   }
 
@@ -936,24 +916,10 @@ export class Swim extends EventEmitter {
     if (!s.finalCheck) {
       s.finalCheck = true;
       this.counters.finalChecks++;
-      const seq = this.nextSeq();
-      const timeout = this.awareness.scale(this.config.probeTimeoutMs);
-      this.acks.set(seq, {
-        onAck: () => {
-          this.acks.delete(seq);
-          m.lastAck = this.clock.now();
-        },
+      this.directPing(m, [encodeFrame(this.suspectMsg(m, this.id))], () => {
+        m.lastAck = this.clock.now();
       });
-      this.after(timeout * 2, () => this.acks.delete(seq));
-      const ping: Ping = {
-        type: MsgType.Ping,
-        seq,
-        targetId: m.id,
-        sourceId: this.id,
-        sourceAddr: this.self.addr,
-      };
-      this.send(m.addr, [encodeFrame(ping), encodeFrame(this.suspectMsg(m, this.id))]);
-      s.rearm(timeout);
+      s.rearm(this.awareness.scale(this.config.probeTimeoutMs));
       return;
     }
     const dead: Dead = {
@@ -982,16 +948,7 @@ export class Swim extends EventEmitter {
     if (c === 0 && m.state === 'alive' && !verdict) {
       // We had not even heard a suspicion: this death news may be stale (e.g. it crossed a healed
       // partition). Suspect instead: the member gets to refute, or our own probes confirm it.
-      this.onSuspect(
-        {
-          type: MsgType.Suspect,
-          id: m.id,
-          generation: m.generation,
-          incarnation: m.incarnation,
-          from: msg.from,
-        },
-        false,
-      );
+      this.onSuspect(this.suspectMsg(m, msg.from), false);
       if (m.suspicion) m.suspicion.fromDeadNews = true;
       return;
     }
@@ -999,8 +956,9 @@ export class Swim extends EventEmitter {
     if (c === 0 && m.state === 'suspect' && s && !verdict) {
       // Death news on a suspicion our own probes did not confirm may be stale (relayed suspicions
       // and their confirmations can all stem from one stale death): count it as a confirmation and
-      // let our own timer, with its last-chance ping, decide. Once our own probe of the suspect has
-      // failed we accept it at once (fast in real crashes: suspects are probed first).
+      // let our own timer, with its last-chance ping, decide. A suspicion we raised ourselves (our
+      // probe failed, or we merged a suspect state) and that death news did not start is accepted at
+      // once (fast in real crashes: suspects are probed first).
       if (s.fromDeadNews || !s.accusedBy(this.id)) {
         if (s.confirm(msg.from)) this.counters.confirmations++;
         return;
@@ -1191,30 +1149,33 @@ export class Swim extends EventEmitter {
   /** Ping a member we hold dead that others hold alive; if it answers, it is alive again (here). */
   private verify(m: Member): void {
     if (this.acks.size >= MAX_PENDING_ACKS || !this.running) return;
-    const seq = this.nextSeq();
     const gen = m.generation;
     const inc = m.incarnation;
+    this.directPing(m, [], () => {
+      if (this.table.get(m.id) !== m || m.state !== 'dead' || cmpKey(gen, inc, m) !== 0) return;
+      this.setState(m, 'alive');
+      this.addrIndex.set(m.addr, m.id);
+      this.probeOrder.push(m.id);
+      this.emitChange(m, 'dead');
+    });
+  }
+
+  /**
+   * One direct ping to `m` (with `extra` frames in the same packet), outside the probe cycle: `onAck`
+   * runs if it answers within twice the (scaled) probe timeout, after which the wait is dropped.
+   */
+  private directPing(m: Member, extra: Uint8Array[], onAck: () => void): void {
+    const seq = this.nextSeq();
     let timer: unknown = null;
     this.acks.set(seq, {
       onAck: () => {
         this.acks.delete(seq);
         this.cancel(timer);
-        if (this.table.get(m.id) !== m || m.state !== 'dead' || cmpKey(gen, inc, m) !== 0) return;
-        this.setState(m, 'alive');
-        this.addrIndex.set(m.addr, m.id);
-        this.probeOrder.push(m.id);
-        this.emitChange(m, 'dead');
+        onAck();
       },
     });
     timer = this.after(this.awareness.scale(this.config.probeTimeoutMs) * 2, () => this.acks.delete(seq));
-    const ping: Ping = {
-      type: MsgType.Ping,
-      seq,
-      targetId: m.id,
-      sourceId: this.id,
-      sourceAddr: this.self.addr,
-    };
-    this.send(m.addr, [encodeFrame(ping)]);
+    this.send(m.addr, [encodeFrame(this.pingMsg(seq, m.id)), ...extra]);
   }
 
   private pushPullInterval(): number {
@@ -1333,5 +1294,13 @@ export class Swim extends EventEmitter {
           'datagram with the gossip it rides with; keep it to small fields such as grpcAddr and version',
       );
     }
+  }
+}
+
+/** Fisher-Yates, in place. */
+function shuffle<T>(a: T[], random: () => number): void {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
   }
 }

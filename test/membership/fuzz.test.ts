@@ -201,7 +201,6 @@ async function tcpGarbage(
   await Promise.all(jobs);
 }
 
-const procs: MemberProcess[] = [];
 const locals: Membership[] = [];
 after(async () => {
   await Promise.all(locals.map((m) => m.close()));
@@ -236,7 +235,6 @@ describe('fuzzing a live member over real sockets', { timeout: 300_000 }, () => 
     const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9);
     const rand = prng(seed);
     const target = await MemberProcess.spawn({ id: 'target', bindAddr: '127.0.0.1:0', loopbackOnly: true });
-    procs.push(target);
     const { packets, streams } = await capture(target.addr, []);
     const plain = new Keyring([]);
     const port = Number(target.addr.split(':')[1]);
@@ -274,7 +272,6 @@ describe('fuzzing a live member over real sockets', { timeout: 300_000 }, () => 
       keys: [key.toString('base64')],
       loopbackOnly: true,
     });
-    procs.push(target);
     const { packets } = await capture(target.addr, [key]);
     const keyring = new Keyring([key]);
     const sealed = packets.map((p) => keyring.seal('packet', p));
