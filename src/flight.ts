@@ -170,22 +170,19 @@ export class Flight<T> {
 
   /** @internal */
   settle(v: T): void {
-    if (this.done) return;
-    this.done = true;
-    this.lender?.release();
-    this.answer(true, v, undefined);
+    this.finish(true, v, undefined);
   }
 
   /** @internal */
   fail(err: unknown): void {
-    if (this.done) return;
-    this.done = true;
-    this.lender?.release();
-    this.answer(false, undefined, err);
+    this.finish(false, undefined, err);
   }
 
   /** Answers every waiter still waiting (those that left were answered with their own signal's reason). */
-  private answer(ok: boolean, v: T | undefined, err: unknown): void {
+  private finish(ok: boolean, v: T | undefined, err: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    this.lender?.release();
     const first = this.firstWaiter;
     if (first !== undefined) answerWaiter(first, ok, v, err);
     const more = this.moreWaiters;
@@ -303,41 +300,21 @@ export function deadline<T>(
 }
 
 /**
- * Calls `start(signal)` with a signal that aborts when `parent` aborts or after `timeoutMs` (with
- * `onTimeout()`), and settles as soon as either happens even if `start` ignores its signal. For calls
- * off the load path (remove): it makes an AbortController per call.
+ * Calls `start(signal)` with a signal that aborts after `timeoutMs` (with `onTimeout()`), and settles
+ * as soon as the time is up even if `start` ignores its signal. For calls off the load path (remove):
+ * it makes an AbortController per call.
  */
 export function withTimeout<T>(
-  parent: AbortSignal | undefined,
   timeoutMs: number,
   onTimeout: () => Error,
   start: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
-  if (parent?.aborted) return Promise.reject(parent.reason);
   const ac = new AbortController();
-  const parentWatch = parent === undefined ? undefined : onAbort(parent, (reason) => ac.abort(reason));
-  const off = () => parentWatch?.unwatch();
   let p: Promise<T>;
   try {
     p = start(ac.signal);
   } catch (err) {
-    off();
     return Promise.reject(err);
   }
-  const raced = new Promise<T>((resolve, reject) => {
-    const abortWatch = onAbort(ac.signal, reject);
-    Promise.resolve(p).then(
-      (v) => {
-        abortWatch.unwatch();
-        resolve(v);
-      },
-      (err) => {
-        abortWatch.unwatch();
-        reject(err);
-      },
-    );
-  });
-  const timed = deadline(raced, timeoutMs, onTimeout, (err) => ac.abort(err));
-  timed.then(off, off);
-  return timed;
+  return deadline(p, timeoutMs, onTimeout, (err) => ac.abort(err));
 }

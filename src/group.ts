@@ -292,10 +292,8 @@ export class Group {
    * like `getEntry`; `value` is SHARED and read-only.
    */
   loadAfterMiss(key: string, opts?: GetOptions): Promise<EntryResult> {
-    return this.load(key, opts?.signal, false).then(this.toEntryResult);
+    return this.loadEntry(key, opts, false);
   }
-
-  private readonly toEntryResult = (e: Entry): EntryResult => this.entryResult(e);
 
   private async loadEntry(
     key: string,
@@ -338,12 +336,8 @@ export class Group {
     if (typeof peer.remove !== 'function') return;
     try {
       await withTimeout(
-        undefined,
         this.peerTimeoutMs,
-        () =>
-          new PeerTimeoutError(
-            `group ${this.name}: peer ${peer.id} did not answer within ${this.peerTimeoutMs} ms`,
-          ),
+        () => this.peerTimeout(peer),
         (signal) => peer.remove!(this.name, key, signal),
       );
     } catch {

@@ -87,15 +87,24 @@ describe('rateBasedPromotion', () => {
     const p = rateBasedPromotion({ margin: 1 });
     const c = (now: number) => candidate({ key: 'new', now, hot: view(false, 100) });
     assert.equal(p.shouldPromote(c(0)), false);
-    // a decayed counter would read ~2/min here; 1 more fetch in 0.2 s is 300/min
+    // a decayed counter would read ~6/min here; 1 more fetch in 0.2 s is 300/min
     assert.equal(p.shouldPromote(c(200)), 300);
   });
 
   it('a key first seen longer than RATE_WINDOW_MS ago is judged by its decayed counter alone', () => {
-    const p = rateBasedPromotion({ margin: 1 });
-    const c = (now: number) => candidate({ key: 'old', now, hot: view(false, 30) });
-    assert.equal(p.shouldPromote(c(0)), false);
-    assert.equal(p.shouldPromote(c(120_000)), false); // 2 fetches 2 minutes apart: ~1/min
+    // 10 fetches in the first second, then one more: its average over its age would still promote it
+    // against a coldest entry of 15/min (~32/min at 19 s, ~26/min at 25 s); the decayed counter (~10.5)
+    // takes over once the key is older than RATE_WINDOW_MS (20 s).
+    const burst = (p: ReturnType<typeof rateBasedPromotion>) => {
+      for (let i = 0; i < 10; i++)
+        p.shouldPromote(candidate({ key: 'old', now: i * 100, hot: view(false, 1e9) }));
+    };
+    const young = rateBasedPromotion({ margin: 1 });
+    burst(young);
+    assert.ok(young.shouldPromote(candidate({ key: 'old', now: 19_000, hot: view(false, 15) })) !== false);
+    const old = rateBasedPromotion({ margin: 1 });
+    burst(old);
+    assert.equal(old.shouldPromote(candidate({ key: 'old', now: 25_000, hot: view(false, 15) })), false);
   });
 
   it('tracks a bounded number of keys (LRU): a key pushed out starts from zero again', () => {
