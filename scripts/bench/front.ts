@@ -3,8 +3,9 @@
 // memcached (-m 64) under memaslap with the same connection count. wrk generates the HTTP load (C, 2 threads,
 // keep-alive, Lua picks a uniformly random path per request); server CPU time comes from /proc so the figure
 // that is compared — requests per server CPU-second — does not depend on how much CPU the generator took.
-// The bare server and the node are measured in alternating 2 s slices (bare, node, node, bare, ...) so a change
-// in the box's speed hits both alike; their rows sum the slices (latencies: mean of slices).
+// Go groupcache's own node (scripts/bench/go-groupcache, net/http, warm cache) is a third subject when Go is
+// installed. The subjects are measured in alternating 2 s slices (bare, node, go, go, node, bare, ...) so a
+// change in the box's speed hits all alike; their rows sum the slices (latencies: mean of slices).
 import { diffStats, groupStats, hasNode, type NodeHandle, startCluster, warmPaths } from './lib/cluster.js';
 import { goGroupcache } from './lib/go-groupcache.js';
 import { isMain, runAlone } from './lib/main.js';
@@ -29,18 +30,17 @@ interface Subject {
   name: string;
   port: number;
   servers: Server[];
-  halves: Array<{ r: WrkResult; cpu: number[]; sys: number[] }>;
-  /** Extra metrics read around the measured halves (e.g. the node's hit ratio). */
+  slices: Array<{ r: WrkResult; cpu: number[]; sys: number[] }>;
+  /** Extra metrics read around the measured slices (e.g. the node's hit ratio). */
   before?: () => Promise<Record<string, number>>;
   after?: (before: Record<string, number>) => Promise<Record<string, number | string>>;
-  snapshot?: Record<string, number>;
 }
 
 async function startBare(): Promise<Subject> {
   const port = await freePort();
   const s = startProcess('bare-http', process.execPath, ['scripts/bench/lib/bare-http.mjs', String(port)]);
   await waitForPort(port, 5000, s);
-  return { name: BARE, port, servers: [s], halves: [] };
+  return { name: BARE, port, servers: [s], slices: [] };
 }
 
 /** Go groupcache's node (scripts/bench/go-groupcache), one node, every key warm: net/http + groupcache hits. */
@@ -57,7 +57,7 @@ async function startGo(): Promise<Subject | string> {
   ]);
   await waitForPort(front, 10000, s);
   await warmPaths(front, paths);
-  return { name: GO, port: front, servers: [s], halves: [] };
+  return { name: GO, port: front, servers: [s], slices: [] };
 }
 
 async function startStandIn(): Promise<Subject> {
@@ -67,7 +67,7 @@ async function startStandIn(): Promise<Subject> {
     String(port),
   ]);
   await waitForPort(port, 5000, s);
-  return { name: 'stand-in Map server (no gossipcache node)', port, servers: [s], halves: [] };
+  return { name: 'stand-in Map server (no gossipcache node)', port, servers: [s], slices: [] };
 }
 
 async function startGossipcache(): Promise<{ subject: Subject; nodes: NodeHandle[] }> {
@@ -84,7 +84,7 @@ async function startGossipcache(): Promise<{ subject: Subject; nodes: NodeHandle
     name: 'gossipcache node A of 3',
     port: a.httpPort,
     servers: nodes.map((x) => x.server),
-    halves: [],
+    slices: [],
     before: () => groupStats(a.httpPort, GROUP),
     after: async (before) => {
       const d = diffStats(await groupStats(a.httpPort, GROUP), before);
@@ -100,16 +100,16 @@ async function startGossipcache(): Promise<{ subject: Subject; nodes: NodeHandle
 /** Seconds per measured slice (wrk takes whole seconds). */
 const SLICE_S = 2;
 
-async function measureHalf(s: Subject, seconds: number): Promise<void> {
+async function measureSlice(s: Subject, seconds: number): Promise<void> {
   const w = await withCpu(s.servers, () =>
     runWrk({ port: s.port, paths, connections: CONNECTIONS, durationS: seconds }),
   );
-  s.halves.push({ r: w.result, cpu: w.cpu, sys: w.sys });
+  s.slices.push({ r: w.result, cpu: w.cpu, sys: w.sys });
 }
 
 async function rowOf(s: Subject, before: Record<string, number> | undefined): Promise<BenchRow> {
-  const sum = (f: (h: Subject['halves'][number]) => number) => s.halves.reduce((acc, h) => acc + f(h), 0);
-  const mean = (f: (h: Subject['halves'][number]) => number) => sum(f) / s.halves.length;
+  const sum = (f: (h: Subject['slices'][number]) => number) => s.slices.reduce((acc, h) => acc + f(h), 0);
+  const mean = (f: (h: Subject['slices'][number]) => number) => sum(f) / s.slices.length;
   const requests = sum((h) => h.r.requests);
   const cpu = sum((h) => h.cpu[0]);
   const metrics: Record<string, number | string> = {
@@ -190,18 +190,15 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     const rounds = seconds / SLICE_S;
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? subjects : [...subjects].reverse();
-      for (const s of order) await measureHalf(s, SLICE_S);
+      for (const s of order) await measureSlice(s, SLICE_S);
     }
     const base = await rowOf(bare, undefined);
     const subj = await rowOf(subject, before);
+    const g = typeof go === 'string' ? undefined : await rowOf(go, undefined);
+    if (g) subj.metrics.per_cpu_vs_go = perCpu(subj) / perCpu(g);
     rows.push(base, { ...subj, baseline: BARE, ratio: perCpu(subj) / perCpu(base), goal: GOAL });
-    if (typeof go === 'string') {
-      rows.push({ bench: BENCH, case: `${GO} SKIPPED`, metrics: { reason: go } });
-    } else {
-      const g = await rowOf(go, undefined);
-      rows.push({ ...g, baseline: BARE, ratio: perCpu(g) / perCpu(base) });
-      subj.metrics.per_cpu_vs_go = perCpu(subj) / perCpu(g);
-    }
+    if (g) rows.push({ ...g, baseline: BARE, ratio: perCpu(g) / perCpu(base) });
+    else rows.push({ bench: BENCH, case: `${GO} SKIPPED`, metrics: { reason: go as string } });
     await stopAll(servers);
     if (!hasMemcached() || !memaslapBinary()) {
       rows.push({

@@ -4,8 +4,9 @@
 // checks that with A's own counters (peerLoads ≈ requests, cacheHits 0). B holds the keys warm.
 // Same-run baseline: a bare node:http server making one grpc-js unary call per request to a bare grpc-js server
 // (no cache, flight, ring or policy) — what the obvious Node design costs. It is not a ceiling: a unary call
-// opens an HTTP/2 stream each time, which gossipcache's multiplexed Fetch stream avoids. The two are measured in
-// alternating 2 s slices, like front.ts.
+// opens an HTTP/2 stream each time, which gossipcache's multiplexed Fetch stream avoids. When Go is installed,
+// Go groupcache (scripts/bench/go-groupcache: two nodes, HTTP peers with a tuned pool, A with a 1-byte cache) is
+// a third subject. All are measured in alternating 2 s slices, like front.ts.
 import { Ring } from '../../src/ring.js';
 import {
   diffStats,
@@ -46,7 +47,7 @@ function keysOwnedBy(labels: string[], owner: string, n: number): string[] {
   return keys;
 }
 
-interface Half {
+interface Slice {
   r: WrkResult;
   cpu: number[];
   sys: number[];
@@ -57,8 +58,8 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-function combine(halves: Half[]) {
-  const sum = (f: (h: Half) => number) => halves.reduce((a, h) => a + f(h), 0);
+function combine(slices: Slice[]) {
+  const sum = (f: (h: Slice) => number) => slices.reduce((a, h) => a + f(h), 0);
   const requests = sum((h) => h.r.requests);
   const front = sum((h) => h.cpu[0]);
   const owner = sum((h) => h.cpu[1]);
@@ -66,9 +67,9 @@ function combine(halves: Half[]) {
     requests,
     metrics: {
       'req/s': requests / sum((h) => h.r.durationS),
-      'req/s_median_slice': median(halves.map((h) => h.r.requests / h.r.durationS)),
-      p50_ms: sum((h) => h.r.p50) / halves.length,
-      p99_ms: sum((h) => h.r.p99) / halves.length,
+      'req/s_median_slice': median(slices.map((h) => h.r.requests / h.r.durationS)),
+      p50_ms: sum((h) => h.r.p50) / slices.length,
+      p99_ms: sum((h) => h.r.p99) / slices.length,
       cpu_front_s: front,
       cpu_owner_s: owner,
       'front_sys%': (100 * sum((h) => h.sys[0])) / front,
@@ -96,11 +97,12 @@ async function startBarePair(): Promise<{ http: Server; grpc: Server; port: numb
   return { http, grpc, port };
 }
 
-/** One system under load: the processes whose CPU is read (front first, then owner) and the port wrk hits. */
+/** One system under load: the processes whose CPU is read (front first, then owner), the port and paths wrk hits. */
 interface Subject {
   servers: Server[];
   port: number;
-  halves: Half[];
+  paths: string[];
+  slices: Slice[];
 }
 
 /**
@@ -158,41 +160,39 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     const labels = ringOf(await getJson(a.httpPort, '/_cluster'));
     const paths = keysOwnedBy(labels, b.label, KEYS).map((k) => `/${GROUP}/${k}`);
     await warmPaths(b.httpPort, paths); // loads each key on its owner
-    const naive: Subject = { servers: [bare.http, bare.grpc], port: bare.port, halves: [] };
-    const ours: Subject = { servers: [a.server, b.server], port: a.httpPort, halves: [] };
+    const naive: Subject = { servers: [bare.http, bare.grpc], port: bare.port, paths, slices: [] };
+    const ours: Subject = { servers: [a.server, b.server], port: a.httpPort, paths, slices: [] };
     const go: Subject | undefined =
       typeof goPair === 'string'
         ? undefined
-        : { servers: [goPair.a, goPair.b], port: goPair.port, halves: [] };
+        : { servers: [goPair.a, goPair.b], port: goPair.port, paths: goPair.paths, slices: [] };
     const subjects = go ? [naive, ours, go] : [naive, ours];
-    const pathsOf = (s: Subject) => (s === go && typeof goPair !== 'string' ? goPair.paths : paths);
     for (const s of subjects) {
-      await runWrk({ port: s.port, paths: pathsOf(s), connections: CONNECTIONS, durationS: warmS });
+      await runWrk({ port: s.port, paths: s.paths, connections: CONNECTIONS, durationS: warmS });
     }
     const beforeA = await groupStats(a.httpPort, GROUP);
     const beforeB = await groupStats(b.httpPort, GROUP);
-    const goStats = async () =>
-      typeof goPair === 'string' ? {} : ((await getJson(goPair.port, '/_stats')) as Record<string, number>);
+    const goStats = async () => (go ? ((await getJson(go.port, '/_stats')) as Record<string, number>) : {});
     const beforeGo = await goStats();
     // Short alternating slices (see front.ts): the box's speed drifts within a minute.
     for (let round = 0; round < seconds / SLICE_S; round++) {
       for (const s of round % 2 === 0 ? subjects : [...subjects].reverse()) {
         const w = await withCpu(s.servers, () =>
-          runWrk({ port: s.port, paths: pathsOf(s), connections: CONNECTIONS, durationS: SLICE_S }),
+          runWrk({ port: s.port, paths: s.paths, connections: CONNECTIONS, durationS: SLICE_S }),
         );
-        s.halves.push({ r: w.result, cpu: w.cpu, sys: w.sys });
+        s.slices.push({ r: w.result, cpu: w.cpu, sys: w.sys });
       }
     }
     const dA = diffStats(await groupStats(a.httpPort, GROUP), beforeA);
     const dB = diffStats(await groupStats(b.httpPort, GROUP), beforeB);
-    const base = combine(naive.halves);
-    const subj = combine(ours.halves);
+    const base = combine(naive.slices);
+    const subj = combine(ours.slices);
     const perCpu = (m: Record<string, number | string>) => Number(m['req/cpu_s']);
     const rps = (m: Record<string, number | string>) => Number(m['req/s']);
     const rows: BenchRow[] = [{ bench: BENCH, case: `${BARE} (naive Node baseline)`, metrics: base.metrics }];
     let goMetrics: Record<string, number | string> | undefined;
     if (go) {
-      const goRun = combine(go.halves);
+      const goRun = combine(go.slices);
       const dGo = diffStats(await goStats(), beforeGo);
       goMetrics = { ...goRun.metrics, 'A_peerLoads/req': (dGo.peerLoads ?? Number.NaN) / goRun.requests };
       rows.push({ bench: BENCH, case: GO, metrics: goMetrics });

@@ -246,7 +246,7 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
   const trials = Number(process.env.SWIM_REAL_TRIALS ?? 1);
   const stallMs = Number(process.env.SWIM_REAL_STALL_S ?? (quick ? 3 : 5)) * 1000;
   const loadAtStart = loadavg()[0];
-  // The runner kills a module over its budget (60 s, quick 45 s) and its rows are lost: stop at our own
+  // The runner kills a module over its budget (50 s, quick 37.5 s) and its rows are lost: stop at our own
   // deadline instead and report what was measured by then (starting 10 processes on a loaded 2-core
   // machine alone can take tens of seconds).
   const budgetMs = Number(process.env.SWIM_REAL_BUDGET_S ?? (quick ? 34 : 52)) * 1000;

@@ -1,10 +1,11 @@
-// Builds the Go groupcache baseline of the peer bench (scripts/bench/go-groupcache) once per bench run.
+// Builds the Go groupcache baseline of the front and peer benches (scripts/bench/go-groupcache), once per
+// bench module process, in a temporary directory removed when the process exits.
 // Where Go can reach its module proxy, `go build` fetches groupcache itself. Offline (this project's bench
 // box) point BENCH_GO_REPLACE at local checkouts:
 //   BENCH_GO_REPLACE='github.com/golang/groupcache=/src/groupcache,github.com/golang/protobuf=/src/protobuf,google.golang.org/protobuf=/src/protobuf-go'
 // or BENCH_GROUPCACHE_BIN at a binary built elsewhere. Without any of these the row is skipped, with the reason.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasTool } from './proc.js';
@@ -26,6 +27,7 @@ function build(): { bin?: string; reason?: string } {
   if (!hasTool('go'))
     return { reason: 'go not found (apt-get install golang-go), or set BENCH_GROUPCACHE_BIN' };
   const dir = mkdtempSync(join(tmpdir(), 'gc-bench-go-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   cpSync(SOURCE, dir, { recursive: true });
   const env = { ...process.env, GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local' };
   const go = (...args: string[]) =>

@@ -1,6 +1,6 @@
 // Child processes for benches: spawn servers, read their CPU time from /proc, and make sure every one of them
 // is gone when the bench ends — normally, on an exception, or on Ctrl-C.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 
@@ -191,7 +191,6 @@ export async function runMeasured(
   opts: { env?: NodeJS.ProcessEnv; timeoutMs: number },
 ): Promise<{ stdout: string; cpuS: number }> {
   const script = '"$@"; rc=$?; echo "CHILDCPU $(cat /proc/$$/stat)" >&2; exit $rc';
-  const { execFile } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     execFile(
       'sh',
