@@ -35,6 +35,12 @@ export class ChurnMap<K extends string | number, V> {
     return true;
   }
 
+  /** Calls `fn` for each value without copying them out; `fn` may delete the current entry. */
+  forEach(fn: (value: V) => void): void {
+    const entries = this.entries;
+    for (const k in entries) fn(entries[k]);
+  }
+
   /** A snapshot of the values (for teardown paths, not per request). */
   values(): V[] {
     return Object.values(this.entries);

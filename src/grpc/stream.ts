@@ -125,10 +125,11 @@ export class FetchSession {
       this.fail(q, emptyKey());
       return;
     }
+    const now = q.timeoutMs || this.opts.onServed ? performance.now() : 0;
     const f = new InFlight(
       q.id,
-      q.timeoutMs ? performance.now() + q.timeoutMs : Number.POSITIVE_INFINITY,
-      this.opts.onServed ? performance.now() : 0,
+      q.timeoutMs ? now + q.timeoutMs : Number.POSITIVE_INFINITY,
+      this.opts.onServed ? now : 0,
     );
     this.inflight.set(q.id, f);
     if (q.timeoutMs && !this.sweeper) this.startSweeper();
@@ -222,8 +223,8 @@ export class FetchSession {
         return;
       }
       const now = performance.now();
-      for (const f of this.inflight.values()) {
-        if (f.deadline > now) continue;
+      this.inflight.forEach((f) => {
+        if (f.deadline > now) return;
         const id = f.id;
         // Answer now, whatever the getter does with its signal: the peer must not wait longer.
         this.inflight.delete(id);
@@ -231,7 +232,7 @@ export class FetchSession {
         f.abort(err);
         this.opts.onServed?.(status.DEADLINE_EXCEEDED, f.start ? now - f.start : 0);
         this.push({ id, ...failureOf(err), value: EMPTY, minuteQps: 0, ttlMs: 0 });
-      }
+      });
       this.maybeEnd();
     }, SWEEP_MS);
     this.sweeper.unref();

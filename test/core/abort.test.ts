@@ -103,6 +103,13 @@ describe('ChurnMap', () => {
     ids.set(1, 'one');
     assert.equal(ids.get(0xffffffff), 'max');
     assert.deepEqual(ids.values().sort(), ['max', 'one']);
+    const seen: string[] = [];
+    ids.forEach((v) => {
+      seen.push(v);
+      ids.delete(1); // deleting the current entry while iterating is allowed
+    });
+    assert.deepEqual(seen.sort(), ['max', 'one']);
+    assert.equal(ids.get(1), undefined);
     ids.clear();
     assert.equal(ids.size, 0);
     assert.equal(ids.get(1), undefined);
