@@ -96,6 +96,20 @@ function endWithValue(res: ServerResponse, value: Uint8Array): void {
   }
 }
 
+/** A 200 with the value; `Cache-Control: max-age` (whole seconds left) when it expires. */
+function sendValue(res: ServerResponse, value: Uint8Array, ttlMs: number | undefined): void {
+  if (ttlMs === undefined) {
+    res.writeHead(200, { 'Content-Type': OCTET_TYPE, 'Content-Length': value.length });
+  } else {
+    res.writeHead(200, {
+      'Content-Type': OCTET_TYPE,
+      'Content-Length': value.length,
+      'Cache-Control': `max-age=${Math.floor(ttlMs / 1000)}`,
+    });
+  }
+  endWithValue(res, value);
+}
+
 const JSON_TYPE = 'application/json';
 const OCTET_TYPE = 'application/octet-stream';
 
@@ -136,17 +150,7 @@ export function createHttpFront(opts: FrontOptions): Server & { counters: FrontC
         if (value !== undefined) {
           counters.fastHits++;
           counters.ok++;
-          const ttlMs = group.getCachedTtlMs();
-          if (ttlMs === undefined) {
-            res.writeHead(200, { 'Content-Type': OCTET_TYPE, 'Content-Length': value.length });
-          } else {
-            res.writeHead(200, {
-              'Content-Type': OCTET_TYPE,
-              'Content-Length': value.length,
-              'Cache-Control': `max-age=${Math.floor(ttlMs / 1000)}`,
-            });
-          }
-          endWithValue(res, value);
+          sendValue(res, value, group.getCachedTtlMs());
           return;
         }
         slowGet(req, res, group, key);
@@ -174,13 +178,7 @@ export function createHttpFront(opts: FrontOptions): Server & { counters: FrontC
     group.loadAfterMiss(key, { signal: connectionSignal(req) }).then(
       (entry) => {
         counters.ok++;
-        const headers: Record<string, string | number> = {
-          'Content-Type': OCTET_TYPE,
-          'Content-Length': entry.value.length,
-        };
-        if (entry.ttlMs !== undefined) headers['Cache-Control'] = `max-age=${Math.floor(entry.ttlMs / 1000)}`;
-        res.writeHead(200, headers);
-        endWithValue(res, entry.value);
+        sendValue(res, entry.value, entry.ttlMs);
       },
       (err) => {
         if (req.destroyed) return;
