@@ -104,6 +104,8 @@ export interface GroupStats {
 export const DEFAULT_MAX_KEY_BYTES = 65_536;
 const DEFAULT_GETTER_TIMEOUT_MS = 30_000;
 const PEER_TIMEOUT_MARGIN_MS = 1_000;
+/** The default peerTimeoutMs: the owner may be running the getter itself, so give it that long and a second. */
+export const DEFAULT_PEER_TIMEOUT_MS = DEFAULT_GETTER_TIMEOUT_MS + PEER_TIMEOUT_MARGIN_MS;
 
 type Which = 'main' | 'hot';
 

@@ -4,6 +4,7 @@
 
 import { Client, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { type AbortWaiter, onAbort } from '../abort.js';
+import { DEFAULT_PEER_TIMEOUT_MS } from '../group.js';
 import type { Peer, PeerGetResult } from '../peers.js';
 import type { GetResponse, KeyRequest } from './codec.js';
 import { FetchMux } from './mux.js';
@@ -31,7 +32,8 @@ export interface GrpcPeerOptions {
   onPeerRpc?: (ms: number, ok: boolean, peer: string) => void;
 }
 
-export const DEFAULT_PEER_TIMEOUT_MS = 31_000;
+export { DEFAULT_PEER_TIMEOUT_MS };
+
 const FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
 
 const getMethod = groupCacheService.Get;
