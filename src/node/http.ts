@@ -5,6 +5,7 @@
 // is decoded by hand only when it contains '%' or '?'; the hit is answered synchronously from
 // group.getCached(). Only misses (which wait for a peer or a loader anyway) take the async path.
 
+import { isUtf8 } from 'node:buffer';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
 /** The part of a Group the front uses (structural, so tests can pass a stub). */
@@ -133,8 +134,8 @@ export function createHttpFront(opts: FrontOptions): Server & { counters: FrontC
       let key = url.slice(slash + 1);
       if (key.indexOf('%') !== -1 || key.indexOf('?') !== -1) {
         const decoded = decodeKey(key);
-        if (decoded === undefined) {
-          sendJson(res, 400, { error: 'malformed percent-encoding in key; encode bytes as %XX' });
+        if (typeof decoded !== 'string') {
+          sendJson(res, 400, { error: decoded.error });
           return;
         }
         key = decoded;
@@ -291,11 +292,21 @@ const ROUTES = new Map<string, 'stats' | 'cluster' | 'metrics' | 'healthz' | 're
   ['/readyz', 'readyz'],
 ]);
 
+/** Why a request path is not a key (decodeKey's refusal); `error` is the 400's message. */
+export interface BadKey {
+  readonly error: string;
+}
+const MALFORMED_ESCAPE: BadKey = { error: 'malformed percent-encoding in key; encode bytes as %XX' };
+const NOT_UTF8: BadKey = {
+  error: 'key is not valid UTF-8 once percent-decoded; keys are UTF-8 strings, encode them as UTF-8 bytes',
+};
+
 /**
- * Percent-decodes a key (UTF-8) and drops a query string. Undefined when an escape is malformed.
- * Bytes that are not valid UTF-8 become U+FFFD (keys are strings).
+ * Percent-decodes a key (UTF-8) and drops a query string. Refuses a malformed escape, and bytes that
+ * are not valid UTF-8: decoding them would replace each bad sequence by U+FFFD, so `%ff` and `%fe`
+ * (and the literal key `\ufffd`) would name one key and share one value.
  */
-export function decodeKey(raw: string): string | undefined {
+export function decodeKey(raw: string): string | BadKey {
   const q = raw.indexOf('?');
   const s = q === -1 ? raw : raw.slice(0, q);
   if (s.indexOf('%') === -1) return s;
@@ -306,17 +317,20 @@ export function decodeKey(raw: string): string | undefined {
     if (c === 37 /* % */) {
       const hi = hexValue(s.charCodeAt(i + 1));
       const lo = hexValue(s.charCodeAt(i + 2));
-      if (hi < 0 || lo < 0) return undefined;
+      if (hi < 0 || lo < 0) return MALFORMED_ESCAPE;
       bytes[n++] = (hi << 4) | lo;
       i += 2;
     } else if (c < 128) {
       bytes[n++] = c;
     } else {
-      // Raw non-ASCII in a request target (clients should not send it, Node passes it as latin1).
+      // Raw non-ASCII in a request target: Node's parser refuses it (400) before we see it; should a
+      // lenient parser pass it (as latin1), it is taken as the bytes it was and checked like escapes.
       n += bytes.write(s[i], n, 'latin1');
     }
   }
-  return bytes.toString('utf8', 0, n);
+  const decoded = bytes.subarray(0, n);
+  if (!isUtf8(decoded)) return NOT_UTF8;
+  return decoded.toString('utf8');
 }
 
 function hexValue(c: number): number {

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { NotFoundError } from '../../src/errors.js';
 import { Group, GroupRegistry } from '../../src/group.js';
-import { createHttpFront, decodeKey } from '../../src/node/http.js';
+import { type BadKey, createHttpFront, decodeKey } from '../../src/node/http.js';
 import { createMetrics } from '../../src/node/metrics.js';
 
 // A real Group behind a real server; the getter's behaviour is chosen by the key.
@@ -275,11 +275,28 @@ describe('operational routes', () => {
   });
 });
 
-test('decodeKey', () => {
+test('decodeKey: percent-escapes to UTF-8; malformed escapes and invalid UTF-8 are refused', () => {
   assert.equal(decodeKey('a%2Fb'), 'a/b');
   assert.equal(decodeKey('%e2%82%ac'), '€');
   assert.equal(decodeKey('x?y=1'), 'x');
-  assert.equal(decodeKey('%ff'), '\ufffd');
-  assert.equal(decodeKey('%2'), undefined);
-  assert.equal(decodeKey('%g0'), undefined);
+  assert.equal(decodeKey('%EF%BF%BD'), '\ufffd', 'U+FFFD itself is a key like any other');
+  assert.match((decodeKey('%2') as BadKey).error, /malformed percent-encoding/);
+  assert.match((decodeKey('%g0') as BadKey).error, /malformed percent-encoding/);
+  // Each of these would decode to U+FFFD (and so alias one another and the key above) if repaired.
+  for (const bad of ['%ff', '%fe', 'a%80', '%c3', '%c3%28', '%ed%a0%80', '%c0%af', '%f8%88%80%80%80']) {
+    assert.match((decodeKey(bad) as BadKey).error, /not valid UTF-8/, bad);
+  }
+});
+
+test('keys that are not UTF-8 get a 400 and never alias a value', async () => {
+  loads.length = 0;
+  const ok = await get('/g/%EF%BF%BD');
+  assert.equal(ok.status, 200);
+  assert.equal(ok.text, 'v:\ufffd');
+  for (const bad of ['%ff', '%fe', 'x%80y', '%c3', '%ed%a0%80']) {
+    const r = await get(`/g/${bad}`);
+    assert.equal(r.status, 400, bad);
+    assert.match(JSON.parse(r.text).error, /not valid UTF-8/, bad);
+  }
+  assert.deepEqual(loads, ['\ufffd'], 'only the valid key reached the loader');
 });
