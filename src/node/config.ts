@@ -19,6 +19,8 @@ export interface TlsPaths {
   keyFile: string;
   /** CA bundle to verify peers with; absent = the system roots. */
   caFile?: string;
+  /** The name peers' certificates carry when it is not the host they are dialled at (pod IPs). */
+  serverName?: string;
 }
 
 /** One cache group served by the node. */
@@ -84,6 +86,7 @@ type RawConfig = {
   tlsCert: string;
   tlsKey: string;
   tlsCa: string;
+  tlsServerName: string;
   config: string;
   joinTimeout: string;
   shutdownTimeout: string;
@@ -189,6 +192,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: '--tls-ca',
     default: '',
     doc: 'PEM CA bundle: peers are verified against it and must present a certificate it signed (mutual TLS); empty = system roots, no client certificates',
+  },
+  {
+    key: 'tlsServerName',
+    env: 'GOSSIPCACHE_TLS_SERVER_NAME',
+    flag: '--tls-server-name',
+    default: '',
+    doc: 'the name every peer certificate carries (DNS SAN) when peers are dialled at addresses no certificate can list, e.g. pod IPs; empty = the advertised host',
   },
   {
     key: 'config',
@@ -305,8 +315,15 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
       keyFile: readablePath(raw.tlsKey, source.tlsKey),
     };
     if (raw.tlsCa !== '') tls.caFile = readablePath(raw.tlsCa, source.tlsCa);
-  } else if (raw.tlsCa !== '') {
-    throw new ConfigError(source.tlsCa, 'needs GOSSIPCACHE_TLS_CERT and GOSSIPCACHE_TLS_KEY as well');
+    if (raw.tlsServerName !== '') {
+      if (!isHost(raw.tlsServerName)) {
+        throw new ConfigError(source.tlsServerName, `"${raw.tlsServerName}" is not a DNS name`);
+      }
+      tls.serverName = raw.tlsServerName;
+    }
+  } else if (raw.tlsCa !== '' || raw.tlsServerName !== '') {
+    const which = raw.tlsCa !== '' ? source.tlsCa : source.tlsServerName;
+    throw new ConfigError(which, 'needs GOSSIPCACHE_TLS_CERT and GOSSIPCACHE_TLS_KEY as well');
   }
   return {
     httpAddr,

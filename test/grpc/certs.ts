@@ -11,7 +11,8 @@ import type { TlsFiles } from '../../src/grpc/index.js';
 export interface TestPki {
   dir: string;
   /** Signed by the cluster CA; trusts the cluster CA. */
-  node: (name: string) => Required<Pick<TlsFiles, 'certFile' | 'keyFile' | 'caFile'>>;
+  /** `san` replaces the default subjectAltName `IP:127.0.0.1,DNS:localhost` (first call per name). */
+  node: (name: string, san?: string) => Required<Pick<TlsFiles, 'certFile' | 'keyFile' | 'caFile'>>;
   /** Signed by a rogue CA; trusts the cluster CA (so it can connect, but nobody accepts it). */
   rogue: Required<Pick<TlsFiles, 'certFile' | 'keyFile' | 'caFile'>>;
   caFile: string;
@@ -52,10 +53,10 @@ function makeCa(dir: string, name: string): void {
   );
 }
 
-function makeCert(dir: string, ca: string, name: string): void {
+function makeCert(dir: string, ca: string, name: string, san = 'IP:127.0.0.1,DNS:localhost'): void {
   writeFileSync(
     join(dir, `${name}.ext`),
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n',
+    `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n`,
   );
   openssl(['req', ...KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir);
   openssl(
@@ -90,8 +91,8 @@ export function makePki(): TestPki {
   return {
     dir,
     caFile,
-    node(name) {
-      if (!made.has(name)) makeCert(dir, 'ca', name);
+    node(name, san) {
+      if (!made.has(name)) makeCert(dir, 'ca', name, san);
       made.add(name);
       return { certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`), caFile };
     },

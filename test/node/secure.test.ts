@@ -56,3 +56,49 @@ test('mTLS between peers and an encrypted gossip ring, configured by env', {
     assert.deepEqual(codes, [0, 0]);
   }
 });
+
+// Kubernetes: peers are dialled at pod IPs, which no certificate can list in advance. Certificates name
+// one DNS name (the headless service) and GOSSIPCACHE_TLS_SERVER_NAME tells clients to expect it.
+test('mTLS with certificates that name only a DNS name: GOSSIPCACHE_TLS_SERVER_NAME', {
+  skip: !hasOpenssl() && 'no openssl',
+}, async () => {
+  const pki = makePki();
+  const origin = await countingOrigin();
+  const ports: NodePorts[] = [await nodePorts(), await nodePorts()];
+  const nodes = ports.map((p, i) => {
+    const tls = pki.node(`peer${i}`, 'DNS:gossipcache-peers');
+    return startCli(p, {
+      GOSSIPCACHE_SEEDS: `127.0.0.1:${ports[1 - i].gossip}`,
+      GOSSIPCACHE_TLS_CERT: tls.certFile,
+      GOSSIPCACHE_TLS_KEY: tls.keyFile,
+      GOSSIPCACHE_TLS_CA: tls.caFile,
+      GOSSIPCACHE_TLS_SERVER_NAME: 'gossipcache-peers',
+      GOSSIPCACHE_ORIGIN: origin.url,
+    });
+  });
+  try {
+    await waitFor('one ring of 2', async () => {
+      const views = await Promise.all(
+        nodes.map(async (n) => JSON.parse((await httpGet(`${n.http}/_cluster`)).text)),
+      );
+      return views.every((v) => v.ring.length === 2 && v.ringChecksum === views[0].ringChecksum);
+    });
+    const keys = Array.from({ length: 10 }, (_, i) => `named-${i}`);
+    for (const k of keys) {
+      for (const n of nodes) assert.equal((await httpGet(`${n.http}/default/${k}`)).text, `value:${k}`);
+    }
+    for (const k of keys) assert.equal(origin.loads.get(k), 1, k);
+    const stats = await Promise.all(
+      nodes.map(async (n) => JSON.parse((await httpGet(`${n.http}/_stats`)).text)),
+    );
+    assert.ok(
+      stats.every((s) => s.groups.default.stats.peerLoads > 0 && s.groups.default.stats.peerErrors === 0),
+      JSON.stringify(stats.map((s) => s.groups.default.stats)),
+    );
+  } finally {
+    const codes = await Promise.all(nodes.map((n) => stopCli(n)));
+    await origin.close();
+    pki.cleanup();
+    assert.deepEqual(codes, [0, 0]);
+  }
+});
