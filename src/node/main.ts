@@ -30,6 +30,7 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
     const origin = createOrigin(g.origin, {
       timeoutMs: config.originTimeoutMs,
       maxBytes: config.originMaxBytes,
+      connections: config.originConnections,
     });
     origins.push(origin);
     new Group({ name: g.name, cacheBytes: g.cacheBytes, getter: origin.load, registry });

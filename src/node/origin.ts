@@ -4,11 +4,11 @@
 //   http(s)://…{key}…        GET from an HTTP origin (404 → NotFound, max-age → TTL)
 // A loader never caches by itself: the group decides; errors are not cached by the group either.
 
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from 'undici';
 import { NotFoundError } from '../errors.js';
-import { parseDuration } from './config.js';
+import { DEFAULT_ORIGIN_CONNECTIONS, parseDuration } from './config.js';
+import { originTarget, parseOriginTemplate } from './origin-url.js';
 
 /** What a loader returns: the group's GetterResult. */
 export type OriginResult = Uint8Array | string | { value: Uint8Array | string; ttlMs?: number };
@@ -23,10 +23,16 @@ export interface Origin {
 }
 
 export interface HttpOriginOptions {
-  /** Whole-request timeout (connect → last byte), ms. */
+  /** Whole-request timeout (queued for a connection → last byte), ms. */
   timeoutMs: number;
   /** Largest body accepted; longer bodies fail the load. */
   maxBytes: number;
+  /**
+   * Most connections open to the origin at once (default DEFAULT_ORIGIN_CONNECTIONS). Loads beyond
+   * it wait in the pool's queue, inside `timeoutMs`: a burst of distinct misses costs the origin (and
+   * this process) this many sockets, not one per miss.
+   */
+  connections?: number;
 }
 
 /** The origin failed (5xx, timeout, too large, connection error). The message says which. */
@@ -56,105 +62,118 @@ export function demoOrigin(delayMs: number): Origin {
   };
 }
 
-/** GET `template` with `{key}` replaced by the percent-encoded key, over keep-alive sockets. */
-export function httpOrigin(template: string, { timeoutMs, maxBytes }: HttpOriginOptions): Origin {
-  const secure = template.startsWith('https:');
-  const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-  const request = secure ? httpsRequest : httpRequest;
-  const shown = new URL(template.replace('{key}', '_'));
-  const description = `http origin ${shown.protocol}//${shown.host}${decodeURI(shown.pathname).replace('_', '{key}')}`;
-  const [before, after] = splitOnce(template, '{key}');
+/**
+ * GET `template` with `{key}` replaced by the percent-encoded key (see origin-url.ts), over a pool of
+ * at most `connections` keep-alive connections (undici's Pool: it queues the requests beyond them).
+ *
+ * Only bodies whose end the origin marked are cached: a Content-Length that arrived in full or a
+ * complete chunked body (undici fails the request when either is cut short). A body delimited by the
+ * origin closing the connection (no Content-Length, not chunked: HTTP/1.0-style) looks the same
+ * whether it is complete or was cut off by a reset, a crash or a timeout on the way; it is returned
+ * with a TTL of 0 — served to the callers of this load, never cached — because caching it could pin a
+ * truncated value for its whole TTL, while refusing it would make such origins unusable.
+ */
+export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
+  const { timeoutMs, maxBytes } = opts;
+  const connections = opts.connections ?? DEFAULT_ORIGIN_CONNECTIONS;
+  const t = parseOriginTemplate(template);
+  const pool = new Pool(t.origin, {
+    connections,
+    connect: { timeout: timeoutMs },
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
+  const headers: Record<string, string> = { accept: '*/*' };
+  if (t.authorization !== undefined) headers.authorization = t.authorization;
 
-  function load(key: string, { signal }: { signal: AbortSignal }): Promise<OriginResult> {
-    return new Promise((resolve, reject) => {
-      let url: string;
-      try {
-        url = before + encodeURIComponent(key) + after;
-      } catch {
-        reject(new OriginError(`key cannot be put into a URL (unpaired surrogate)`));
-        return;
-      }
-      if (signal.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      let done = false;
-      const finish = (err: unknown, result?: OriginResult) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        if (err) {
-          req.destroy();
-          reject(err);
-        } else resolve(result!);
-      };
-      const onAbort = () => finish(signal.reason);
-      const timer = setTimeout(
-        () => finish(new OriginError(`origin did not answer within ${timeoutMs}ms: GET ${url}`)),
-        timeoutMs,
+  async function load(key: string, { signal }: { signal: AbortSignal }): Promise<OriginResult> {
+    const path = originTarget(t, key);
+    if (signal.aborted) throw signal.reason;
+    const what = `GET ${t.origin}${path}`;
+    // One controller for the caller's abort and our timeout; `failure` says which fired first.
+    const ac = new AbortController();
+    let failure: unknown;
+    const stop = (err: unknown) => {
+      if (failure !== undefined) return;
+      failure = err;
+      ac.abort(err);
+    };
+    const onAbort = () => stop(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(() => {
+      const queued = pool.stats.queued;
+      stop(
+        new OriginError(
+          `origin did not answer within ${timeoutMs}ms` +
+            (queued > 0 ? ` (${queued} loads waiting for one of its ${connections} connections)` : '') +
+            `: ${what}`,
+        ),
       );
-      signal.addEventListener('abort', onAbort, { once: true });
-      const req = request(url, { agent, headers: { accept: '*/*' } }, (res) => {
-        const status = res.statusCode ?? 0;
-        if (status === 404 || status === 410) {
-          res.resume();
-          finish(new NotFoundError(`origin has no value for this key (HTTP ${status})`));
-          return;
+    }, timeoutMs);
+    try {
+      const res = await pool.request({ path, method: 'GET', headers, signal: ac.signal });
+      // Errors after we stop reading (our destroy, a late reset) have nobody else to go to.
+      res.body.on('error', () => {});
+      const status = res.statusCode;
+      if (status === 404 || status === 410) {
+        res.body.dump().catch(() => {});
+        throw new NotFoundError(`origin has no value for this key (HTTP ${status})`);
+      }
+      if (status < 200 || status > 299) {
+        res.body.dump().catch(() => {});
+        throw new OriginError(`origin answered HTTP ${status}: ${what}`);
+      }
+      const declared = Number(res.headers['content-length']);
+      if (declared > maxBytes) {
+        res.body.destroy();
+        throw new OriginError(`origin value is ${declared} bytes, over the ${maxBytes}-byte limit: ${what}`);
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > maxBytes) {
+          res.body.destroy();
+          throw new OriginError(`origin value is over the ${maxBytes}-byte limit: ${what}`);
         }
-        if (status < 200 || status > 299) {
-          res.resume();
-          finish(new OriginError(`origin answered HTTP ${status}: GET ${url}`));
-          return;
-        }
-        const declared = Number(res.headers['content-length']);
-        if (declared > maxBytes) {
-          finish(
-            new OriginError(`origin value is ${declared} bytes, over the ${maxBytes}-byte limit: GET ${url}`),
-          );
-          return;
-        }
-        readBody(res, maxBytes, url, (err, body) => {
-          if (err) finish(err);
-          else {
-            const ttlMs = maxAgeMs(res.headers['cache-control']);
-            finish(null, ttlMs === undefined ? body! : { value: body!, ttlMs });
-          }
-        });
-      });
-      req.on('error', (err) => finish(new OriginError(`origin request failed (${err.message}): GET ${url}`)));
-      req.end();
-    });
+        chunks.push(chunk);
+      }
+      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+      if (!endIsKnown(status, res.headers)) return { value: body, ttlMs: 0 };
+      const ttlMs = maxAgeMs(headerString(res.headers['cache-control']));
+      return ttlMs === undefined ? body : { value: body, ttlMs };
+    } catch (err) {
+      if (failure !== undefined) throw failure;
+      if (err instanceof NotFoundError || err instanceof OriginError) throw err;
+      const e = err as Error & { code?: string };
+      throw new OriginError(`origin request failed (${e.message}): ${what}`);
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    }
   }
-  return { description, load, close: () => agent.destroy() };
+  return {
+    description: `http origin ${t.description} (at most ${connections} connections)`,
+    load,
+    close: () => {
+      pool.destroy().catch(() => {});
+    },
+  };
 }
 
-function readBody(
-  res: IncomingMessage,
-  maxBytes: number,
-  url: string,
-  cb: (err: Error | null, body?: Buffer) => void,
-): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let settled = false;
-  const settle = (err: Error | null, body?: Buffer) => {
-    if (settled) return;
-    settled = true;
-    cb(err, body);
-  };
-  res.on('data', (chunk: Buffer) => {
-    size += chunk.length;
-    if (size > maxBytes) {
-      settle(new OriginError(`origin value is over the ${maxBytes}-byte limit: GET ${url}`));
-      res.destroy();
-      return;
-    }
-    chunks.push(chunk);
-  });
-  res.on('end', () => settle(null, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
-  res.on('error', (err) => settle(new OriginError(`origin response broke off (${err.message}): GET ${url}`)));
-  res.on('aborted', () => settle(new OriginError(`origin response broke off: GET ${url}`)));
+/**
+ * The response said where its body ends: a Content-Length (undici fails the request if fewer bytes
+ * arrive), chunked transfer coding (fails if the last chunk is missing), or a status without a body.
+ */
+function endIsKnown(status: number, headers: Record<string, string | string[] | undefined>): boolean {
+  if (headers['content-length'] !== undefined) return true;
+  const te = headerString(headers['transfer-encoding']);
+  if (te !== undefined && /(?:^|,)\s*chunked\s*$/i.test(te)) return true;
+  return status === 204;
+}
+
+function headerString(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(', ') : v;
 }
 
 /**
@@ -169,9 +188,4 @@ export function maxAgeMs(header: string | undefined): number | undefined {
   if (s) return Number(s[1]) * 1000;
   if (/(?:^|[,\s])(no-store|no-cache)\b/.test(h)) return 0;
   return undefined;
-}
-
-function splitOnce(s: string, sep: string): [string, string] {
-  const i = s.indexOf(sep);
-  return [s.slice(0, i), s.slice(i + sep.length)];
 }

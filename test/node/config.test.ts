@@ -163,7 +163,15 @@ describe('config values', () => {
       configError([], { GOSSIPCACHE_ORIGIN: 'ftp://x/{key}' }).message,
       /expected demo\[:<delay>\] or an http/,
     );
-    assert.match(configError([], { GOSSIPCACHE_ORIGIN: 'http://x/items' }).message, /containing \{key\}/);
+    assert.match(configError([], { GOSSIPCACHE_ORIGIN: 'http://x/items' }).message, /has no \{key\} slot/);
+    // The key must land in the request target: not the host, and not a fragment (never sent).
+    for (const t of ['http://{key}.example/x', 'http://x/items#{key}', 'http://u:{key}@x/']) {
+      assert.match(configError([], { GOSSIPCACHE_ORIGIN: t }).message, /in the path or the query/, t);
+    }
+    assert.match(
+      configError([], { GOSSIPCACHE_ORIGIN_CONNECTIONS: '0' }).message,
+      /^GOSSIPCACHE_ORIGIN_CONNECTIONS: "0" is not a count/,
+    );
     assert.match(configError([], { GOSSIPCACHE_GROUP: '_stats' }).message, /not a group name/);
     assert.match(configError([], { LOG_LEVEL: 'loud' }).message, /^LOG_LEVEL: "loud" is not a level/);
     assert.match(

@@ -1,0 +1,368 @@
+// The HTTP origin loader against origins that see what we really send (raw request lines) and that
+// misbehave on the wire: dot-segment keys, a burst of distinct misses, bodies cut short.
+
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import {
+  type AddressInfo,
+  connect as createConnectionTo,
+  createServer,
+  type Server,
+  type Socket,
+} from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { Group, GroupRegistry } from '../../src/group.js';
+import { createHttpFront } from '../../src/node/http.js';
+import { httpOrigin, OriginError } from '../../src/node/origin.js';
+import { isDotSegment, parseOriginTemplate } from '../../src/node/origin-url.js';
+
+/**
+ * A raw-TCP HTTP/1.1 origin: records each request line as received and answers per `answer`, which
+ * returns the bytes to write and whether to close the socket after them (else keep-alive).
+ */
+interface RawOrigin {
+  port: number;
+  lines: string[];
+  /** Sockets open now, and the most ever open at once. */
+  open: number;
+  maxOpen: number;
+  answer: (target: string) => { bytes: string | Buffer; close?: boolean; delayMs?: number };
+  server: Server;
+}
+
+async function rawOrigin(answer: RawOrigin['answer']): Promise<RawOrigin> {
+  const o: RawOrigin = { port: 0, lines: [], open: 0, maxOpen: 0, answer, server: createServer() };
+  const sockets = new Set<Socket>();
+  o.server.on('connection', (socket) => {
+    sockets.add(socket);
+    o.open++;
+    o.maxOpen = Math.max(o.maxOpen, o.open);
+    socket.on('close', () => {
+      sockets.delete(socket);
+      o.open--;
+    });
+    socket.on('error', () => {});
+    let buf = '';
+    socket.on('data', (d) => {
+      buf += d.toString('latin1');
+      for (let end = buf.indexOf('\r\n\r\n'); end !== -1; end = buf.indexOf('\r\n\r\n')) {
+        const head = buf.slice(0, end);
+        buf = buf.slice(end + 4);
+        const line = head.slice(0, head.indexOf('\r\n'));
+        o.lines.push(line);
+        const a = o.answer(line.split(' ')[1]);
+        const send = () => {
+          if (socket.destroyed) return;
+          socket.write(a.bytes);
+          if (a.close) socket.end();
+        };
+        if (a.delayMs) setTimeout(send, a.delayMs);
+        else send();
+      }
+    });
+  });
+  o.server.listen(0, '127.0.0.1');
+  await once(o.server, 'listening');
+  o.port = (o.server.address() as AddressInfo).port;
+  const close = o.server.close.bind(o.server);
+  o.server.close = (cb?: (err?: Error) => void) => {
+    for (const s of sockets) s.destroy();
+    return close(cb);
+  };
+  return o;
+}
+
+/** A complete keep-alive 200 with Content-Length whose body is `value:<decoded key>`. */
+function echo(target: string): { bytes: Buffer } {
+  const key = decodeURIComponent(target.slice(target.lastIndexOf('/') + 1).replace(/^.*=/, ''));
+  const body = Buffer.from(`value:${key}`);
+  return {
+    bytes: Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`), body]),
+  };
+}
+
+const ctx = () => ({ signal: new AbortController().signal });
+const text = (v: unknown) => Buffer.from((v as { value?: Uint8Array }).value ?? (v as Uint8Array)).toString();
+
+describe('keys stay in their {key} slot', () => {
+  let o: RawOrigin;
+  before(async () => {
+    o = await rawOrigin(echo);
+  });
+  after(() => o.server.close());
+
+  test('dot-segment keys are refused before any request; other keys arrive verbatim, encoded', async () => {
+    const origin = httpOrigin(`http://127.0.0.1:${o.port}/items/{key}`, { timeoutMs: 2000, maxBytes: 1000 });
+    try {
+      o.lines.length = 0;
+      for (const key of ['.', '..']) {
+        await assert.rejects(origin.load(key, ctx()), (err: Error) => {
+          assert.equal(err.name, 'InvalidKeyError', key);
+          assert.match(err.message, /path segment/);
+          return true;
+        });
+      }
+      assert.deepEqual(o.lines, [], 'the origin saw no request for a dot-segment key');
+      // Keys that look like paths, or like encoded dots, are one segment of the key's own.
+      const keys = ['...', '.a', 'a/../..', '../x', '%2e', '%2E%2E', './', 'a?b#c', 'ü/..', ' '];
+      for (const key of keys) {
+        assert.equal(text(await origin.load(key, ctx())), `value:${key}`, key);
+      }
+      assert.deepEqual(
+        o.lines,
+        keys.map((k) => `GET /items/${encodeURIComponent(k)} HTTP/1.1`),
+      );
+      assert.equal(o.lines[2], 'GET /items/a%2F..%2F.. HTTP/1.1');
+    } finally {
+      origin.close();
+    }
+  });
+
+  test('in the query, or sharing its segment with fixed text, a dot key is an ordinary key', async () => {
+    const q = httpOrigin(`http://127.0.0.1:${o.port}/get?id={key}`, { timeoutMs: 2000, maxBytes: 1000 });
+    const part = httpOrigin(`http://127.0.0.1:${o.port}/items/v-{key}`, { timeoutMs: 2000, maxBytes: 1000 });
+    try {
+      o.lines.length = 0;
+      assert.equal(text(await q.load('..', ctx())), 'value:..');
+      await part.load('..', ctx());
+      assert.deepEqual(o.lines, ['GET /get?id=.. HTTP/1.1', 'GET /items/v-.. HTTP/1.1']);
+    } finally {
+      q.close();
+      part.close();
+    }
+  });
+
+  test('a template whose fixed parts make the slot a dot segment refuses the completing key', async () => {
+    const t = parseOriginTemplate('http://h/items/%2E{key}/x');
+    assert.equal(t.before, '/items/%2E');
+    const origin = httpOrigin(`http://127.0.0.1:${o.port}/items/%2E{key}/x`, {
+      timeoutMs: 2000,
+      maxBytes: 1000,
+    });
+    try {
+      await assert.rejects(origin.load('.', ctx()), { name: 'InvalidKeyError' });
+      await origin.load('a', ctx());
+      assert.equal(o.lines.at(-1), 'GET /items/%2Ea/x HTTP/1.1');
+    } finally {
+      origin.close();
+    }
+    for (const s of ['.', '..', '%2e', '%2E%2e', '.%2E', '%2e.']) assert.ok(isDotSegment(s), s);
+    for (const s of ['...', '%2e%2e%2e', '', 'a.', '%2f']) assert.ok(!isDotSegment(s), s);
+  });
+
+  test('the template is parsed once: userinfo becomes Basic auth and is hidden from the description', () => {
+    const t = parseOriginTemplate('https://us%20er:p%40ss@backend:8443/a/../items/{key}?v=1');
+    assert.equal(t.origin, 'https://backend:8443');
+    assert.equal(t.before, '/items/');
+    assert.equal(t.after, '?v=1');
+    assert.equal(t.authorization, `Basic ${Buffer.from('us er:p@ss').toString('base64')}`);
+    assert.equal(t.description, 'https://backend:8443/items/{key}?v=1');
+    assert.throws(() => parseOriginTemplate('http://h/items/{key}/..'), /once, in the path or the query/);
+  });
+
+  test('through the front: GET /g/.. and /g/%2E%2E get a 400, and nothing is cached or loaded', async () => {
+    const registry = new GroupRegistry();
+    const origin = httpOrigin(`http://127.0.0.1:${o.port}/items/{key}`, { timeoutMs: 2000, maxBytes: 1000 });
+    new Group({ name: 'g', cacheBytes: 1 << 20, registry, getter: origin.load });
+    const front = createHttpFront({ registry });
+    front.listen(0, '127.0.0.1');
+    await once(front, 'listening');
+    const port = (front.address() as AddressInfo).port;
+    try {
+      o.lines.length = 0;
+      // fetch() would resolve the dot segments itself: send the request lines raw.
+      for (const target of ['/g/..', '/g/%2E%2E', '/g/.', '/g/%2e']) {
+        const answer = await rawRequest(
+          port,
+          `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+        );
+        assert.match(answer, /^HTTP\/1.1 400 /, target);
+        assert.match(answer, /path segment/, target);
+      }
+      assert.deepEqual(o.lines, []);
+      const ok = await fetch(`http://127.0.0.1:${port}/g/...`);
+      assert.equal(await ok.text(), 'value:...');
+    } finally {
+      front.closeAllConnections();
+      front.close();
+      origin.close();
+    }
+  });
+});
+
+describe('origin connections are bounded', () => {
+  test('1 000 concurrent distinct misses use at most `connections` sockets and all get their value', async () => {
+    const o = await rawOrigin((target) => ({ ...echo(target), delayMs: 2 }));
+    const registry = new GroupRegistry();
+    const origin = httpOrigin(`http://127.0.0.1:${o.port}/items/{key}`, {
+      timeoutMs: 20_000,
+      maxBytes: 1000,
+      connections: 8,
+    });
+    const g = new Group({ name: 'fan', cacheBytes: 1 << 22, registry, getter: origin.load });
+    try {
+      const keys = Array.from({ length: 1000 }, (_, i) => `k${i}`);
+      const values = await Promise.all(keys.map((k) => g.get(k)));
+      for (const [i, v] of values.entries()) assert.equal(Buffer.from(v).toString(), `value:k${i}`);
+      assert.equal(o.lines.length, 1000, 'one origin request per key');
+      assert.ok(o.maxOpen <= 8, `at most 8 origin connections at once, saw ${o.maxOpen}`);
+      assert.ok(o.maxOpen >= 2, `the pool did use several connections (${o.maxOpen})`);
+    } finally {
+      g.close();
+      origin.close();
+      o.server.close();
+    }
+  });
+
+  test('a load queued behind busy connections times out saying so; the pool serves afterwards', async () => {
+    let hold = true;
+    const o = await rawOrigin((target) => ({ ...echo(target), delayMs: hold ? 1500 : 0 }));
+    const origin = httpOrigin(`http://127.0.0.1:${o.port}/items/{key}`, {
+      timeoutMs: 300,
+      maxBytes: 1000,
+      connections: 1,
+    });
+    try {
+      const [first, queued] = await Promise.allSettled([
+        origin.load('slow', ctx()),
+        origin.load('queued', ctx()),
+      ]);
+      for (const r of [first, queued]) {
+        assert.equal(r.status, 'rejected');
+        const err = (r as PromiseRejectedResult).reason;
+        assert.ok(err instanceof OriginError, String(err));
+        assert.match(err.message, /did not answer within 300ms/);
+      }
+      assert.equal(o.lines.length, 1, 'the queued load never reached the origin');
+      assert.equal(o.maxOpen, 1, 'it waited instead of opening a second connection');
+      hold = false;
+      assert.equal(text(await origin.load('later', ctx())), 'value:later');
+    } finally {
+      origin.close();
+      o.server.close();
+    }
+  });
+
+  test('the timeout message names the queue when loads are waiting for a connection', async () => {
+    const o = await rawOrigin((target) => ({ ...echo(target), delayMs: 1500 }));
+    const origin = httpOrigin(`http://127.0.0.1:${o.port}/items/{key}`, {
+      timeoutMs: 300,
+      maxBytes: 1000,
+      connections: 1,
+    });
+    try {
+      const loads = ['a', 'b', 'c'].map((k) => origin.load(k, ctx()));
+      const errors = await Promise.all(
+        loads.map((p) =>
+          p.then(
+            () => null,
+            (e: Error) => e.message,
+          ),
+        ),
+      );
+      assert.ok(
+        errors.every((m) => m !== null && /did not answer within 300ms/.test(m)),
+        String(errors),
+      );
+      assert.ok(
+        errors.some((m) => /loads waiting for one of its 1 connections/.test(m as string)),
+        String(errors),
+      );
+    } finally {
+      origin.close();
+      o.server.close();
+    }
+  });
+});
+
+describe('bodies cut short are never cached', () => {
+  const bodies: Record<string, { bytes: string; close?: boolean }> = {
+    // Declares 100 bytes, sends 10, closes.
+    '/items/cl-cut': { bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789', close: true },
+    // One chunk, then the connection closes before the last (zero) chunk.
+    '/items/chunked-cut': {
+      bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n',
+      close: true,
+    },
+    '/items/chunked-ok': {
+      bytes:
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nCache-Control: max-age=60\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+    },
+    // No length, not chunked: the body ends when the origin closes; complete or not, we cannot tell.
+    '/items/close-delimited': {
+      bytes: 'HTTP/1.1 200 OK\r\nConnection: close\r\nCache-Control: max-age=60\r\n\r\nwhole-or-not',
+      close: true,
+    },
+    '/items/http10': { bytes: 'HTTP/1.0 200 OK\r\n\r\nold-style', close: true },
+  };
+  let o: RawOrigin;
+  before(async () => {
+    o = await rawOrigin((target) => bodies[target] ?? echo(target));
+  });
+  after(() => o.server.close());
+
+  test('a Content-Length or chunked body cut short fails the load; complete ones load', async () => {
+    const origin = httpOrigin(`http://127.0.0.1:${o.port}/items/{key}`, { timeoutMs: 2000, maxBytes: 1000 });
+    try {
+      await assert.rejects(origin.load('cl-cut', ctx()), (err: Error) => {
+        assert.ok(err instanceof OriginError, String(err));
+        return true;
+      });
+      await assert.rejects(origin.load('chunked-cut', ctx()), OriginError);
+      const ok = (await origin.load('chunked-ok', ctx())) as { value: Uint8Array; ttlMs: number };
+      assert.equal(Buffer.from(ok.value).toString(), 'hello');
+      assert.equal(ok.ttlMs, 60_000);
+    } finally {
+      origin.close();
+    }
+  });
+
+  test('a close-delimited body is returned with TTL 0 whatever its Cache-Control says', async () => {
+    const origin = httpOrigin(`http://127.0.0.1:${o.port}/items/{key}`, { timeoutMs: 2000, maxBytes: 1000 });
+    try {
+      const r = (await origin.load('close-delimited', ctx())) as { value: Uint8Array; ttlMs: number };
+      assert.equal(Buffer.from(r.value).toString(), 'whole-or-not');
+      assert.equal(r.ttlMs, 0);
+      const old = (await origin.load('http10', ctx())) as { value: Uint8Array; ttlMs: number };
+      assert.equal(Buffer.from(old.value).toString(), 'old-style');
+      assert.equal(old.ttlMs, 0);
+    } finally {
+      origin.close();
+    }
+  });
+
+  test('through a group: cut bodies and close-delimited bodies are loaded again every time', async () => {
+    const registry = new GroupRegistry();
+    const origin = httpOrigin(`http://127.0.0.1:${o.port}/items/{key}`, { timeoutMs: 2000, maxBytes: 1000 });
+    const g = new Group({ name: 'cut', cacheBytes: 1 << 20, registry, getter: origin.load });
+    const count = (t: string) => o.lines.filter((l) => l === `GET ${t} HTTP/1.1`).length;
+    o.lines.length = 0;
+    try {
+      for (let i = 0; i < 2; i++) {
+        await assert.rejects(g.get('cl-cut'));
+        await assert.rejects(g.get('chunked-cut'));
+        assert.equal(Buffer.from(await g.get('close-delimited')).toString(), 'whole-or-not');
+        assert.equal(Buffer.from(await g.get('chunked-ok')).toString(), 'hello');
+      }
+      assert.equal(count('/items/cl-cut'), 2);
+      assert.equal(count('/items/chunked-cut'), 2);
+      assert.equal(count('/items/close-delimited'), 2, 'a close-delimited value is not cached');
+      assert.equal(count('/items/chunked-ok'), 1, 'a complete chunked value is cached');
+    } finally {
+      g.close();
+      origin.close();
+    }
+  });
+});
+
+/** Writes `request` to a fresh connection and returns everything read until the server closes. */
+function rawRequest(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const s = createConnectionTo(port);
+    s.on('connect', () => s.end(request));
+    s.on('data', (d: Buffer) => chunks.push(d));
+    s.on('error', reject);
+    s.on('close', () => resolve(Buffer.concat(chunks).toString()));
+  });
+}
