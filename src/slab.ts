@@ -1,0 +1,548 @@
+// The value store under the caches: small values live in a few large pages cut into fixed-size chunks
+// (memcached's slab classes), bigger ones in a Buffer of their own, and what the caches know about each
+// item (expiry, rate, where its bytes are) in typed arrays indexed by an item id. So a million cached
+// values are a few hundred page Buffers and a handful of arrays to the garbage collector, not a million
+// Buffers and Entry objects it has to walk on every collection. docs/memory.md has the design and costs.
+
+/** Values up to this many bytes go in slab chunks; bigger values get a Buffer of their own. */
+export const SLAB_MAX_VALUE = 1024;
+/** Every chunk starts with its item's id (or, when free, the next free chunk): how a page is emptied. */
+const CHUNK_HEADER = 4;
+/** Chunk sizes grow by this factor (memcached's default -f 1.25): at most ~20 % of a chunk unused. */
+const GROWTH = 1.25;
+const MIN_CHUNK = 16;
+
+/** Chunk sizes (header included), 8-byte aligned, smallest first; the last fits SLAB_MAX_VALUE. */
+export const CHUNK_SIZES: readonly number[] = (() => {
+  const sizes: number[] = [];
+  const last = align8(SLAB_MAX_VALUE + CHUNK_HEADER);
+  for (let s = MIN_CHUNK; s < last; s = Math.max(s + 8, align8(Math.ceil(s * GROWTH)))) sizes.push(s);
+  sizes.push(last);
+  return sizes;
+})();
+
+/** The class of a chunk that holds `len` value bytes, by (len + header) / 8. */
+const CLASS_OF: Uint8Array = (() => {
+  const t = new Uint8Array((align8(SLAB_MAX_VALUE + CHUNK_HEADER) >> 3) + 1);
+  let c = 0;
+  for (let i = 0; i < t.length; i++) {
+    while (CHUNK_SIZES[c] < i << 3) c++;
+    t[i] = c;
+  }
+  return t;
+})();
+
+/**
+ * What an item costs beyond its key and value bytes when nothing else is cached alongside it: the lru
+ * index entry (Map slot, key/value/link/size arrays), this store's typed arrays and key reference, and
+ * growth slack of all of them. Measured at 1M items (scripts/bench/memory.ts), rounded up.
+ */
+export const ITEM_OVERHEAD = 112;
+/** A value with a Buffer of its own also pays for that Buffer: V8's objects, the backing store, malloc. */
+export const OWN_BUFFER_OVERHEAD = 320;
+/** Own-buffer values are malloc'd to this granularity (glibc chunks): charged, so counted. */
+const OWN_ALIGN = 16;
+
+/** Stable copies of slab values kept for getCached/getEntry callers (see `stable`). */
+const STABLE_SLOTS = 4096;
+
+/** A free chunk's header holds -2 - next (next = -1 ends the list); a live chunk's holds its item id. */
+const freeHeader = (next: number) => -2 - next;
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+function alignUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+export interface SlabOptions {
+  /**
+   * Most bytes of pages + own-buffer values held at once. Past it, a page is taken back: the items in
+   * the page with the fewest live chunks are handed to `reclaim`. Owners size it as their byte budget
+   * plus slack for partly used pages, so this happens only when the value sizes shift.
+   */
+  limitBytes: number;
+  /** Page size. Default: 1 MiB, less for small limits (at least 64 KiB; chunks never span pages). */
+  pageBytes?: number;
+  /**
+   * The store needs item `id` back: drop it from its index and call `free(id)` before returning.
+   * Called only from inside `put` (the page it sits in is being given to another size class).
+   */
+  reclaim: (id: number) => void;
+}
+
+export interface SlabStats {
+  /** Items stored (slab + own buffers). */
+  items: number;
+  /** Pages allocated (in use or kept empty for reuse) × page size. */
+  pageBytes: number;
+  pages: number;
+  /** Empty pages kept for any size class. */
+  freePages: number;
+  /** Bytes of the chunks that hold live items (header + value + rounding). */
+  chunkBytes: number;
+  /** Values in Buffers of their own: count and bytes. */
+  ownItems: number;
+  ownBytes: number;
+  /** pageBytes + ownBytes: what `limitBytes` bounds. */
+  heldBytes: number;
+  limitBytes: number;
+  /** Pages taken from one size class for another (items evicted out of LRU order to do it). */
+  pagesReassigned: number;
+  /** Items handed to `reclaim`. */
+  itemsReclaimed: number;
+}
+
+/** A decayed rate state read out of the arrays and written back (readRate works on objects). */
+export interface ItemRate {
+  hits: number;
+  rate: number;
+  rateAt: number;
+}
+
+export class SlabStore {
+  readonly limitBytes: number;
+  readonly pageBytes: number;
+  // ── item table, by id ──
+  /** Page of a slab item; -1 = own buffer; -2 = id not in use. */
+  private page: Int32Array;
+  /** Byte offset of the chunk in its page. */
+  private off: Int32Array;
+  /** Value length in bytes. */
+  private len: Int32Array;
+  /** Owner's tag (e.g. which cache), kept for `reclaim` callers. */
+  tag: Uint8Array;
+  /** Group clock (ms) at which the item expires; 0 = never. */
+  expiresAt: Float64Array;
+  /** Decayed request rate (hotkeys.ts): estimate, as of, and hits not yet folded in. */
+  rate: Float64Array;
+  rateAt: Float64Array;
+  hits: Float64Array;
+  /** The key each item was stored under (for `reclaim` callers; the string is the index's own). */
+  readonly keys: (string | undefined)[] = [];
+  private freeIds: Int32Array;
+  private freeIdCount = 0;
+  private nextId = 0;
+  // ── pages ──
+  private readonly pages: (Buffer | undefined)[] = [];
+  /** Size class of a page; -1 = empty (in the free pool or released). */
+  private pageClass: Int16Array;
+  private pageLive: Int32Array;
+  /** Head of the page's list of freed chunks (chunk index; -1 = none). */
+  private pageFreeHead: Int32Array;
+  /** Chunks handed out so far from the front of the page (the rest was never touched). */
+  private pageCarved: Int32Array;
+  /** Position in its class's `partial` list; -1 = full (or empty). */
+  private pagePartialAt: Int32Array;
+  /** Per class: pages with a free or uncarved chunk. */
+  private readonly partial: number[][] = CHUNK_SIZES.map(() => []);
+  /** Empty pages kept allocated for any class. */
+  private readonly freePool: number[] = [];
+  /** Page ids whose Buffer was released (reused before new ids). */
+  private readonly deadPages: number[] = [];
+  private pagesHeld = 0;
+  /** Page being emptied by `reassign`: not returned to the pool by `free`. */
+  private draining = -1;
+  // ── own buffers ──
+  private readonly own = new Map<number, Buffer>();
+  private ownBytes = 0;
+  // ── stable copies for callers that keep the value (see `stable`) ──
+  private readonly stableIds = new Int32Array(STABLE_SLOTS).fill(-1);
+  private readonly stableBufs: (Buffer | undefined)[] = new Array(STABLE_SLOTS).fill(undefined);
+  // ── counters ──
+  private items = 0;
+  private chunkBytes = 0;
+  private pagesReassigned = 0;
+  private itemsReclaimed = 0;
+  private readonly reclaim: (id: number) => void;
+  /** What readRate works on for one item at a time (loadRate / storeRate), so a read allocates nothing. */
+  readonly rateCursor: ItemRate = { hits: 0, rate: 0, rateAt: 0 };
+
+  constructor(opts: SlabOptions) {
+    const { limitBytes } = opts;
+    if (!Number.isSafeInteger(limitBytes) || limitBytes < 0) {
+      throw new RangeError(`SlabStore: limitBytes must be an integer >= 0, got ${limitBytes}`);
+    }
+    this.limitBytes = limitBytes;
+    this.pageBytes = opts.pageBytes ?? defaultPageBytes(limitBytes);
+    const lastChunk = CHUNK_SIZES[CHUNK_SIZES.length - 1];
+    if (!Number.isSafeInteger(this.pageBytes) || this.pageBytes < lastChunk || this.pageBytes > 2 ** 30) {
+      throw new RangeError(`SlabStore: pageBytes must be an integer in [${lastChunk}, 2^30]`);
+    }
+    this.reclaim = opts.reclaim;
+    const cap = 1024;
+    this.page = new Int32Array(cap).fill(-2);
+    this.off = new Int32Array(cap);
+    this.len = new Int32Array(cap);
+    this.tag = new Uint8Array(cap);
+    this.expiresAt = new Float64Array(cap);
+    this.rate = new Float64Array(cap);
+    this.rateAt = new Float64Array(cap);
+    this.hits = new Float64Array(cap);
+    this.freeIds = new Int32Array(cap);
+    const maxPages = Math.floor(limitBytes / this.pageBytes) + 1;
+    this.pageClass = new Int16Array(maxPages).fill(-1);
+    this.pageLive = new Int32Array(maxPages);
+    this.pageFreeHead = new Int32Array(maxPages).fill(-1);
+    this.pageCarved = new Int32Array(maxPages);
+    this.pagePartialAt = new Int32Array(maxPages).fill(-1);
+  }
+
+  /** Bytes a value of `len` bytes takes here beyond `len` itself (chunk rounding or own-buffer cost). */
+  static storeOverhead(len: number): number {
+    if (len <= SLAB_MAX_VALUE) return CHUNK_SIZES[CLASS_OF[(len + CHUNK_HEADER + 7) >> 3]] - len;
+    return OWN_BUFFER_OVERHEAD + alignUp(len + 8, OWN_ALIGN) - len;
+  }
+
+  /**
+   * Copies `value` in and returns its item id (metadata zeroed, `tag` and `key` recorded), or -1 when
+   * it cannot be held under `limitBytes` even after taking pages back. May call `reclaim` first.
+   */
+  put(key: string, value: Uint8Array, tag: number): number {
+    const n = value.byteLength;
+    let page = -1;
+    let off = 0;
+    let buf: Buffer | undefined;
+    if (n <= SLAB_MAX_VALUE) {
+      const c = CLASS_OF[(n + CHUNK_HEADER + 7) >> 3];
+      page = this.pageWithRoom(c);
+      if (page < 0) return -1;
+      off = this.takeChunk(page, c);
+    } else {
+      if (!this.makeRoom(n)) return -1;
+      buf = Buffer.allocUnsafeSlow(n);
+      buf.set(value);
+    }
+    const id = this.newId();
+    if (buf === undefined) {
+      const p = this.pages[page]!;
+      p.writeInt32LE(id, off);
+      p.set(value, off + CHUNK_HEADER);
+      this.chunkBytes += CHUNK_SIZES[this.pageClass[page]];
+      this.page[id] = page;
+      this.off[id] = off;
+    } else {
+      this.own.set(id, buf);
+      this.ownBytes += n;
+      this.page[id] = -1;
+      this.off[id] = 0;
+    }
+    this.len[id] = n;
+    this.tag[id] = tag;
+    this.keys[id] = key;
+    this.expiresAt[id] = 0;
+    this.rate[id] = 0;
+    this.rateAt[id] = 0;
+    this.hits[id] = 0;
+    this.items++;
+    return id;
+  }
+
+  /** Releases item `id` (its chunk is reused by later puts; a stable copy already handed out stays valid). */
+  free(id: number): void {
+    const page = this.page[id];
+    if (page === -2) throw new Error(`SlabStore.free: item ${id} is not in use`);
+    if (page === -1) {
+      this.ownBytes -= this.len[id];
+      this.own.delete(id);
+    } else {
+      this.freeChunk(page, this.off[id]);
+      const s = id & (STABLE_SLOTS - 1);
+      if (this.stableIds[s] === id) {
+        this.stableIds[s] = -1;
+        this.stableBufs[s] = undefined;
+      }
+    }
+    this.page[id] = -2;
+    this.keys[id] = undefined;
+    this.items--;
+    this.freeIds[this.freeIdCount++] = id;
+  }
+
+  has(id: number): boolean {
+    return id >= 0 && id < this.nextId && this.page[id] !== -2;
+  }
+
+  length(id: number): number {
+    return this.len[id];
+  }
+
+  /** True if the value lives in a slab chunk (≤ SLAB_MAX_VALUE), false if in a Buffer of its own. */
+  inSlab(id: number): boolean {
+    return this.page[id] >= 0;
+  }
+
+  /** A new Buffer with a copy of the value (the caller owns it). */
+  copy(id: number): Buffer {
+    const n = this.len[id];
+    const out = Buffer.allocUnsafe(n);
+    const page = this.page[id];
+    if (page === -1) out.set(this.own.get(id)!);
+    else this.pages[page]!.copy(out, 0, this.off[id] + CHUNK_HEADER, this.off[id] + CHUNK_HEADER + n);
+    return out;
+  }
+
+  /** Copies the value into `target` at `at`; returns the number of bytes written (the value's length). */
+  readInto(id: number, target: Uint8Array, at = 0): number {
+    const n = this.len[id];
+    const page = this.page[id];
+    if (page === -1) target.set(this.own.get(id)!, at);
+    else {
+      const start = this.off[id] + CHUNK_HEADER;
+      target.set(this.pages[page]!.subarray(start, start + n), at);
+    }
+    return n;
+  }
+
+  /** The value decoded with `encoding` (one string allocated, no Buffer). */
+  toString(id: number, encoding: 'utf8' | 'latin1'): string {
+    const page = this.page[id];
+    if (page === -1) return this.own.get(id)!.toString(encoding);
+    const start = this.off[id] + CHUNK_HEADER;
+    return this.pages[page]!.toString(encoding, start, start + this.len[id]);
+  }
+
+  /**
+   * A Buffer with the value that never changes, for callers that keep it (a socket write, a gRPC reply):
+   * the value's own Buffer, or for a slab value a copy, kept in a small direct-mapped table so repeated
+   * reads of a hot item return the same Buffer without allocating. The copy outlives the item.
+   */
+  stable(id: number): Buffer {
+    const page = this.page[id];
+    if (page === -1) return this.own.get(id)!;
+    const s = id & (STABLE_SLOTS - 1);
+    if (this.stableIds[s] === id) return this.stableBufs[s]!;
+    const n = this.len[id];
+    // Its own small allocation rather than a slice of Node's shared pool: a slice kept in the table would
+    // pin a whole 8 KiB pool chunk.
+    const out = Buffer.allocUnsafeSlow(n);
+    const start = this.off[id] + CHUNK_HEADER;
+    this.pages[page]!.copy(out, 0, start, start + n);
+    this.stableIds[s] = id;
+    this.stableBufs[s] = out;
+    return out;
+  }
+
+  /** Loads item `id`'s rate into `rateCursor` (for readRate), see `storeRate`. */
+  loadRate(id: number): ItemRate {
+    const c = this.rateCursor;
+    c.hits = this.hits[id];
+    c.rate = this.rate[id];
+    c.rateAt = this.rateAt[id];
+    return c;
+  }
+
+  /** Writes `rateCursor` back to item `id`. */
+  storeRate(id: number): void {
+    const c = this.rateCursor;
+    this.hits[id] = c.hits;
+    this.rate[id] = c.rate;
+    this.rateAt[id] = c.rateAt;
+  }
+
+  stats(): SlabStats {
+    const pageBytes = this.pagesHeld * this.pageBytes;
+    return {
+      items: this.items,
+      pageBytes,
+      pages: this.pagesHeld,
+      freePages: this.freePool.length,
+      chunkBytes: this.chunkBytes,
+      ownItems: this.own.size,
+      ownBytes: this.ownBytes,
+      heldBytes: pageBytes + this.ownBytes,
+      limitBytes: this.limitBytes,
+      pagesReassigned: this.pagesReassigned,
+      itemsReclaimed: this.itemsReclaimed,
+    };
+  }
+
+  /** Drops every item and page (no reclaim calls): the store is empty and holds no memory. */
+  clear(): void {
+    this.page.fill(-2);
+    this.keys.length = 0;
+    this.nextId = 0;
+    this.freeIdCount = 0;
+    this.pages.length = 0;
+    this.pageClass.fill(-1);
+    this.pageLive.fill(0);
+    this.pageFreeHead.fill(-1);
+    this.pageCarved.fill(0);
+    this.pagePartialAt.fill(-1);
+    for (const list of this.partial) list.length = 0;
+    this.freePool.length = 0;
+    this.deadPages.length = 0;
+    this.pagesHeld = 0;
+    this.own.clear();
+    this.ownBytes = 0;
+    this.stableIds.fill(-1);
+    this.stableBufs.fill(undefined);
+    this.items = 0;
+    this.chunkBytes = 0;
+  }
+
+  // ── ids ──
+
+  private newId(): number {
+    if (this.freeIdCount > 0) return this.freeIds[--this.freeIdCount];
+    const id = this.nextId++;
+    if (id >= this.page.length) this.grow(this.page.length * 2);
+    return id;
+  }
+
+  private grow(cap: number): void {
+    const g = <T extends Int32Array | Uint8Array | Float64Array>(a: T, fill?: number): T => {
+      const b = new (a.constructor as new (n: number) => T)(cap);
+      if (fill !== undefined) b.fill(fill, a.length);
+      b.set(a);
+      return b;
+    };
+    this.page = g(this.page, -2);
+    this.off = g(this.off);
+    this.len = g(this.len);
+    this.tag = g(this.tag);
+    this.expiresAt = g(this.expiresAt);
+    this.rate = g(this.rate);
+    this.rateAt = g(this.rateAt);
+    this.hits = g(this.hits);
+    this.freeIds = g(this.freeIds);
+  }
+
+  // ── chunks and pages ──
+
+  /** A page of class `c` with a chunk to give, taking an empty page (new, pooled or reclaimed) if needed. */
+  private pageWithRoom(c: number): number {
+    const list = this.partial[c];
+    if (list.length > 0) return list[list.length - 1];
+    let p = this.freePool.pop();
+    if (p === undefined) {
+      if (this.held() + this.pageBytes <= this.limitBytes) p = this.newPage();
+      else {
+        p = this.reassign();
+        if (p < 0) return -1;
+      }
+    }
+    this.pageClass[p] = c;
+    this.pageLive[p] = 0;
+    this.pageFreeHead[p] = -1;
+    this.pageCarved[p] = 0;
+    this.addPartial(p, c);
+    return p;
+  }
+
+  private takeChunk(p: number, c: number): number {
+    const size = CHUNK_SIZES[c];
+    let idx = this.pageFreeHead[p];
+    if (idx >= 0) this.pageFreeHead[p] = -2 - this.pages[p]!.readInt32LE(idx * size);
+    else idx = this.pageCarved[p]++;
+    this.pageLive[p]++;
+    if (this.pageFreeHead[p] < 0 && this.pageCarved[p] === Math.floor(this.pageBytes / size)) {
+      this.removePartial(p, c);
+    }
+    return idx * size;
+  }
+
+  private freeChunk(p: number, off: number): void {
+    const c = this.pageClass[p];
+    const size = CHUNK_SIZES[c];
+    this.pages[p]!.writeInt32LE(freeHeader(this.pageFreeHead[p]), off);
+    this.pageFreeHead[p] = off / size;
+    this.chunkBytes -= size;
+    if (--this.pageLive[p] === 0 && p !== this.draining) {
+      this.removePartial(p, c);
+      this.pageClass[p] = -1;
+      this.freePool.push(p);
+    } else if (this.pagePartialAt[p] < 0 && p !== this.draining) this.addPartial(p, c);
+  }
+
+  private addPartial(p: number, c: number): void {
+    const list = this.partial[c];
+    this.pagePartialAt[p] = list.length;
+    list.push(p);
+  }
+
+  private removePartial(p: number, c: number): void {
+    const at = this.pagePartialAt[p];
+    if (at < 0) return;
+    const list = this.partial[c];
+    const last = list.pop()!;
+    if (last !== p) {
+      list[at] = last;
+      this.pagePartialAt[last] = at;
+    }
+    this.pagePartialAt[p] = -1;
+  }
+
+  private newPage(): number {
+    const p = this.deadPages.pop() ?? this.pages.length;
+    this.pages[p] = Buffer.allocUnsafeSlow(this.pageBytes);
+    this.pagesHeld++;
+    return p;
+  }
+
+  private held(): number {
+    return this.pagesHeld * this.pageBytes + this.ownBytes;
+  }
+
+  /** Gets `bytes` of room under the limit for an own-buffer value: releases pooled pages, then takes pages back. */
+  private makeRoom(bytes: number): boolean {
+    if (bytes > this.limitBytes) return false;
+    while (this.held() + bytes > this.limitBytes) {
+      let p = this.freePool.pop();
+      if (p === undefined) {
+        p = this.reassign();
+        if (p < 0) return false;
+      }
+      this.pages[p] = undefined; // freed by the next garbage collection
+      this.pagesHeld--;
+      this.deadPages.push(p);
+    }
+    return true;
+  }
+
+  /**
+   * Empties the page with the fewest live chunks (memcached's slab reassignment): its items go to
+   * `reclaim`, out of LRU order. Returns the empty page (class -1), or -1 when no page holds anything.
+   */
+  private reassign(): number {
+    let victim = -1;
+    let fewest = Number.POSITIVE_INFINITY;
+    for (let p = 0; p < this.pages.length; p++) {
+      if (this.pages[p] === undefined || this.pageClass[p] < 0) continue;
+      if (this.pageLive[p] < fewest) {
+        fewest = this.pageLive[p];
+        victim = p;
+      }
+    }
+    if (victim < 0) return -1;
+    const c = this.pageClass[victim];
+    const size = CHUNK_SIZES[c];
+    this.removePartial(victim, c);
+    this.draining = victim;
+    const page = this.pages[victim]!;
+    try {
+      for (let i = 0, n = this.pageCarved[victim]; i < n && this.pageLive[victim] > 0; i++) {
+        const id = page.readInt32LE(i * size);
+        if (id < 0) continue; // a free chunk
+        this.itemsReclaimed++;
+        this.reclaim(id);
+        if (this.page[id] === victim && this.off[id] === i * size) this.free(id); // the owner did not
+      }
+    } finally {
+      this.draining = -1;
+    }
+    if (this.pageLive[victim] !== 0) throw new Error('SlabStore: a reclaimed page still has live chunks');
+    this.pagesReassigned++;
+    this.pageClass[victim] = -1;
+    return victim;
+  }
+}
+
+/** 1 MiB pages, smaller for small limits so partly used pages (one per size class) stay a small share. */
+function defaultPageBytes(limitBytes: number): number {
+  let p = 1 << 20;
+  while (p > 64 * 1024 && p * 64 > limitBytes) p >>= 1;
+  return p;
+}

@@ -1,0 +1,210 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { CHUNK_SIZES, SLAB_MAX_VALUE, SlabStore } from '../../src/slab.js';
+
+/** A store plus a model of what it should hold; reclaimed items leave the model. */
+function harness(limitBytes: number, pageBytes?: number) {
+  const model = new Map<number, Buffer>();
+  const reclaimed: number[] = [];
+  const store: SlabStore = new SlabStore({
+    limitBytes,
+    pageBytes,
+    reclaim: (id) => {
+      assert.ok(model.has(id), `reclaim(${id}) of an item not stored`);
+      reclaimed.push(id);
+      model.delete(id);
+      store.free(id);
+    },
+  });
+  const check = () => {
+    const st = store.stats();
+    assert.equal(st.items, model.size);
+    assert.ok(st.heldBytes <= limitBytes, `held ${st.heldBytes} > limit ${limitBytes}`);
+    let chunkBytes = 0;
+    let ownBytes = 0;
+    for (const [id, want] of model) {
+      assert.ok(store.has(id));
+      assert.equal(store.length(id), want.length);
+      assert.ok(store.copy(id).equals(want), `item ${id} corrupted`);
+      if (store.inSlab(id)) chunkBytes += SlabStore.storeOverhead(want.length) + want.length;
+      else ownBytes += want.length;
+    }
+    assert.equal(st.chunkBytes, chunkBytes);
+    assert.equal(st.ownBytes, ownBytes);
+  };
+  return { store, model, reclaimed, check };
+}
+
+const bytes = (n: number, seed: number) => {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (seed * 31 + i * 7) & 0xff;
+  return b;
+};
+
+describe('SlabStore', () => {
+  it('size classes grow by ~1.25, are 8-byte aligned, and the last holds SLAB_MAX_VALUE + header', () => {
+    for (let i = 1; i < CHUNK_SIZES.length; i++) {
+      assert.ok(CHUNK_SIZES[i] > CHUNK_SIZES[i - 1]);
+      assert.equal(CHUNK_SIZES[i] % 8, 0);
+      assert.ok(CHUNK_SIZES[i] <= Math.ceil(CHUNK_SIZES[i - 1] * 1.25) + 8 || i === CHUNK_SIZES.length - 1);
+    }
+    assert.ok(CHUNK_SIZES[CHUNK_SIZES.length - 1] >= SLAB_MAX_VALUE + 4);
+    // a 32-byte value takes a 40-byte chunk (4-byte header + 4 rounding)
+    assert.equal(SlabStore.storeOverhead(32), 8);
+    assert.equal(SlabStore.storeOverhead(0), 16);
+    assert.ok(SlabStore.storeOverhead(SLAB_MAX_VALUE + 1) > 300, 'own buffers cost their objects');
+  });
+
+  it('stores, reads back in every form, and frees', () => {
+    const { store, model, check } = harness(1 << 20, 64 * 1024);
+    const small = Buffer.from('héllo wörld', 'utf8');
+    const big = bytes(5000, 3);
+    const a = store.put('a', small, 0);
+    const b = store.put('b', big, 1);
+    model.set(a, small).set(b, big);
+    check();
+    assert.equal(store.toString(a, 'utf8'), 'héllo wörld');
+    assert.equal(store.toString(a, 'latin1'), small.toString('latin1'));
+    assert.equal(store.keys[a], 'a');
+    assert.equal(store.tag[b], 1);
+    assert.ok(store.inSlab(a));
+    assert.ok(!store.inSlab(b));
+    const into = Buffer.alloc(small.length + 2);
+    assert.equal(store.readInto(a, into, 2), small.length);
+    assert.ok(into.subarray(2).equals(small));
+    assert.equal(store.stable(b), store.stable(b), 'an own buffer is its own stable value');
+    store.free(a);
+    model.delete(a);
+    check();
+    assert.throws(() => store.free(a), /not in use/);
+    assert.equal(store.has(a), false);
+  });
+
+  it('a stable copy is reused while the item lives and never changes when its chunk is reused', () => {
+    const { store } = harness(1 << 20, 64 * 1024);
+    const id = store.put('k', Buffer.from('first'), 0);
+    const s = store.stable(id);
+    assert.equal(store.stable(id), s, 'same object on the next read: no allocation');
+    store.free(id);
+    const id2 = store.put('k2', Buffer.from('other'), 0);
+    assert.equal(id2, id, 'the id and its chunk are reused');
+    assert.equal(s.toString(), 'first', 'what a reader kept did not change');
+    assert.equal(store.stable(id2).toString(), 'other', 'the new item does not see the old copy');
+  });
+
+  it('metadata arrays keep their values when the item table grows', () => {
+    const { store } = harness(64 << 20);
+    const ids: number[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const id = store.put(`k${i}`, Buffer.from(String(i)), i % 2);
+      store.expiresAt[id] = i + 0.5;
+      store.rate[id] = i * 2;
+      ids.push(id);
+    }
+    for (let i = 0; i < ids.length; i++) {
+      assert.equal(store.expiresAt[ids[i]], i + 0.5);
+      assert.equal(store.rate[ids[i]], i * 2);
+      assert.equal(store.tag[ids[i]], i % 2);
+      assert.equal(store.toString(ids[i], 'utf8'), String(i));
+    }
+  });
+
+  it('past its limit a page of another size class is taken back (its items reclaimed) and the limit holds', () => {
+    const page = 64 * 1024;
+    const { store, model, reclaimed, check } = harness(4 * page, page);
+    // fill 4 pages with 32-byte values (40-byte chunks): 4 × 1638 items
+    let seed = 0;
+    for (let i = 0; i < 4 * Math.floor(page / 40); i++) {
+      const v = bytes(32, seed++);
+      const id = store.put(`s${seed}`, v, 0);
+      assert.ok(id >= 0);
+      model.set(id, v);
+    }
+    assert.equal(store.stats().pages, 4);
+    assert.equal(reclaimed.length, 0);
+    // now 1000-byte values: every page must come from the small class
+    for (let i = 0; i < 200; i++) {
+      const v = bytes(1000, seed++);
+      const id = store.put(`b${i}`, v, 0);
+      assert.ok(id >= 0);
+      model.set(id, v);
+    }
+    check();
+    assert.ok(reclaimed.length > 0);
+    assert.ok(store.stats().pagesReassigned >= 3);
+    assert.equal(store.stats().pages, 4);
+  });
+
+  it('values over the limit are refused; own buffers make room by releasing pages', () => {
+    const page = 64 * 1024;
+    const { store, model, check } = harness(4 * page, page);
+    assert.equal(store.put('huge', Buffer.alloc(4 * page + 1), 0), -1);
+    for (let i = 0; i < 3000; i++) model.set(store.put(`s${i}`, bytes(100, i), 0), bytes(100, i));
+    const big = bytes(3 * page, 9);
+    const id = store.put('big', big, 0);
+    assert.ok(id >= 0);
+    model.set(id, big);
+    check();
+    assert.ok(store.stats().pages <= 1);
+  });
+
+  it('property: random puts and frees never overlap, corrupt or exceed the limit', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 12 }),
+        fc.array(
+          fc.oneof(
+            { weight: 3, arbitrary: fc.record({ put: fc.nat(1300), seed: fc.nat(1000) }) },
+            {
+              weight: 1,
+              arbitrary: fc.record({ put: fc.integer({ min: 1025, max: 40_000 }), seed: fc.nat() }),
+            },
+            { weight: 2, arbitrary: fc.record({ free: fc.nat() }) },
+          ),
+          { maxLength: 400 },
+        ),
+        (pages, ops) => {
+          const pageBytes = 16 * 1024;
+          const { store, model, check } = harness(pages * pageBytes, pageBytes);
+          let i = 0;
+          for (const op of ops) {
+            if ('free' in op) {
+              if (model.size === 0) continue;
+              const ids = [...model.keys()];
+              const id = ids[op.free % ids.length];
+              store.free(id);
+              model.delete(id);
+            } else {
+              const v = bytes(op.put, op.seed);
+              const id = store.put(`k${i++}`, v, 0);
+              if (id < 0) {
+                // refused only when no page is left to take back and the value still does not fit
+                const st = store.stats();
+                const need = op.put > SLAB_MAX_VALUE ? op.put : pageBytes;
+                assert.ok(
+                  need > pages * pageBytes || (st.pages === 0 && st.ownBytes + need > pages * pageBytes),
+                );
+              } else {
+                assert.ok(!model.has(id), 'an id in use was handed out again');
+                model.set(id, v);
+              }
+            }
+            check();
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('clear() drops everything', () => {
+    const store: SlabStore = new SlabStore({ limitBytes: 1 << 20, reclaim: (id) => store.free(id) });
+    for (let i = 0; i < 100; i++) store.put(`k${i}`, Buffer.alloc(i * 20), 0);
+    assert.ok(store.stats().heldBytes > 0);
+    store.clear();
+    assert.deepEqual({ items: store.stats().items, held: store.stats().heldBytes }, { items: 0, held: 0 });
+    const id = store.put('k', Buffer.from('v'), 0);
+    assert.equal(store.toString(id, 'utf8'), 'v');
+  });
+});
