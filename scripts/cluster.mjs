@@ -3,7 +3,9 @@
 // in one command. HTTP 8080-8082, gRPC 9090-9092, gossip 7946-7948; each node seeds the other two.
 // Logs are prefixed with the node's name. Ctrl-C (or SIGTERM) stops all three gracefully.
 //
-// Extra environment (GOSSIPCACHE_ORIGIN, LOG_LEVEL, ...) is passed to every node.
+// Extra environment (GOSSIPCACHE_ORIGIN, LOG_LEVEL, ...) is passed to every node. The nodes' stdout is a
+// pipe to this script, so on a terminal it asks them for readable lines (LOG_FORMAT=pretty, in colour)
+// unless LOG_FORMAT is set; elsewhere they log JSON lines.
 
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -11,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const N = 3;
+const pretty = process.stdout.isTTY && process.env.LOG_FORMAT === undefined;
 const children = [];
 
 for (let i = 0; i < N; i++) {
@@ -31,6 +34,7 @@ for (let i = 0; i < N; i++) {
       GOSSIPCACHE_GOSSIP_ADDR: `127.0.0.1:${7946 + i}`,
       GOSSIPCACHE_ADVERTISE_HOST: '127.0.0.1',
       GOSSIPCACHE_SEEDS: seeds,
+      ...(pretty ? { LOG_FORMAT: 'pretty', FORCE_COLOR: '1' } : {}),
     },
   });
   for (const stream of [child.stdout, child.stderr]) {

@@ -52,6 +52,8 @@ export interface NodeConfig {
   joinTimeoutMs: number;
   shutdownTimeoutMs: number;
   logLevel: string;
+  /** `auto` = pretty when stdout is a terminal, JSON lines otherwise. */
+  logFormat: 'auto' | 'json' | 'pretty';
 }
 
 /** A configuration value is wrong. `source` is the variable or flag that carried it. */
@@ -102,6 +104,7 @@ type RawConfig = {
   joinTimeout: string;
   shutdownTimeout: string;
   logLevel: string;
+  logFormat: string;
 };
 
 /** Every setting, in the order of the README table. */
@@ -246,6 +249,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 'info',
     doc: 'pino level: trace, debug, info, warn, error, fatal, silent',
   },
+  {
+    key: 'logFormat',
+    env: 'LOG_FORMAT',
+    flag: '--log-format',
+    default: 'auto',
+    doc: '`json` (pino JSON lines), `pretty` (one readable line per event, pino-pretty) or `auto`: pretty when stdout is a terminal, else JSON',
+  },
 ];
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -307,6 +317,13 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
       `"${raw.logLevel}" is not a level; expected one of ${LOG_LEVELS.join(', ')}`,
     );
   }
+  const logFormat = raw.logFormat.toLowerCase();
+  if (logFormat !== 'auto' && logFormat !== 'json' && logFormat !== 'pretty') {
+    throw new ConfigError(
+      source.logFormat,
+      `"${raw.logFormat}" is not a log format; expected auto, json or pretty`,
+    );
+  }
   const groups =
     raw.config === ''
       ? [
@@ -359,6 +376,7 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
     joinTimeoutMs,
     shutdownTimeoutMs,
     logLevel,
+    logFormat,
   };
 }
 

@@ -1,14 +1,60 @@
-// Logging of a cache node: pino JSON lines on stdout, plus a rate limiter for errors that can come in
-// floods (a peer down answers every miss with an error; one line per interval is enough).
+// Logging of a cache node: pino JSON lines on stdout (human-readable lines when a person watches a
+// terminal), plus a rate limiter for errors that can come in floods (a peer down answers every miss
+// with an error; one line per interval is enough).
 
+import { createRequire } from 'node:module';
 import { type Logger, pino } from 'pino';
 
 export type { Logger };
 
-/** A JSON logger at `level` (pino levels, or 'silent'). */
-export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
+/**
+ * Pretty or JSON? `auto` is pretty exactly when stdout is a terminal: a person runs `npm start`; log
+ * collectors, pipes and containers get JSON lines.
+ */
+export function usePrettyLogs(format: LogFormat, stdoutIsTTY: boolean | undefined): boolean {
+  return format === 'pretty' || (format === 'auto' && stdoutIsTTY === true);
+}
+
+/**
+ * A logger at `level` (pino levels, or 'silent'). JSON lines unless `format` says pretty (see
+ * usePrettyLogs); `destination` defaults to stdout.
+ */
+export function createLogger(
+  level: string,
+  destination?: NodeJS.WritableStream,
+  format: LogFormat = 'json',
+): Logger {
   const opts = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
+  const out = destination ?? process.stdout;
+  if (usePrettyLogs(format, (out as { isTTY?: boolean }).isTTY)) {
+    const pretty = prettyStream(destination);
+    if (pretty) return pino(opts, pretty);
+  }
   return destination ? pino(opts, destination) : pino(opts);
+}
+
+/**
+ * pino-pretty in the same thread (not a worker transport: a line must be out before `process.exit`),
+ * loaded only when wanted. Time of day instead of the date, no pid (one process per terminal).
+ * Undefined if the package is missing: JSON then.
+ */
+function prettyStream(destination?: NodeJS.WritableStream): NodeJS.WritableStream | undefined {
+  let build: (opts: Record<string, unknown>) => NodeJS.WritableStream;
+  try {
+    const mod = createRequire(import.meta.url)('pino-pretty');
+    build = mod.default ?? mod;
+  } catch {
+    return undefined;
+  }
+  return build({
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname',
+    singleLine: true,
+    sync: true,
+    ...(destination ? { destination } : {}),
+  });
 }
 
 /**

@@ -12,7 +12,7 @@ import { createOrigin, type Origin } from './origin.js';
 
 /** Starts a node from a validated configuration; returns when it is serving. Exits on fatal errors. */
 export async function runNode(config: NodeConfig): Promise<void> {
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, config.logFormat);
   try {
     await start(config, log);
   } catch (err) {
