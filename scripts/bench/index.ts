@@ -11,7 +11,7 @@ import type { BenchRow } from './lib/types.js';
 
 const dir = 'scripts/bench';
 /** Whole-run budget: `npm run build` before it takes ~5 s and the issue's bound is 10 min. */
-const TOTAL_BUDGET_S = 555;
+const TOTAL_BUDGET_S = 580;
 /** Per-module budgets in seconds (full run); --quick takes 3/4 of them. Unknown modules get DEFAULT_BUDGET_S. */
 const BUDGET_S: Record<string, number> = {
   core: 55,
@@ -22,7 +22,7 @@ const BUDGET_S: Record<string, number> = {
   herd: 50,
   'swim-sim': 45,
   'swim-real': 50,
-  memory: 95,
+  memory: 120,
 };
 const DEFAULT_BUDGET_S = 45;
 const ORDER = Object.keys(BUDGET_S);

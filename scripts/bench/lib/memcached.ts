@@ -156,7 +156,8 @@ export class MemcachedClient {
 
   /** Sets `count` items `keyOf(i)` → `value`, pipelined in batches, without waiting for replies (noreply). */
   async setMany(count: number, keyOf: (i: number) => string, value: Buffer): Promise<void> {
-    const batch = 2000;
+    // ≤ 2000 sets and about ≤ 4 MiB per write (large values would make huge batches).
+    const batch = Math.max(1, Math.min(2000, Math.floor((4 << 20) / (value.length + 64))));
     for (let i = 0; i < count; i += batch) {
       const parts: Buffer[] = [];
       for (let j = i; j < Math.min(count, i + batch); j++) {

@@ -1,50 +1,223 @@
-// Child of memory.ts: one process, one Group, N small values cached through the ordinary load path
-// (get → miss → getter → main cache). Prints RSS/heap before and after as one JSON line. Run with --expose-gc.
-// Usage: node --expose-gc --import tsx scripts/bench/lib/memory-child.ts <items> <valueBytes> [<maxSeconds>]
-// (after npm run build)
+// Child of memory.ts: one fresh process, one Group, one case. Prints one JSON line. Run with --expose-gc.
+//   items: N values of V bytes cached through the ordinary load path (get → miss → getter → main cache),
+//          RSS/heap before and after, GC pauses during the load; then (hitSeconds > 0) a getCached run over
+//          random loaded keys with its GC pauses and rate.
+//   churn: values of random size (minBytes..maxBytes) under a cacheBytes budget until `factor` × the
+//          budget went through; RSS sampled after every value.
+// Usage: node --expose-gc --import tsx scripts/bench/lib/memory-child.ts '<json ChildConfig>' (after npm run build)
+
 import { resolve } from 'node:path';
+import { type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { itemValue, keyOf } from './memory-data.js';
 
+export interface ChildConfig {
+  /** The compiled package to load (dist/ of this tree, or of a baseline build). */
+  dist: string;
+  mode: 'items' | 'churn';
+  items?: number;
+  valueBytes?: number;
+  /** Stop loading (and say so) after this long. */
+  maxLoadS?: number;
+  hitSeconds?: number;
+  cacheBytes?: number;
+  minBytes?: number;
+  maxBytes?: number;
+  factor?: number;
+}
+
+export interface GcSummary {
+  count: number;
+  totalMs: number;
+  maxMs: number;
+  /** Young-generation collections (scavenges): a proxy for how much was allocated. */
+  minor: number;
+  major: number;
+}
+
+export interface Mem {
+  rss: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+export interface ItemsReport {
+  before: Mem;
+  after: Mem;
+  loadS: number;
+  cacheItems: number;
+  cacheBytes: number;
+  loadGc: GcSummary;
+  hits?: { n: number; s: number; gc: GcSummary; rssAfter: number };
+}
+
+export interface ChurnReport {
+  before: Mem;
+  cacheBytes: number;
+  loadedBytes: number;
+  values: number;
+  /** RSS (bytes) after every tenth of the load. */
+  samples: number[];
+  maxRss: number;
+  finalRss: number;
+  loadS: number;
+  gc: GcSummary;
+}
+
+const cfg = JSON.parse(process.argv[2]) as ChildConfig;
 // The compiled package (npm run bench builds it first), not the TypeScript sources through tsx: tsx's
 // transform adds helpers to the hot path and its loader thread to the RSS.
 const { Group, GroupRegistry } = (await import(
-  pathToFileURL(resolve('dist/index.js')).href
+  pathToFileURL(resolve(cfg.dist, 'index.js')).href
 )) as typeof import('../../../src/index.js');
 
-const items = Number(process.argv[2]);
-const valueBytes = Number(process.argv[3]);
 const gc = (globalThis as { gc?: () => void }).gc;
 
-function settle(): { rss: number; heapUsed: number; external: number; arrayBuffers: number } {
+function settle(): Mem {
   gc?.();
   gc?.();
   const m = process.memoryUsage();
   return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
 }
 
-const group = new Group({
-  name: 'memory',
-  cacheBytes: 1024 * 1024 * 1024,
-  registry: new GroupRegistry(),
-  getter: async (key) => itemValue(key, valueBytes),
-});
-// Touch the code paths once so their compiled code is in the "before" figure, not counted per item.
-await group.get('warm-up');
-group.removeLocal('warm-up');
-const before = settle();
-const t0 = performance.now();
-// Stops early (and says so) past the deadline, so a slow box still yields a per-item figure.
-const deadline = Date.now() + Number(process.argv[4] ?? Number.POSITIVE_INFINITY) * 1000;
-let loaded = 0;
-while (loaded < items) {
-  await group.get(keyOf(loaded++));
-  if (loaded % 10_000 === 0 && Date.now() > deadline) break;
+/** Collects 'gc' performance entries from start() to stop() (the forced settle() collections excluded). */
+function gcWatch(): { start(): void; stop(): Promise<GcSummary> } {
+  let s: GcSummary = { count: 0, totalMs: 0, maxMs: 0, minor: 0, major: 0 };
+  let on = false;
+  const obs = new PerformanceObserver((list) => {
+    if (!on) return;
+    for (const e of list.getEntries()) {
+      s.count++;
+      s.totalMs += e.duration;
+      if (e.duration > s.maxMs) s.maxMs = e.duration;
+      const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+      // perf_hooks constants: NODE_PERFORMANCE_GC_MINOR = 1, MAJOR = 4 (INCREMENTAL 8, WEAKCB 16)
+      if (kind === 1) s.minor++;
+      else s.major++;
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  return {
+    start() {
+      s = { count: 0, totalMs: 0, maxMs: 0, minor: 0, major: 0 };
+      on = true;
+    },
+    async stop() {
+      // Entries are delivered asynchronously: let the observer run before reading.
+      await new Promise((r) => setTimeout(r, 50));
+      on = false;
+      return s;
+    },
+  };
 }
-const loadS = (performance.now() - t0) / 1000;
-const after = settle();
-const main = group.cacheStats('main');
-process.stdout.write(
-  `${JSON.stringify({ before, after, loadS, cacheItems: main.items, cacheBytes: main.bytes })}\n`,
-);
-group.close();
+
+const watch = gcWatch();
+
+async function items(): Promise<ItemsReport> {
+  const n = cfg.items!;
+  const valueBytes = cfg.valueBytes!;
+  const group = new Group({
+    name: 'memory',
+    cacheBytes: cfg.cacheBytes ?? 1024 * 1024 * 1024,
+    registry: new GroupRegistry(),
+    getter: async (key) => itemValue(key, valueBytes),
+  });
+  // Touch the code paths once so their compiled code is in the "before" figure, not counted per item.
+  await group.get('warm-up');
+  group.removeLocal('warm-up');
+  const before = settle();
+  const deadline = Date.now() + (cfg.maxLoadS ?? Number.POSITIVE_INFINITY) * 1000;
+  watch.start();
+  const t0 = performance.now();
+  // Stops early (and says so) past the deadline, so a slow box still yields a per-item figure.
+  let loaded = 0;
+  while (loaded < n) {
+    await group.get(keyOf(loaded++));
+    if (loaded % 10_000 === 0 && Date.now() > deadline) break;
+  }
+  const loadS = (performance.now() - t0) / 1000;
+  const loadGc = await watch.stop();
+  const after = settle();
+  const main = group.cacheStats('main');
+  const report: ItemsReport = {
+    before,
+    after,
+    loadS,
+    cacheItems: main.items,
+    cacheBytes: main.bytes,
+    loadGc,
+  };
+  const hitSeconds = cfg.hitSeconds ?? 0;
+  if (hitSeconds > 0) {
+    // Random loaded keys, made before the run (making them during it would allocate per hit).
+    let seed = 12345;
+    const keys = Array.from({ length: 1 << 16 }, () => {
+      seed = (seed * 48271) % 2147483647;
+      return keyOf(seed % loaded);
+    });
+    const mask = keys.length - 1;
+    let sink = 0;
+    let hits = 0;
+    watch.start();
+    const t1 = performance.now();
+    const end = t1 + hitSeconds * 1000;
+    while (performance.now() < end) {
+      for (let i = 0; i < 8192; i++) sink += group.getCached(keys[(hits + i) & mask])?.length ?? 0;
+      hits += 8192;
+    }
+    const s = (performance.now() - t1) / 1000;
+    const hgc = await watch.stop();
+    if (sink === 0) throw new Error('no hit returned a value');
+    report.hits = { n: hits, s, gc: hgc, rssAfter: process.memoryUsage.rss() };
+  }
+  group.close();
+  return report;
+}
+
+async function churn(): Promise<ChurnReport> {
+  const cacheBytes = cfg.cacheBytes!;
+  const minBytes = cfg.minBytes!;
+  const maxBytes = cfg.maxBytes!;
+  const source = Buffer.alloc(maxBytes, 7);
+  let seed = 987654321;
+  const rand = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+  const group = new Group({
+    name: 'churn',
+    cacheBytes,
+    registry: new GroupRegistry(),
+    // The group copies what a getter returns, so one source buffer serves every value.
+    getter: async () => source.subarray(0, minBytes + Math.floor(rand() * (maxBytes - minBytes + 1))),
+  });
+  await group.get('warm-up');
+  group.removeLocal('warm-up');
+  const before = settle();
+  const target = (cfg.factor ?? 10) * cacheBytes;
+  const samples: number[] = [];
+  let loadedBytes = 0;
+  let values = 0;
+  let maxRss = 0;
+  let nextSample = target / 10;
+  watch.start();
+  const t0 = performance.now();
+  while (loadedBytes < target) {
+    // getEntry: the shared value, no copy for the caller (a copy per value would be churn of its own).
+    const e = await group.getEntry(`churn:${values++}`);
+    loadedBytes += e.value.length;
+    const rss = process.memoryUsage.rss();
+    if (rss > maxRss) maxRss = rss;
+    if (loadedBytes >= nextSample) {
+      samples.push(rss);
+      nextSample += target / 10;
+    }
+  }
+  const loadS = (performance.now() - t0) / 1000;
+  const g = await watch.stop();
+  const finalRss = process.memoryUsage.rss();
+  group.close();
+  return { before, cacheBytes, loadedBytes, values, samples, maxRss, finalRss, loadS, gc: g };
+}
+
+const out = cfg.mode === 'churn' ? await churn() : await items();
+process.stdout.write(`${JSON.stringify(out)}\n`);
+process.exit(0);
