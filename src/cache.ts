@@ -7,6 +7,17 @@ import type { RateState } from './hotkeys.js';
 import { readRate } from './hotkeys.js';
 
 /**
+ * The longest time to live a value can have: one year. Every TTL that enters a node is clamped to it: a
+ * getter's `ttlMs` (the HTTP origin's `max-age` arrives that way), a peer's `ttl_ms`, a value handed
+ * over. Why a year: it is HTTP's customary "never expires" (`max-age=31536000`; RFC 9111 §1.2.2 has
+ * caches cap `max-age` at what they can represent), far beyond any useful cache lifetime (a value is
+ * at worst reloaded once a year), and small enough that `now + ttl`, the int64 `ttl_ms` on the wire and
+ * every client's decoder stay exact. An unbounded `max-age=99999999999999999999` made replies that
+ * clients could not decode. A TTL of Infinity still means "never expires".
+ */
+export const MAX_TTL_MS = 365 * 24 * 60 * 60 * 1000;
+
+/**
  * One cached value. `value` is shared by every reader and must never be written to. `expiresAt` is on
  * the group's clock (ms); 0 = never. The rate fields are the key's decayed request counter (hotkeys.ts).
  */

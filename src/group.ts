@@ -3,7 +3,7 @@
 // getter — and caches the result. Same shape as groupcache's Group, plus expiry, remove and abort.
 
 import type { CacheStats } from './cache.js';
-import { ByteCache, Entry, enforceBudget, entryBytes } from './cache.js';
+import { ByteCache, Entry, enforceBudget, entryBytes, MAX_TTL_MS } from './cache.js';
 import {
   DuplicateGroupError,
   GetterTimeoutError,
@@ -102,6 +102,8 @@ export interface GroupStats {
 }
 
 export const DEFAULT_MAX_KEY_BYTES = 65_536;
+export { MAX_TTL_MS };
+
 const DEFAULT_GETTER_TIMEOUT_MS = 30_000;
 const PEER_TIMEOUT_MARGIN_MS = 1_000;
 /** The default peerTimeoutMs: the owner may be running the getter itself, so give it that long and a second. */
@@ -382,6 +384,14 @@ export class Group {
     }
     // A UTF-16 code unit is at most 3 UTF-8 bytes, so short keys need no byte count.
     if (key.length === 0 || key.length * 3 > this.maxKeyBytes) this.checkKeySlow(key);
+    // A lone surrogate has no UTF-8 form: peers and origins would receive U+FFFD in its place, and the
+    // key would share the value of the key that really is U+FFFD there.
+    if (!(key as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+      throw new InvalidKeyError(
+        `group ${this.name}: key ${preview(key)} has a lone UTF-16 surrogate (not valid Unicode); ` +
+          'send keys as well-formed text (hash or encode binary keys)',
+      );
+    }
   }
 
   private checkKeySlow(key: string): void {
@@ -429,8 +439,14 @@ export class Group {
     }
     this.stats.peerLoads++;
     const now = this.now();
-    const ttl = r.ttlMs;
-    const e = new Entry(value, ttl === undefined ? 0 : now + ttl, now, r.minuteQps ?? 0);
+    // Absent or Infinity = never expires; anything longer than MAX_TTL_MS is clamped to it.
+    const ttl = r.ttlMs === Number.POSITIVE_INFINITY ? undefined : r.ttlMs;
+    const e = new Entry(
+      value,
+      ttl === undefined ? 0 : now + Math.min(ttl, MAX_TTL_MS),
+      now,
+      r.minuteQps ?? 0,
+    );
     if (!f.invalidated && !this.closed && (ttl === undefined || ttl > 0)) {
       this.maybePromote(key, e, r.minuteQps, now);
     }
@@ -522,8 +538,9 @@ export class Group {
           `group ${this.name}: getter returned ttlMs ${describe(ttl)} for key ${preview(key)}; use a number of ms`,
         );
       }
-      // ttlMs <= 0: already expired — returned to this load's waiters, not cached.
-      if (ttl !== Number.POSITIVE_INFINITY) expiresAt = ttl > 0 ? now + ttl : now;
+      // ttlMs <= 0: already expired — returned to this load's waiters, not cached. Infinity: never
+      // expires; any other TTL is clamped to MAX_TTL_MS.
+      if (ttl !== Number.POSITIVE_INFINITY) expiresAt = ttl > 0 ? now + Math.min(ttl, MAX_TTL_MS) : now;
     }
     const e = new Entry(value, expiresAt, now, 0);
     e.hits = 1; // the load itself is a request

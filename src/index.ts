@@ -17,7 +17,7 @@ export type {
   GroupOptions,
   GroupStats,
 } from './group.js';
-export { DEFAULT_MAX_KEY_BYTES, defaultRegistry, Group, GroupRegistry } from './group.js';
+export { DEFAULT_MAX_KEY_BYTES, defaultRegistry, Group, GroupRegistry, MAX_TTL_MS } from './group.js';
 export type {
   HotCacheView,
   HotKeyPolicy,

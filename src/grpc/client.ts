@@ -4,7 +4,7 @@
 
 import { Client, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { type AbortWaiter, onAbort } from '../abort.js';
-import { DEFAULT_PEER_TIMEOUT_MS } from '../group.js';
+import { DEFAULT_PEER_TIMEOUT_MS, MAX_TTL_MS } from '../group.js';
 import type { Peer, PeerGetResult } from '../peers.js';
 import type { GetResponse, KeyRequest } from './codec.js';
 import { FetchMux } from './mux.js';
@@ -101,7 +101,7 @@ export class GrpcPeer implements Peer {
     return this.unary<GetResponse>(GET_PATH, getMethod, { group, key }, md, signal).then((r) => ({
       value: r.value,
       minuteQps: r.minuteQps,
-      ttlMs: r.ttlMs,
+      ttlMs: r.ttlMs === undefined ? undefined : Math.min(r.ttlMs, MAX_TTL_MS),
     }));
   }
 

@@ -4,10 +4,18 @@
 // functions compute the exact size, allocate once and write the fields directly. The output is plain
 // protobuf (tested against protobufjs and a Python client), unknown fields are skipped on decode.
 
+import { isUtf8 } from 'node:buffer';
+
 /** groupcachepb.GetRequest, gossipcachepb.RemoveRequest. */
 export interface KeyRequest {
   group: string;
   key: string;
+  /**
+   * Set by the decoder when the request must be refused with INVALID_ARGUMENT, saying why (a group or
+   * key that is not valid UTF-8: decoding would replace the bad bytes with U+FFFD, and different keys
+   * would then share one value).
+   */
+  invalid?: string;
 }
 
 /** groupcachepb.GetResponse. */
@@ -25,6 +33,8 @@ export interface FetchRequest {
   key: string;
   timeoutMs: number;
   cancel: boolean;
+  /** Set by the decoder when the request must be answered INVALID_ARGUMENT: why (see KeyRequest). */
+  invalid?: string;
 }
 
 /** gossipcachepb.FetchReply. */
@@ -75,9 +85,38 @@ function lenFieldSize(tag: number, len: number): number {
   return varintSize(tag) + varintSize(len) + len;
 }
 
-/** Non-negative integer for an int64/uint32 field: rejects what the wire cannot carry. */
-function uint(n: number | undefined): number {
-  return n !== undefined && n > 0 && Number.isFinite(n) ? Math.floor(n) : 0;
+/**
+ * Non-negative integer for an int64 field, clamped to 2^53 - 1: anything larger (or Infinity) would be
+ * written as a varint of more than 10 bytes or lose precision, and a client could not decode it.
+ */
+function int64(n: number | undefined): number {
+  if (n === undefined || !(n > 0) || n === Number.POSITIVE_INFINITY) return 0;
+  return n < Number.MAX_SAFE_INTEGER ? Math.floor(n) : Number.MAX_SAFE_INTEGER;
+}
+
+/** Non-negative integer for a uint32 field, clamped to 2^32 - 1. */
+function uint32(n: number | undefined): number {
+  if (n === undefined || !(n > 0)) return 0;
+  return n < 0xffffffff ? Math.floor(n) : 0xffffffff;
+}
+
+/** Largest int64 ttl_ms a reply may carry: ≥ 2^63 is a negative int64 on the wire. */
+const INT64_LIMIT = 2 ** 63;
+
+/** A uint32 field as protobuf reads a longer varint: its low 32 bits. */
+function low32(n: number): number {
+  return n <= 0xffffffff ? n : n % 0x100000000;
+}
+
+/**
+ * Bytes that decode to a string only when they are valid UTF-8. Node's decoder replaces invalid
+ * sequences with U+FFFD, so a string without U+FFFD came from valid bytes (the common case, one scan);
+ * one that has it is checked exactly (U+FFFD may also be sent on purpose, as EF BF BD).
+ */
+function utf8OrUndefined(buf: Buffer, s: number, e: number): string | undefined {
+  const str = buf.toString('utf8', s, e);
+  if (str.indexOf('\ufffd') === -1 || isUtf8(buf.subarray(s, e))) return str;
+  return undefined;
 }
 
 class Reader {
@@ -159,23 +198,33 @@ export function encodeKeyRequest(req: KeyRequest): Buffer {
   return buf;
 }
 
+/** Invalid UTF-8 in the group or key does not throw: the request says why it is `invalid`. */
 export function decodeKeyRequest(buf: Buffer): KeyRequest {
   const r = new Reader(buf);
   let group = '';
   let key = '';
+  let invalid: string | undefined;
   while (r.pos < r.end) {
     const tag = r.varint();
-    if (tag === 0x0a) group = r.string();
-    else if (tag === 0x12) key = r.string();
-    else r.skip(tag & 7);
+    if (tag === 0x0a || tag === 0x12) {
+      const [s, e] = r.span();
+      const str = utf8OrUndefined(buf, s, e);
+      if (str === undefined) invalid = notUtf8(tag === 0x0a ? 'group' : 'key');
+      else if (tag === 0x0a) group = str;
+      else key = str;
+    } else r.skip(tag & 7);
   }
-  return { group, key };
+  return invalid === undefined ? { group, key } : { group, key, invalid };
+}
+
+function notUtf8(what: 'group' | 'key'): string {
+  return `${what} is not valid UTF-8; send keys and group names as UTF-8 text (hash or encode binary keys)`;
 }
 
 // ---- groupcachepb.GetResponse: value = 1, minute_qps = 2, ttl_ms = 4 ----
 
 export function encodeGetResponse(res: GetResponse): Buffer {
-  const ttl = uint(res.ttlMs);
+  const ttl = int64(res.ttlMs);
   const v = res.value.byteLength;
   const size = lenFieldSize(1, v) + (res.minuteQps ? 9 : 0) + (ttl ? 1 + varintSize(ttl) : 0);
   const buf = Buffer.allocUnsafe(size);
@@ -204,8 +253,11 @@ export function decodeGetResponse(buf: Buffer): GetResponse {
       const [s, e] = r.span();
       res.value = buf.subarray(s, e);
     } else if (tag === 0x11) res.minuteQps = r.double();
-    else if (tag === 0x20) res.ttlMs = r.varint() || undefined;
-    else r.skip(tag & 7);
+    else if (tag === 0x20) {
+      const ttl = r.varint();
+      if (ttl >= INT64_LIMIT) throw new DecodeError('ttl_ms is negative');
+      res.ttlMs = ttl || undefined;
+    } else r.skip(tag & 7);
   }
   return res;
 }
@@ -232,7 +284,8 @@ export function encodeFetchBatch(requests: readonly FetchRequest[]): Buffer {
   let total = 0;
   for (let i = 0; i < requests.length; i++) {
     const q = requests[i];
-    q.timeoutMs = uint(q.timeoutMs);
+    q.id = uint32(q.id);
+    q.timeoutMs = uint32(q.timeoutMs);
     const g = Buffer.byteLength(q.group);
     const k = Buffer.byteLength(q.key);
     const inner = fetchRequestSize(q, g, k);
@@ -275,8 +328,27 @@ export function encodeFetchBatch(requests: readonly FetchRequest[]): Buffer {
   return buf;
 }
 
-export function decodeFetchBatch(buf: Buffer): FetchRequest[] {
+/**
+ * Reads at most `maxRequests` requests: a batch with more returns a `BatchRefused` instead, found by
+ * counting entries without decoding them, so an oversized batch costs a scan and no allocation. One
+ * entry that is malformed inside, or whose group or key is not UTF-8, comes back `invalid` (answered
+ * INVALID_ARGUMENT alone); only broken framing of the batch itself throws DecodeError.
+ */
+export function decodeFetchBatch(
+  buf: Buffer,
+  maxRequests: number = Number.POSITIVE_INFINITY,
+): FetchRequest[] | BatchRefused {
   const r = new Reader(buf);
+  if (maxRequests !== Number.POSITIVE_INFINITY) {
+    let n = 0;
+    while (r.pos < r.end) {
+      const tag = r.varint();
+      if (tag === 0x0a) n++;
+      r.skip(tag & 7);
+    }
+    if (n > maxRequests) return new BatchRefused(n, maxRequests);
+    r.pos = 0;
+  }
   const out: FetchRequest[] = [];
   while (r.pos < r.end) {
     const tag = r.varint();
@@ -288,18 +360,41 @@ export function decodeFetchBatch(buf: Buffer): FetchRequest[] {
     const m = new Reader(buf, e);
     m.pos = s;
     const q: FetchRequest = { id: 0, group: '', key: '', timeoutMs: 0, cancel: false };
-    while (m.pos < e) {
-      const t = m.varint();
-      if (t === 0x08) q.id = m.varint();
-      else if (t === 0x12) q.group = m.string();
-      else if (t === 0x1a) q.key = m.string();
-      else if (t === 0x20) q.timeoutMs = m.varint();
-      else if (t === 0x28) q.cancel = m.varint() !== 0;
-      else m.skip(t & 7);
+    try {
+      while (m.pos < e) {
+        const t = m.varint();
+        if (t === 0x08) q.id = low32(m.varint());
+        else if (t === 0x12 || t === 0x1a) {
+          const [fs, fe] = m.span();
+          const str = utf8OrUndefined(buf, fs, fe);
+          if (str === undefined) q.invalid = notUtf8(t === 0x12 ? 'group' : 'key');
+          else if (t === 0x12) q.group = str;
+          else q.key = str;
+        } else if (t === 0x20) q.timeoutMs = m.varint();
+        else if (t === 0x28) q.cancel = m.varint() !== 0;
+        else m.skip(t & 7);
+      }
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err;
+      q.invalid = `malformed FetchRequest: ${err.message}`;
     }
     out.push(q);
   }
   return out;
+}
+
+/** What decodeFetchBatch returns for a batch over its request limit (the stream is then refused). */
+export class BatchRefused {
+  constructor(
+    readonly requests: number,
+    readonly limit: number,
+  ) {}
+  get message(): string {
+    return (
+      `a FetchBatch message carried ${this.requests} requests, over this node's limit of ${this.limit} ` +
+      'per message; send at most that many per message'
+    );
+  }
 }
 
 // ---- gossipcachepb.FetchReplyBatch { repeated FetchReply replies = 1 } ----
@@ -325,7 +420,9 @@ export function encodeFetchReplyBatch(replies: readonly FetchReply[]): Buffer {
   let total = 0;
   for (let i = 0; i < replies.length; i++) {
     const p = replies[i];
-    p.ttlMs = uint(p.ttlMs);
+    p.id = uint32(p.id);
+    p.code = uint32(p.code);
+    p.ttlMs = int64(p.ttlMs);
     const msg = p.message ? Buffer.byteLength(p.message) : 0;
     const inner = fetchReplySize(p, msg);
     sizes[i * 2] = inner;
@@ -374,6 +471,10 @@ export function encodeFetchReplyBatch(replies: readonly FetchReply[]): Buffer {
 /**
  * Values of a batch with one reply are views into the received message; with several they are
  * copied, so a small value kept in a cache does not pin a large batch's buffer in memory.
+ *
+ * Each reply is decoded on its own: one that is malformed inside (a bad varint, a negative ttl_ms)
+ * becomes a failure of its own request (code INTERNAL, saying why) and spoils nothing else in the
+ * batch. Only broken framing of the batch itself throws DecodeError (the stream then fails).
  */
 export function decodeFetchReplyBatch(buf: Buffer): FetchReply[] {
   const r = new Reader(buf);
@@ -389,18 +490,33 @@ export function decodeFetchReplyBatch(buf: Buffer): FetchReply[] {
     const m = new Reader(buf, e);
     m.pos = s;
     const p: FetchReply = { id: 0, code: 0, value: EMPTY, minuteQps: 0, ttlMs: 0, message: '' };
-    while (m.pos < e) {
-      const t = m.varint();
-      if (t === 0x08) p.id = m.varint();
-      else if (t === 0x10) p.code = m.varint();
-      else if (t === 0x1a) {
-        const [vs, ve] = m.span();
-        spans.push(out.length, vs, ve);
-      } else if (t === 0x21) p.minuteQps = m.double();
-      else if (t === 0x28) p.ttlMs = m.varint();
-      else if (t === 0x32) p.message = m.string();
-      else m.skip(t & 7);
+    const nspans = spans.length;
+    try {
+      while (m.pos < e) {
+        const t = m.varint();
+        if (t === 0x08) p.id = low32(m.varint());
+        else if (t === 0x10) p.code = m.varint();
+        else if (t === 0x1a) {
+          const [vs, ve] = m.span();
+          spans.push(out.length, vs, ve);
+        } else if (t === 0x21) p.minuteQps = m.double();
+        else if (t === 0x28) {
+          p.ttlMs = m.varint();
+          if (p.ttlMs >= INT64_LIMIT) throw new DecodeError('ttl_ms is negative');
+        } else if (t === 0x32) p.message = m.string();
+        else m.skip(t & 7);
+      }
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err;
+      spans.length = nspans;
+      p.code = CODE_INTERNAL;
+      p.value = EMPTY;
+      p.minuteQps = 0;
+      p.ttlMs = 0;
+      p.message = `the peer's reply could not be decoded: ${err.message}`;
     }
+    // Not a uint32 (protobuf would keep its low 32 bits, which may read as 0 = OK): a failure.
+    if (p.code > 0xffffffff) p.code = CODE_INTERNAL;
     out.push(p);
   }
   const copy = out.length > 1;
@@ -410,6 +526,9 @@ export function decodeFetchReplyBatch(buf: Buffer): FetchReply[] {
   }
   return out;
 }
+
+/** grpc status INTERNAL (the codec does not depend on grpc-js). */
+const CODE_INTERNAL = 13;
 
 /** gossipcachepb.RemoveResponse and other empty messages. */
 export const encodeEmpty = (_: unknown): Buffer => EMPTY;

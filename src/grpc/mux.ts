@@ -9,13 +9,19 @@ import { AbortWaiter, watch } from '../abort.js';
 import { ChurnMap } from '../churn.js';
 import type { PeerGetResult } from '../peers.js';
 import { type FetchReply, type FetchRequest, fetchRequestBatchBytes } from './codec.js';
+import { MAX_BATCH_REQUESTS, MAX_REQUEST_MESSAGE_BYTES } from './limits.js';
 import { FETCH_PATH, gossipCacheService } from './proto.js';
 import { MAX_VALUE_METADATA } from './serve.js';
 import { errorOf, PeerError } from './status.js';
 
 const fetchMethod = gossipCacheService.Fetch;
-/** Requests are coalesced into messages of up to this size, far below any node's message limit. */
-const REQUEST_BATCH_BYTES = 1024 * 1024;
+/**
+ * Requests are coalesced into messages of up to this size and MAX_BATCH_REQUESTS requests, a quarter
+ * of the MAX_REQUEST_MESSAGE_BYTES a node accepts (the rest is room for one request with a long key).
+ */
+const REQUEST_BATCH_BYTES = MAX_REQUEST_MESSAGE_BYTES / 4;
+/** Longest group + key a request may carry: its message must fit what the node accepts. */
+const MAX_REQUEST_STRING_BYTES = MAX_REQUEST_MESSAGE_BYTES - 64;
 
 /** One request in flight; watches the caller's signal while it waits. */
 class Pending extends AbortWaiter {
@@ -93,6 +99,20 @@ export class FetchMux {
     if (!this.alive) {
       return Promise.reject(new PeerError(this.opts.peer, status.UNAVAILABLE, 'the stream has ended'));
     }
+    // ≤ 3 UTF-8 bytes per UTF-16 unit: only very long keys are measured.
+    if (3 * (group.length + key.length) > MAX_REQUEST_STRING_BYTES) {
+      const bytes = Buffer.byteLength(group) + Buffer.byteLength(key);
+      if (bytes > MAX_REQUEST_STRING_BYTES) {
+        // Sent, it would break the whole stream at the node (message too large); fail it alone.
+        return Promise.reject(
+          new PeerError(
+            this.opts.peer,
+            status.RESOURCE_EXHAUSTED,
+            `group and key are ${bytes} bytes, over the ${MAX_REQUEST_STRING_BYTES} a peer request can carry`,
+          ),
+        );
+      }
+    }
     const id = this.nextId;
     this.nextId = id >= 0xffffffff ? 1 : id + 1;
     const start = performance.now();
@@ -162,13 +182,13 @@ export class FetchMux {
     let bound = 0;
     for (let i = 0; i < q.length; i++) bound += 3 * (q[i].group.length + q[i].key.length) + 32;
     const limit = Math.min(this.opts.maxMessageBytes, REQUEST_BATCH_BYTES);
-    if (bound <= limit) {
+    if (bound <= limit && q.length <= MAX_BATCH_REQUESTS) {
       this.queue = [];
       return q;
     }
     let bytes = 0;
     let n = 0;
-    while (n < q.length) {
+    while (n < q.length && n < MAX_BATCH_REQUESTS) {
       const size = fetchRequestBatchBytes(q[n]);
       if (n > 0 && bytes + size > limit) break;
       bytes += size;

@@ -1,6 +1,8 @@
 // What the gRPC server needs from the core, as structural types: a GroupRegistry from src/group.ts
 // satisfies them, and the server does not depend on how groups are built.
 
+import { MAX_TTL_MS } from '../cache.js';
+
 /** An entry as the core hands it to servers (value shared and read-only). */
 export interface ServedEntry {
   value: Uint8Array;
@@ -36,10 +38,12 @@ export function entryOf(
 
 /**
  * A TTL as the wire carries it: 0 = no expiry, so a value that expires right now travels as 1 ms
- * (it must not turn into "never expires" at the receiver).
+ * (it must not turn into "never expires" at the receiver); at most MAX_TTL_MS (a GroupSource not
+ * built on Group may hand out anything), so every client can decode it.
  */
 export function wireTtl(ttlMs: number | undefined): number {
-  return ttlMs === undefined ? 0 : Math.max(1, Math.ceil(ttlMs));
+  if (ttlMs === undefined || ttlMs === Number.POSITIVE_INFINITY) return 0;
+  return ttlMs < MAX_TTL_MS ? Math.max(1, Math.ceil(ttlMs)) : MAX_TTL_MS;
 }
 
 /** Metadata key that marks a unary Get as a peer's fill (served here, never forwarded). */

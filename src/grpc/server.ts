@@ -11,7 +11,21 @@ import {
 } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
-import type { FetchReply, FetchRequest, GetResponse, KeyRequest } from './codec.js';
+import {
+  decodeFetchBatch,
+  type FetchReply,
+  type FetchRequest,
+  type GetResponse,
+  type KeyRequest,
+} from './codec.js';
+import {
+  Admission,
+  checkLimits,
+  type GrpcLimits,
+  MAX_BATCH_REQUESTS,
+  MAX_REQUEST_MESSAGE_BYTES,
+  UNARY_CALL_COST,
+} from './limits.js';
 import {
   GOSSIPCACHE_SERVICE,
   GROUPCACHE_SERVICE,
@@ -44,8 +58,14 @@ export interface GrpcServerOptions {
   registry: GroupSource;
   /** Unset = plaintext. With `caFile`: mutual TLS (clients must present a certificate from that CA). */
   tls?: TlsFiles;
-  /** Largest value served, and largest message accepted; default 64 MiB. Bigger → RESOURCE_EXHAUSTED. */
+  /** Largest value served; default 64 MiB. Bigger → RESOURCE_EXHAUSTED. */
   maxMessageBytes?: number;
+  /**
+   * What clients can make this node hold: requests per Fetch stream, bytes per connection and in
+   * total, streams per connection. Defaults in limits.ts (DEFAULT_GRPC_LIMITS), documented in the
+   * README's Security section.
+   */
+  limits?: Partial<GrpcLimits>;
   logger?: GrpcLogger;
   /**
    * Called once per answered request (each stream request counts alone) with its method, status
@@ -68,12 +88,27 @@ export interface GrpcServer {
 
 const HEALTH_SERVICES = ['', GROUPCACHE_SERVICE, GOSSIPCACHE_SERVICE];
 
+function busy(a: Admission): Failure {
+  return {
+    code: status.RESOURCE_EXHAUSTED,
+    message:
+      `node is busy: requests held for this connection or all clients are at their limit ` +
+      `(${a.limits.maxConnectionBytes} / ${a.limits.maxHeldBytes} bytes); retry later`,
+  };
+}
+
 export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   const { registry, logger, onServed } = opts;
   const fetchServed = onServed && ((code: status, ms: number) => onServed('Fetch', code, ms));
   const maxMessageBytes = checkMaxMessageBytes(opts.maxMessageBytes);
+  const limits = checkLimits(opts.limits);
+  const admission = new Admission(limits);
   const server = new Server({
     ...messageLimitOptions(maxMessageBytes),
+    // Clients send only requests (keys): a message bigger than this is refused by grpc-js before it is
+    // buffered (RESOURCE_EXHAUSTED), so one message cannot make us hold more.
+    'grpc.max_receive_message_length': MAX_REQUEST_MESSAGE_BYTES,
+    'grpc.max_concurrent_streams': limits.maxConcurrentStreams,
     // Peers keep one stream open for hours; let their keepalive pings through.
     'grpc.keepalive_permit_without_calls': 1,
   });
@@ -96,20 +131,30 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
 
   server.addService(groupCacheService, {
     Get(call: ServerUnaryCall<KeyRequest, GetResponse>, callback: sendUnaryData<GetResponse>) {
-      const { group: name, key } = call.request;
+      const { group: name, key, invalid } = call.request;
       const start = onServed ? performance.now() : 0;
       const reply = (f: Failure) => {
         report(f, name, key);
         onServed?.('Get', f.code, performance.now() - start);
         callback({ code: f.code, details: f.message });
       };
+      if (invalid !== undefined) return reply({ code: status.INVALID_ARGUMENT, message: invalid });
       const group = registry.get(name);
       if (!group) return reply(unknownGroup(name));
       if (!key) return reply(emptyKey());
+      const conn = admission.open(call.getPeer());
+      if (!admission.hasRoom(conn)) {
+        admission.close(conn);
+        return reply(busy(admission));
+      }
+      const cost = UNARY_CALL_COST + key.length + name.length;
+      admission.charge(conn, cost);
       const load = new UnaryLoad(call, call.metadata.get(PEER_METADATA).length > 0);
       entryOf(group, key, load).then(
         (entry: ServedEntry) => {
           load.done();
+          admission.release(conn, cost);
+          admission.close(conn);
           if (entry.value.byteLength > maxMessageBytes) {
             return reply(tooLarge(name, key, entry.value.byteLength, maxMessageBytes));
           }
@@ -119,17 +164,29 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
         },
         (err: unknown) => {
           load.done();
+          admission.release(conn, cost);
+          admission.close(conn);
           reply(failureOf(err));
         },
       );
     },
   });
 
-  server.addService(gossipCacheService, {
+  // The Fetch decoder refuses batches over MAX_BATCH_REQUESTS before decoding them.
+  const fetchService = {
+    ...gossipCacheService,
+    Fetch: {
+      ...gossipCacheService.Fetch,
+      requestDeserialize: (buf: Buffer) => decodeFetchBatch(buf, MAX_BATCH_REQUESTS),
+    },
+  };
+  server.addService(fetchService, {
     Fetch(call: ServerDuplexStream<FetchRequest[], FetchReply[]>) {
       const session = new FetchSession(call, {
         registry,
         maxMessageBytes,
+        admission,
+        maxStreamRequests: limits.maxStreamRequests,
         onClose: (s) => sessions.delete(s),
         onError: report,
         onServed: fetchServed,
@@ -138,12 +195,13 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       if (closed) session.shutdown();
     },
     Remove(call: ServerUnaryCall<KeyRequest, Record<string, never>>, callback: sendUnaryData<object>) {
-      const { group: name, key } = call.request;
+      const { group: name, key, invalid } = call.request;
       const answer = (f: Failure | undefined) => {
         onServed?.('Remove', f?.code ?? status.OK, 0);
         if (f) report(f, name, key);
         callback(f ? { code: f.code, details: f.message } : null, {});
       };
+      if (invalid !== undefined) return answer({ code: status.INVALID_ARGUMENT, message: invalid });
       const group = registry.get(name);
       if (!group) return answer(unknownGroup(name));
       if (!key) return answer(emptyKey());

@@ -1,11 +1,18 @@
 // The server end of the peer Fetch stream: one session per connected peer, many requests in flight,
 // each with its own deadline and cancel. Semantics and status codes are those of a peer's unary Get
 // (served from this node's caches or its getter, never forwarded again); only the framing differs.
+//
+// What a peer can make the session hold is bounded (limits.ts): requests are taken from a message in
+// slices (the event loop keeps turning during a large batch), only while the stream, the connection
+// and the node have room; otherwise the stream stops reading, and HTTP/2 flow control stops the peer.
+// A reply holds its room until it is handed to the transport, so a peer that does not read its
+// replies stops being read too.
 
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { ChurnMap } from '../churn.js';
-import { type FetchReply, type FetchRequest, fetchReplyBatchBytes } from './codec.js';
+import { BatchRefused, type FetchReply, type FetchRequest, fetchReplyBatchBytes } from './codec.js';
+import { type Admission, type ConnectionBudget, FETCH_REQUEST_COST, INTAKE_SLICE } from './limits.js';
 import type { GroupSource, ServedEntry } from './serve.js';
 import { entryOf, MAX_VALUE_METADATA, wireTtl } from './serve.js';
 import {
@@ -25,8 +32,8 @@ const SWEEP_MS = 10;
  * not delay the small ones behind it.
  */
 const BATCH_BYTES = 256 * 1024;
-/** Stop reading from the peer while this many reply bytes wait for the transport to drain. */
-const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+/** What a queued reply is charged besides its value and message. */
+const REPLY_COST = 64;
 
 /**
  * One request being served. It doubles as the options of getEntry: the core reads `signal` only on a
@@ -40,6 +47,8 @@ class InFlight {
     readonly deadline: number,
     /** performance.now() at arrival, when someone measures (onServed); else 0. */
     readonly start: number,
+    /** Bytes charged to the connection while it loads. */
+    readonly cost: number,
   ) {}
   get signal(): AbortSignal {
     this.ac ??= new AbortController();
@@ -53,6 +62,10 @@ class InFlight {
 export interface FetchSessionOptions {
   registry: GroupSource;
   maxMessageBytes: number;
+  /** The node's account of held bytes (limits.ts). */
+  admission: Admission;
+  /** Requests this stream may hold, in flight or with the reply unwritten. */
+  maxStreamRequests: number;
   /** Called once the session has ended, for whatever reason. */
   onClose: (s: FetchSession) => void;
   /** Called for a reply that could not be served (for logs). */
@@ -64,7 +77,8 @@ export interface FetchSessionOptions {
 export class FetchSession {
   private readonly inflight = new ChurnMap<number, InFlight>();
   private out: FetchReply[] = [];
-  private outBytes = 0;
+  /** Bytes charged for the replies in `out` (released as they are written). */
+  private outCost = 0;
   private flushScheduled = false;
   private waitingDrain = false;
   private sweeper: NodeJS.Timeout | undefined;
@@ -72,6 +86,13 @@ export class FetchSession {
   private clientDone = false;
   private ended = false;
   private readonly maxValueBytes: number;
+  private readonly conn: ConnectionBudget;
+  /** Requests received and not yet taken (the rest of the current message). */
+  private intake: FetchRequest[] = NO_REQUESTS;
+  private intakePos = 0;
+  private pumpScheduled = false;
+  private waitingRoom = false;
+  private paused = false;
 
   constructor(
     private readonly call: ServerDuplexStream<FetchRequest[], FetchReply[]>,
@@ -84,9 +105,13 @@ export class FetchSession {
       Number.isInteger(advertised) && advertised > 0
         ? Math.min(advertised, opts.maxMessageBytes)
         : opts.maxMessageBytes;
-    call.on('data', (batch: FetchRequest[]) => {
-      for (let i = 0; i < batch.length; i++) this.onRequest(batch[i]);
-    });
+    this.conn = opts.admission.open(call.getPeer());
+    // A paused stream still reads ahead up to its high-water mark (16 messages in object mode): keep
+    // it at one message, so what a peer can make us buffer beyond the budget is one message per
+    // stream. readableHighWaterMark has no public setter; the state field is read on every push.
+    const state = (call as unknown as { _readableState?: { highWaterMark?: number } })._readableState;
+    if (state && typeof state.highWaterMark === 'number') state.highWaterMark = 1;
+    call.on('data', (batch: FetchRequest[] | BatchRefused) => this.onBatch(batch));
     call.on('end', () => {
       this.clientDone = true;
       this.maybeEnd();
@@ -102,14 +127,97 @@ export class FetchSession {
     this.maybeEnd();
   }
 
+  private onBatch(batch: FetchRequest[] | BatchRefused): void {
+    if (this.ended) return;
+    if (batch instanceof BatchRefused) {
+      this.refuse(status.RESOURCE_EXHAUSTED, batch.message);
+      return;
+    }
+    if (this.intakePos < this.intake.length) {
+      // Read ahead while pausing (at most one message): append it.
+      this.intake = this.intake.slice(this.intakePos).concat(batch);
+      this.intakePos = 0;
+    } else {
+      this.intake = batch;
+      this.intakePos = 0;
+    }
+    this.pump();
+  }
+
+  /** Takes requests from the intake while there is room, a slice per event-loop turn. */
+  private readonly pump = (): void => {
+    this.pumpScheduled = false;
+    if (this.waitingRoom) {
+      this.waitingRoom = false;
+      this.opts.admission.unwait(this.pump);
+    }
+    if (this.ended) return;
+    const { admission, maxStreamRequests } = this.opts;
+    const intake = this.intake;
+    let taken = 0;
+    while (this.intakePos < intake.length) {
+      const q = intake[this.intakePos];
+      if (!q.cancel) {
+        if (this.inflight.size + this.out.length >= maxStreamRequests) {
+          // Room comes back as this stream's replies are written (flush calls pump).
+          this.pause();
+          return;
+        }
+        if (!admission.hasRoom(this.conn)) {
+          this.waitingRoom = true;
+          admission.wait(this.pump);
+          this.pause();
+          return;
+        }
+        if (taken >= INTAKE_SLICE) {
+          this.pumpScheduled = true;
+          setImmediate(this.pump);
+          this.pause();
+          return;
+        }
+        taken++;
+      }
+      this.intakePos++;
+      this.onRequest(q);
+    }
+    this.intake = NO_REQUESTS;
+    this.intakePos = 0;
+    this.resume();
+  };
+
+  private pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.call.pause();
+  }
+
+  private resume(): void {
+    if (!this.paused || this.ended) return;
+    this.paused = false;
+    this.call.resume();
+  }
+
+  /** Ends the stream with `code` (a peer broke the protocol's limits); what it had in flight is dropped. */
+  private refuse(code: status, message: string): void {
+    this.opts.onError?.({ code, message }, '', '');
+    this.abortAll();
+    // grpc-js ends the call with this status (ServerDuplexStream turns an 'error' into its status).
+    this.call.emit('error', { code, details: message });
+  }
+
   private onRequest(q: FetchRequest): void {
     if (q.cancel) {
       const f = this.inflight.get(q.id);
       if (f) {
         this.inflight.delete(q.id);
+        this.opts.admission.release(this.conn, f.cost);
         f.abort(new CancelledError('the peer cancelled the request'));
         this.maybeEnd();
       }
+      return;
+    }
+    if (q.invalid !== undefined) {
+      this.fail(q, { code: status.INVALID_ARGUMENT, message: q.invalid });
       return;
     }
     if (this.shuttingDown) {
@@ -125,12 +233,21 @@ export class FetchSession {
       this.fail(q, emptyKey());
       return;
     }
+    if (this.inflight.get(q.id) !== undefined) {
+      this.fail(q, {
+        code: status.INVALID_ARGUMENT,
+        message: `request id ${q.id} is already in flight on this stream; ids must be unique among those in flight`,
+      });
+      return;
+    }
     const now = q.timeoutMs || this.opts.onServed ? performance.now() : 0;
     const f = new InFlight(
       q.id,
       q.timeoutMs ? now + q.timeoutMs : Number.POSITIVE_INFINITY,
       this.opts.onServed ? now : 0,
+      FETCH_REQUEST_COST + q.key.length + q.group.length,
     );
+    this.opts.admission.charge(this.conn, f.cost);
     this.inflight.set(q.id, f);
     if (q.timeoutMs && !this.sweeper) this.startSweeper();
     entryOf(group, q.key, f).then(
@@ -143,6 +260,7 @@ export class FetchSession {
     // Gone from the map = cancelled or already answered by the deadline sweep.
     if (this.inflight.get(q.id) !== f) return;
     this.inflight.delete(q.id);
+    this.opts.admission.release(this.conn, f.cost);
     if (entry) {
       if (entry.value.byteLength > this.maxValueBytes) {
         this.fail(q, tooLarge(q.group, q.key, entry.value.byteLength, this.maxValueBytes), f.start);
@@ -172,7 +290,9 @@ export class FetchSession {
   private push(reply: FetchReply): void {
     if (this.ended) return;
     this.out.push(reply);
-    this.outBytes += reply.value.byteLength + 32;
+    const cost = replyCost(reply);
+    this.outCost += cost;
+    this.opts.admission.charge(this.conn, cost);
     if (!this.flushScheduled && !this.waitingDrain) {
       this.flushScheduled = true;
       // Replies settled in the same event-loop turn leave in one message.
@@ -185,12 +305,13 @@ export class FetchSession {
     if (this.ended || this.waitingDrain) return;
     while (this.out.length > 0) {
       const batch = this.takeBatch();
-      if (!this.call.write(batch)) {
+      const written = this.call.write(batch);
+      this.released(batch);
+      if (!written) {
+        // The transport is full: the rest waits (still charged) until it drains.
         this.waitingDrain = true;
-        if (this.outBytes > HIGH_WATER_BYTES) this.call.pause();
         this.call.once('drain', () => {
           this.waitingDrain = false;
-          this.call.resume();
           this.flush();
         });
         return;
@@ -198,6 +319,18 @@ export class FetchSession {
     }
     this.maybeEnd();
   };
+
+  /** Replies handed to the transport no longer count against this stream and its connection. */
+  private released(batch: FetchReply[]): void {
+    let cost = 0;
+    for (let i = 0; i < batch.length; i++) cost += replyCost(batch[i]);
+    this.outCost -= cost;
+    this.opts.admission.release(this.conn, cost);
+    if (this.intakePos < this.intake.length && !this.pumpScheduled && !this.waitingRoom) {
+      this.pumpScheduled = true;
+      setImmediate(this.pump);
+    }
+  }
 
   /** The longest prefix of `out` that fits one message (always at least one reply). */
   private takeBatch(): FetchReply[] {
@@ -211,7 +344,6 @@ export class FetchSession {
     }
     const batch = n === this.out.length ? this.out : this.out.slice(0, n);
     this.out = n === this.out.length ? [] : this.out.slice(n);
-    this.outBytes = Math.max(0, this.outBytes - bytes);
     return batch;
   }
 
@@ -228,6 +360,7 @@ export class FetchSession {
         const id = f.id;
         // Answer now, whatever the getter does with its signal: the peer must not wait longer.
         this.inflight.delete(id);
+        this.opts.admission.release(this.conn, f.cost);
         const err = new DeadlineError('the peer deadline passed before the value was loaded');
         f.abort(err);
         this.opts.onServed?.(status.DEADLINE_EXCEEDED, f.start ? now - f.start : 0);
@@ -243,6 +376,8 @@ export class FetchSession {
     if (this.inflight.size > 0 || this.out.length > 0 || this.flushScheduled || this.waitingDrain) return;
     this.ended = true;
     this.stopSweeper();
+    this.dropIntake();
+    this.opts.admission.close(this.conn);
     this.call.end();
     this.opts.onClose(this);
   }
@@ -252,10 +387,27 @@ export class FetchSession {
     this.ended = true;
     this.stopSweeper();
     const err = new CancelledError('the peer closed the stream');
-    for (const f of this.inflight.values()) f.abort(err);
+    let cost = this.outCost;
+    for (const f of this.inflight.values()) {
+      cost += f.cost;
+      f.abort(err);
+    }
     this.inflight.clear();
     this.out = [];
+    this.outCost = 0;
+    this.dropIntake();
+    this.opts.admission.release(this.conn, cost);
+    this.opts.admission.close(this.conn);
     this.opts.onClose(this);
+  }
+
+  private dropIntake(): void {
+    this.intake = NO_REQUESTS;
+    this.intakePos = 0;
+    if (this.waitingRoom) {
+      this.waitingRoom = false;
+      this.opts.admission.unwait(this.pump);
+    }
   }
 
   private stopSweeper(): void {
@@ -265,3 +417,8 @@ export class FetchSession {
 }
 
 const EMPTY = Buffer.alloc(0);
+const NO_REQUESTS: FetchRequest[] = [];
+
+function replyCost(r: FetchReply): number {
+  return REPLY_COST + r.value.byteLength + r.message.length;
+}
