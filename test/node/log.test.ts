@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
+import { stripVTControlCharacters } from 'node:util';
 import { ConfigError, parseConfig } from '../../src/node/config.js';
 import { createLogger, RateLimitedLog, usePrettyLogs } from '../../src/node/log.js';
 import { CLI, nodePorts } from './helpers.js';
@@ -77,10 +78,7 @@ test('pretty format: one readable line per event, level name, time of day, field
   const logger = createLogger('info', sink, 'pretty');
   logger.info({ members: 3 }, 'ready');
   logger.warn('careful');
-  const lines = text
-    .replace(/\x1b\[[0-9;]*m/g, '')
-    .trim()
-    .split('\n');
+  const lines = stripVTControlCharacters(text).trim().split('\n');
   assert.equal(lines.length, 2, text);
   assert.match(lines[0], /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: ready \{"members":3\}$/);
   assert.match(lines[1], /WARN: careful/);
@@ -117,7 +115,7 @@ async function runCli(viaTerminal: boolean): Promise<string> {
   child.kill('SIGTERM');
   await exited;
   clearTimeout(timer);
-  return out.replace(/\x1b\[[0-9;]*m/g, '');
+  return stripVTControlCharacters(out);
 }
 
 test('the CLI logs readable lines on a terminal and JSON lines into a pipe', {
