@@ -35,6 +35,11 @@ export interface GroupConfig {
 /** The whole node configuration, validated. */
 export interface NodeConfig {
   httpAddr: HostPort;
+  /** Cap on HTTP client connections; undefined = derived from the fd limit (connections.ts). */
+  httpMaxConnections?: number;
+  httpHeadersTimeoutMs: number;
+  httpRequestTimeoutMs: number;
+  httpKeepAliveTimeoutMs: number;
   grpcAddr: HostPort;
   gossipAddr: HostPort;
   /** The host peers use to reach this node (gRPC and gossip). */
@@ -85,6 +90,10 @@ interface OptionSpec {
 
 type RawConfig = {
   httpAddr: string;
+  httpMaxConnections: string;
+  httpHeadersTimeout: string;
+  httpRequestTimeout: string;
+  httpKeepAliveTimeout: string;
   grpcAddr: string;
   gossipAddr: string;
   advertiseHost: string;
@@ -115,6 +124,34 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: '--http-addr',
     default: '0.0.0.0:8080',
     doc: 'HTTP front listen address `host:port`',
+  },
+  {
+    key: 'httpMaxConnections',
+    env: 'GOSSIPCACHE_HTTP_MAX_CONNECTIONS',
+    flag: '--http-max-connections',
+    default: '',
+    doc: 'most HTTP client connections held at once; at the cap the longest-idle connection is closed for a new one, and 16 more are kept for /healthz & co when all are busy; empty = half the open-file limit beyond 256, between 64 and 1024',
+  },
+  {
+    key: 'httpHeadersTimeout',
+    env: 'GOSSIPCACHE_HTTP_HEADERS_TIMEOUT',
+    flag: '--http-headers-timeout',
+    default: '10s',
+    doc: 'a request head (request line and headers) must arrive within this, else 408 and the connection closes',
+  },
+  {
+    key: 'httpRequestTimeout',
+    env: 'GOSSIPCACHE_HTTP_REQUEST_TIMEOUT',
+    flag: '--http-request-timeout',
+    default: '30s',
+    doc: 'a whole request must arrive within this (at least the headers timeout); answering it may take longer',
+  },
+  {
+    key: 'httpKeepAliveTimeout',
+    env: 'GOSSIPCACHE_HTTP_KEEPALIVE_TIMEOUT',
+    flag: '--http-keepalive-timeout',
+    default: '5s',
+    doc: 'an idle keep-alive HTTP connection is closed after this',
   },
   {
     key: 'grpcAddr',
@@ -294,6 +331,19 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
 
 function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): NodeConfig {
   const httpAddr = parseHostPort(raw.httpAddr, source.httpAddr);
+  const httpMaxConnections =
+    raw.httpMaxConnections === '' ? undefined : parseCount(raw.httpMaxConnections, source.httpMaxConnections);
+  const httpHeadersTimeoutMs = parseDuration(raw.httpHeadersTimeout, source.httpHeadersTimeout);
+  if (httpHeadersTimeoutMs <= 0)
+    throw new ConfigError(source.httpHeadersTimeout, 'must be more than 0, e.g. 10s');
+  const httpRequestTimeoutMs = parseDuration(raw.httpRequestTimeout, source.httpRequestTimeout);
+  if (httpRequestTimeoutMs < httpHeadersTimeoutMs) {
+    throw new ConfigError(
+      source.httpRequestTimeout,
+      `must be at least the headers timeout (${httpHeadersTimeoutMs}ms), e.g. 30s`,
+    );
+  }
+  const httpKeepAliveTimeoutMs = parseDuration(raw.httpKeepAliveTimeout, source.httpKeepAliveTimeout);
   const grpcAddr = parseHostPort(raw.grpcAddr, source.grpcAddr);
   const gossipAddr = parseHostPort(raw.gossipAddr, source.gossipAddr);
   const advertiseHost = raw.advertiseHost === '' ? defaultAdvertiseHost(grpcAddr.host) : raw.advertiseHost;
@@ -363,6 +413,10 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
   }
   return {
     httpAddr,
+    httpMaxConnections,
+    httpHeadersTimeoutMs,
+    httpRequestTimeoutMs,
+    httpKeepAliveTimeoutMs,
     grpcAddr,
     gossipAddr,
     advertiseHost,

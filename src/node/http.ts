@@ -7,10 +7,24 @@
 
 import { isUtf8 } from 'node:buffer';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { DEFAULT_MAX_KEY_BYTES } from '../group.js';
+import {
+  type ConnectionCounters,
+  ConnectionGuard,
+  DEFAULT_RESERVE_CONNECTIONS,
+  defaultMaxConnections,
+  type GuardedSocket,
+  headerBytesFor,
+  kReserve,
+  kServed,
+  kSince,
+} from './connections.js';
 
 /** The part of a Group the front uses (structural, so tests can pass a stub). */
 export interface FrontGroup {
   readonly name: string;
+  /** Longest key the group accepts, UTF-8 bytes (sizes the request head limit). */
+  readonly maxKeyBytes?: number;
   getCached(key: string): Uint8Array | undefined;
   /** Remaining TTL (ms) of the value the last getCached returned; undefined = no expiry. Same tick only. */
   getCachedTtlMs(): number | undefined;
@@ -36,10 +50,34 @@ export interface FrontOptions {
   /** `/metrics`: Prometheus text. */
   metrics?: { contentType: string; text(): Promise<string> };
   /** Counters to increment (default: a fresh object); also exposed as `server.counters`. */
-  counters?: FrontCounters;
+  counters?: FrontCounters & ConnectionCounters;
   /** Called with load failures (5xx answers) so they can be logged, rate-limited. */
   onLoadError?: (group: string, key: string, err: unknown) => void;
+  /**
+   * Most client connections held at once (see connections.ts: at the cap the longest-waiting idle
+   * connection is closed for a new one). Default defaultMaxConnections(): half the fds the process may
+   * open beyond 256, between 64 and 1 024.
+   */
+  maxConnections?: number;
+  /** Connections beyond the cap for operational routes when all others are busy. Default 16. */
+  reserveConnections?: number;
+  /**
+   * Largest request head (request line + headers), bytes. Default headerBytesFor(the largest
+   * maxKeyBytes of the registry's groups): 3 × 64 KiB + 16 KiB = 208 KiB for default groups. Each
+   * connection still sending its head may hold this much, so the worst case is maxConnections × this.
+   */
+  maxHeaderBytes?: number;
+  /** A request head must arrive within this (else 408 and close). Default 10 000 ms. */
+  headersTimeoutMs?: number;
+  /** A whole request (head and body) must arrive within this. Default 30 000 ms; >= headersTimeoutMs. */
+  requestTimeoutMs?: number;
+  /** An idle keep-alive connection is closed after this. Default 5 000 ms (Node's default). */
+  keepAliveTimeoutMs?: number;
 }
+
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 /** Counts kept by the front; plain integers, read by /metrics at scrape time. */
 export interface FrontCounters {
@@ -53,8 +91,17 @@ export interface FrontCounters {
   serverErrors: number;
 }
 
-export function newFrontCounters(): FrontCounters {
-  return { fastHits: 0, slowGets: 0, ok: 0, clientErrors: 0, serverErrors: 0 };
+export function newFrontCounters(): FrontCounters & ConnectionCounters {
+  return {
+    fastHits: 0,
+    slowGets: 0,
+    ok: 0,
+    clientErrors: 0,
+    serverErrors: 0,
+    connectionsShed: 0,
+    connectionsReserved: 0,
+    connectionsRefused: 0,
+  };
 }
 
 const kAbort = Symbol('gossipcache.connectionAbort');
@@ -115,14 +162,32 @@ const JSON_TYPE = 'application/json';
 const OCTET_TYPE = 'application/octet-stream';
 
 /** Creates (does not start) the HTTP front. `server.counters` holds request counts. */
-export function createHttpFront(opts: FrontOptions): Server & { counters: FrontCounters } {
+export function createHttpFront(opts: FrontOptions): HttpFront {
   const { registry } = opts;
   const counters = opts.counters ?? newFrontCounters();
+  let guard: ConnectionGuard;
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url as string;
     const method = req.method;
     const slash = url.indexOf('/', 1);
+    const socket = req.socket as GuardedSocket;
+    socket[kSince] = guard.now;
+    socket[kServed] = true;
+    if (socket[kReserve]) {
+      // A reserve connection (the front is full of responses in progress): operational routes only,
+      // and it closes after one answer to free its slot.
+      res.shouldKeepAlive = false;
+      if (slash > 1 && url.charCodeAt(1) !== 95) {
+        res.setHeader('Retry-After', '1');
+        sendJson(res, 503, {
+          error: `connection limit reached (${guard.maxConnections} busy connections); retry shortly`,
+        });
+        return;
+      }
+      operational(res, url, method);
+      return;
+    }
     // `/<group>/<key>`: group names never start with '_' (reserved for operational routes).
     if (slash > 1 && url.charCodeAt(1) !== 95) {
       const group = registry.get(url.slice(1, slash));
@@ -275,14 +340,43 @@ export function createHttpFront(opts: FrontOptions): Server & { counters: FrontC
     sendJson(res, 405, { error: `method not allowed; use ${allow}` });
   }
 
-  // Keys may be up to 64 KiB of UTF-8, percent-encoded up to 3× that: Node's 16 KiB header limit
-  // would refuse them before the group could judge them.
-  const server = createServer({ keepAlive: true, maxHeaderSize: 256 * 1024 }, onRequest) as Server & {
-    counters: FrontCounters;
-  };
+  const headersTimeout = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const requestTimeout = opts.requestTimeoutMs ?? Math.max(DEFAULT_REQUEST_TIMEOUT_MS, headersTimeout);
+  let maxKeyBytes = 0;
+  for (const g of registry.list())
+    maxKeyBytes = Math.max(maxKeyBytes, g.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES);
+  const server = createServer(
+    {
+      keepAlive: true,
+      // The head must hold the longest key the groups accept (percent-encoded): Node's default 16 KiB
+      // would refuse long keys before the group could judge them; more only feeds slow senders.
+      maxHeaderSize: opts.maxHeaderBytes ?? headerBytesFor(maxKeyBytes || DEFAULT_MAX_KEY_BYTES),
+      headersTimeout,
+      requestTimeout,
+      // How often Node checks the two timeouts above (its default, 30 s, would let a slow sender
+      // keep its connection up to 30 s past headersTimeout).
+      connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(headersTimeout / 4))),
+    },
+    onRequest,
+  ) as HttpFront;
+  server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS;
+  guard = new ConnectionGuard(
+    server,
+    opts.maxConnections ?? defaultMaxConnections(),
+    opts.reserveConnections ?? DEFAULT_RESERVE_CONNECTIONS,
+    counters,
+  );
   server.counters = counters;
+  server.guard = guard;
   return server;
 }
+
+/** The front: a node:http Server with its counters and connection guard. */
+export type HttpFront = Server & {
+  counters: FrontCounters & ConnectionCounters;
+  /** Open client connections and the cap (see connections.ts). */
+  guard: ConnectionGuard;
+};
 
 const ROUTES = new Map<string, 'stats' | 'cluster' | 'metrics' | 'healthz' | 'readyz'>([
   ['/_stats', 'stats'],

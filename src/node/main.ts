@@ -65,6 +65,10 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
     counters,
     cluster: () => cluster() ?? { members: [], ring: [], ringChecksum: null },
     ready: () => !shuttingDown && node !== undefined && node.isReady(),
+    maxConnections: config.httpMaxConnections,
+    headersTimeoutMs: config.httpHeadersTimeoutMs,
+    requestTimeoutMs: config.httpRequestTimeoutMs,
+    keepAliveTimeoutMs: config.httpKeepAliveTimeoutMs,
     onLoadError: (group, key, err) =>
       loadErrors.warn(`${group}:${(err as Error)?.message}`, { group, key, err }, 'load failed'),
   });

@@ -5,6 +5,7 @@
 // observed as it happens (it is on the network path already).
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { ConnectionCounters } from './connections.js';
 import type { FrontCounters, FrontRegistry } from './http.js';
 
 /** What /_cluster and the membership gauges read. */
@@ -119,6 +120,19 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
         this.inc({ class: '2xx' }, front.ok);
         this.inc({ class: '4xx' }, front.clientErrors);
         this.inc({ class: '5xx' }, front.serverErrors);
+      },
+    });
+    new Counter({
+      name: 'gossipcache_http_connections_limited_total',
+      help: 'HTTP connections at the cap: idle ones closed for a new one (shed), new ones let into the operational reserve (reserved) or closed at once (refused)',
+      labelNames: ['action'],
+      registers: [register],
+      collect() {
+        this.reset();
+        const c = front as Partial<ConnectionCounters>;
+        this.inc({ action: 'shed' }, c.connectionsShed ?? 0);
+        this.inc({ action: 'reserved' }, c.connectionsReserved ?? 0);
+        this.inc({ action: 'refused' }, c.connectionsRefused ?? 0);
       },
     });
     new Counter({
