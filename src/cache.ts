@@ -6,6 +6,9 @@ import { LRUCache } from 'lru-cache';
 import type { RateState } from './hotkeys.js';
 import { readRate } from './hotkeys.js';
 
+/** How an entry came to this process (for `Cache-Status`): loaded by the getter, fetched from its owner, or set. */
+export type Source = 'getter' | 'peer' | 'set';
+
 /**
  * The longest time to live a value can have: one year. Every TTL that enters a node is clamped to it: a
  * getter's `ttlMs` (the HTTP origin's `max-age` arrives that way), a peer's `ttl_ms`, a value handed
@@ -18,13 +21,40 @@ import { readRate } from './hotkeys.js';
 export const MAX_TTL_MS = 365 * 24 * 60 * 60 * 1000;
 
 /**
- * One cached value. `value` is shared by every reader and must never be written to. `expiresAt` is on
- * the group's clock (ms); 0 = never. The rate fields are the key's decayed request counter (hotkeys.ts).
+ * The stale windows of an entry that has any (RFC 5861), as absolute times on the group's clock; 0 =
+ * none. A separate object so that entries without windows — most — stay small (timestamps are heap
+ * numbers in V8).
+ */
+export class StaleWindows {
+  /** max(expiresAt, swrUntil, sieUntil): the entry is dropped after it. */
+  readonly keepUntil: number;
+  /** A background refresh runs (true) — or, after one failed, none starts before `retryAt`. */
+  refreshing = false;
+  retryAt = 0;
+  constructor(
+    readonly swrUntil: number,
+    readonly sieUntil: number,
+    expiresAt: number,
+  ) {
+    this.keepUntil = Math.max(expiresAt, swrUntil, sieUntil);
+  }
+}
+
+/**
+ * One cached value. `value` is shared by every reader and must never be written to. Times are on the
+ * group's clock (ms). `expiresAt`: end of freshness, 0 = never. Past it the entry is kept (stale) only
+ * while a stale window (`windows`) lasts. A negative entry remembers "no value" (NotFound): `value` then
+ * holds the NotFound message. The rate fields are the key's decayed request counter (hotkeys.ts).
  */
 export class Entry implements RateState {
   hits: number;
   rate: number;
   rateAt: number;
+  /** When the value was produced (loaded, or set) on this clock, for `Age`: a peer's value arrives aged. */
+  bornAt: number;
+  negative = false;
+  source: Source = 'getter';
+  windows: StaleWindows | undefined = undefined;
   constructor(
     readonly value: Buffer,
     readonly expiresAt: number,
@@ -34,6 +64,18 @@ export class Entry implements RateState {
     this.hits = 0;
     this.rate = minuteQps;
     this.rateAt = now;
+    this.bornAt = now;
+  }
+
+  /** Sets the stale windows' ends (absolute; 0 = none). Only for an entry that expires. */
+  setWindows(swrUntil: number, sieUntil: number): void {
+    if (this.expiresAt === 0 || (swrUntil <= this.expiresAt && sieUntil <= this.expiresAt)) return;
+    this.windows = new StaleWindows(swrUntil, sieUntil, this.expiresAt);
+  }
+
+  /** When the entry must be dropped: the end of its last window, else its expiry (0 = never). */
+  get keepUntil(): number {
+    return this.windows === undefined ? this.expiresAt : this.windows.keepUntil;
   }
 }
 
@@ -79,20 +121,38 @@ export class ByteCache {
   }
 
   /**
-   * The hit path: the live entry for `key` (marked most recently used, hit counted) or undefined. An
-   * expired entry is dropped and reads as a miss. lru-cache's own TTL is not used because it runs on
-   * performance.now(), not on the group's (fakeable) clock.
+   * The hit path: the fresh entry for `key` (marked most recently used, hit counted) or undefined. An
+   * expired entry reads as a miss; it is dropped unless a stale window still keeps it (see `getKept`).
+   * lru-cache's own TTL is not used because it runs on performance.now(), not on the group's (fakeable)
+   * clock.
    */
   get(key: string): Entry | undefined {
     this.gets++;
     const e = this.lru.get(key);
     if (e === undefined) return undefined;
-    if (e.expiresAt !== 0 && e.expiresAt <= this.now()) {
-      this.lru.delete(key);
-      return undefined;
+    if (e.expiresAt !== 0) {
+      const now = this.now();
+      if (e.expiresAt <= now) {
+        if (e.keepUntil <= now) this.lru.delete(key);
+        return undefined;
+      }
     }
     this.hits++;
     e.hits++;
+    return e;
+  }
+
+  /**
+   * The entry for `key` even if it expired, as long as a stale window keeps it (the miss path, after
+   * `get` said miss); undefined if none. Not counted as a lookup: it re-reads the one `get` counted.
+   */
+  getKept(key: string): Entry | undefined {
+    const e = this.lru.peek(key);
+    if (e === undefined) return undefined;
+    if (e.keepUntil !== 0 && e.keepUntil <= this.now()) {
+      this.lru.delete(key);
+      return undefined;
+    }
     return e;
   }
 
@@ -100,11 +160,19 @@ export class ByteCache {
   peek(key: string): Entry | undefined {
     const e = this.lru.peek(key);
     if (e === undefined) return undefined;
-    if (e.expiresAt !== 0 && e.expiresAt <= this.now()) {
-      this.lru.delete(key);
-      return undefined;
+    if (e.expiresAt !== 0) {
+      const now = this.now();
+      if (e.expiresAt <= now) {
+        if (e.keepUntil <= now) this.lru.delete(key);
+        return undefined;
+      }
     }
     return e;
+  }
+
+  /** Whether `key` is held at all, fresh or stale (no clock read, no counting). */
+  has(key: string): boolean {
+    return this.lru.has(key);
   }
 
   /** Stores `e` unless it alone is over this cache's ceiling (then it is simply not cached). */

@@ -3,10 +3,25 @@
 
 /**
  * A key has no value. A getter throws it (`throw new NotFoundError(key)`), an owner returns it to its
- * peers, and `group.get` rejects with it. Never cached: the next get asks the getter again.
+ * peers, and `group.get` rejects with it. Not cached unless it carries `ttlMs` (negative caching): then
+ * the group remembers "no value" for that long (counted in its byte budget, dropped by `remove`/`set`)
+ * and answers it without asking the getter again. An owner's NotFound reaches its peers with the time
+ * it has left.
  */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
+  /** How long "no value" may be remembered, in ms (> 0); undefined = not at all. */
+  readonly ttlMs?: number;
+  constructor(message?: string, opts?: { ttlMs?: number }) {
+    super(message);
+    const ttl = opts?.ttlMs;
+    if (ttl !== undefined) {
+      if (typeof ttl !== 'number' || Number.isNaN(ttl) || ttl < 0) {
+        throw new TypeError(`NotFoundError: ttlMs must be a number of ms >= 0, got ${String(ttl)}`);
+      }
+      if (ttl > 0) this.ttlMs = ttl;
+    }
+  }
 }
 
 /** A key is not a string, is empty, or is longer than the group's `maxKeyBytes` (UTF-8 bytes). */

@@ -3,12 +3,20 @@
 // getter — and caches the result. Same shape as groupcache's Group, plus expiry, remove and abort.
 
 import type { CacheStats } from './cache.js';
-import { ByteCache, Entry, enforceBudget, entryBytes, MAX_TTL_MS } from './cache.js';
+import {
+  ByteCache,
+  Entry,
+  enforceBudget,
+  entryBytes,
+  MAX_TTL_MS,
+  type StaleWindows,
+} from './cache.js';
 import {
   DuplicateGroupError,
   GetterTimeoutError,
   InvalidKeyError,
   isNotFound,
+  NotFoundError,
   PeerTimeoutError,
 } from './errors.js';
 import type { Flight } from './flight.js';
@@ -18,8 +26,22 @@ import { rateBasedPromotion, readRate } from './hotkeys.js';
 import type { Peer, PeerGetResult, PeerPicker } from './peers.js';
 import { noPeers } from './peers.js';
 
-/** What a getter may return: bytes, a UTF-8 string, or either with a time to live. */
-export type GetterResult = Uint8Array | string | { value: Uint8Array | string; ttlMs?: number };
+/**
+ * What a getter may return: bytes, a UTF-8 string, or either with a time to live and stale windows.
+ * The windows start when the ttl ends (RFC 5861) and matter only for a value with a ttl; absent, the
+ * group's defaults apply (see GroupOptions).
+ */
+export type GetterResult = Uint8Array | string | GetterValue;
+
+export interface GetterValue {
+  value: Uint8Array | string;
+  /** Time to live in ms; absent or Infinity = never expires; <= 0 = stale at once. */
+  ttlMs?: number;
+  /** After the ttl, for this long a get answers the stale value at once and refreshes it in the background. */
+  staleWhileRevalidateMs?: number;
+  /** After the ttl, for this long a load that fails (or times out) answers the stale value instead. */
+  staleIfErrorMs?: number;
+}
 
 /**
  * Loads the value of a key this process owns (or must load because its owner failed). Throw
@@ -52,6 +74,19 @@ export interface GroupOptions {
   maxKeyBytes?: number;
   /** Clock (ms) for expiry and rates. Default Date.now; tests pass a fake. */
   now?: () => number;
+  /**
+   * Default stale-while-revalidate window (ms) of values that expire and name none themselves (getter
+   * results, `set`). Default 0 = off. Costs memory: an expired value stays cached (and counted in
+   * cacheBytes) until its last window ends.
+   */
+  staleWhileRevalidateMs?: number;
+  /** Default stale-if-error window (ms), likewise. Default 0 = off. */
+  staleIfErrorMs?: number;
+}
+
+export interface SetOptions {
+  /** Time to live in ms (> 0); absent or Infinity = never expires. The group's stale windows apply. */
+  ttlMs?: number;
 }
 
 export interface GetOptions {
@@ -67,12 +102,31 @@ export interface GetEntryOptions extends GetOptions {
   local?: boolean;
 }
 
+/**
+ * How an answer was made: from this process's caches (`hit`), fetched from the key's owner just now
+ * (`peer`), loaded by this process's getter just now (`getter`).
+ */
+export type EntrySource = 'hit' | 'peer' | 'getter' | 'set';
+
 /** What `getEntry` returns; what an owner sends its peers. */
 export interface EntryResult {
   /** SHARED with the cache: read-only. */
   value: Buffer;
-  /** Remaining time to live in ms; absent = no expiry. */
+  /** Remaining time to live in ms (0 = expired); absent = no expiry. */
   ttlMs?: number;
+  /**
+   * The value is past its ttl and answered from a stale window (stale-while-revalidate, or
+   * stale-if-error after a failed load) — here, or at the owner it was fetched from.
+   */
+  stale?: boolean;
+  /** Time left until the stale-while-revalidate window ends, in ms; absent = none. */
+  staleWhileRevalidateMs?: number;
+  /** Time left until the stale-if-error window ends, in ms; absent = none. */
+  staleIfErrorMs?: number;
+  /** Time since the value was produced (loaded by a getter or set), wherever that was, in ms. */
+  ageMs: number;
+  /** How this answer was made. */
+  source: EntrySource;
   /** This process's estimate of requests per minute for the key (see hotkeys.ts). */
   minuteQps: number;
 }
@@ -97,13 +151,30 @@ export interface GroupStats {
   localLoadErrs: number;
   /** Gets asked by peers (`getEntry(key, { local: true })`). */
   serverRequests: number;
-  /** Peers that failed to drop a key in `remove` (down, timed out). */
+  /** Peers that failed to drop a key in `remove` or `set` (down, timed out). */
   removeErrors: number;
+  /** Answers of a stale value (stale-while-revalidate, or stale-if-error after a failed load). */
+  staleHits: number;
+  /** Of staleHits: answered after a failed load (stale-if-error). */
+  staleIfErrorHits: number;
+  /** Background refreshes started for stale values (one per key at a time; at the owner for its peers). */
+  backgroundRefreshes: number;
+  /** Background refreshes that failed (the stale value stays; the next retry waits REFRESH_RETRY_MS). */
+  refreshErrors: number;
+  /** Gets answered NotFound from a remembered NotFound (negative caching). */
+  negativeHits: number;
+  /** Values stored here by `set` (this process's own, as the owner, and its peers' Set requests). */
+  sets: number;
 }
 
 export const DEFAULT_MAX_KEY_BYTES = 65_536;
 export { MAX_TTL_MS };
 
+/**
+ * After a background refresh fails (or brings back a value that is still stale), gets keep answering
+ * the stale value and the next refresh starts no sooner than this: a down origin is not asked once per get.
+ */
+export const REFRESH_RETRY_MS = 1_000;
 const DEFAULT_GETTER_TIMEOUT_MS = 30_000;
 const PEER_TIMEOUT_MARGIN_MS = 1_000;
 /** The default peerTimeoutMs: the owner may be running the getter itself, so give it that long and a second. */
@@ -127,6 +198,12 @@ export class Group {
     localLoadErrs: 0,
     serverRequests: 0,
     removeErrors: 0,
+    staleHits: 0,
+    staleIfErrorHits: 0,
+    backgroundRefreshes: 0,
+    refreshErrors: 0,
+    negativeHits: 0,
+    sets: 0,
   };
 
   private readonly getter: Getter;
@@ -135,6 +212,8 @@ export class Group {
   private readonly peerTimeoutMs: number;
   private readonly policy: HotKeyPolicy;
   private readonly now: () => number;
+  private readonly defaultSwrMs: number;
+  private readonly defaultSieMs: number;
   private readonly main: ByteCache;
   private readonly hot: ByteCache;
   private readonly hotView: HotCacheView;
@@ -176,6 +255,11 @@ export class Group {
     }
     this.policy = opts.hotKeyPolicy ?? rateBasedPromotion();
     this.now = opts.now ?? Date.now;
+    this.defaultSwrMs = Math.min(
+      checkMs(name, 'staleWhileRevalidateMs', opts.staleWhileRevalidateMs, 0),
+      MAX_TTL_MS,
+    );
+    this.defaultSieMs = Math.min(checkMs(name, 'staleIfErrorMs', opts.staleIfErrorMs, 0), MAX_TTL_MS);
     this.main = new ByteCache(cacheBytes, this.now);
     // The hot cache never takes more than 1/8 of the budget; enforceBudget keeps it ≤ 1/8 of main when full.
     this.hot = new ByteCache(Math.floor(cacheBytes / 8), this.now);
@@ -232,12 +316,12 @@ export class Group {
   }
 
   private async loadString(key: string, signal: AbortSignal | undefined): Promise<string> {
-    const e = await this.load(key, signal, false);
+    const e = await this.load(key, signal, false, this.keptEntry(key));
     return e.value.toString('utf8');
   }
 
   private async loadValue(key: string, signal: AbortSignal | undefined): Promise<Buffer> {
-    const e = await this.load(key, signal, false);
+    const e = await this.load(key, signal, false, this.keptEntry(key));
     return copy(e.value);
   }
 
@@ -248,7 +332,8 @@ export class Group {
   getCached(key: string): Buffer | undefined {
     this.stats.gets++;
     const e = this.main.get(key) ?? this.hot.get(key);
-    if (e === undefined) {
+    // A remembered NotFound reads as a miss here: the load path answers it (an error is not a value).
+    if (e === undefined || e.negative) {
       this.lastHit = undefined;
       // Validated only on a miss: an invalid key is never cached, so a hit proves the key is valid.
       this.checkKey(key);
@@ -272,15 +357,25 @@ export class Group {
     return Math.max(0, e.expiresAt - this.now());
   }
 
+  /**
+   * The age, in ms, of the value the last `getCached` call returned: time since it was loaded or set
+   * (at its owner, for a mirror) — HTTP's `Age`. Same rules as getCachedTtlMs; undefined after a miss.
+   */
+  getCachedAgeMs(): number | undefined {
+    const e = this.lastHit;
+    if (e === undefined) return undefined;
+    return Math.max(0, this.now() - e.bornAt);
+  }
+
   /** Like get, with the remaining ttl and rate, for servers. `value` is SHARED and read-only (no copy). */
   getEntry(key: string, opts?: GetEntryOptions): Promise<EntryResult> {
     const local = opts?.local === true;
     if (local) this.stats.serverRequests++;
     this.stats.gets++;
     const e = this.main.get(key) ?? this.hot.get(key);
-    if (e !== undefined) {
+    if (e !== undefined && !e.negative) {
       this.stats.cacheHits++;
-      return Promise.resolve(this.entryResult(e));
+      return Promise.resolve(this.entryResult(e, true));
     }
     try {
       this.checkKey(key);
@@ -304,13 +399,32 @@ export class Group {
     opts: GetEntryOptions | undefined,
     local: boolean,
   ): Promise<EntryResult> {
-    return this.entryResult(await this.load(key, opts?.signal, local));
+    const kept = this.keptEntry(key);
+    const e = await this.load(key, opts?.signal, local, kept);
+    // The kept entry itself = answered from the cache (stale, or found fresh); else a new load's entry.
+    return this.entryResult(e, e === kept);
   }
 
-  private entryResult(e: Entry): EntryResult {
+  /** @param fromCache answered from this process's caches (else: loaded or fetched for this call) */
+  private entryResult(e: Entry, fromCache: boolean): EntryResult {
     const now = this.now();
-    const r: EntryResult = { value: e.value, minuteQps: readRate(e, now) };
-    if (e.expiresAt !== 0) r.ttlMs = Math.max(0, e.expiresAt - now);
+    const r: EntryResult = {
+      value: e.value,
+      ageMs: Math.max(0, now - e.bornAt),
+      source: fromCache ? 'hit' : e.source,
+      minuteQps: readRate(e, now),
+    };
+    if (e.expiresAt !== 0) {
+      const ttl = e.expiresAt - now;
+      r.ttlMs = Math.max(ttl, 0);
+      // Expired: answered from a stale window here (from the cache) or at the owner (it came so).
+      if (ttl <= 0 && (fromCache || e.source === 'peer')) r.stale = true;
+      const w = e.windows;
+      if (w !== undefined) {
+        if (w.swrUntil > now) r.staleWhileRevalidateMs = w.swrUntil - now;
+        if (w.sieUntil > now) r.staleIfErrorMs = w.sieUntil - now;
+      }
+    }
     return r;
   }
 
@@ -347,6 +461,95 @@ export class Group {
     } catch {
       this.stats.removeErrors++;
     }
+  }
+
+  /**
+   * Stores `value` (bytes, or a string as UTF-8) as the value of `key` at the key's owner — here, or
+   * through the owner's `Peer.set` — then drops every mirror of it: this process's and every other
+   * peer's (as `remove` does, the owner first). Resolves once the owner holds the value and the peers
+   * were asked to drop theirs, so a get through any node after that sees it (a peer that failed to drop
+   * its mirror is counted in `stats.removeErrors`, not thrown). Rejects (storing nothing) with
+   * InvalidKeyError, TypeError for a bad value or ttl, RangeError for a value over the group's cache
+   * size, or the owner's error (down, timed out: PeerTimeoutError after peerTimeoutMs).
+   *
+   * A load of the key in progress when the value is stored (at the owner or on a peer that mirrors it)
+   * still answers its own waiters with what it loaded — possibly the older value — but is not cached:
+   * set wins, and every get that starts after set resolved sees the set value (until it expires, is
+   * removed or set again). Two concurrent sets: the one the owner stores last wins.
+   */
+  async set(key: string, value: Uint8Array | string, opts?: SetOptions): Promise<void> {
+    this.checkKey(key);
+    const bytes = valueBytes(value, () => `group ${this.name}: set(${preview(key)})`);
+    const ttlMs = checkSetTtl(opts?.ttlMs, () => `group ${this.name}: set(${preview(key)})`);
+    this.checkFits(key, bytes);
+    const picker = this.peerPicker;
+    const owner = picker.pickPeer(key);
+    if (owner === null) {
+      this.setLocal(key, bytes, { ttlMs });
+    } else {
+      if (typeof owner.set !== 'function') {
+        throw new TypeError(
+          `group ${this.name}: the owner of key ${preview(key)}, peer ${owner.id}, cannot store values ` +
+            '(its Peer has no set method)',
+        );
+      }
+      await withTimeout(
+        this.peerTimeoutMs,
+        () => this.peerTimeout(owner),
+        (signal) => owner.set!(this.name, key, bytes, { ttlMs }, signal),
+      );
+      this.dropMirror(key);
+    }
+    const peers = picker.peers?.() ?? [];
+    if (peers.length > 0) {
+      await Promise.all(
+        peers.map((p) => (p === owner || p.id === owner?.id ? undefined : this.removeAt(p, key))),
+      );
+      // A get that ran here while the peers were dropping it may have mirrored the old value.
+      if (owner !== null) this.dropMirror(key);
+    }
+  }
+
+  /**
+   * Stores `value` in this process's main cache as the owner (what a peer's Set request calls; `set`
+   * does the rest): replaces any value or remembered NotFound, drops a mirror of the key here, and
+   * keeps a load of the key in progress from caching its result. The value is copied.
+   */
+  setLocal(key: string, value: Uint8Array | string, opts?: SetOptions): void {
+    this.checkKey(key);
+    const v = valueBytes(value, () => `group ${this.name}: set(${preview(key)})`);
+    const ttlMs = checkSetTtl(opts?.ttlMs, () => `group ${this.name}: set(${preview(key)})`);
+    const bytes = this.checkFits(key, v);
+    const now = this.now();
+    const e = new Entry(copy(v), expiry(ttlMs, now), now, 0);
+    const swr = this.defaultSwrMs;
+    const sie = this.defaultSieMs;
+    e.setWindows(swr > 0 ? e.expiresAt + swr : 0, sie > 0 ? e.expiresAt + sie : 0);
+    e.source = 'set';
+    this.localFlights.invalidate(key);
+    this.peerFlights.invalidate(key);
+    this.hot.delete(key);
+    this.stats.sets++;
+    if (this.closed) return;
+    if (this.main.set(key, e, bytes)) enforceBudget(this.main, this.hot, this.cacheBytes);
+  }
+
+  /** Drops this process's mirror of `key` (hot cache) and keeps a fetch in progress from mirroring. */
+  private dropMirror(key: string): void {
+    this.hot.delete(key);
+    this.peerFlights.invalidate(key);
+  }
+
+  /** Bytes `key` + `value` are charged; a RangeError when the main cache could never hold them. */
+  private checkFits(key: string, value: Uint8Array): number {
+    const bytes = entryBytes(key, value);
+    if (bytes > this.main.maxBytes) {
+      throw new RangeError(
+        `group ${this.name}: key ${preview(key)} and its value are ${bytes} bytes, over the cache size ` +
+          `of ${this.main.maxBytes} bytes (cacheBytes); store a smaller value or raise cacheBytes`,
+      );
+    }
+    return bytes;
   }
 
   /** Drops `key` from this process's caches only (what a peer's remove request calls). */
@@ -406,8 +609,50 @@ export class Group {
     }
   }
 
-  private load(key: string, signal: AbortSignal | undefined, local: boolean): Promise<Entry> {
+  /** A remembered NotFound, or a value past its ttl that a stale window still keeps (the miss path). */
+  private keptEntry(key: string): Entry | undefined {
+    return this.main.getKept(key) ?? this.hot.getKept(key);
+  }
+
+  /**
+   * The miss path. `kept` (from keptEntry, looked up by the caller in the same tick) decides first: a
+   * remembered NotFound is answered as such; a stale value within its stale-while-revalidate window is
+   * answered at once while one background refresh runs; within its stale-if-error window the load runs
+   * and the stale value answers if it fails. Otherwise: load, as groupcache does.
+   */
+  private load(
+    key: string,
+    signal: AbortSignal | undefined,
+    local: boolean,
+    kept: Entry | undefined,
+  ): Promise<Entry> {
+    if (kept !== undefined) {
+      const now = this.now();
+      if (kept.expiresAt === 0 || kept.expiresAt > now) {
+        this.stats.cacheHits++;
+        if (!kept.negative) return Promise.resolve(kept); // filled since the caller looked
+        this.stats.negativeHits++;
+        return Promise.reject(notFoundOf(kept, now));
+      }
+      const w = kept.windows;
+      if (w !== undefined) {
+        if (now < w.swrUntil) {
+          this.stats.cacheHits++;
+          this.stats.staleHits++;
+          this.revalidate(key, kept, w, now, local);
+          return Promise.resolve(kept);
+        }
+        if (now < w.sieUntil) {
+          this.stats.loads++;
+          return this.loadOrStale(key, signal, local, kept, w);
+        }
+      }
+    }
     this.stats.loads++;
+    return this.startLoad(key, signal, local);
+  }
+
+  private startLoad(key: string, signal: AbortSignal | undefined, local: boolean): Promise<Entry> {
     if (!local) {
       const peer = this.peerPicker.pickPeer(key);
       if (peer !== null) return this.peerFlights.do(key, signal, (f) => this.fetchFromPeer(peer, key, f));
@@ -415,13 +660,66 @@ export class Group {
     return this.localFlights.do(key, signal, (f) => this.loadLocally(key, f, true));
   }
 
+  /** stale-if-error: the load, or `kept` if the load fails (not NotFound, not the caller leaving) in time. */
+  private async loadOrStale(
+    key: string,
+    signal: AbortSignal | undefined,
+    local: boolean,
+    kept: Entry,
+    w: StaleWindows,
+  ): Promise<Entry> {
+    try {
+      return await this.startLoad(key, signal, local);
+    } catch (err) {
+      if (isNotFound(err) || signal?.aborted === true || !(this.now() < w.sieUntil)) throw err;
+      this.stats.staleHits++;
+      this.stats.staleIfErrorHits++;
+      return kept;
+    }
+  }
+
+  /**
+   * Starts the background refresh of the stale `kept` entry through the usual flight — at the owner
+   * for a key a peer owns (whose own stale answers start at most one refresh there, so one per key
+   * cluster-wide) — unless one runs already or one failed less than REFRESH_RETRY_MS ago. Its result
+   * replaces the stale value; a failure keeps it.
+   */
+  private revalidate(key: string, kept: Entry, w: StaleWindows, now: number, local: boolean): void {
+    if (w.refreshing || now < w.retryAt) return;
+    w.refreshing = true;
+    this.stats.backgroundRefreshes++;
+    const peer = local ? null : this.peerPicker.pickPeer(key);
+    const p =
+      peer === null
+        ? this.localFlights.do(key, undefined, (f) => this.loadLocally(key, f, true))
+        : this.peerFlights.do(key, undefined, (f) => this.fetchFromPeer(peer, key, f));
+    p.then(
+      (e) => {
+        w.refreshing = false;
+        const t = this.now();
+        if (e.expiresAt !== 0 && e.expiresAt <= t) {
+          // Still stale (the owner is refreshing it): ask again later, not on the next get.
+          w.retryAt = t + REFRESH_RETRY_MS;
+          if (e.windows !== undefined) e.windows.retryAt = t + REFRESH_RETRY_MS;
+        }
+      },
+      (err: unknown) => {
+        w.refreshing = false;
+        this.stats.refreshErrors++;
+        w.retryAt = this.now() + REFRESH_RETRY_MS;
+        // The key has no value any more: the stale one must not be served again.
+        if (isNotFound(err)) {
+          if (this.main.getKept(key) === kept) this.main.delete(key);
+          if (this.hot.getKept(key) === kept) this.hot.delete(key);
+        }
+      },
+    );
+  }
+
   private async fetchFromPeer(peer: Peer, key: string, f: Flight<Entry>): Promise<Entry> {
     // Inside the flight: another flight may have filled the cache since the caller looked.
     const hit = this.main.get(key) ?? this.hot.get(key);
-    if (hit !== undefined) {
-      this.stats.cacheHits++;
-      return hit;
-    }
+    if (hit !== undefined) return this.flightHit(hit);
     this.stats.loadsDeduped++;
     let r: PeerGetResult;
     let value: Buffer;
@@ -432,25 +730,70 @@ export class Group {
       if (f.aborted) throw f.abortReason; // every waiter left: nothing to mirror
       value = peerValue(r);
     } catch (err) {
-      if (f.aborted || isNotFound(err)) throw err;
+      if (isNotFound(err)) {
+        // The owner remembers this NotFound for a while: so may a mirror, for what is left of it.
+        const ttl = (err as NotFoundError).ttlMs;
+        if (!f.aborted && typeof ttl === 'number' && ttl > 0) {
+          const now = this.now();
+          this.mirror(key, negativeEntry(err as Error, ttl, now), undefined, f, now);
+        }
+        throw err;
+      }
+      if (f.aborted) throw err;
       this.stats.peerErrors++;
       // The owner is down or broken: load it here, sharing any local load of the key already running.
       return this.localFlights.do(key, f.waiterSignal(), (lf) => this.loadLocally(key, lf, false));
     }
     this.stats.peerLoads++;
     const now = this.now();
-    // Absent or Infinity = never expires; anything longer than MAX_TTL_MS is clamped to it.
+    // Absent or Infinity = never expires; anything longer than MAX_TTL_MS is clamped to it, windows too.
+    // A stale answer arrives expired; its windows run from now for the time the owner had left in them.
     const ttl = r.ttlMs === Number.POSITIVE_INFINITY ? undefined : r.ttlMs;
     const e = new Entry(
       value,
-      ttl === undefined ? 0 : now + Math.min(ttl, MAX_TTL_MS),
+      r.stale === true ? now : ttl === undefined ? 0 : now + Math.min(ttl, MAX_TTL_MS),
       now,
       r.minuteQps ?? 0,
     );
-    if (!f.invalidated && !this.closed && (ttl === undefined || ttl > 0)) {
-      this.maybePromote(key, e, r.minuteQps, now);
-    }
+    e.setWindows(
+      r.staleWhileRevalidateMs ? now + Math.min(r.staleWhileRevalidateMs, MAX_TTL_MS) : 0,
+      r.staleIfErrorMs ? now + Math.min(r.staleIfErrorMs, MAX_TTL_MS) : 0,
+    );
+    if (r.ageMs) e.bornAt = now - Math.min(r.ageMs, MAX_TTL_MS);
+    e.source = 'peer';
+    this.mirror(key, e, r.minuteQps, f, now);
     return e;
+  }
+
+  /** A value found in the cache inside a flight (a remembered NotFound answers as NotFound). */
+  private flightHit(hit: Entry): Entry {
+    this.stats.cacheHits++;
+    if (!hit.negative) return hit;
+    this.stats.negativeHits++;
+    throw notFoundOf(hit, this.now());
+  }
+
+  /**
+   * Keeps an owner's answer here: replaces a mirror the hot cache holds (a refresh of a stale or
+   * negative mirror), else — if fresh — as the hot-key policy decides. Nothing for an answer that is already past
+   * its last window, a flight a remove or set invalidated, or a closed group.
+   */
+  private mirror(
+    key: string,
+    e: Entry,
+    ownerMinuteQps: number | undefined,
+    f: Flight<Entry>,
+    now: number,
+  ): void {
+    if (f.invalidated || this.closed || (e.keepUntil !== 0 && e.keepUntil <= now)) return;
+    if (this.hot.has(key)) {
+      if (this.hot.set(key, e, entryBytes(key, e.value))) enforceBudget(this.main, this.hot, this.cacheBytes);
+      return;
+    }
+    // A stale answer is not newly mirrored: while the owner refreshes, asking it again gets the new
+    // value as soon as it has one.
+    if (e.expiresAt !== 0 && e.expiresAt <= now) return;
+    this.maybePromote(key, e, ownerMinuteQps, now);
   }
 
   private peerTimeout(peer: Peer): Error {
@@ -481,10 +824,7 @@ export class Group {
 
   private async loadLocally(key: string, f: Flight<Entry>, countDeduped: boolean): Promise<Entry> {
     const hit = this.main.get(key) ?? this.hot.get(key);
-    if (hit !== undefined) {
-      this.stats.cacheHits++;
-      return hit;
-    }
+    if (hit !== undefined) return this.flightHit(hit);
     if (countDeduped) this.stats.loadsDeduped++;
     this.stats.localLoads++;
     let e: Entry;
@@ -506,20 +846,34 @@ export class Group {
       bytes = entryBytes(key, e.value);
     } catch (err) {
       this.stats.localLoadErrs++;
+      // Negative caching: a NotFound with a ttl is remembered (in the byte budget) for that long.
+      const ttl = (err as NotFoundError | undefined)?.ttlMs;
+      if (typeof ttl === 'number' && ttl > 0 && isNotFound(err) && !f.aborted) {
+        this.store(key, negativeEntry(err as Error, ttl, this.now()), f);
+      }
       throw err;
     }
-    if (!f.invalidated && !this.closed && (e.expiresAt === 0 || e.expiresAt > e.rateAt)) {
-      if (this.main.set(key, e, bytes)) enforceBudget(this.main, this.hot, this.cacheBytes);
-    }
+    this.store(key, e, f, bytes);
     return e;
+  }
+
+  /** Caches a load's entry in the main cache, unless a remove/set invalidated the load or it is past keeping. */
+  private store(key: string, e: Entry, f: Flight<Entry>, bytes = entryBytes(key, e.value)): void {
+    if (f.invalidated || this.closed || (e.keepUntil !== 0 && e.keepUntil <= e.rateAt)) return;
+    if (this.main.set(key, e, bytes)) enforceBudget(this.main, this.hot, this.cacheBytes);
   }
 
   private toEntry(key: string, res: GetterResult, now: number): Entry {
     let v: unknown = res;
     let ttl: unknown;
+    let swr: unknown;
+    let sie: unknown;
     if (typeof v === 'object' && v !== null && !(v instanceof Uint8Array)) {
-      ttl = (v as { ttlMs?: unknown }).ttlMs;
-      v = (v as { value?: unknown }).value;
+      const o = v as GetterValue;
+      ttl = o.ttlMs;
+      swr = o.staleWhileRevalidateMs;
+      sie = o.staleIfErrorMs;
+      v = o.value;
     }
     let value: Buffer;
     if (typeof v === 'string') value = Buffer.from(v, 'utf8');
@@ -528,7 +882,7 @@ export class Group {
     else {
       throw new TypeError(
         `group ${this.name}: getter returned ${describe(v)} for key ${preview(key)}; ` +
-          'return a Uint8Array, a string, or { value, ttlMs? }',
+          'return a Uint8Array, a string, or { value, ttlMs?, staleWhileRevalidateMs?, staleIfErrorMs? }',
       );
     }
     let expiresAt = 0;
@@ -538,13 +892,29 @@ export class Group {
           `group ${this.name}: getter returned ttlMs ${describe(ttl)} for key ${preview(key)}; use a number of ms`,
         );
       }
-      // ttlMs <= 0: already expired — returned to this load's waiters, not cached. Infinity: never
-      // expires; any other TTL is clamped to MAX_TTL_MS.
+      // ttlMs <= 0: already expired — returned to this load's waiters, cached only for a stale window.
+      // Infinity: never expires; any other TTL is clamped to MAX_TTL_MS.
       if (ttl !== Number.POSITIVE_INFINITY) expiresAt = ttl > 0 ? now + Math.min(ttl, MAX_TTL_MS) : now;
     }
     const e = new Entry(value, expiresAt, now, 0);
+    if (expiresAt !== 0) {
+      // Windows are clamped to MAX_TTL_MS like ttls (Infinity included).
+      const swrMs = Math.min(this.windowMs(key, 'staleWhileRevalidateMs', swr, this.defaultSwrMs), MAX_TTL_MS);
+      const sieMs = Math.min(this.windowMs(key, 'staleIfErrorMs', sie, this.defaultSieMs), MAX_TTL_MS);
+      e.setWindows(swrMs > 0 ? expiresAt + swrMs : 0, sieMs > 0 ? expiresAt + sieMs : 0);
+    }
     e.hits = 1; // the load itself is a request
     return e;
+  }
+
+  private windowMs(key: string, what: string, v: unknown, dflt: number): number {
+    if (v === undefined) return dflt;
+    if (typeof v !== 'number' || Number.isNaN(v) || v < 0) {
+      throw new TypeError(
+        `group ${this.name}: getter returned ${what} ${describe(v)} for key ${preview(key)}; use a number of ms >= 0`,
+      );
+    }
+    return v;
   }
 }
 
@@ -601,7 +971,7 @@ export const defaultRegistry = new GroupRegistry();
  * A copy the caller owns. allocUnsafe (pool-backed below 4 KiB) + set measured a little faster than
  * Buffer.from(buffer) and well ahead of Uint8Array.prototype.slice or slices of a pool of our own.
  */
-function copy(v: Buffer): Buffer {
+function copy(v: Uint8Array): Buffer {
   const c = Buffer.allocUnsafe(v.length);
   c.set(v);
   return c;
@@ -616,6 +986,39 @@ class LoadContext {
   get signal(): AbortSignal {
     return this.flight.signal;
   }
+}
+
+/** A remembered NotFound: the error's message as the value (so the budget counts it), for `ttlMs`. */
+function negativeEntry(err: Error, ttlMs: number, now: number): Entry {
+  const e = new Entry(Buffer.from(err.message, 'utf8'), expiry(ttlMs, now), now, 0);
+  e.negative = true;
+  e.hits = 1;
+  return e;
+}
+
+/** The NotFoundError a remembered NotFound answers with, carrying the time it has left. */
+function notFoundOf(e: Entry, now: number): NotFoundError {
+  const ttlMs = e.expiresAt === 0 ? undefined : Math.max(1, e.expiresAt - now);
+  return new NotFoundError(e.value.toString('utf8') || 'key not found', { ttlMs });
+}
+
+/** expiresAt for a ttl: Infinity = never (0); clamped to MAX_TTL_MS. */
+function expiry(ttlMs: number | undefined, now: number): number {
+  return ttlMs === undefined || ttlMs === Number.POSITIVE_INFINITY ? 0 : now + Math.min(ttlMs, MAX_TTL_MS);
+}
+
+function valueBytes(v: unknown, what: () => string): Uint8Array {
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  if (v instanceof Uint8Array) return v;
+  throw new TypeError(`${what()}: value must be a Uint8Array or a string, got ${describe(v)}`);
+}
+
+function checkSetTtl(ttl: unknown, what: () => string): number | undefined {
+  if (ttl === undefined) return undefined;
+  if (typeof ttl !== 'number' || Number.isNaN(ttl) || ttl <= 0) {
+    throw new TypeError(`${what()}: ttlMs must be a number of ms > 0 (or Infinity), got ${describe(ttl)}`);
+  }
+  return ttl;
 }
 
 function peerValue(r: PeerGetResult): Buffer {

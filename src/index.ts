@@ -10,14 +10,24 @@ export {
 } from './errors.js';
 export type {
   EntryResult,
+  EntrySource,
   GetEntryOptions,
   GetOptions,
   Getter,
   GetterResult,
+  GetterValue,
   GroupOptions,
   GroupStats,
+  SetOptions,
 } from './group.js';
-export { DEFAULT_MAX_KEY_BYTES, defaultRegistry, Group, GroupRegistry, MAX_TTL_MS } from './group.js';
+export {
+  DEFAULT_MAX_KEY_BYTES,
+  defaultRegistry,
+  Group,
+  GroupRegistry,
+  MAX_TTL_MS,
+  REFRESH_RETRY_MS,
+} from './group.js';
 export type {
   HotCacheView,
   HotKeyPolicy,

@@ -8,6 +8,14 @@ export interface PeerGetResult {
   value: Uint8Array;
   /** Remaining time to live at the owner, in ms; absent = no expiry. */
   ttlMs?: number;
+  /** The value is past its ttl: the owner answered it from a stale window (ttlMs is then ignored). */
+  stale?: boolean;
+  /** Time left in the value's stale-while-revalidate window at the owner, in ms; absent/0 = none. */
+  staleWhileRevalidateMs?: number;
+  /** Time left in the value's stale-if-error window at the owner, in ms; absent/0 = none. */
+  staleIfErrorMs?: number;
+  /** Time since the value was loaded or set, in ms (HTTP's Age); absent = 0. */
+  ageMs?: number;
   /** The owner's estimate of requests per minute for this key, cluster-wide (feeds hot-key promotion). */
   minuteQps?: number;
 }
@@ -19,11 +27,27 @@ export interface Peer {
   /**
    * Fetch `key` of `group` from this peer. The peer serves it from its cache or loads it itself and
    * never forwards it again. Rejects with `NotFoundError` when the key has no value; with any other
-   * error when the peer could not answer (the caller then loads locally).
+   * error when the peer could not answer (the caller then loads locally). A NotFoundError may carry
+   * `ttlMs`: how long the owner still remembers that NotFound (the caller may remember it that long).
+   * Windows and ttls are remaining times, so a copy never outlives the owner's.
    */
   get(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult>;
   /** Drop `key` of `group` from the peer's caches (main and hot). Optional: static test peers may omit it. */
   remove?(group: string, key: string, signal: AbortSignal): Promise<void>;
+  /**
+   * Store `value` as the value of `key` of `group` in this peer's main cache, as the key's owner
+   * (`group.setLocal`: replaces what it holds, drops its mirror, keeps a load in progress from caching).
+   * Never forwarded. Resolves once stored; rejects if the peer refused (unknown group, invalid key,
+   * value over its cache size) or could not be reached. `group.set` then drops the other peers' mirrors.
+   * Optional: peers without it cannot own keys that are set.
+   */
+  set?(
+    group: string,
+    key: string,
+    value: Uint8Array,
+    opts: { ttlMs?: number },
+    signal: AbortSignal,
+  ): Promise<void>;
 }
 
 /** Chooses the owner of a key. Implementations must be cheap: it is called on every cache miss. */

@@ -42,6 +42,8 @@ export interface ClusterNode {
   peerGetsReceived: number;
   /** Peer remove calls this node received. */
   peerRemovesReceived: number;
+  /** Peer set calls this node received. */
+  peerSetsReceived: number;
 }
 
 /** A Peer that calls the target node's group in-process, honouring its faults. */
@@ -64,6 +66,20 @@ export class MemPeer implements Peer {
     this.target.peerRemovesReceived++;
     await this.fault(signal);
     this.target.registry.get(group)?.removeLocal(key);
+  }
+
+  async set(
+    group: string,
+    key: string,
+    value: Uint8Array,
+    opts: { ttlMs?: number },
+    signal: AbortSignal,
+  ): Promise<void> {
+    this.target.peerSetsReceived++;
+    await this.fault(signal);
+    const g = this.target.registry.get(group);
+    if (g === undefined) throw new Error(`peer ${this.id}: no group ${group}`);
+    g.setLocal(key, value, opts);
   }
 
   private async fault(signal: AbortSignal): Promise<void> {
@@ -131,6 +147,7 @@ export class Cluster {
         faults: { down: false, hang: false },
         peerGetsReceived: 0,
         peerRemovesReceived: 0,
+        peerSetsReceived: 0,
       });
     }
     for (const node of this.nodes) {
