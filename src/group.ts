@@ -3,14 +3,7 @@
 // getter — and caches the result. Same shape as groupcache's Group, plus expiry, remove and abort.
 
 import type { CacheStats } from './cache.js';
-import {
-  ByteCache,
-  Entry,
-  enforceBudget,
-  entryBytes,
-  MAX_TTL_MS,
-  type StaleWindows,
-} from './cache.js';
+import { ByteCache, Entry, enforceBudget, entryBytes, MAX_TTL_MS, type StaleWindows } from './cache.js';
 import {
   DuplicateGroupError,
   GetterTimeoutError,
@@ -899,7 +892,10 @@ export class Group {
     const e = new Entry(value, expiresAt, now, 0);
     if (expiresAt !== 0) {
       // Windows are clamped to MAX_TTL_MS like ttls (Infinity included).
-      const swrMs = Math.min(this.windowMs(key, 'staleWhileRevalidateMs', swr, this.defaultSwrMs), MAX_TTL_MS);
+      const swrMs = Math.min(
+        this.windowMs(key, 'staleWhileRevalidateMs', swr, this.defaultSwrMs),
+        MAX_TTL_MS,
+      );
       const sieMs = Math.min(this.windowMs(key, 'staleIfErrorMs', sie, this.defaultSieMs), MAX_TTL_MS);
       e.setWindows(swrMs > 0 ? expiresAt + swrMs : 0, sieMs > 0 ? expiresAt + sieMs : 0);
     }
