@@ -175,6 +175,9 @@ export const DEFAULT_PEER_TIMEOUT_MS = DEFAULT_GETTER_TIMEOUT_MS + PEER_TIMEOUT_
 
 type Which = 'main' | 'hot';
 
+/** Entries of each cache that Group.hotKeys looks at (most recently used first). */
+const HOT_KEYS_SCAN = 10_000;
+
 export class Group {
   readonly name: string;
   readonly cacheBytes: number;
@@ -560,6 +563,19 @@ export class Group {
     throw new TypeError(
       `group ${this.name}: cacheStats(which): which must be 'main' or 'hot', got ${String(which)}`,
     );
+  }
+
+  /**
+   * The `n` hottest keys this process holds (main and hot cache), by their request rate here, among the
+   * 10 000 most recently used entries of each cache (bounded cost whatever the cache size).
+   */
+  hotKeys(n = 10): { key: string; minuteQps: number; bytes: number; cache: Which }[] {
+    const now = this.now();
+    const all = [
+      ...this.main.hottest(n, HOT_KEYS_SCAN, now).map((e) => ({ ...e, cache: 'main' as const })),
+      ...this.hot.hottest(n, HOT_KEYS_SCAN, now).map((e) => ({ ...e, cache: 'hot' as const })),
+    ];
+    return all.sort((a, b) => b.minuteQps - a.minuteQps).slice(0, n);
   }
 
   /**

@@ -19,6 +19,7 @@ import {
   kServed,
   kSince,
 } from './connections.js';
+import { DASHBOARD_HEADERS, DASHBOARD_HTML } from './dashboard.js';
 
 /** The part of a Group the front uses (structural, so tests can pass a stub). */
 export interface FrontGroup {
@@ -33,6 +34,8 @@ export interface FrontGroup {
   remove(key: string): Promise<void>;
   readonly stats: object;
   cacheStats(which: 'main' | 'hot'): object;
+  /** The hottest keys held here, for `/_hotkeys` (optional: stubs may leave it out). */
+  hotKeys?(n: number): readonly object[];
 }
 
 /** The part of a GroupRegistry the front uses. */
@@ -272,7 +275,7 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
     const route = ROUTES.get(path);
     if (route === undefined) {
       sendJson(res, 404, {
-        error: `no route ${path}; expected /<group>/<key>, /_stats, /_cluster, /metrics, /healthz or /readyz`,
+        error: `no route ${path}; expected /<group>/<key>, /_stats, /_cluster, /_hotkeys, /_dashboard, /metrics, /healthz or /readyz`,
       });
       return;
     }
@@ -286,6 +289,17 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
         return;
       case 'cluster':
         sendJson(res, 200, opts.cluster ? opts.cluster() : { members: [], ringChecksum: null });
+        return;
+      case 'hotkeys': {
+        const groups: Record<string, unknown> = {};
+        for (const g of registry.list()) groups[g.name] = g.hotKeys ? g.hotKeys(HOT_KEYS) : [];
+        sendJson(res, 200, { groups });
+        return;
+      }
+      case 'dashboard':
+        counters.ok++;
+        res.writeHead(200, DASHBOARD_HEADERS);
+        res.end(DASHBOARD_HTML);
         return;
       case 'healthz':
         sendJson(res, 200, { status: 'ok' });
@@ -378,9 +392,17 @@ export type HttpFront = Server & {
   guard: ConnectionGuard;
 };
 
-const ROUTES = new Map<string, 'stats' | 'cluster' | 'metrics' | 'healthz' | 'readyz'>([
+/** Keys per group that `/_hotkeys` lists. */
+const HOT_KEYS = 10;
+
+const ROUTES = new Map<
+  string,
+  'stats' | 'cluster' | 'hotkeys' | 'dashboard' | 'metrics' | 'healthz' | 'readyz'
+>([
   ['/_stats', 'stats'],
   ['/_cluster', 'cluster'],
+  ['/_hotkeys', 'hotkeys'],
+  ['/_dashboard', 'dashboard'],
   ['/metrics', 'metrics'],
   ['/healthz', 'healthz'],
   ['/readyz', 'readyz'],

@@ -4,10 +4,11 @@
 import type { AddressInfo } from 'node:net';
 import { Group, GroupRegistry } from '../group.js';
 import { formatHostPort, type NodeConfig } from './config.js';
+import { ringShares } from './dashboard.js';
 import { createHttpFront, newFrontCounters } from './http.js';
 import { createLogger, type Logger, RateLimitedLog } from './log.js';
 import { createMetrics } from './metrics.js';
-import { createNode, type GossipNode } from './node.js';
+import { createNode, type GossipNode, RING_META } from './node.js';
 import { createOrigin, type Origin } from './origin.js';
 
 /** Starts a node from a validated configuration; returns when it is serving. Exits on fatal errors. */
@@ -50,8 +51,12 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
         grpcAddr: m.meta.grpcAddr,
         state: m.state,
         incarnation: m.incarnation,
+        // The checksum of the ring this member last published (null: not yet, or an older version).
+        ringChecksum: m.meta[RING_META] ?? null,
       })),
       ring: node.ringMembers(),
+      // Each ring member's share of keys (a fixed sample), for the dashboard.
+      shares: ringShares(node.ringMembers()),
       ringSize: node.ringMembers().length,
       ringChecksum: node.ringChecksum(),
       stats: node.membershipStats(),

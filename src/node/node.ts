@@ -66,6 +66,8 @@ export interface GossipNode {
 }
 
 const VERSION = readVersion();
+/** Membership metadata key under which a member publishes its ring checksum. */
+export const RING_META = 'ring';
 
 export async function createNode(opts: NodeOptions): Promise<GossipNode> {
   const registry = opts.registry ?? defaultRegistry;
@@ -108,9 +110,13 @@ export async function createNode(opts: NodeOptions): Promise<GossipNode> {
     ring = next;
     picker.set(ring);
     log?.info({ ring, ringChecksum: picker.checksum() }, 'ring changed');
+    // Every member publishes its ring's checksum, so each node can show which members see another ring
+    // (the dashboard). Only on a change of ring: a few bytes of gossip per membership change.
+    membership.updateMeta({ ...membership.local().meta, [RING_META]: picker.checksum() });
   };
   membership.on('change', (member: MemberView, prev: MemberState | null) => {
-    log?.info(
+    // Same state = new metadata (e.g. a published ring checksum): debug, not news.
+    log?.[prev === member.state ? 'debug' : 'info'](
       { member: member.id, addr: member.addr, grpcAddr: member.meta.grpcAddr, state: member.state, prev },
       `member ${member.id} ${prev ?? 'new'} → ${member.state}`,
     );
