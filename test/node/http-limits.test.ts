@@ -2,6 +2,7 @@
 // reserve, the request-head timeout, and a flood of slow partial heads against a real node process.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -10,7 +11,8 @@ import { describe, test } from 'node:test';
 import { Group, GroupRegistry } from '../../src/group.js';
 import { defaultMaxConnections, headerBytesFor } from '../../src/node/connections.js';
 import { createHttpFront, type FrontOptions, type HttpFront } from '../../src/node/http.js';
-import { nodePorts, startCli, stopCli, waitFor } from './helpers.js';
+import { HealthClient, insecure, unary } from '../grpc/std-client.js';
+import { CLI, countingOrigin, type NodeProcess, nodePorts, startCli, stopCli, waitFor } from './helpers.js';
 
 /** A group whose `hang-*` keys wait until `release()`; other keys load `v:<key>` at once. */
 function registryWithHangs(): { registry: GroupRegistry; release: () => void } {
@@ -301,5 +303,59 @@ test('a flood of slow partial heads: the node keeps serving keep-alive clients a
     for (const s of attackers) s.destroy();
     agent.destroy();
     await stopCli(node);
+  }
+});
+
+test('under a low fd limit, hundreds of idle connections leave fds for gRPC, the origin and /healthz', async () => {
+  // `ulimit -n` in sh sets the hard limit too, so Node cannot raise it: 320 fds, default cap 64.
+  const ports = await nodePorts();
+  const origin = await countingOrigin();
+  let out = '';
+  const child = spawn('/bin/sh', ['-c', `ulimit -n 320 && exec "${process.execPath}" "${CLI}"`], {
+    env: {
+      PATH: process.env.PATH,
+      GOSSIPCACHE_HTTP_ADDR: `127.0.0.1:${ports.http}`,
+      GOSSIPCACHE_GRPC_ADDR: `127.0.0.1:${ports.grpc}`,
+      GOSSIPCACHE_GOSSIP_ADDR: `127.0.0.1:${ports.gossip}`,
+      GOSSIPCACHE_ADVERTISE_HOST: '127.0.0.1',
+      GOSSIPCACHE_ORIGIN: origin.url,
+      GOSSIPCACHE_HTTP_HEADERS_TIMEOUT: '30s',
+      LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const node = {
+    child,
+    exited: new Promise<number | string>((r) => child.on('exit', (c, sig) => r(c ?? sig ?? -1))),
+  } as NodeProcess;
+  const http = `http://127.0.0.1:${ports.http}`;
+  const idle: Socket[] = [];
+  const health = new HealthClient(`127.0.0.1:${ports.grpc}`, insecure);
+  try {
+    await waitFor('node up', async () => (await fetch(`${http}/healthz`)).ok, 20_000);
+    for (let wave = 0; wave < 10; wave++) {
+      idle.push(
+        ...(await Promise.all(Array.from({ length: 50 }, () => raw(ports.http).then((r) => r.socket)))),
+      );
+    }
+    await sleep(300);
+    const open = idle.filter((s) => !s.destroyed).length;
+    // Without the cap all ~300 free fds were held here, and the checks below failed with EMFILE.
+    assert.ok(open <= 64, `${open} idle connections held, cap 64`);
+    const check = await unary<{ status: string }>(health, 'Check', { service: '' }, { deadlineMs: 5000 });
+    assert.equal(check.status, 'SERVING', 'the gRPC port still accepts and answers');
+    assert.equal((await fetch(`${http}/healthz`)).status, 200);
+    for (let i = 0; i < 20; i++) {
+      const r = await fetch(`${http}/default/fd-${i}`);
+      assert.equal(await r.text(), `value:fd-${i}`, 'misses still open origin connections');
+    }
+    assert.doesNotMatch(out, /EMFILE/);
+  } finally {
+    health.close();
+    for (const s of idle) s.destroy();
+    await stopCli(node);
+    await origin.close();
   }
 });
