@@ -6,9 +6,10 @@ import { Client, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { type AbortWaiter, onAbort } from '../abort.js';
 import { DEFAULT_PEER_TIMEOUT_MS, MAX_TTL_MS } from '../group.js';
 import type { Peer, PeerGetResult } from '../peers.js';
-import type { GetResponse, KeyRequest } from './codec.js';
+import type { GetResponse, KeyRequest, SetRequest } from './codec.js';
+import { MAX_REQUEST_MESSAGE_BYTES } from './limits.js';
 import { FetchMux } from './mux.js';
-import { GET_PATH, gossipCacheService, groupCacheService, REMOVE_PATH } from './proto.js';
+import { GET_PATH, gossipCacheService, groupCacheService, REMOVE_PATH, SET_PATH } from './proto.js';
 import { checkMaxMessageBytes, messageLimitOptions, PEER_METADATA } from './serve.js';
 import { errorOf, PeerError, UNKNOWN_GROUP } from './status.js';
 import { channelCredentials, type TlsFiles, tlsChannelOptions } from './tls.js';
@@ -38,6 +39,9 @@ const FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
 
 const getMethod = groupCacheService.Get;
 const removeMethod = gossipCacheService.Remove;
+const setMethod = gossipCacheService.Set;
+/** Field tags and lengths of a SetRequest besides its group, key and value (generous). */
+const SET_OVERHEAD_BYTES = 32;
 
 export class GrpcPeer implements Peer {
   readonly id: string;
@@ -117,6 +121,33 @@ export class GrpcPeer implements Peer {
     );
   }
 
+  /**
+   * Store `value` as the value of `key` at this peer, as the key's owner (the Set RPC). Rejects with a
+   * PeerError saying why the peer refused (INVALID_ARGUMENT: value over its cache size, bad key or ttl;
+   * NOT_FOUND: it has no such group) or could not be reached.
+   */
+  set(
+    group: string,
+    key: string,
+    value: Uint8Array,
+    opts: { ttlMs?: number },
+    signal: AbortSignal,
+  ): Promise<void> {
+    // The value travels in one request message, which a node accepts up to MAX_REQUEST_MESSAGE_BYTES.
+    const bytes = value.byteLength + Buffer.byteLength(key) + Buffer.byteLength(group) + SET_OVERHEAD_BYTES;
+    if (bytes > MAX_REQUEST_MESSAGE_BYTES) {
+      return Promise.reject(
+        new RangeError(
+          `set of a ${value.byteLength}-byte value through peer ${this.id}: over the ` +
+            `${MAX_REQUEST_MESSAGE_BYTES}-byte limit of one peer request (key and value); ` +
+            'store smaller values, or set them on the node that owns the key',
+        ),
+      );
+    }
+    const req = { group, key, value, ttlMs: opts.ttlMs ?? 0 };
+    return this.unary(SET_PATH, setMethod, req, new Metadata(), signal).then(() => undefined);
+  }
+
   /** Close the stream and the channel; later calls fail with UNAVAILABLE. */
   close(): void {
     if (this.closed) return;
@@ -127,8 +158,8 @@ export class GrpcPeer implements Peer {
 
   private unary<R>(
     path: string,
-    method: typeof getMethod | typeof removeMethod,
-    req: KeyRequest,
+    method: typeof getMethod | typeof removeMethod | typeof setMethod,
+    req: KeyRequest | SetRequest,
     md: Metadata,
     signal: AbortSignal | undefined,
   ): Promise<R> {

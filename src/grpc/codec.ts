@@ -43,8 +43,28 @@ export interface FetchReply {
   code: number;
   value: Uint8Array;
   minuteQps: number;
+  /** Remaining ttl; on NOT_FOUND: how long the owner still remembers the NotFound (0 = not at all). */
   ttlMs: number;
   message: string;
+  /** The value is past its ttl, answered from a stale window. Absent = false. */
+  stale?: boolean;
+  /** Time left in the stale-while-revalidate window, ms; absent/0 = none. */
+  staleWhileRevalidateMs?: number;
+  /** Time left in the stale-if-error window, ms; absent/0 = none. */
+  staleIfErrorMs?: number;
+  /** Time since the value was loaded or set, ms. */
+  ageMs?: number;
+}
+
+/** gossipcachepb.SetRequest. */
+export interface SetRequest {
+  group: string;
+  key: string;
+  value: Uint8Array;
+  /** 0 = never expires. */
+  ttlMs: number;
+  /** Set by the decoder when the request must be refused with INVALID_ARGUMENT: why (see KeyRequest). */
+  invalid?: string;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -406,6 +426,10 @@ function fetchReplySize(p: FetchReply, msg: number): number {
   if (p.minuteQps) size += 9;
   if (p.ttlMs) size += 1 + varintSize(p.ttlMs);
   if (msg) size += lenFieldSize(1, msg);
+  if (p.stale) size += 2;
+  if (p.staleWhileRevalidateMs) size += 1 + varintSize(p.staleWhileRevalidateMs);
+  if (p.staleIfErrorMs) size += 1 + varintSize(p.staleIfErrorMs);
+  if (p.ageMs) size += 1 + varintSize(p.ageMs);
   return size;
 }
 
@@ -423,6 +447,9 @@ export function encodeFetchReplyBatch(replies: readonly FetchReply[]): Buffer {
     p.id = uint32(p.id);
     p.code = uint32(p.code);
     p.ttlMs = int64(p.ttlMs);
+    if (p.staleWhileRevalidateMs) p.staleWhileRevalidateMs = int64(p.staleWhileRevalidateMs);
+    if (p.staleIfErrorMs) p.staleIfErrorMs = int64(p.staleIfErrorMs);
+    if (p.ageMs) p.ageMs = int64(p.ageMs);
     const msg = p.message ? Buffer.byteLength(p.message) : 0;
     const inner = fetchReplySize(p, msg);
     sizes[i * 2] = inner;
@@ -464,6 +491,22 @@ export function encodeFetchReplyBatch(replies: readonly FetchReply[]): Buffer {
       pos = writeVarint(buf, pos, msg);
       pos += buf.write(p.message, pos, 'utf8');
     }
+    if (p.stale) {
+      buf[pos++] = 0x38;
+      buf[pos++] = 1;
+    }
+    if (p.staleWhileRevalidateMs) {
+      buf[pos++] = 0x40;
+      pos = writeVarint(buf, pos, p.staleWhileRevalidateMs);
+    }
+    if (p.staleIfErrorMs) {
+      buf[pos++] = 0x48;
+      pos = writeVarint(buf, pos, p.staleIfErrorMs);
+    }
+    if (p.ageMs) {
+      buf[pos++] = 0x50;
+      pos = writeVarint(buf, pos, p.ageMs);
+    }
   }
   return buf;
 }
@@ -489,7 +532,18 @@ export function decodeFetchReplyBatch(buf: Buffer): FetchReply[] {
     const [s, e] = r.span();
     const m = new Reader(buf, e);
     m.pos = s;
-    const p: FetchReply = { id: 0, code: 0, value: EMPTY, minuteQps: 0, ttlMs: 0, message: '' };
+    const p: FetchReply = {
+      id: 0,
+      code: 0,
+      value: EMPTY,
+      minuteQps: 0,
+      ttlMs: 0,
+      message: '',
+      stale: false,
+      staleWhileRevalidateMs: 0,
+      staleIfErrorMs: 0,
+      ageMs: 0,
+    };
     const nspans = spans.length;
     try {
       while (m.pos < e) {
@@ -504,6 +558,10 @@ export function decodeFetchReplyBatch(buf: Buffer): FetchReply[] {
           p.ttlMs = m.varint();
           if (p.ttlMs >= INT64_LIMIT) throw new DecodeError('ttl_ms is negative');
         } else if (t === 0x32) p.message = m.string();
+        else if (t === 0x38) p.stale = m.varint() !== 0;
+        else if (t === 0x40) p.staleWhileRevalidateMs = int64Field(m, 'stale_while_revalidate_ms');
+        else if (t === 0x48) p.staleIfErrorMs = int64Field(m, 'stale_if_error_ms');
+        else if (t === 0x50) p.ageMs = int64Field(m, 'age_ms');
         else m.skip(t & 7);
       }
     } catch (err) {
@@ -513,6 +571,10 @@ export function decodeFetchReplyBatch(buf: Buffer): FetchReply[] {
       p.value = EMPTY;
       p.minuteQps = 0;
       p.ttlMs = 0;
+      p.stale = false;
+      p.staleWhileRevalidateMs = 0;
+      p.staleIfErrorMs = 0;
+      p.ageMs = 0;
       p.message = `the peer's reply could not be decoded: ${err.message}`;
     }
     // Not a uint32 (protobuf would keep its low 32 bits, which may read as 0 = OK): a failure.
@@ -525,6 +587,62 @@ export function decodeFetchReplyBatch(buf: Buffer): FetchReply[] {
     out[spans[i]].value = copy ? Buffer.from(view) : view;
   }
   return out;
+}
+
+/** A non-negative int64 field (a negative one is malformed: durations here are never negative). */
+function int64Field(m: Reader, name: string): number {
+  const v = m.varint();
+  if (v >= INT64_LIMIT) throw new DecodeError(`${name} is negative`);
+  return v;
+}
+
+// ---- gossipcachepb.SetRequest: group = 1, key = 2, value = 3, ttl_ms = 4 ----
+
+export function encodeSetRequest(req: SetRequest): Buffer {
+  const g = Buffer.byteLength(req.group);
+  const k = Buffer.byteLength(req.key);
+  const v = req.value.byteLength;
+  const ttl = int64(req.ttlMs);
+  const buf = Buffer.allocUnsafe(
+    lenFieldSize(1, g) + lenFieldSize(1, k) + lenFieldSize(1, v) + (ttl ? 1 + varintSize(ttl) : 0),
+  );
+  let pos = 0;
+  buf[pos++] = 0x0a;
+  pos = writeVarint(buf, pos, g);
+  pos += buf.write(req.group, pos, 'utf8');
+  buf[pos++] = 0x12;
+  pos = writeVarint(buf, pos, k);
+  pos += buf.write(req.key, pos, 'utf8');
+  buf[pos++] = 0x1a;
+  pos = writeVarint(buf, pos, v);
+  buf.set(req.value, pos);
+  pos += v;
+  if (ttl) {
+    buf[pos++] = 0x20;
+    writeVarint(buf, pos, ttl);
+  }
+  return buf;
+}
+
+/** The value is a view into `buf` (the server copies it when it stores it). */
+export function decodeSetRequest(buf: Buffer): SetRequest {
+  const r = new Reader(buf);
+  const req: SetRequest = { group: '', key: '', value: EMPTY, ttlMs: 0 };
+  while (r.pos < r.end) {
+    const tag = r.varint();
+    if (tag === 0x0a || tag === 0x12) {
+      const [s, e] = r.span();
+      const str = utf8OrUndefined(buf, s, e);
+      if (str === undefined) req.invalid = notUtf8(tag === 0x0a ? 'group' : 'key');
+      else if (tag === 0x0a) req.group = str;
+      else req.key = str;
+    } else if (tag === 0x1a) {
+      const [s, e] = r.span();
+      req.value = buf.subarray(s, e);
+    } else if (tag === 0x20) req.ttlMs = int64Field(r, 'ttl_ms');
+    else r.skip(tag & 7);
+  }
+  return req;
 }
 
 /** grpc status INTERNAL (the codec does not depend on grpc-js). */

@@ -203,10 +203,18 @@ export class FetchMux {
     if (!p) return; // cancelled or timed out here already
     if (r.code === 0) {
       this.settle(p, true);
-      p.resolve({ value: r.value, minuteQps: r.minuteQps, ttlMs: r.ttlMs || undefined });
+      p.resolve({
+        value: r.value,
+        minuteQps: r.minuteQps,
+        ttlMs: r.ttlMs || undefined,
+        stale: r.stale,
+        staleWhileRevalidateMs: r.staleWhileRevalidateMs,
+        staleIfErrorMs: r.staleIfErrorMs,
+        ageMs: r.ageMs,
+      });
     } else {
       this.settle(p, r.code === status.NOT_FOUND);
-      p.reject(errorOf(this.opts.peer, r.code, r.message));
+      p.reject(errorOf(this.opts.peer, r.code, r.message, r.ttlMs));
     }
   }
 

@@ -10,15 +10,18 @@ import {
   decodeFetchReplyBatch,
   decodeGetResponse,
   decodeKeyRequest,
+  decodeSetRequest,
   encodeEmpty,
   encodeFetchBatch,
   encodeFetchReplyBatch,
   encodeGetResponse,
   encodeKeyRequest,
+  encodeSetRequest,
   type FetchReply,
   type FetchRequest,
   type GetResponse,
   type KeyRequest,
+  type SetRequest,
 } from './codec.js';
 
 /** Directory holding groupcache.proto and gossipcache.proto (shipped in the package). */
@@ -30,6 +33,7 @@ export const GOSSIPCACHE_SERVICE = 'gossipcachepb.GossipCache';
 export const GET_PATH = `/${GROUPCACHE_SERVICE}/Get`;
 export const FETCH_PATH = `/${GOSSIPCACHE_SERVICE}/Fetch`;
 export const REMOVE_PATH = `/${GOSSIPCACHE_SERVICE}/Remove`;
+export const SET_PATH = `/${GOSSIPCACHE_SERVICE}/Set`;
 
 /** groupcachepb.GroupCache: the groupcache-compatible unary Get. */
 export const groupCacheService: ServiceDefinition = {
@@ -45,7 +49,7 @@ export const groupCacheService: ServiceDefinition = {
   },
 };
 
-/** gossipcachepb.GossipCache: the peer stream and Remove. */
+/** gossipcachepb.GossipCache: the peer stream, Remove and Set. */
 export const gossipCacheService: ServiceDefinition = {
   Fetch: {
     path: FETCH_PATH,
@@ -66,6 +70,16 @@ export const gossipCacheService: ServiceDefinition = {
     responseSerialize: encodeEmpty,
     responseDeserialize: decodeEmpty,
     originalName: 'remove',
+  },
+  Set: {
+    path: SET_PATH,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (r: SetRequest) => encodeSetRequest(r),
+    requestDeserialize: decodeSetRequest,
+    responseSerialize: encodeEmpty,
+    responseDeserialize: decodeEmpty,
+    originalName: 'set',
   },
 };
 

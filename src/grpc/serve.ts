@@ -8,6 +8,13 @@ export interface ServedEntry {
   value: Uint8Array;
   ttlMs?: number;
   minuteQps: number;
+  /** Past its ttl, answered from a stale window. */
+  stale?: boolean;
+  /** Time left in the stale windows, ms. */
+  staleWhileRevalidateMs?: number;
+  staleIfErrorMs?: number;
+  /** Time since the value was loaded or set, ms. */
+  ageMs?: number;
 }
 
 /** The part of a Group the server calls. */
@@ -16,6 +23,12 @@ export interface ServedGroup {
   getEntry(key: string, opts: { signal?: AbortSignal; local?: boolean }): Promise<ServedEntry>;
   /** Drop the key from this process's caches only. */
   removeLocal(key: string): void;
+  /**
+   * Store the value in this process's main cache as the key's owner (group.setLocal). Throws
+   * TypeError/RangeError for a bad value or ttl, InvalidKeyError for a bad key. Optional: without it
+   * Set answers UNIMPLEMENTED.
+   */
+  setLocal?(key: string, value: Uint8Array, opts: { ttlMs?: number }): void;
 }
 
 /** The groups a server serves (a GroupRegistry). Looked up per request, so groups may come and go. */
@@ -44,6 +57,12 @@ export function entryOf(
 export function wireTtl(ttlMs: number | undefined): number {
   if (ttlMs === undefined || ttlMs === Number.POSITIVE_INFINITY) return 0;
   return ttlMs < MAX_TTL_MS ? Math.max(1, Math.ceil(ttlMs)) : MAX_TTL_MS;
+}
+
+/** A stale window's remaining time as the wire carries it: 0 = none, at most MAX_TTL_MS. */
+export function wireWindow(ms: number | undefined): number {
+  if (ms === undefined || !(ms > 0)) return 0;
+  return ms < MAX_TTL_MS ? Math.ceil(ms) : MAX_TTL_MS;
 }
 
 /** Metadata key that marks a unary Get as a peer's fill (served here, never forwarded). */

@@ -1,5 +1,5 @@
 // The node's gRPC server: groupcache's unary Get (outside clients and groupcache compatibility), the
-// peer Fetch stream and Remove, plus grpc.health.v1 and server reflection so standard tooling and
+// peer Fetch stream, Remove and Set, plus grpc.health.v1 and server reflection so standard tooling and
 // load balancers work.
 
 import {
@@ -17,6 +17,7 @@ import {
   type FetchRequest,
   type GetResponse,
   type KeyRequest,
+  type SetRequest,
 } from './codec.js';
 import {
   Admission,
@@ -71,7 +72,7 @@ export interface GrpcServerOptions {
    * Called once per answered request (each stream request counts alone) with its method, status
    * code and time spent in this node in ms — for request counters and latency histograms.
    */
-  onServed?: (method: 'Get' | 'Fetch' | 'Remove', code: status, ms: number) => void;
+  onServed?: (method: 'Get' | 'Fetch' | 'Remove' | 'Set', code: status, ms: number) => void;
 }
 
 export interface GrpcServer {
@@ -210,6 +211,34 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
         answer(undefined);
       } catch (err) {
         answer(failureOf(err));
+      }
+    },
+    Set(call: ServerUnaryCall<SetRequest, Record<string, never>>, callback: sendUnaryData<object>) {
+      const { group: name, key, value, ttlMs, invalid } = call.request;
+      const answer = (f: Failure | undefined) => {
+        onServed?.('Set', f?.code ?? status.OK, 0);
+        if (f) report(f, name, key);
+        callback(f ? { code: f.code, details: f.message } : null, {});
+      };
+      if (invalid !== undefined) return answer({ code: status.INVALID_ARGUMENT, message: invalid });
+      const group = registry.get(name);
+      if (!group) return answer(unknownGroup(name));
+      if (!key) return answer(emptyKey());
+      if (typeof group.setLocal !== 'function') {
+        return answer({
+          code: status.UNIMPLEMENTED,
+          message: `group ${JSON.stringify(name)} cannot store values`,
+        });
+      }
+      try {
+        group.setLocal(key, value, { ttlMs: ttlMs > 0 ? ttlMs : undefined });
+        answer(undefined);
+      } catch (err) {
+        // A value over the cache size or a bad ttl is the caller's to fix, not a failure of this node.
+        const e = err as Error;
+        if (e?.name === 'RangeError' || e?.name === 'TypeError') {
+          answer({ code: status.INVALID_ARGUMENT, message: e.message });
+        } else answer(failureOf(err));
       }
     },
   });

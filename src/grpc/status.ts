@@ -79,11 +79,14 @@ export class PeerError extends Error {
 
 /**
  * How the peer client turns a failure back into an error for the core: NOT_FOUND of a key becomes
- * NotFoundError (the key has no value anywhere); everything else is a PeerError, after which the
- * core loads locally. NOT_FOUND of an unknown group is a PeerError too: that peer is misconfigured,
+ * NotFoundError (the key has no value anywhere; with the ttl the owner remembers it for, if any);
+ * everything else is a PeerError, after which the core loads locally. NOT_FOUND of an unknown group is a PeerError too: that peer is misconfigured,
  * which says nothing about the key.
  */
-export function errorOf(peer: string, code: status, message: string): Error {
-  if (code === status.NOT_FOUND && !message.startsWith(UNKNOWN_GROUP)) return new NotFoundError(message);
+export function errorOf(peer: string, code: status, message: string, notFoundTtlMs = 0): Error {
+  if (code === status.NOT_FOUND && !message.startsWith(UNKNOWN_GROUP)) {
+    // ttl: how long the owner still remembers this NotFound (negative caching); 0 = not at all.
+    return new NotFoundError(message, notFoundTtlMs > 0 ? { ttlMs: notFoundTtlMs } : undefined);
+  }
   return new PeerError(peer, code, message);
 }

@@ -14,7 +14,7 @@ import { ChurnMap } from '../churn.js';
 import { BatchRefused, type FetchReply, type FetchRequest, fetchReplyBatchBytes } from './codec.js';
 import { type Admission, type ConnectionBudget, FETCH_REQUEST_COST, INTAKE_SLICE } from './limits.js';
 import type { GroupSource, ServedEntry } from './serve.js';
-import { entryOf, MAX_VALUE_METADATA, wireTtl } from './serve.js';
+import { entryOf, MAX_VALUE_METADATA, wireTtl, wireWindow } from './serve.js';
 import {
   CancelledError,
   DeadlineError,
@@ -273,18 +273,30 @@ export class FetchSession {
           minuteQps: entry.minuteQps,
           ttlMs: wireTtl(entry.ttlMs),
           message: '',
+          stale: entry.stale === true,
+          staleWhileRevalidateMs: wireWindow(entry.staleWhileRevalidateMs),
+          staleIfErrorMs: wireWindow(entry.staleIfErrorMs),
+          ageMs: wireWindow(entry.ageMs),
         });
       }
     } else {
-      this.fail(q, failureOf(err), f.start);
+      // A remembered NotFound travels with the time it has left (the peer may remember it that long).
+      this.fail(q, failureOf(err), f.start, wireWindow((err as { ttlMs?: number } | undefined)?.ttlMs));
     }
     this.maybeEnd();
   }
 
-  private fail(q: FetchRequest, f: Failure, start = 0): void {
+  private fail(q: FetchRequest, f: Failure, start = 0, ttlMs = 0): void {
     this.opts.onError?.(f, q.group, q.key);
     this.opts.onServed?.(f.code, start ? performance.now() - start : 0);
-    this.push({ id: q.id, code: f.code, value: EMPTY, minuteQps: 0, ttlMs: 0, message: f.message });
+    this.push({
+      id: q.id,
+      code: f.code,
+      value: EMPTY,
+      minuteQps: 0,
+      ttlMs: f.code === status.NOT_FOUND ? ttlMs : 0,
+      message: f.message,
+    });
   }
 
   private push(reply: FetchReply): void {

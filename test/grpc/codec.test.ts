@@ -12,10 +12,12 @@ import {
   decodeFetchReplyBatch,
   decodeGetResponse,
   decodeKeyRequest,
+  decodeSetRequest,
   encodeFetchBatch,
   encodeFetchReplyBatch,
   encodeGetResponse,
   encodeKeyRequest,
+  encodeSetRequest,
   type FetchReply,
   type FetchRequest,
 } from '../../src/grpc/codec.js';
@@ -97,6 +99,10 @@ describe('codec', () => {
       minuteQps: qps,
       ttlMs: ttl,
       message: key,
+      stale: fc.boolean(),
+      staleWhileRevalidateMs: ttl,
+      staleIfErrorMs: ttl,
+      ageMs: ttl,
     });
     fc.assert(
       fc.property(fc.array(rep, { maxLength: 8 }), (reps: FetchReply[]) => {
@@ -109,6 +115,10 @@ describe('codec', () => {
           minute_qps: r.minuteQps,
           ttl_ms: r.ttlMs,
           message: r.message,
+          stale: r.stale,
+          stale_while_revalidate_ms: r.staleWhileRevalidateMs,
+          stale_if_error_ms: r.staleIfErrorMs,
+          age_ms: r.ageMs,
         }));
         assert.deepEqual(got.replies, expected);
         const theirs = T('gossipcachepb.FetchReplyBatch').encode({ replies: expected }).finish();
@@ -119,6 +129,43 @@ describe('codec', () => {
         );
       }),
     );
+  });
+
+  test('SetRequest matches protobufjs both ways; a non-UTF-8 key is marked invalid', () => {
+    fc.assert(
+      fc.property(key, key, bytes, ttl, (group, k, value, ttlMs) => {
+        const ours = encodeSetRequest({ group, key: k, value, ttlMs });
+        const expected = { group, key: k, value: Buffer.from(value), ttl_ms: ttlMs };
+        assert.deepEqual(plain('gossipcachepb.SetRequest', ours), expected);
+        const theirs = T('gossipcachepb.SetRequest').encode(expected).finish();
+        const back = decodeSetRequest(Buffer.from(theirs));
+        assert.deepEqual(
+          { ...back, value: Buffer.from(back.value) },
+          { group, key: k, value: Buffer.from(value), ttlMs },
+        );
+      }),
+    );
+    const bad = decodeSetRequest(Buffer.from([0x0a, 1, 0x67, 0x12, 1, 0xff, 0x1a, 1, 0x76]));
+    assert.match(bad.invalid ?? '', /key is not valid UTF-8/);
+    // A negative ttl_ms (int64 >= 2^63 on the wire) is malformed.
+    const neg = Buffer.from([0x20, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    assert.throws(() => decodeSetRequest(neg), DecodeError);
+  });
+
+  test('a reply with a negative lifecycle duration fails alone, as INTERNAL', () => {
+    const good = encodeFetchReplyBatch([
+      { id: 1, code: 0, value: Buffer.from('a'), minuteQps: 0, ttlMs: 5, message: '', stale: true, ageMs: 7 },
+    ]);
+    // reply 2: age_ms = -1 (10-byte varint)
+    const inner = Buffer.from([0x08, 2, 0x50, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    const bad = Buffer.concat([Buffer.from([0x0a, inner.length]), inner]);
+    const [a, b] = decodeFetchReplyBatch(Buffer.concat([good, bad]));
+    assert.equal(a.code, 0);
+    assert.equal(a.stale, true);
+    assert.equal(a.ageMs, 7);
+    assert.equal(b.id, 2);
+    assert.equal(b.code, 13);
+    assert.match(b.message, /age_ms is negative/);
   });
 
   test('values of a multi-reply batch do not share the batch buffer', () => {
