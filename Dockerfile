@@ -21,8 +21,9 @@ COPY --from=build /app/proto ./proto
 COPY --from=build /app/dist ./dist
 # The base image's unprivileged user (uid 1000).
 USER node
-# HTTP front, gRPC (peers), gossip (SWIM over UDP, plus TCP for joins and full syncs).
-EXPOSE 8080 9090 7946/udp 7946/tcp
+# HTTP front, gRPC (peers), gossip (SWIM over UDP, plus TCP for joins and full syncs), memcached front
+# (on when GOSSIPCACHE_MEMCACHED_ADDR is set, as the compose file does).
+EXPOSE 8080 9090 7946/udp 7946/tcp 11211
 # No curl in the slim image: Node's own fetch, on the port GOSSIPCACHE_HTTP_ADDR names.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "const p=(process.env.GOSSIPCACHE_HTTP_ADDR||':8080').split(':').pop();fetch('http://127.0.0.1:'+p+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]

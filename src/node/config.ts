@@ -30,6 +30,16 @@ export interface GroupConfig {
   cacheBytes: number;
   /** Loader spec: `demo[:<delay>]` or an `http(s)://…{key}…` URL template. */
   origin: string;
+  /** A memcached front of its own for this group (groups file only; see docs/memcached.md). */
+  memcachedAddr?: HostPort;
+}
+
+/** The memcached text-protocol front (docs/memcached.md); absent = off. */
+export interface MemcachedConfig {
+  /** Serves the node's default group (the first group). */
+  addr?: HostPort;
+  maxConnections: number;
+  idleTimeoutMs: number;
 }
 
 /** The whole node configuration, validated. */
@@ -50,6 +60,7 @@ export interface NodeConfig {
   /** Gossip encryption keys (the first encrypts); empty = plaintext. Never logged. */
   secretKeys: Buffer[];
   tls?: TlsPaths;
+  memcached: MemcachedConfig;
   originTimeoutMs: number;
   originMaxBytes: number;
   /** Most connections to each HTTP origin; loads beyond it queue (inside originTimeoutMs). */
@@ -110,6 +121,9 @@ type RawConfig = {
   tlsCa: string;
   tlsServerName: string;
   config: string;
+  memcachedAddr: string;
+  memcachedMaxConnections: string;
+  memcachedIdleTimeout: string;
   joinTimeout: string;
   shutdownTimeout: string;
   logLevel: string;
@@ -263,7 +277,28 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'GOSSIPCACHE_CONFIG',
     flag: '--config',
     default: '',
-    doc: 'JSON file `{ "groups": [{ "name", "cacheBytes", "origin" }] }` for several groups (replaces GROUP/CACHE_BYTES/ORIGIN)',
+    doc: 'JSON file `{ "groups": [{ "name", "cacheBytes", "origin", "memcachedAddr"? }] }` for several groups (replaces GROUP/CACHE_BYTES/ORIGIN)',
+  },
+  {
+    key: 'memcachedAddr',
+    env: 'GOSSIPCACHE_MEMCACHED_ADDR',
+    flag: '--memcached-addr',
+    default: '',
+    doc: 'memcached text-protocol listen address `host:port` (e.g. 0.0.0.0:11211) serving the default group; empty = off (see docs/memcached.md)',
+  },
+  {
+    key: 'memcachedMaxConnections',
+    env: 'GOSSIPCACHE_MEMCACHED_MAX_CONNECTIONS',
+    flag: '--memcached-max-connections',
+    default: '1024',
+    doc: 'memcached clients connected at once; more are told `SERVER_ERROR too many open connections` and closed',
+  },
+  {
+    key: 'memcachedIdleTimeout',
+    env: 'GOSSIPCACHE_MEMCACHED_IDLE_TIMEOUT',
+    flag: '--memcached-idle-timeout',
+    default: '5m',
+    doc: 'close a memcached connection that sends and reads nothing for this long (`0` = never)',
   },
   {
     key: 'joinTimeout',
@@ -359,6 +394,11 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
   const originMaxBytes = parseBytes(raw.originMaxBytes, source.originMaxBytes);
   const originConnections = parseCount(raw.originConnections, source.originConnections);
   const joinTimeoutMs = parseDuration(raw.joinTimeout, source.joinTimeout);
+  const memcached: MemcachedConfig = {
+    addr: raw.memcachedAddr === '' ? undefined : parseHostPort(raw.memcachedAddr, source.memcachedAddr),
+    maxConnections: parseCount(raw.memcachedMaxConnections, source.memcachedMaxConnections),
+    idleTimeoutMs: parseDuration(raw.memcachedIdleTimeout, source.memcachedIdleTimeout),
+  };
   const shutdownTimeoutMs = parseDuration(raw.shutdownTimeout, source.shutdownTimeout);
   const logLevel = raw.logLevel.toLowerCase();
   if (!LOG_LEVELS.includes(logLevel)) {
@@ -424,6 +464,7 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
     groups,
     secretKeys,
     tls,
+    memcached,
     originTimeoutMs,
     originMaxBytes,
     originConnections,
@@ -561,11 +602,15 @@ function readGroupsFile(path: string, source: string): GroupConfig[] {
     if (seen.has(name))
       throw new ConfigError(`${where}.name`, `"${name}" appears twice; group names must be unique`);
     seen.add(name);
-    return {
+    const group: GroupConfig = {
       name,
       cacheBytes: parseBytes(String(g.cacheBytes ?? '64MiB'), `${where}.cacheBytes`),
       origin: parseOrigin(String(g.origin ?? 'demo:400ms'), `${where}.origin`),
     };
+    if (g.memcachedAddr !== undefined) {
+      group.memcachedAddr = parseHostPort(String(g.memcachedAddr), `${where}.memcachedAddr`);
+    }
+    return group;
   });
 }
 

@@ -7,8 +7,9 @@ import { formatHostPort, type NodeConfig } from './config.js';
 import { ringShares } from './dashboard.js';
 import { createHttpFront, newFrontCounters } from './http.js';
 import { createLogger, type Logger, RateLimitedLog } from './log.js';
+import { startMemcachedFronts } from './memcached/start.js';
 import { createMetrics } from './metrics.js';
-import { createNode, type GossipNode, RING_META } from './node.js';
+import { createNode, type GossipNode, RING_META, VERSION } from './node.js';
 import { createOrigin, type Origin } from './origin.js';
 
 /** Starts a node from a validated configuration; returns when it is serving. Exits on fatal errors. */
@@ -86,6 +87,9 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
     });
   });
   const httpPort = (front.address() as AddressInfo).port;
+  const memcachedFronts = await startMemcachedFronts(config, registry, VERSION, (group, key, err) =>
+    loadErrors.warn(`${group}:${(err as Error)?.message}`, { group, key, err }, 'load failed (memcached)'),
+  );
 
   node = await createNode({
     grpcAddr: formatHostPort(config.grpcAddr),
@@ -118,6 +122,7 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
       })),
       gossipEncryption: config.secretKeys.length > 0 ? `${config.secretKeys.length} key(s)` : 'off',
       tls: config.tls ? 'on' : 'off',
+      memcached: memcachedFronts.map((m) => `${m.group} on ${m.addr}`),
     },
     `gossipcache started; try: curl http://${formatHostPort({ host: tryHost, port: httpPort })}/${config.groups[0].name}/Tom`,
   );
@@ -139,6 +144,11 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
     // Stop accepting; idle keep-alive sockets close now, busy ones after their response.
     const drained = new Promise<void>((resolve) => front.close(() => resolve()));
     front.closeIdleConnections();
+    // memcached clients keep their connections open: stop accepting, answer what is in flight, then close.
+    for (const m of memcachedFronts) {
+      m.server.close();
+      m.server.drainConnections();
+    }
     const deadline = new Promise<'timeout'>((resolve) =>
       setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref(),
     );
@@ -153,6 +163,7 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
       );
       front.closeAllConnections();
     }
+    for (const m of memcachedFronts) m.server.closeAllConnections();
     await Promise.race([leaving, deadline]);
     for (const o of origins) o.close();
     for (const g of registry.list()) g.close();

@@ -65,7 +65,8 @@ export interface GossipNode {
   close(opts?: { leaveTimeoutMs?: number; graceMs?: number }): Promise<void>;
 }
 
-const VERSION = readVersion();
+/** This package's version (package.json), advertised in membership meta and by the memcached front. */
+export const VERSION = readVersion();
 /** Membership metadata key under which a member publishes its ring checksum. */
 export const RING_META = 'ring';
 

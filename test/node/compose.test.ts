@@ -24,6 +24,9 @@ test('the node service scales, seeds by its own service name and publishes a hos
   const m = /^(\d+)-(\d+):8080$/.exec(http);
   assert.ok(m, `a host port range, so replicas do not collide: ${http}`);
   assert.ok(Number(m[2]) - Number(m[1]) + 1 >= 5, 'room for --scale node=5');
+  const mc = /^(\d+)-(\d+):11211$/.exec(ports.find((p) => p.endsWith(':11211')) ?? '');
+  assert.ok(mc, 'the memcached port is published as a range');
+  assert.equal(node.environment.GOSSIPCACHE_MEMCACHED_ADDR, '0.0.0.0:11211');
 });
 
 test('the environment of the node service is a valid configuration', () => {
@@ -52,6 +55,6 @@ test('Dockerfile: multi-stage on node:20-slim, non-root, healthcheck without cur
   assert.match(dockerfile, /^HEALTHCHECK .*node", "-e", .*\/healthz/ms);
   const healthcheck = /^HEALTHCHECK[^\n]*(\\\n[^\n]*)*/m.exec(dockerfile)?.[0] ?? '';
   assert.doesNotMatch(healthcheck, /curl|wget/, 'the slim image has neither');
-  assert.match(dockerfile, /^EXPOSE 8080 9090 7946\/udp 7946\/tcp$/m);
+  assert.match(dockerfile, /^EXPOSE 8080 9090 7946\/udp 7946\/tcp 11211$/m);
   assert.match(dockerfile, /^ENTRYPOINT \["node", "dist\/cli\.js"\]$/m);
 });

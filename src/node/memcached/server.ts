@@ -1,0 +1,701 @@
+// The memcached front of a cache node: memcached's text protocol on a plain TCP socket, so any memcached
+// client reads through the cluster. A memcached key is a key of one group (the node's default group),
+// verbatim. See docs/memcached.md for the commands, their mapping onto the group and the limits.
+//
+// Hit path: the parser hands over `get <key>`, the group answers synchronously from getCached, and the
+// reply is formatted into the connection's slab (out.ts): one socket write per batch of pipelined
+// commands, no promise, no per-request object. Anything that waits (a miss, a write) takes a Slot in the
+// connection's queue, so replies still leave in command order.
+//
+// Bounds (all documented in README Security): connections (maxConnections; over it a client is told
+// `SERVER_ERROR too many open connections` and closed), idle time (idleTimeoutMs: a client that sends
+// nothing and reads nothing for that long is closed, a half-sent command included), line length and value
+// size (parser.ts), value bytes being received by all connections together (valueBudgetBytes), and
+// backpressure: a client that does not read its replies stops being read once HIGH_WATER bytes are
+// waiting to be written to it, or MAX_PENDING commands or keys are waiting for loads.
+
+import { createServer, type Server, type Socket } from 'node:net';
+import { isNotFound } from '../../errors.js';
+import { Out } from './out.js';
+import {
+  type CommandName,
+  DEFAULT_MAX_LINE_BYTES,
+  MemcachedParser,
+  type ParserSink,
+  type ValueBudget,
+} from './parser.js';
+import {
+  casUnique,
+  encodeItem,
+  exptimeToTtlMs,
+  FLAGS_HEADER_BYTES,
+  flagsOf,
+  hasFlagsHeader,
+} from './values.js';
+
+/** The part of a Group the memcached front uses (structural, so tests can pass a stub). */
+export interface MemcachedGroup {
+  readonly name: string;
+  readonly cacheBytes: number;
+  /** SHARED with the cache: never written to. */
+  getCached(key: string): Buffer | undefined;
+  loadAfterMiss(key: string, opts?: { signal?: AbortSignal }): Promise<{ value: Buffer; ttlMs?: number }>;
+  remove(key: string): Promise<void>;
+  /** Stores a value at the key's owner (issue 13). Absent: set/add/replace/touch answer `SERVER_ERROR not supported`. */
+  set?(key: string, value: Uint8Array, opts?: { ttlMs?: number }): Promise<unknown>;
+  readonly stats: {
+    readonly gets: number;
+    readonly cacheHits: number;
+    readonly loads: number;
+    readonly loadsDeduped: number;
+    readonly peerLoads: number;
+    readonly peerErrors: number;
+    readonly localLoads: number;
+    readonly localLoadErrs: number;
+  };
+  cacheStats(which: 'main' | 'hot'): { bytes: number; items: number; evictions: number };
+}
+
+export interface MemcachedFrontOptions {
+  group: MemcachedGroup;
+  /** What `version` answers after `VERSION `. */
+  version: string;
+  /** Largest value a storage command may carry. */
+  maxValueBytes: number;
+  /** Default 1024 (memcached's -c default). */
+  maxConnections?: number;
+  /** Close a connection that neither sends nor reads for this long. Default 300 000 ms; 0 = never. */
+  idleTimeoutMs?: number;
+  /** Longest command line. Default 64 KiB (a get of ~250 keys of 250 bytes). */
+  maxLineBytes?: number;
+  /** Value bytes all connections may be receiving at once. Default 64 MiB. */
+  valueBudgetBytes?: number;
+  /** Load failures (SERVER_ERROR answers), for a rate-limited log. */
+  onLoadError?: (key: string, err: unknown) => void;
+}
+
+/** Counts kept by the front; plain integers (read by `stats`). */
+export interface MemcachedCounters {
+  currConnections: number;
+  totalConnections: number;
+  rejectedConnections: number;
+  /** Keys asked by get/gets. */
+  getKeys: number;
+  /** Keys answered without a value because the loader said NotFound. */
+  getNotFound: number;
+  cmdSet: number;
+  cmdTouch: number;
+  cmdDelete: number;
+  protocolErrors: number;
+  serverErrors: number;
+  /** Times a connection stopped being read because its client was not reading replies. */
+  backpressurePauses: number;
+}
+
+/** Bytes waiting to be written to a client before it stops being read. */
+const HIGH_WATER = 1024 * 1024;
+/** Commands + keys waiting for loads on one connection before it stops being read. */
+const MAX_PENDING = 4096;
+/** Formatted replies are handed to the socket at least every this many bytes. */
+const FLUSH_BYTES = 64 * 1024;
+const SLAB_BYTES = 16 * 1024;
+const SLOT_SLAB_BYTES = 1024;
+
+const VALUE_SP = Buffer.from('VALUE ');
+const END = Buffer.from('END\r\n');
+const NOT_SUPPORTED = 'SERVER_ERROR not supported';
+
+/** Creates (does not start) the memcached front. `server.counters` holds its counts. */
+export function createMemcachedFront(opts: MemcachedFrontOptions): Server & {
+  counters: MemcachedCounters;
+  /** Reply bytes waiting in the sockets' write buffers, all connections together. */
+  writeBufferedBytes(): number;
+  /** Shutdown: reads no more commands; each connection closes once the replies it owes are written. */
+  drainConnections(): void;
+  /** Closes every connection now (shutdown after the drain deadline). */
+  closeAllConnections(): void;
+} {
+  const counters: MemcachedCounters = {
+    currConnections: 0,
+    totalConnections: 0,
+    rejectedConnections: 0,
+    getKeys: 0,
+    getNotFound: 0,
+    cmdSet: 0,
+    cmdTouch: 0,
+    cmdDelete: 0,
+    protocolErrors: 0,
+    serverErrors: 0,
+    backpressurePauses: 0,
+  };
+  const budgetMax = opts.valueBudgetBytes ?? 64 * 1024 * 1024;
+  let budgetUsed = 0;
+  const ctx: Ctx = {
+    opts,
+    counters,
+    group: opts.group,
+    started: Date.now(),
+    idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
+    budget: {
+      take(n) {
+        if (budgetUsed + n > budgetMax) return false;
+        budgetUsed += n;
+        return true;
+      },
+      give(n) {
+        budgetUsed -= n;
+      },
+    },
+    conns: new Set(),
+  };
+  const maxConnections = opts.maxConnections ?? 1024;
+  const server = createServer((sock) => {
+    sock.on('error', () => {}); // resets and the like: 'close' follows and cleans up
+    if (counters.currConnections >= maxConnections) {
+      counters.rejectedConnections++;
+      sock.end('SERVER_ERROR too many open connections\r\n');
+      sock.setTimeout(1000, () => sock.destroy());
+      return;
+    }
+    ctx.conns.add(new Conn(ctx, sock));
+  }) as ReturnType<typeof createMemcachedFront>;
+  server.counters = counters;
+  server.writeBufferedBytes = () => writeBuffered(ctx);
+  server.drainConnections = () => {
+    for (const c of ctx.conns) c.drain();
+  };
+  server.closeAllConnections = () => {
+    for (const c of ctx.conns) c.destroy();
+  };
+  return server;
+}
+
+function writeBuffered(ctx: Ctx): number {
+  let n = 0;
+  for (const c of ctx.conns) n += c.writableLength;
+  return n;
+}
+
+interface Ctx {
+  opts: MemcachedFrontOptions;
+  counters: MemcachedCounters;
+  group: MemcachedGroup;
+  started: number;
+  idleTimeoutMs: number;
+  budget: ValueBudget;
+  conns: Set<Conn>;
+}
+
+/** A reply that waits for something; written when it and every reply before it are done. */
+interface Slot {
+  out: Out;
+  done: boolean;
+}
+
+class Conn implements ParserSink {
+  private readonly out = new Out(SLAB_BYTES);
+  private readonly parser: MemcachedParser;
+  private readonly queue: Slot[] = [];
+  /** Keys being loaded (for MAX_PENDING). */
+  private loading = 0;
+  /** A write (set, delete, …) is in progress: later commands wait for it (read-your-writes). */
+  private writing = false;
+  private closeWhenFlushed = false;
+  private closed = false;
+  private firstChunk = true;
+  private ac: AbortController | undefined;
+
+  constructor(
+    private readonly ctx: Ctx,
+    private readonly sock: Socket,
+  ) {
+    ctx.counters.currConnections++;
+    ctx.counters.totalConnections++;
+    this.parser = new MemcachedParser(this, {
+      maxLineBytes: ctx.opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+      maxValueBytes: ctx.opts.maxValueBytes,
+      budget: ctx.budget,
+    });
+    sock.setNoDelay(true);
+    if (ctx.idleTimeoutMs > 0) {
+      sock.setTimeout(ctx.idleTimeoutMs);
+      sock.on('timeout', () => sock.destroy());
+    }
+    sock.on('data', (chunk: Buffer) => this.onData(chunk));
+    sock.on('drain', () => this.maybeResume());
+    sock.on('close', () => this.onClose());
+  }
+
+  destroy(): void {
+    this.sock.destroy();
+  }
+
+  get writableLength(): number {
+    return this.sock.writableLength;
+  }
+
+  drain(): void {
+    this.closeWhenFlushed = true;
+    this.pause();
+    this.flush();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.firstChunk) {
+      this.firstChunk = false;
+      // memcached's binary protocol starts with the magic byte 0x80: not spoken here, and a binary client
+      // would wait forever for an answer it can parse.
+      if (chunk[0] === 0x80) {
+        this.ctx.counters.protocolErrors++;
+        this.sock.destroy();
+        return;
+      }
+    }
+    this.parser.push(chunk);
+    this.flush();
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    this.parser.destroy();
+    this.ac?.abort(new Error('client closed the connection'));
+    this.ctx.counters.currConnections--;
+    this.ctx.conns.delete(this);
+  }
+
+  /** Where a reply goes that is ready now: straight out when nothing is waiting, else in its own slot. */
+  private target(): Out {
+    const q = this.queue;
+    if (q.length === 0) return this.out;
+    // Behind a reply that waits: join the last slot if it is already complete, else start one.
+    if (q[q.length - 1].done) return q[q.length - 1].out;
+    const slot: Slot = { out: new Out(SLOT_SLAB_BYTES), done: true };
+    this.queue.push(slot);
+    return slot.out;
+  }
+
+  private slot(): Slot {
+    const slot: Slot = { out: new Out(SLOT_SLAB_BYTES), done: false };
+    this.queue.push(slot);
+    return slot;
+  }
+
+  private line(text: string): void {
+    const o = this.target();
+    o.text(text, true);
+    o.crlf();
+  }
+
+  /** Writes what is formatted, then every finished slot at the head of the queue, in order. */
+  private flush(): void {
+    if (this.closed) return;
+    this.out.flushTo(this.sock);
+    const q = this.queue;
+    let n = 0;
+    while (n < q.length && q[n].done) q[n++].out.flushTo(this.sock);
+    if (n > 0) q.splice(0, n);
+    if (this.closeWhenFlushed && q.length === 0) {
+      this.closed = true;
+      this.sock.end();
+      return;
+    }
+    this.maybeResume();
+  }
+
+  /** Stops reading this client while replies pile up (see HIGH_WATER, MAX_PENDING). */
+  private checkPressure(): void {
+    if (this.out.size > FLUSH_BYTES) this.out.flushTo(this.sock);
+    if (
+      !this.parser.paused &&
+      (this.sock.writableLength > HIGH_WATER || this.queue.length + this.loading > MAX_PENDING)
+    ) {
+      this.pause();
+      this.ctx.counters.backpressurePauses++;
+    }
+  }
+
+  private pause(): void {
+    this.parser.paused = true;
+    this.sock.pause();
+  }
+
+  private maybeResume(): void {
+    if (
+      !this.parser.paused ||
+      this.closed ||
+      this.closeWhenFlushed ||
+      this.writing ||
+      this.sock.writableLength > HIGH_WATER / 2 ||
+      this.queue.length + this.loading > MAX_PENDING / 2
+    ) {
+      return;
+    }
+    this.parser.resume();
+    this.out.flushTo(this.sock);
+    if (!this.parser.paused) this.sock.resume();
+  }
+
+  private signal(): AbortSignal {
+    this.ac ??= new AbortController();
+    return this.ac.signal;
+  }
+
+  // ── ParserSink ──
+
+  protocolError(reply: string, close: boolean): void {
+    this.ctx.counters.protocolErrors++;
+    this.line(reply);
+    if (close) {
+      this.closeWhenFlushed = true;
+      this.parser.paused = true;
+    }
+    this.checkPressure();
+  }
+
+  command(p: MemcachedParser): void {
+    switch (p.cmd) {
+      case 'get':
+        this.get(p, false);
+        break;
+      case 'gets':
+        this.get(p, true);
+        break;
+      case 'set':
+      case 'add':
+      case 'replace':
+        this.store(p, p.cmd);
+        break;
+      case 'delete':
+        this.delete(p);
+        break;
+      case 'touch':
+        this.touch(p);
+        break;
+      case 'version':
+        this.line(`VERSION ${this.ctx.opts.version}`);
+        break;
+      case 'stats':
+        if (p.arg === '') this.stats();
+        else this.line('ERROR');
+        break;
+      case 'verbosity':
+        if (!p.noreply) this.line('OK');
+        break;
+      case 'quit':
+        this.closeWhenFlushed = true;
+        this.parser.destroy();
+        return;
+      default:
+        this.unsupported(p.cmd, p.noreply);
+    }
+    this.checkPressure();
+  }
+
+  private unsupported(_cmd: CommandName, noreply: boolean): void {
+    if (!noreply) this.line(NOT_SUPPORTED);
+  }
+
+  // ── get / gets ──
+
+  private get(p: MemcachedParser, cas: boolean): void {
+    const group = this.ctx.group;
+    const n = p.keyCount;
+    this.ctx.counters.getKeys += n;
+    if (n === 1 && this.queue.length === 0) {
+      // The hit path.
+      let v: Buffer | undefined;
+      try {
+        v = group.getCached(p.keys[0]);
+      } catch (err) {
+        this.line(this.errorReply(p.keys[0], err));
+        return;
+      }
+      if (v !== undefined) {
+        const o = this.out;
+        writeValue(o, p.line, p.keyStart[0], p.keyEnd[0], v, cas);
+        o.bytes(END);
+        return;
+      }
+      this.loadKeys([p.keys[0]], [undefined], [0], cas);
+      return;
+    }
+    const keys = p.keys.slice(0, n);
+    const values: Array<Buffer | Error | undefined> = new Array(n);
+    const misses: number[] = [];
+    for (let i = 0; i < n; i++) {
+      try {
+        const v = group.getCached(keys[i]);
+        if (v === undefined) misses.push(i);
+        else values[i] = v;
+      } catch (err) {
+        values[i] = err as Error;
+      }
+    }
+    if (misses.length === 0) {
+      renderValues(this.target(), keys, values, cas, this);
+      return;
+    }
+    this.loadKeys(keys, values, misses, cas);
+  }
+
+  /**
+   * Loads the missed keys in parallel, in this tick (right after their getCached): the keys of one owner
+   * leave in one multiplexed round to it, and each joins its key's flight.
+   */
+  private loadKeys(
+    keys: string[],
+    values: Array<Buffer | Error | undefined>,
+    misses: number[],
+    cas: boolean,
+  ) {
+    const group = this.ctx.group;
+    const slot = this.slot();
+    const signal = this.signal();
+    let left = misses.length;
+    this.loading += left;
+    const settle = () => {
+      this.loading--;
+      if (--left > 0) return;
+      renderValues(slot.out, keys, values, cas, this);
+      slot.done = true;
+      this.flush();
+    };
+    for (const i of misses) {
+      group.loadAfterMiss(keys[i], { signal }).then(
+        (e) => {
+          values[i] = e.value;
+          settle();
+        },
+        (err) => {
+          if (isNotFound(err)) this.ctx.counters.getNotFound++;
+          else values[i] = err instanceof Error ? err : new Error(String(err));
+          settle();
+        },
+      );
+    }
+  }
+
+  /** The reply line for an error of `key`'s load (counted, logged). */
+  errorReply(key: string, err: unknown): string {
+    const name = (err as Error)?.name ?? 'Error';
+    const message = oneLine((err as Error)?.message ?? String(err));
+    if (name === 'InvalidKeyError') {
+      this.ctx.counters.protocolErrors++;
+      return `CLIENT_ERROR ${message}`;
+    }
+    this.ctx.counters.serverErrors++;
+    this.ctx.opts.onLoadError?.(key, err);
+    return `SERVER_ERROR ${name}: ${message}`;
+  }
+
+  // ── writes ──
+
+  /**
+   * Runs a write; later commands of this connection wait for it (a `get` after a `set` sees the set, as
+   * on memcached), and its reply takes its place in the queue (none with noreply).
+   */
+  private write(noreply: boolean, run: () => Promise<string>): void {
+    const slot = noreply ? undefined : this.slot();
+    this.writing = true;
+    this.pause();
+    const done = (reply: string) => {
+      this.writing = false;
+      if (slot !== undefined) {
+        slot.out.text(reply, true);
+        slot.out.crlf();
+        slot.done = true;
+      }
+      this.flush();
+      this.maybeResume();
+    };
+    let p: Promise<string>;
+    try {
+      p = run();
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    p.then(done, (err) => done(this.errorReply('', err)));
+  }
+
+  private store(p: MemcachedParser, mode: 'set' | 'add' | 'replace'): void {
+    this.ctx.counters.cmdSet++;
+    const group = this.ctx.group;
+    if (typeof group.set !== 'function') {
+      this.unsupported(mode, p.noreply);
+      return;
+    }
+    const key = p.keys[0];
+    const item = encodeItem(p.value, p.flags); // a copy: p.value is a view of the input
+    const ttlMs = exptimeToTtlMs(p.exptime, Date.now());
+    this.write(p.noreply, async () => {
+      if (mode !== 'set') {
+        const exists = await this.present(key);
+        if (exists === (mode === 'add')) return 'NOT_STORED';
+      }
+      // Already expired (negative exptime, or an absolute time in the past): memcached stores an item
+      // nobody can read, i.e. the key has no cached value any more — the same as a remove here.
+      if (ttlMs === 0) await group.remove(key);
+      else await group.set!(key, item, ttlMs === undefined ? undefined : { ttlMs });
+      return 'STORED';
+    });
+  }
+
+  /** Whether `key` has a value through the normal read path (cached, at its owner, or from the origin). */
+  private async present(key: string): Promise<boolean> {
+    const group = this.ctx.group;
+    if (group.getCached(key) !== undefined) return true;
+    try {
+      await group.loadAfterMiss(key, { signal: this.signal() });
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  private delete(p: MemcachedParser): void {
+    this.ctx.counters.cmdDelete++;
+    const key = p.keys[0];
+    const group = this.ctx.group;
+    // Cluster-wide remove; it cannot tell whether some node held the key, so it answers DELETED.
+    this.write(p.noreply, async () => {
+      await group.remove(key);
+      return 'DELETED';
+    });
+  }
+
+  private touch(p: MemcachedParser): void {
+    this.ctx.counters.cmdTouch++;
+    const group = this.ctx.group;
+    if (typeof group.set !== 'function') {
+      this.unsupported('touch', p.noreply);
+      return;
+    }
+    const key = p.keys[0];
+    const ttlMs = exptimeToTtlMs(p.exptime, Date.now());
+    this.write(p.noreply, async () => {
+      let v = group.getCached(key);
+      if (v === undefined) {
+        try {
+          v = (await group.loadAfterMiss(key, { signal: this.signal() })).value;
+        } catch (err) {
+          if (isNotFound(err)) return 'NOT_FOUND';
+          throw err;
+        }
+      }
+      if (ttlMs === 0) await group.remove(key);
+      else await group.set!(key, Buffer.from(v), ttlMs === undefined ? undefined : { ttlMs });
+      return 'TOUCHED';
+    });
+  }
+
+  // ── stats ──
+
+  private stats(): void {
+    const { group, counters } = this.ctx;
+    const s = group.stats;
+    const main = group.cacheStats('main');
+    const hot = group.cacheStats('hot');
+    const now = Date.now();
+    const rows: Array<[string, string | number]> = [
+      ['pid', process.pid],
+      ['uptime', Math.floor((now - this.ctx.started) / 1000)],
+      ['time', Math.floor(now / 1000)],
+      ['version', this.ctx.opts.version],
+      ['pointer_size', 64],
+      ['curr_connections', counters.currConnections],
+      ['total_connections', counters.totalConnections],
+      ['rejected_connections', counters.rejectedConnections],
+      ['max_connections', this.ctx.opts.maxConnections ?? 1024],
+      // groupcache's counters of the whole group (every front, the library and peers' requests).
+      ['cmd_get', s.gets],
+      ['get_hits', s.cacheHits],
+      ['get_misses', s.loads],
+      ['cmd_set', counters.cmdSet],
+      ['cmd_touch', counters.cmdTouch],
+      ['curr_items', main.items + hot.items],
+      ['bytes', main.bytes + hot.bytes],
+      ['limit_maxbytes', group.cacheBytes],
+      ['evictions', main.evictions + hot.evictions],
+      ['item_size_max', this.ctx.opts.maxValueBytes],
+      ['threads', 1],
+      // gossipcache's own.
+      ['gossipcache_group', group.name],
+      ['gossipcache_loads_deduped', s.loadsDeduped],
+      ['gossipcache_peer_loads', s.peerLoads],
+      ['gossipcache_peer_errors', s.peerErrors],
+      ['gossipcache_local_loads', s.localLoads],
+      ['gossipcache_local_load_errors', s.localLoadErrs],
+      ['gossipcache_hot_items', hot.items],
+      ['gossipcache_hot_bytes', hot.bytes],
+      ['gossipcache_memcached_get_keys', counters.getKeys],
+      ['gossipcache_memcached_get_not_found', counters.getNotFound],
+      ['gossipcache_memcached_deletes', counters.cmdDelete],
+      ['gossipcache_memcached_protocol_errors', counters.protocolErrors],
+      ['gossipcache_memcached_server_errors', counters.serverErrors],
+      ['gossipcache_memcached_backpressure_pauses', counters.backpressurePauses],
+      ['gossipcache_memcached_write_buffered_bytes', writeBuffered(this.ctx)],
+    ];
+    const o = this.target();
+    for (const [k, v] of rows) o.text(`STAT ${k} ${v}\r\n`);
+    o.bytes(END);
+  }
+}
+
+/** `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`, the key echoed from src[ks, ke). */
+function writeValue(o: Out, src: Buffer, ks: number, ke: number, v: Buffer, cas: boolean): void {
+  o.bytes(VALUE_SP);
+  o.bytes(src, ks, ke);
+  writeValueRest(o, v, cas);
+}
+
+function writeValueRest(o: Out, v: Buffer, cas: boolean): void {
+  const flagged = hasFlagsHeader(v);
+  const start = flagged ? FLAGS_HEADER_BYTES : 0;
+  o.byte(32);
+  o.uint(flagged ? flagsOf(v) : 0);
+  o.byte(32);
+  o.uint(v.length - start);
+  if (cas) {
+    o.byte(32);
+    o.text(casUnique(v));
+  }
+  o.crlf();
+  o.bytes(v, start, v.length);
+  o.crlf();
+}
+
+/**
+ * The reply of a multi-get once every key is settled: the values found, then END. One failed load (not a
+ * NotFound) fails the whole command with SERVER_ERROR: a client cannot tell a partial answer from misses.
+ */
+function renderValues(
+  o: Out,
+  keys: string[],
+  values: Array<Buffer | Error | undefined>,
+  cas: boolean,
+  conn: Conn,
+): void {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v instanceof Error) {
+      o.text(conn.errorReply(keys[i], v), true);
+      o.crlf();
+      return;
+    }
+  }
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === undefined) continue;
+    o.bytes(VALUE_SP);
+    o.text(keys[i], true);
+    writeValueRest(o, v as Buffer, cas);
+  }
+  o.bytes(END);
+}
+
+/** A single line of at most 300 characters (a reply line must not contain CR or LF). */
+function oneLine(s: string): string {
+  const t = s.replace(/[\r\n]+/g, ' ');
+  return t.length > 300 ? t.slice(0, 300) + '...' : t;
+}
