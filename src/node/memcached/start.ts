@@ -29,7 +29,8 @@ export async function startMemcachedFronts(
       if (!group) throw new Error(`memcached front: no group named ${w.group}`);
       const server = createMemcachedFront({
         group,
-        version,
+        // A memcached-style number first: some clients parse it to decide what the server supports.
+        version: `1.6.0-gossipcache-${version}`,
         maxValueBytes: config.originMaxBytes,
         maxConnections: config.memcached.maxConnections,
         idleTimeoutMs: config.memcached.idleTimeoutMs,
