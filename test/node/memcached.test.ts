@@ -147,17 +147,31 @@ describe('reads through a real group', () => {
     c.close();
   });
 
-  test('until group.set exists, set/add/replace/touch answer SERVER_ERROR not supported', async (t) => {
-    if (typeof (group as unknown as MemcachedGroup).set === 'function') {
-      t.skip('group.set has landed: covered by the stub-group tests below and the cluster test');
-      return;
-    }
+  test('set/add/replace/touch store through group.set (issue 13): visible to HTTP-style readers, flags kept', async () => {
     const c = await RawConn.open(port);
-    for (const cmd of ['set', 'add', 'replace']) {
-      assert.equal(await c.ask(`${cmd} k 0 0 2\r\nhi\r\n`), 'SERVER_ERROR not supported\r\n');
-    }
-    assert.equal(await c.ask('touch alpha 10\r\n'), 'SERVER_ERROR not supported\r\n');
-    // noreply silences it (a client that sent noreply does not read a reply).
+    assert.equal(await c.ask('set stored 0 0 2\r\nhi\r\n'), 'STORED\r\n');
+    assert.equal(await c.ask('get stored\r\n'), 'VALUE stored 0 2\r\nhi\r\nEND\r\n');
+    // Flags 0: the group holds exactly the bytes sent (what HTTP and gRPC readers get).
+    assert.equal((await group.get('stored')).toString(), 'hi');
+    assert.equal(await c.ask('set stored 42 100 3\r\nabc\r\n'), 'STORED\r\n');
+    assert.equal(await c.ask('get stored\r\n'), 'VALUE stored 42 3\r\nabc\r\nEND\r\n');
+    const held = await group.get('stored');
+    assert.equal(flagsOf(held), 42);
+    assert.equal(held.subarray(12).toString(), 'abc');
+    assert.equal(await c.ask('add stored 0 0 1\r\nx\r\n'), 'NOT_STORED\r\n');
+    assert.equal(await c.ask('add missing-add 0 0 1\r\nx\r\n'), 'STORED\r\n');
+    assert.equal(await c.ask('replace missing-rep 0 0 1\r\nx\r\n'), 'NOT_STORED\r\n');
+    assert.equal(await c.ask('replace stored 0 0 1\r\ny\r\n'), 'STORED\r\n');
+    assert.equal(await c.ask('get stored\r\n'), 'VALUE stored 0 1\r\ny\r\nEND\r\n');
+    assert.equal(await c.ask('touch stored 50\r\n'), 'TOUCHED\r\n');
+    assert.ok(group.getCached('stored'));
+    const ttl = group.getCachedTtlMs() ?? 0;
+    assert.ok(ttl > 40_000 && ttl <= 50_000, `ttl ${ttl}`);
+    assert.equal(await c.ask('touch missing-touch 50\r\n'), 'NOT_FOUND\r\n');
+    // Expired on arrival: the key is removed, the next get loads it from the getter again.
+    assert.equal(await c.ask('set stored 0 -1 1\r\nz\r\n'), 'STORED\r\n');
+    assert.equal(await c.ask('get stored\r\n'), 'VALUE stored 0 8\r\nv:stored\r\nEND\r\n');
+    // noreply: nothing comes back.
     assert.equal(await c.ask('set k 0 0 2 noreply\r\nhi\r\nversion\r\n'), 'VERSION 1.2.3\r\n');
     c.close();
   });
