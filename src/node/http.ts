@@ -1,4 +1,5 @@
-// The HTTP front of a cache node: `GET /<group>/<key>` and a few operational routes.
+// The HTTP front of a cache node: `GET`/`PUT`/`DELETE /<group>/<key>` and a few operational routes.
+// Every value answer says what the cache did: `Age` (RFC 9111) and `Cache-Status` (RFC 9211).
 //
 // A cache hit must cost about what a bare node:http "hello" costs, so the hit path is written by hand:
 // plain http.createServer, no router, no URL objects, no regex and no per-request closures; the path
@@ -8,6 +9,7 @@
 import { isUtf8 } from 'node:buffer';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { DEFAULT_MAX_KEY_BYTES } from '../group.js';
+import { maxAgeMs } from './cache-control.js';
 import {
   type ConnectionCounters,
   ConnectionGuard,
@@ -29,13 +31,28 @@ export interface FrontGroup {
   getCached(key: string): Uint8Array | undefined;
   /** Remaining TTL (ms) of the value the last getCached returned; undefined = no expiry. Same tick only. */
   getCachedTtlMs(): number | undefined;
+  /** Age (ms) of the value the last getCached returned. Same tick only. */
+  getCachedAgeMs(): number | undefined;
   /** The miss path, right after getCached(key) returned undefined (counts no second get). */
-  loadAfterMiss(key: string, opts?: { signal?: AbortSignal }): Promise<{ value: Uint8Array; ttlMs?: number }>;
+  loadAfterMiss(key: string, opts?: { signal?: AbortSignal }): Promise<FrontEntry>;
   remove(key: string): Promise<void>;
+  /** Store a value (PUT). Optional: without it PUT answers 405. */
+  set?(key: string, value: Uint8Array, opts: { ttlMs?: number }): Promise<void>;
   readonly stats: object;
   cacheStats(which: 'main' | 'hot'): object;
   /** The hottest keys held here, for `/_hotkeys` (optional: stubs may leave it out). */
   hotKeys?(n: number): readonly object[];
+}
+
+/** What the miss path answers (a Group's EntryResult). */
+export interface FrontEntry {
+  value: Uint8Array;
+  ttlMs?: number;
+  ageMs?: number;
+  /** How it was answered: 'hit' (this node's cache), 'peer' (the owner), 'getter' (the origin), 'set'. */
+  source?: string;
+  stale?: boolean;
+  staleWhileRevalidateMs?: number;
 }
 
 /** The part of a GroupRegistry the front uses. */
@@ -76,7 +93,17 @@ export interface FrontOptions {
   requestTimeoutMs?: number;
   /** An idle keep-alive connection is closed after this. Default 5 000 ms (Node's default). */
   keepAliveTimeoutMs?: number;
+  /** Largest PUT body (a value), bytes; bigger ones are answered 413. Default 8 MiB (the node passes its origin limit). */
+  maxValueBytes?: number;
+  /**
+   * PUT bodies held at once by the whole front, bytes (each is held while it arrives and is stored);
+   * a PUT that would go past it is answered 503 with Retry-After. Default 64 MiB.
+   */
+  maxPutBytes?: number;
 }
+
+export const DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_MAX_PUT_BYTES = 64 * 1024 * 1024;
 
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -147,18 +174,64 @@ function endWithValue(res: ServerResponse, value: Uint8Array): void {
   }
 }
 
-/** A 200 with the value; `Cache-Control: max-age` (whole seconds left) when it expires. */
-function sendValue(res: ServerResponse, value: Uint8Array, ttlMs: number | undefined): void {
+/**
+ * A 200 with the value, its `Age` (whole seconds since it was loaded or set, at its owner) and what the
+ * cache did (`Cache-Status`, RFC 9211). `Cache-Control: max-age` is the value's whole lifetime (time to
+ * live + age), so a downstream cache that subtracts `Age` (RFC 9111 §4.2.3) gets the time it has left.
+ */
+function sendValue(
+  res: ServerResponse,
+  value: Uint8Array,
+  ttlMs: number | undefined,
+  ageMs: number,
+  cacheStatus: string,
+): void {
   if (ttlMs === undefined) {
-    res.writeHead(200, { 'Content-Type': OCTET_TYPE, 'Content-Length': value.length });
+    res.writeHead(200, {
+      'Content-Type': OCTET_TYPE,
+      'Content-Length': value.length,
+      Age: Math.floor(ageMs / 1000),
+      'Cache-Status': cacheStatus,
+    });
   } else {
     res.writeHead(200, {
       'Content-Type': OCTET_TYPE,
       'Content-Length': value.length,
-      'Cache-Control': `max-age=${Math.floor(ttlMs / 1000)}`,
+      'Cache-Control': `max-age=${Math.floor((ttlMs + ageMs) / 1000)}`,
+      Age: Math.floor(ageMs / 1000),
+      'Cache-Status': cacheStatus,
     });
   }
   endWithValue(res, value);
+}
+
+// RFC 9211 Cache-Status values (one cache: this node).
+/** Fresh, from this node's cache (main or hot). */
+export const STATUS_HIT = 'gossipcache; hit';
+/** Stale, from this node's cache, while a background refresh runs (stale-while-revalidate). */
+export const STATUS_STALE = 'gossipcache; hit; detail=stale-while-revalidate';
+/** The load failed; a stale value from this node's cache answered (stale-if-error). */
+export const STATUS_STALE_IF_ERROR = 'gossipcache; fwd=stale; detail=stale-if-error';
+/** Fetched from the key's owner (another node), which answered from its cache or loaded it. */
+export const STATUS_OWNER = 'gossipcache; fwd=uri-miss; detail=owner';
+/** Fetched from the key's owner, which answered a stale value (one of its stale windows). */
+export const STATUS_OWNER_STALE = 'gossipcache; fwd=uri-miss; detail=owner-stale';
+/** Loaded from the origin by this node. */
+export const STATUS_ORIGIN = 'gossipcache; fwd=uri-miss; detail=origin';
+
+/** The Cache-Status of a miss-path answer. */
+function cacheStatusOf(e: FrontEntry): string {
+  switch (e.source) {
+    case 'peer':
+      return e.stale ? STATUS_OWNER_STALE : STATUS_OWNER;
+    case 'getter':
+      return STATUS_ORIGIN;
+    default:
+      if (!e.stale) return STATUS_HIT;
+      // Within its stale-while-revalidate window a stale value answers at once; past it, only after
+      // a failed load (stale-if-error).
+      return e.staleWhileRevalidateMs ? STATUS_STALE : STATUS_STALE_IF_ERROR;
+  }
 }
 
 const JSON_TYPE = 'application/json';
@@ -219,10 +292,14 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
         if (value !== undefined) {
           counters.fastHits++;
           counters.ok++;
-          sendValue(res, value, group.getCachedTtlMs());
+          sendValue(res, value, group.getCachedTtlMs(), group.getCachedAgeMs() ?? 0, STATUS_HIT);
           return;
         }
         slowGet(req, res, group, key);
+        return;
+      }
+      if (method === 'PUT') {
+        putValue(req, res, group, key);
         return;
       }
       if (method === 'DELETE') {
@@ -236,10 +313,119 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
         );
         return;
       }
-      sendMethodNotAllowed(res, 'GET, HEAD, DELETE');
+      sendMethodNotAllowed(res, 'GET, HEAD, PUT, DELETE');
       return;
     }
     operational(res, url, method);
+  }
+
+  const maxValueBytes = opts.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+  const maxPutBytes = opts.maxPutBytes ?? DEFAULT_MAX_PUT_BYTES;
+  /** Bytes of PUT bodies held now (arriving, or being stored). */
+  let putBytesHeld = 0;
+
+  /**
+   * `PUT /<group>/<key>`: the body is the value, `Cache-Control: max-age` (or s-maxage) its time to
+   * live (absent = no expiry). 204 once stored at the owner and every mirror dropped (group.set).
+   */
+  function putValue(req: IncomingMessage, res: ServerResponse, group: FrontGroup, key: string): void {
+    if (typeof group.set !== 'function') {
+      sendMethodNotAllowed(res, 'GET, HEAD, DELETE');
+      return;
+    }
+    let ttlMs: number | undefined;
+    const cc = req.headers['cache-control'];
+    if (cc !== undefined) {
+      ttlMs = maxAgeMs(cc);
+      if (ttlMs === 0) {
+        refuseBody(req, res, 400, {
+          error: 'Cache-Control of a PUT must give max-age > 0 (or be left out: the value never expires)',
+        });
+        return;
+      }
+    }
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > maxValueBytes) {
+      refuseBody(req, res, 413, tooLargeBody(declared));
+      return;
+    }
+    if (putBytesHeld + declared > maxPutBytes) {
+      busyPut(req, res);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let held = 0;
+    let over = false;
+    const release = () => {
+      putBytesHeld -= held;
+      held = 0;
+    };
+    req.on('data', (chunk: Buffer) => {
+      if (over) return;
+      size += chunk.length;
+      if (size > maxValueBytes || putBytesHeld + chunk.length > maxPutBytes) {
+        over = true;
+        release();
+        if (size > maxValueBytes) refuseBody(req, res, 413, tooLargeBody(size));
+        else busyPut(req, res);
+        return;
+      }
+      held += chunk.length;
+      putBytesHeld += chunk.length;
+      chunks.push(chunk);
+    });
+    req.on('error', release);
+    req.on('end', () => {
+      if (over) return;
+      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+      group.set!(key, body, { ttlMs }).then(
+        () => {
+          release();
+          counters.ok++;
+          res.writeHead(204);
+          res.end();
+        },
+        (err: unknown) => {
+          release();
+          sendSetError(res, group, key, err);
+        },
+      );
+    });
+  }
+
+  function tooLargeBody(bytes: number): object {
+    return {
+      error: `value of ${bytes} bytes is over this node's limit of ${maxValueBytes} bytes (GOSSIPCACHE_ORIGIN_MAX_BYTES)`,
+    };
+  }
+
+  function busyPut(req: IncomingMessage, res: ServerResponse): void {
+    res.setHeader('Retry-After', '1');
+    refuseBody(req, res, 503, {
+      error: `too many PUT bytes in progress on this node (limit ${maxPutBytes}); retry shortly`,
+    });
+  }
+
+  /** Answers before the body has arrived: the rest is not read, and the connection closes after. */
+  function refuseBody(req: IncomingMessage, res: ServerResponse, status: number, body: object): void {
+    res.shouldKeepAlive = false;
+    res.setHeader('Connection', 'close');
+    sendJson(res, status, body);
+    req.resume();
+  }
+
+  function sendSetError(res: ServerResponse, group: FrontGroup, key: string, err: unknown): void {
+    const name = (err as Error)?.name;
+    const message = (err as Error)?.message ?? String(err);
+    if (name === 'RangeError') {
+      sendJson(res, 413, { error: 'value too large', group: group.name, key, cause: message });
+    } else if (name === 'InvalidKeyError' || name === 'TypeError') {
+      sendJson(res, 400, { error: 'invalid set', group: group.name, cause: message });
+    } else {
+      opts.onLoadError?.(group.name, key, err);
+      sendJson(res, 502, { error: 'set failed', group: group.name, key, cause: `${name}: ${message}` });
+    }
   }
 
   function slowGet(req: IncomingMessage, res: ServerResponse, group: FrontGroup, key: string): void {
@@ -247,7 +433,7 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
     group.loadAfterMiss(key, { signal: connectionSignal(req) }).then(
       (entry) => {
         counters.ok++;
-        sendValue(res, entry.value, entry.ttlMs);
+        sendValue(res, entry.value, entry.ttlMs, entry.ageMs ?? 0, cacheStatusOf(entry));
       },
       (err) => {
         if (req.destroyed) return;
@@ -260,6 +446,10 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
     const name = (err as Error)?.name;
     const message = (err as Error)?.message ?? String(err);
     if (name === 'NotFoundError') {
+      // A remembered NotFound (negative caching) says for how long, like a value.
+      const ttl = (err as { ttlMs?: number }).ttlMs;
+      if (typeof ttl === 'number' && ttl > 0)
+        res.setHeader('Cache-Control', `max-age=${Math.floor(ttl / 1000)}`);
       sendJson(res, 404, { error: 'not found', group: group.name, key, cause: message });
     } else if (name === 'InvalidKeyError') {
       sendJson(res, 400, { error: 'invalid key', group: group.name, cause: message });

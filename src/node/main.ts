@@ -75,6 +75,8 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
     headersTimeoutMs: config.httpHeadersTimeoutMs,
     requestTimeoutMs: config.httpRequestTimeoutMs,
     keepAliveTimeoutMs: config.httpKeepAliveTimeoutMs,
+    // A value PUT here is held to the same limit as one the origin returns.
+    maxValueBytes: config.originMaxBytes,
     onLoadError: (group, key, err) =>
       loadErrors.warn(`${group}:${(err as Error)?.message}`, { group, key, err }, 'load failed'),
   });

@@ -45,6 +45,12 @@ const GROUP_COUNTERS: [field: string, name: string, help: string][] = [
   ['localLoads', 'local_loads', 'Values loaded by this node’s loader'],
   ['localLoadErrs', 'local_load_errors', 'Loader failures on this node'],
   ['serverRequests', 'server_requests', 'Gets that came from peers'],
+  ['staleHits', 'stale_hits', 'Answers of a stale value (stale-while-revalidate or stale-if-error)'],
+  ['staleIfErrorHits', 'stale_if_error_hits', 'Stale answers after a failed load (stale-if-error)'],
+  ['backgroundRefreshes', 'background_refreshes', 'Background refreshes of stale values started here'],
+  ['refreshErrors', 'refresh_errors', 'Background refreshes that failed (the stale value stayed)'],
+  ['negativeHits', 'negative_hits', 'Gets answered NotFound from a remembered NotFound (negative caching)'],
+  ['sets', 'sets', 'Values stored here by set (as the owner)'],
 ];
 
 const CACHE_GAUGES: [field: string, name: string, help: string][] = [

@@ -1,17 +1,23 @@
 // Loaders (groupcache "getters") a cache node can be configured with: where a value comes from when
 // no cache in the cluster has it. Two kinds, chosen by GOSSIPCACHE_ORIGIN:
 //   demo[:<delay>]           the seed article's "heavy task": wait, then answer `Value of <key>`
-//   http(s)://…{key}…        GET from an HTTP origin (404 → NotFound, max-age → TTL)
-// A loader never caches by itself: the group decides; errors are not cached by the group either.
+//   http(s)://…{key}…        GET from an HTTP origin (404 → NotFound, max-age → TTL,
+//                            stale-while-revalidate / stale-if-error → stale windows, RFC 5861)
+// A loader never caches by itself: the group decides. Errors are not cached, except a 404/410 that
+// carries a max-age: the group remembers that NotFound for that long (negative caching).
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { NotFoundError } from '../errors.js';
+import type { GetterResult } from '../group.js';
+import { maxAgeMs, staleWindowsMs } from './cache-control.js';
 import { DEFAULT_ORIGIN_CONNECTIONS, parseDuration } from './config.js';
 import { originTarget, parseOriginTemplate } from './origin-url.js';
 
+export { maxAgeMs, staleWindowsMs };
+
 /** What a loader returns: the group's GetterResult. */
-export type OriginResult = Uint8Array | string | { value: Uint8Array | string; ttlMs?: number };
+export type OriginResult = GetterResult;
 
 /** A group getter plus the resources it holds. */
 export interface Origin {
@@ -117,7 +123,12 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
       const status = res.statusCode;
       if (status === 404 || status === 410) {
         res.body.dump().catch(() => {});
-        throw new NotFoundError(`origin has no value for this key (HTTP ${status})`);
+        // With a max-age the NotFound is remembered that long (negative caching), like a value.
+        const ttlMs = maxAgeMs(headerString(res.headers['cache-control']));
+        throw new NotFoundError(
+          `origin has no value for this key (HTTP ${status})`,
+          ttlMs ? { ttlMs } : undefined,
+        );
       }
       if (status < 200 || status > 299) {
         res.body.dump().catch(() => {});
@@ -140,8 +151,11 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
       }
       const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
       if (!endIsKnown(status, res.headers)) return { value: body, ttlMs: 0 };
-      const ttlMs = maxAgeMs(headerString(res.headers['cache-control']));
-      return ttlMs === undefined ? body : { value: body, ttlMs };
+      const cc = headerString(res.headers['cache-control']);
+      const ttlMs = maxAgeMs(cc);
+      if (ttlMs === undefined) return body;
+      const w = staleWindowsMs(cc);
+      return { value: body, ttlMs, staleWhileRevalidateMs: w.swr, staleIfErrorMs: w.sie };
     } catch (err) {
       if (failure !== undefined) throw failure;
       if (err instanceof NotFoundError || err instanceof OriginError) throw err;
@@ -174,18 +188,4 @@ function endIsKnown(status: number, headers: Record<string, string | string[] | 
 
 function headerString(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
-}
-
-/**
- * TTL from `Cache-Control`: `s-maxage` (shared caches, which we are) over `max-age`.
- * `no-store`/`no-cache`/`max-age=0` give a TTL of 0 (stale at once: the value is served to the
- * waiting callers and loaded again next time). Absent = no expiry.
- */
-export function maxAgeMs(header: string | undefined): number | undefined {
-  if (!header) return undefined;
-  const h = header.toLowerCase();
-  const s = /(?:^|[,\s])s-maxage\s*=\s*"?(\d+)/.exec(h) ?? /(?:^|[,\s])max-age\s*=\s*"?(\d+)/.exec(h);
-  if (s) return Number(s[1]) * 1000;
-  if (/(?:^|[,\s])(no-store|no-cache)\b/.test(h)) return 0;
-  return undefined;
 }

@@ -194,9 +194,9 @@ describe('GET /<group>/<key>', () => {
   });
 
   test('other methods → 405 with Allow', async () => {
-    const r = await get('/g/k', { method: 'PUT', body: 'x' });
+    const r = await get('/g/k', { method: 'PATCH', body: 'x' });
     assert.equal(r.status, 405);
-    assert.equal(r.headers.get('allow'), 'GET, HEAD, DELETE');
+    assert.equal(r.headers.get('allow'), 'GET, HEAD, PUT, DELETE');
     const s = await get('/_stats', { method: 'POST' });
     assert.equal(s.status, 405);
     assert.equal(s.headers.get('allow'), 'GET, HEAD');
