@@ -161,10 +161,7 @@ function parse(input: Buffer, cuts: number[], pauseEvery: number): string[] {
         const bytes = p.line.subarray(p.keyStart[i], p.keyEnd[i]);
         assert.ok(bytes.length >= 1 && bytes.length <= MAX_KEY_BYTES, 'key length');
         assert.ok(!bytes.some((c) => c <= 32 || c === 127), 'key bytes');
-        assert.equal(
-          Buffer.from(keys[i], /[^\x00-\x7f]/.test(keys[i]) ? 'utf8' : 'latin1').compare(bytes),
-          0,
-        );
+        assert.equal(Buffer.from(keys[i], 'utf8').compare(bytes), 0);
       }
       assert.ok(p.value.length <= MAX_VALUE, 'value length');
       events.push(
