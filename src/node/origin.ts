@@ -96,13 +96,20 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
     const path = originTarget(t, key);
     if (signal.aborted) throw signal.reason;
     const what = `GET ${t.origin}${path}`;
-    // One controller for the caller's abort and our timeout; `failure` says which fired first.
+    // One controller for the caller's abort and our timeout; `failure` says which fired first. The
+    // load settles at once when either fires: undici settles a request still queued behind a busy
+    // connection only once that connection frees up, which would let a timeout run past its time.
     const ac = new AbortController();
     let failure: unknown;
+    let fail!: (err: unknown) => void;
+    const failed = new Promise<never>((_, reject) => {
+      fail = reject;
+    });
     const stop = (err: unknown) => {
       if (failure !== undefined) return;
       failure = err;
       ac.abort(err);
+      fail(err);
     };
     const onAbort = () => stop(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
@@ -116,55 +123,60 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
         ),
       );
     }, timeoutMs);
+    const work = fetchValue(path, what, ac.signal);
+    work.catch(() => {}); // settles after `failed` when stopped
     try {
-      const res = await pool.request({ path, method: 'GET', headers, signal: ac.signal });
-      // Errors after we stop reading (our destroy, a late reset) have nobody else to go to.
-      res.body.on('error', () => {});
-      const status = res.statusCode;
-      if (status === 404 || status === 410) {
-        res.body.dump().catch(() => {});
-        // With a max-age the NotFound is remembered that long (negative caching), like a value.
-        const ttlMs = maxAgeMs(headerString(res.headers['cache-control']));
-        throw new NotFoundError(
-          `origin has no value for this key (HTTP ${status})`,
-          ttlMs ? { ttlMs } : undefined,
-        );
-      }
-      if (status < 200 || status > 299) {
-        res.body.dump().catch(() => {});
-        throw new OriginError(`origin answered HTTP ${status}: ${what}`);
-      }
-      const declared = Number(res.headers['content-length']);
-      if (declared > maxBytes) {
-        res.body.destroy();
-        throw new OriginError(`origin value is ${declared} bytes, over the ${maxBytes}-byte limit: ${what}`);
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > maxBytes) {
-          res.body.destroy();
-          throw new OriginError(`origin value is over the ${maxBytes}-byte limit: ${what}`);
-        }
-        chunks.push(chunk);
-      }
-      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      if (!endIsKnown(status, res.headers)) return { value: body, ttlMs: 0 };
-      const cc = headerString(res.headers['cache-control']);
-      const ttlMs = maxAgeMs(cc);
-      if (ttlMs === undefined) return body;
-      const w = staleWindowsMs(cc);
-      return { value: body, ttlMs, staleWhileRevalidateMs: w.swr, staleIfErrorMs: w.sie };
+      return await Promise.race([work, failed]);
     } catch (err) {
       if (failure !== undefined) throw failure;
       if (err instanceof NotFoundError || err instanceof OriginError) throw err;
-      const e = err as Error & { code?: string };
-      throw new OriginError(`origin request failed (${e.message}): ${what}`);
+      throw new OriginError(`origin request failed (${(err as Error).message}): ${what}`);
     } finally {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
     }
+  }
+
+  async function fetchValue(path: string, what: string, signal: AbortSignal): Promise<OriginResult> {
+    const res = await pool.request({ path, method: 'GET', headers, signal });
+    // Errors after we stop reading (our destroy, a late reset) have nobody else to go to.
+    res.body.on('error', () => {});
+    const status = res.statusCode;
+    if (status === 404 || status === 410) {
+      res.body.dump().catch(() => {});
+      // With a max-age the NotFound is remembered that long (negative caching), like a value.
+      const ttlMs = maxAgeMs(headerString(res.headers['cache-control']));
+      throw new NotFoundError(
+        `origin has no value for this key (HTTP ${status})`,
+        ttlMs ? { ttlMs } : undefined,
+      );
+    }
+    if (status < 200 || status > 299) {
+      res.body.dump().catch(() => {});
+      throw new OriginError(`origin answered HTTP ${status}: ${what}`);
+    }
+    const declared = Number(res.headers['content-length']);
+    if (declared > maxBytes) {
+      res.body.destroy();
+      throw new OriginError(`origin value is ${declared} bytes, over the ${maxBytes}-byte limit: ${what}`);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBytes) {
+        res.body.destroy();
+        throw new OriginError(`origin value is over the ${maxBytes}-byte limit: ${what}`);
+      }
+      chunks.push(chunk);
+    }
+    const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+    if (!endIsKnown(status, res.headers)) return { value: body, ttlMs: 0 };
+    const cc = headerString(res.headers['cache-control']);
+    const ttlMs = maxAgeMs(cc);
+    if (ttlMs === undefined) return body;
+    const w = staleWindowsMs(cc);
+    return { value: body, ttlMs, staleWhileRevalidateMs: w.swr, staleIfErrorMs: w.sie };
   }
   return {
     description: `http origin ${t.description} (at most ${connections} connections)`,

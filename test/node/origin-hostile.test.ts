@@ -15,6 +15,7 @@ import { Group, GroupRegistry } from '../../src/group.js';
 import { createHttpFront } from '../../src/node/http.js';
 import { httpOrigin, OriginError } from '../../src/node/origin.js';
 import { isDotSegment, parseOriginTemplate } from '../../src/node/origin-url.js';
+import { waitFor } from './helpers.js';
 
 /**
  * A raw-TCP HTTP/1.1 origin: records each request line as received and answers per `answer`, which
@@ -26,12 +27,22 @@ interface RawOrigin {
   /** Sockets open now, and the most ever open at once. */
   open: number;
   maxOpen: number;
+  /** Answers written so far. */
+  answered: number;
   answer: (target: string) => { bytes: string | Buffer; close?: boolean; delayMs?: number };
   server: Server;
 }
 
 async function rawOrigin(answer: RawOrigin['answer']): Promise<RawOrigin> {
-  const o: RawOrigin = { port: 0, lines: [], open: 0, maxOpen: 0, answer, server: createServer() };
+  const o: RawOrigin = {
+    port: 0,
+    lines: [],
+    open: 0,
+    maxOpen: 0,
+    answered: 0,
+    answer,
+    server: createServer(),
+  };
   const sockets = new Set<Socket>();
   o.server.on('connection', (socket) => {
     sockets.add(socket);
@@ -53,6 +64,7 @@ async function rawOrigin(answer: RawOrigin['answer']): Promise<RawOrigin> {
         const a = o.answer(line.split(' ')[1]);
         const send = () => {
           if (socket.destroyed) return;
+          o.answered++;
           socket.write(a.bytes);
           if (a.close) socket.end();
         };
@@ -214,29 +226,35 @@ describe('origin connections are bounded', () => {
     }
   });
 
-  test('a load queued behind busy connections times out saying so; the pool serves afterwards', async () => {
-    let hold = true;
-    const o = await rawOrigin((target) => ({ ...echo(target), delayMs: hold ? 1500 : 0 }));
+  test('a load waits for a busy connection instead of opening another; its caller can give up meanwhile', async () => {
+    const o = await rawOrigin((target) => ({ ...echo(target), delayMs: target.endsWith('slow') ? 1000 : 0 }));
     const origin = httpOrigin(`http://127.0.0.1:${o.port}/items/{key}`, {
-      timeoutMs: 300,
+      timeoutMs: 10_000,
       maxBytes: 1000,
       connections: 1,
     });
     try {
-      const [first, queued] = await Promise.allSettled([
-        origin.load('slow', ctx()),
-        origin.load('queued', ctx()),
-      ]);
-      for (const r of [first, queued]) {
-        assert.equal(r.status, 'rejected');
-        const err = (r as PromiseRejectedResult).reason;
-        assert.ok(err instanceof OriginError, String(err));
-        assert.match(err.message, /did not answer within 300ms/);
-      }
-      assert.equal(o.lines.length, 1, 'the queued load never reached the origin');
-      assert.equal(o.maxOpen, 1, 'it waited instead of opening a second connection');
-      hold = false;
+      const first = origin.load('slow', ctx());
+      const ac = new AbortController();
+      const queued = origin.load('queued', { signal: ac.signal });
+      await waitFor('the slow request at the origin', async () => o.lines.length === 1, 5000);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(o.lines.length, 1, 'the second load waits in the queue');
+      assert.equal(o.maxOpen, 1, 'it did not open a second connection');
+      let firstDone = false;
+      first.finally(() => {
+        firstDone = true;
+      });
+      ac.abort(new Error('caller left'));
+      await assert.rejects(queued, /caller left/);
+      assert.ok(!firstDone, 'the queued load settled at once, not when the connection freed up');
+      assert.equal(text(await first), 'value:slow');
       assert.equal(text(await origin.load('later', ctx())), 'value:later');
+      assert.deepEqual(
+        o.lines,
+        ['GET /items/slow HTTP/1.1', 'GET /items/later HTTP/1.1'],
+        'the abandoned load was never sent',
+      );
     } finally {
       origin.close();
       o.server.close();
@@ -268,6 +286,8 @@ describe('origin connections are bounded', () => {
         errors.some((m) => /loads waiting for one of its 1 connections/.test(m as string)),
         String(errors),
       );
+      // All three timed out on time: none waited for the origin's first answer (due at 1 500 ms).
+      assert.equal(o.answered, 0, 'the queued loads did not wait for the busy connection');
     } finally {
       origin.close();
       o.server.close();
