@@ -358,49 +358,73 @@ export function decodeFetchBatch(
   buf: Buffer,
   maxRequests: number = Number.POSITIVE_INFINITY,
 ): FetchRequest[] | BatchRefused {
-  const r = new Reader(buf);
+  const reader = new FetchBatchReader(buf);
   if (maxRequests !== Number.POSITIVE_INFINITY) {
+    const n = reader.count();
+    if (n > maxRequests) return new BatchRefused(n, maxRequests);
+  }
+  const out: FetchRequest[] = [];
+  for (let q = reader.next(); q !== undefined; q = reader.next()) out.push(q);
+  return out;
+}
+
+/**
+ * A FetchBatch decoded one request at a time, so a server can take a large batch in slices between
+ * other work instead of decoding it all at once. Requests come out as decodeFetchBatch makes them.
+ */
+export class FetchBatchReader {
+  private readonly r: Reader;
+  constructor(readonly buf: Buffer) {
+    this.r = new Reader(buf);
+  }
+
+  /** Requests in the batch, by a scan of its framing that decodes nothing. Throws DecodeError. */
+  count(): number {
+    const r = new Reader(this.buf);
     let n = 0;
     while (r.pos < r.end) {
       const tag = r.varint();
       if (tag === 0x0a) n++;
       r.skip(tag & 7);
     }
-    if (n > maxRequests) return new BatchRefused(n, maxRequests);
-    r.pos = 0;
+    return n;
   }
-  const out: FetchRequest[] = [];
-  while (r.pos < r.end) {
-    const tag = r.varint();
-    if (tag !== 0x0a) {
-      r.skip(tag & 7);
-      continue;
-    }
-    const [s, e] = r.span();
-    const m = new Reader(buf, e);
-    m.pos = s;
-    const q: FetchRequest = { id: 0, group: '', key: '', timeoutMs: 0, cancel: false };
-    try {
-      while (m.pos < e) {
-        const t = m.varint();
-        if (t === 0x08) q.id = low32(m.varint());
-        else if (t === 0x12 || t === 0x1a) {
-          const [fs, fe] = m.span();
-          const str = utf8OrUndefined(buf, fs, fe);
-          if (str === undefined) q.invalid = notUtf8(t === 0x12 ? 'group' : 'key');
-          else if (t === 0x12) q.group = str;
-          else q.key = str;
-        } else if (t === 0x20) q.timeoutMs = m.varint();
-        else if (t === 0x28) q.cancel = m.varint() !== 0;
-        else m.skip(t & 7);
+
+  /** The next request, or undefined after the last. Throws DecodeError for broken batch framing. */
+  next(): FetchRequest | undefined {
+    const { r, buf } = this;
+    while (r.pos < r.end) {
+      const tag = r.varint();
+      if (tag !== 0x0a) {
+        r.skip(tag & 7);
+        continue;
       }
-    } catch (err) {
-      if (!(err instanceof DecodeError)) throw err;
-      q.invalid = `malformed FetchRequest: ${err.message}`;
+      const [s, e] = r.span();
+      const m = new Reader(buf, e);
+      m.pos = s;
+      const q: FetchRequest = { id: 0, group: '', key: '', timeoutMs: 0, cancel: false };
+      try {
+        while (m.pos < e) {
+          const t = m.varint();
+          if (t === 0x08) q.id = low32(m.varint());
+          else if (t === 0x12 || t === 0x1a) {
+            const [fs, fe] = m.span();
+            const str = utf8OrUndefined(buf, fs, fe);
+            if (str === undefined) q.invalid = notUtf8(t === 0x12 ? 'group' : 'key');
+            else if (t === 0x12) q.group = str;
+            else q.key = str;
+          } else if (t === 0x20) q.timeoutMs = m.varint();
+          else if (t === 0x28) q.cancel = m.varint() !== 0;
+          else m.skip(t & 7);
+        }
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err;
+        q.invalid = `malformed FetchRequest: ${err.message}`;
+      }
+      return q;
     }
-    out.push(q);
+    return undefined;
   }
-  return out;
 }
 
 /** What decodeFetchBatch returns for a batch over its request limit (the stream is then refused). */

@@ -1,6 +1,12 @@
 // The gRPC peer protocol: what createNode composes, and what library users need to talk to nodes.
 
 export { DEFAULT_PEER_TIMEOUT_MS, GrpcPeer, type GrpcPeerOptions } from './client.js';
+export {
+  DEFAULT_GRPC_LIMITS,
+  type GrpcLimits,
+  MAX_BATCH_REQUESTS,
+  MAX_REQUEST_MESSAGE_BYTES,
+} from './limits.js';
 export { RingPeerPicker, type RingPeerPickerOptions } from './picker.js';
 export {
   FETCH_PATH,

@@ -11,19 +11,11 @@ import {
 } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
-import {
-  decodeFetchBatch,
-  type FetchReply,
-  type FetchRequest,
-  type GetResponse,
-  type KeyRequest,
-  type SetRequest,
-} from './codec.js';
+import type { FetchReply, GetResponse, KeyRequest, SetRequest } from './codec.js';
 import {
   Admission,
   checkLimits,
   type GrpcLimits,
-  MAX_BATCH_REQUESTS,
   MAX_REQUEST_MESSAGE_BYTES,
   UNARY_CALL_COST,
 } from './limits.js';
@@ -173,16 +165,14 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     },
   });
 
-  // The Fetch decoder refuses batches over MAX_BATCH_REQUESTS before decoding them.
+  // Fetch messages reach the session undecoded: it checks their size (MAX_BATCH_REQUESTS) and decodes
+  // them a slice at a time, so a large batch cannot hold the event loop in grpc-js's deserializer.
   const fetchService = {
     ...gossipCacheService,
-    Fetch: {
-      ...gossipCacheService.Fetch,
-      requestDeserialize: (buf: Buffer) => decodeFetchBatch(buf, MAX_BATCH_REQUESTS),
-    },
+    Fetch: { ...gossipCacheService.Fetch, requestDeserialize: (buf: Buffer) => buf },
   };
   server.addService(fetchService, {
-    Fetch(call: ServerDuplexStream<FetchRequest[], FetchReply[]>) {
+    Fetch(call: ServerDuplexStream<Buffer, FetchReply[]>) {
       const session = new FetchSession(call, {
         registry,
         maxMessageBytes,

@@ -11,8 +11,20 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { ChurnMap } from '../churn.js';
-import { BatchRefused, type FetchReply, type FetchRequest, fetchReplyBatchBytes } from './codec.js';
-import { type Admission, type ConnectionBudget, FETCH_REQUEST_COST, INTAKE_SLICE } from './limits.js';
+import {
+  BatchRefused,
+  FetchBatchReader,
+  type FetchReply,
+  type FetchRequest,
+  fetchReplyBatchBytes,
+} from './codec.js';
+import {
+  type Admission,
+  type ConnectionBudget,
+  FETCH_REQUEST_COST,
+  INTAKE_SLICE,
+  MAX_BATCH_REQUESTS,
+} from './limits.js';
 import type { GroupSource, ServedEntry } from './serve.js';
 import { entryOf, MAX_VALUE_METADATA, wireTtl, wireWindow } from './serve.js';
 import {
@@ -77,8 +89,13 @@ export interface FetchSessionOptions {
 export class FetchSession {
   private readonly inflight = new ChurnMap<number, InFlight>();
   private out: FetchReply[] = [];
-  /** Bytes charged for the replies in `out` (released as they are written). */
+  /**
+   * Bytes charged for replies not yet sent: those in `out`, and those written to the call whose write
+   * has not completed (grpc-js and HTTP/2 buffer them while the peer's window is shut).
+   */
   private outCost = 0;
+  /** Replies written to the call whose write has not completed. */
+  private unsent = 0;
   private flushScheduled = false;
   private waitingDrain = false;
   private sweeper: NodeJS.Timeout | undefined;
@@ -87,15 +104,16 @@ export class FetchSession {
   private ended = false;
   private readonly maxValueBytes: number;
   private readonly conn: ConnectionBudget;
-  /** Requests received and not yet taken (the rest of the current message). */
-  private intake: FetchRequest[] = NO_REQUESTS;
-  private intakePos = 0;
+  /** Messages received and not yet taken, decoded one request at a time (at most two). */
+  private intake: FetchBatchReader[] = [];
+  /** A request decoded and not yet taken: it waits for room. */
+  private waitingReq: FetchRequest | undefined;
   private pumpScheduled = false;
   private waitingRoom = false;
   private paused = false;
 
   constructor(
-    private readonly call: ServerDuplexStream<FetchRequest[], FetchReply[]>,
+    private readonly call: ServerDuplexStream<Buffer, FetchReply[]>,
     private readonly opts: FetchSessionOptions,
   ) {
     // The client's own receive limit, if lower, decides: a too-large value then fails alone with
@@ -111,7 +129,9 @@ export class FetchSession {
     // stream. readableHighWaterMark has no public setter; the state field is read on every push.
     const state = (call as unknown as { _readableState?: { highWaterMark?: number } })._readableState;
     if (state && typeof state.highWaterMark === 'number') state.highWaterMark = 1;
-    call.on('data', (batch: FetchRequest[] | BatchRefused) => this.onBatch(batch));
+    // Messages arrive undecoded (the service's deserializer passes the bytes through): they are decoded
+    // one request at a time by pump, under its slice and turn budget.
+    call.on('data', (message: Buffer) => this.onBatch(message));
     call.on('end', () => {
       this.clientDone = true;
       this.maybeEnd();
@@ -127,24 +147,49 @@ export class FetchSession {
     this.maybeEnd();
   }
 
-  private onBatch(batch: FetchRequest[] | BatchRefused): void {
+  private onBatch(message: Buffer): void {
     if (this.ended) return;
-    if (batch instanceof BatchRefused) {
-      this.refuse(status.RESOURCE_EXHAUSTED, batch.message);
+    const reader = new FetchBatchReader(message);
+    let n: number;
+    try {
+      n = reader.count();
+    } catch (err) {
+      this.refuse(status.INVALID_ARGUMENT, `malformed FetchBatch message: ${(err as Error).message}`);
       return;
     }
-    if (this.intakePos < this.intake.length) {
-      // Read ahead while pausing (at most one message): append it.
-      this.intake = this.intake.slice(this.intakePos).concat(batch);
-      this.intakePos = 0;
-    } else {
-      this.intake = batch;
-      this.intakePos = 0;
+    if (n > MAX_BATCH_REQUESTS) {
+      this.refuse(status.RESOURCE_EXHAUSTED, new BatchRefused(n, MAX_BATCH_REQUESTS).message);
+      return;
     }
-    this.pump();
+    this.intake.push(reader);
+    if (!this.pumpScheduled && !this.waitingRoom) this.pump();
   }
 
-  /** Takes requests from the intake while there is room, a slice per event-loop turn. */
+  private hasIntake(): boolean {
+    return this.waitingReq !== undefined || this.intake.length > 0;
+  }
+
+  /** The next request received and not yet taken, decoding it from the oldest message. */
+  private nextRequest(): FetchRequest | undefined {
+    const waiting = this.waitingReq;
+    if (waiting !== undefined) {
+      this.waitingReq = undefined;
+      return waiting;
+    }
+    while (this.intake.length > 0) {
+      // Framing was checked by count(): next() cannot throw here.
+      const q = this.intake[0].next();
+      if (q !== undefined) return q;
+      this.intake.shift();
+    }
+    return undefined;
+  }
+
+  /**
+   * Takes (decodes and starts) received requests while the stream, its connection and the node have
+   * room: INTAKE_SLICE per call and the node's TURN_REQUESTS per event-loop turn, then it yields.
+   * Whenever it stops with requests left, the stream stops reading until they are taken.
+   */
   private readonly pump = (): void => {
     this.pumpScheduled = false;
     if (this.waitingRoom) {
@@ -153,35 +198,34 @@ export class FetchSession {
     }
     if (this.ended) return;
     const { admission, maxStreamRequests } = this.opts;
-    const intake = this.intake;
     let taken = 0;
-    while (this.intakePos < intake.length) {
-      const q = intake[this.intakePos];
+    while (this.hasIntake()) {
+      if (taken >= INTAKE_SLICE || !admission.takeTurn()) {
+        this.pumpScheduled = true;
+        setImmediate(this.pump);
+        this.pause();
+        return;
+      }
+      taken++;
+      const q = this.nextRequest();
+      if (q === undefined) break;
       if (!q.cancel) {
-        if (this.inflight.size + this.out.length >= maxStreamRequests) {
-          // Room comes back as this stream's replies are written (flush calls pump).
+        if (this.inflight.size + this.out.length + this.unsent >= maxStreamRequests) {
+          // Room comes back as this stream's replies are sent (sent() calls pump).
+          this.waitingReq = q;
           this.pause();
           return;
         }
         if (!admission.hasRoom(this.conn)) {
+          this.waitingReq = q;
           this.waitingRoom = true;
           admission.wait(this.pump);
           this.pause();
           return;
         }
-        if (taken >= INTAKE_SLICE) {
-          this.pumpScheduled = true;
-          setImmediate(this.pump);
-          this.pause();
-          return;
-        }
-        taken++;
       }
-      this.intakePos++;
       this.onRequest(q);
     }
-    this.intake = NO_REQUESTS;
-    this.intakePos = 0;
     this.resume();
   };
 
@@ -317,9 +361,8 @@ export class FetchSession {
     if (this.ended || this.waitingDrain) return;
     while (this.out.length > 0) {
       const batch = this.takeBatch();
-      const written = this.call.write(batch);
-      this.released(batch);
-      if (!written) {
+      this.unsent += batch.length;
+      if (!this.call.write(batch, () => this.sent(batch))) {
         // The transport is full: the rest waits (still charged) until it drains.
         this.waitingDrain = true;
         this.call.once('drain', () => {
@@ -332,13 +375,16 @@ export class FetchSession {
     this.maybeEnd();
   };
 
-  /** Replies handed to the transport no longer count against this stream and its connection. */
-  private released(batch: FetchReply[]): void {
+  /** Replies the transport has sent no longer count against this stream and its connection. */
+  private sent(batch: FetchReply[]): void {
+    // After the session ended, abortAll or maybeEnd released everything already.
+    if (this.ended) return;
+    this.unsent -= batch.length;
     let cost = 0;
     for (let i = 0; i < batch.length; i++) cost += replyCost(batch[i]);
     this.outCost -= cost;
     this.opts.admission.release(this.conn, cost);
-    if (this.intakePos < this.intake.length && !this.pumpScheduled && !this.waitingRoom) {
+    if (this.hasIntake() && !this.pumpScheduled && !this.waitingRoom) {
       this.pumpScheduled = true;
       setImmediate(this.pump);
     }
@@ -389,6 +435,9 @@ export class FetchSession {
     this.ended = true;
     this.stopSweeper();
     this.dropIntake();
+    // Replies still in the transport are sent or dropped with the call.
+    this.opts.admission.release(this.conn, this.outCost);
+    this.outCost = 0;
     this.opts.admission.close(this.conn);
     this.call.end();
     this.opts.onClose(this);
@@ -414,8 +463,8 @@ export class FetchSession {
   }
 
   private dropIntake(): void {
-    this.intake = NO_REQUESTS;
-    this.intakePos = 0;
+    this.intake = [];
+    this.waitingReq = undefined;
     if (this.waitingRoom) {
       this.waitingRoom = false;
       this.opts.admission.unwait(this.pump);
@@ -429,7 +478,6 @@ export class FetchSession {
 }
 
 const EMPTY = Buffer.alloc(0);
-const NO_REQUESTS: FetchRequest[] = [];
 
 function replyCost(r: FetchReply): number {
   return REPLY_COST + r.value.byteLength + r.message.length;

@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import { DEFAULT_GRPC_LIMITS, type GrpcLimits } from '../grpc/limits.js';
 import { parseSecretKeys } from '../membership/keyring.js';
 import { parseOriginTemplate } from './origin-url.js';
 
@@ -61,6 +62,8 @@ export interface NodeConfig {
   secretKeys: Buffer[];
   tls?: TlsPaths;
   memcached: MemcachedConfig;
+  /** What gRPC clients can make this node hold (src/grpc/limits.ts). */
+  grpcLimits: GrpcLimits;
   originTimeoutMs: number;
   originMaxBytes: number;
   /** Most connections to each HTTP origin; loads beyond it queue (inside originTimeoutMs). */
@@ -120,6 +123,10 @@ type RawConfig = {
   tlsKey: string;
   tlsCa: string;
   tlsServerName: string;
+  grpcMaxStreams: string;
+  grpcMaxStreamRequests: string;
+  grpcMaxConnectionBytes: string;
+  grpcMaxHeldBytes: string;
   config: string;
   memcachedAddr: string;
   memcachedMaxConnections: string;
@@ -273,6 +280,34 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'the name every peer certificate carries (DNS SAN) when peers are dialled at addresses no certificate can list, e.g. pod IPs; empty = the advertised host',
   },
   {
+    key: 'grpcMaxStreams',
+    env: 'GOSSIPCACHE_GRPC_MAX_STREAMS',
+    flag: '--grpc-max-streams',
+    default: String(DEFAULT_GRPC_LIMITS.maxConcurrentStreams),
+    doc: 'concurrent gRPC calls (HTTP/2 streams) per client connection; more wait at the client',
+  },
+  {
+    key: 'grpcMaxStreamRequests',
+    env: 'GOSSIPCACHE_GRPC_MAX_STREAM_REQUESTS',
+    flag: '--grpc-max-stream-requests',
+    default: String(DEFAULT_GRPC_LIMITS.maxStreamRequests),
+    doc: 'requests one peer Fetch stream may have in flight (or answered but unread); past it the node stops reading the stream',
+  },
+  {
+    key: 'grpcMaxConnectionBytes',
+    env: 'GOSSIPCACHE_GRPC_MAX_CONNECTION_BYTES',
+    flag: '--grpc-max-connection-bytes',
+    default: '16MiB',
+    doc: 'memory one gRPC client connection may make the node hold (requests in flight, replies not yet sent); past it its streams stop being read and its unary Gets get RESOURCE_EXHAUSTED',
+  },
+  {
+    key: 'grpcMaxHeldBytes',
+    env: 'GOSSIPCACHE_GRPC_MAX_HELD_BYTES',
+    flag: '--grpc-max-held-bytes',
+    default: '256MiB',
+    doc: 'the same, for all gRPC clients together',
+  },
+  {
     key: 'config',
     env: 'GOSSIPCACHE_CONFIG',
     flag: '--config',
@@ -393,6 +428,12 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
   if (originTimeoutMs <= 0) throw new ConfigError(source.originTimeout, 'must be more than 0, e.g. 5s');
   const originMaxBytes = parseBytes(raw.originMaxBytes, source.originMaxBytes);
   const originConnections = parseCount(raw.originConnections, source.originConnections);
+  const grpcLimits: GrpcLimits = {
+    maxConcurrentStreams: parseCount(raw.grpcMaxStreams, source.grpcMaxStreams),
+    maxStreamRequests: parseCount(raw.grpcMaxStreamRequests, source.grpcMaxStreamRequests),
+    maxConnectionBytes: parseBytes(raw.grpcMaxConnectionBytes, source.grpcMaxConnectionBytes),
+    maxHeldBytes: parseBytes(raw.grpcMaxHeldBytes, source.grpcMaxHeldBytes),
+  };
   const joinTimeoutMs = parseDuration(raw.joinTimeout, source.joinTimeout);
   const memcached: MemcachedConfig = {
     addr: raw.memcachedAddr === '' ? undefined : parseHostPort(raw.memcachedAddr, source.memcachedAddr),
@@ -465,6 +506,7 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
     secretKeys,
     tls,
     memcached,
+    grpcLimits,
     originTimeoutMs,
     originMaxBytes,
     originConnections,

@@ -100,6 +100,7 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
     seeds: config.seeds,
     secretKeys: config.secretKeys,
     tls: config.tls,
+    grpcLimits: config.grpcLimits,
     registry,
     logger: log,
     joinTimeoutMs: config.joinTimeoutMs,

@@ -8,7 +8,7 @@
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { defaultRegistry, type GroupRegistry } from '../group.js';
-import { createGrpcServer, RingPeerPicker, type TlsFiles } from '../grpc/index.js';
+import { createGrpcServer, type GrpcLimits, RingPeerPicker, type TlsFiles } from '../grpc/index.js';
 import {
   createMembership,
   type MemberState,
@@ -31,6 +31,8 @@ export interface NodeOptions {
   secretKeys?: Buffer[];
   /** gRPC TLS for the server and for the connections to peers. */
   tls?: TlsFiles;
+  /** What gRPC clients can make this node hold; defaults in src/grpc/limits.ts. */
+  grpcLimits?: Partial<GrpcLimits>;
   /** Groups to serve and wire to the ring. Default: the process-wide defaultRegistry. */
   registry?: GroupRegistry;
   logger?: Logger;
@@ -73,7 +75,7 @@ export const RING_META = 'ring';
 export async function createNode(opts: NodeOptions): Promise<GossipNode> {
   const registry = opts.registry ?? defaultRegistry;
   const log = opts.logger;
-  const grpc = createGrpcServer({ registry, tls: opts.tls, logger: log });
+  const grpc = createGrpcServer({ registry, tls: opts.tls, logger: log, limits: opts.grpcLimits });
   const grpcPort = await grpc.listen(opts.grpcAddr);
   const self = joinHostPort(opts.advertiseHost, grpcPort);
 

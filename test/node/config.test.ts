@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { DEFAULT_GRPC_LIMITS } from '../../src/grpc/limits.js';
 import {
   ConfigError,
   type NodeConfig,
@@ -238,5 +239,26 @@ describe('the CLI on bad configuration', () => {
     const r = run(['--help'], {});
     assert.equal(r.status, 0);
     assert.match(r.stdout, /GOSSIPCACHE_ORIGIN/);
+  });
+});
+
+describe('config: gRPC limits', () => {
+  test('defaults are the library defaults; each is settable and validated', () => {
+    assert.deepEqual(config([]).grpcLimits, DEFAULT_GRPC_LIMITS);
+    const c = config(['--grpc-max-streams', '8', '--grpc-max-held-bytes=1GiB'], {
+      GOSSIPCACHE_GRPC_MAX_STREAM_REQUESTS: '100',
+      GOSSIPCACHE_GRPC_MAX_CONNECTION_BYTES: '4MiB',
+    });
+    assert.deepEqual(c.grpcLimits, {
+      maxConcurrentStreams: 8,
+      maxStreamRequests: 100,
+      maxConnectionBytes: 4 * 1024 * 1024,
+      maxHeldBytes: 1024 ** 3,
+    });
+    assert.match(configError(['--grpc-max-streams=0']).message, /^--grpc-max-streams: "0" is not a count/);
+    assert.match(
+      configError([], { GOSSIPCACHE_GRPC_MAX_CONNECTION_BYTES: 'lots' }).message,
+      /^GOSSIPCACHE_GRPC_MAX_CONNECTION_BYTES: "lots" is not a size/,
+    );
   });
 });

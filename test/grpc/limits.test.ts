@@ -1,0 +1,169 @@
+// Each bound of src/grpc/limits.ts on its own, in-process with small limits: a Fetch stream holds at
+// most maxStreamRequests (the rest wait, unread, and are served later); a connection's unary Gets
+// past maxConnectionBytes get RESOURCE_EXHAUSTED while another connection is still served; a client
+// that never reads its replies stops being read, so the node stops loading for it.
+
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import { describe, test } from 'node:test';
+import { type ServiceError, status } from '@grpc/grpc-js';
+import { Group, GroupRegistry } from '../../src/group.js';
+import { encodeFetchBatch, type FetchRequest } from '../../src/grpc/codec.js';
+import { createGrpcServer, FETCH_PATH, type GrpcLimits, GrpcPeer } from '../../src/grpc/index.js';
+import { GroupCacheClient, insecure, unary } from './std-client.js';
+
+/** A node whose getter waits until `release()`; `running` counts getter calls not yet answered. */
+async function node(limits: Partial<GrpcLimits>, valueBytes = 0) {
+  const registry = new GroupRegistry();
+  const gate = { running: 0, calls: 0, maxRunning: 0, open: false, waiters: [] as (() => void)[] };
+  new Group({
+    name: 'g',
+    cacheBytes: 1 << 26,
+    registry,
+    getter: async (k) => {
+      gate.calls++;
+      gate.running++;
+      gate.maxRunning = Math.max(gate.maxRunning, gate.running);
+      if (!gate.open) await new Promise<void>((r) => gate.waiters.push(r));
+      gate.running--;
+      return valueBytes ? Buffer.alloc(valueBytes, k.length) : `v:${k}`;
+    },
+  });
+  const server = createGrpcServer({ registry, limits });
+  const addr = `127.0.0.1:${await server.listen('127.0.0.1:0')}`;
+  const release = () => {
+    gate.open = true;
+    for (const w of gate.waiters.splice(0)) w();
+  };
+  return { addr, gate, release, close: () => server.close(0) };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+describe('gRPC limits', () => {
+  test('a Fetch stream holds at most maxStreamRequests; the rest are served once room frees', async () => {
+    const n = await node({ maxStreamRequests: 8 });
+    const peer = new GrpcPeer(n.addr);
+    try {
+      const signal = new AbortController().signal;
+      const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+      const all = Promise.all(keys.map((k) => peer.get('g', k, signal)));
+      await until(() => n.gate.running === 8, '8 loads');
+      await sleep(200);
+      assert.equal(n.gate.calls, 8, 'no more than 8 requests taken while 8 are held');
+      n.release();
+      const got = await all;
+      assert.deepEqual(
+        got.map((r) => Buffer.from(r.value).toString()),
+        keys.map((k) => `v:${k}`),
+      );
+      assert.equal(n.gate.maxRunning, 8);
+    } finally {
+      peer.close();
+      await n.close();
+    }
+  });
+
+  test("unary Gets past a connection's byte budget get RESOURCE_EXHAUSTED; other connections are served", async () => {
+    // Each unary call is charged 4 KiB + its key: three fit under 10 000 bytes, the fourth does not.
+    const n = await node({ maxConnectionBytes: 10_000 });
+    const greedy = new GroupCacheClient(n.addr, insecure, { 'grpc.use_local_subchannel_pool': 1 });
+    const other = new GroupCacheClient(n.addr, insecure, {
+      'grpc.use_local_subchannel_pool': 1,
+      'test.conn': 2,
+    });
+    try {
+      const held = [1, 2, 3].map((i) =>
+        unary<{ value: Buffer }>(greedy, 'Get', { group: 'g', key: `h${i}` }),
+      );
+      await until(() => n.gate.running === 3, '3 loads');
+      await assert.rejects(
+        unary(greedy, 'Get', { group: 'g', key: 'h4' }),
+        (e: ServiceError) => e.code === status.RESOURCE_EXHAUSTED && /node is busy/.test(e.details),
+      );
+      const fromOther = unary<{ value: Buffer }>(other, 'Get', { group: 'g', key: 'o1' });
+      await until(() => n.gate.running === 4, "the other connection's load");
+      n.release();
+      assert.equal(Buffer.from((await fromOther).value).toString(), 'v:o1');
+      const got = await Promise.all(held);
+      assert.deepEqual(
+        got.map((r) => Buffer.from(r.value).toString()),
+        ['v:h1', 'v:h2', 'v:h3'],
+      );
+      // Released: the greedy connection is served again.
+      const again = await unary<{ value: Buffer }>(greedy, 'Get', { group: 'g', key: 'h4' });
+      assert.equal(Buffer.from(again.value).toString(), 'v:h4');
+    } finally {
+      greedy.close();
+      other.close();
+      await n.close();
+    }
+  });
+
+  test('a client that never reads its replies stops being read: the node stops loading for it', async () => {
+    // 64 KiB values, 1 MiB per connection. A raw HTTP/2 client whose response stream stays paused
+    // never opens its flow-control window (grpc-js clients read ahead into their own memory).
+    const n = await node({ maxConnectionBytes: 1 << 20 }, 64 * 1024);
+    n.release();
+    const session = http2.connect(`http://${n.addr}`);
+    session.on('error', () => {});
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': FETCH_PATH,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    stream.on('error', () => {});
+    stream.pause();
+    try {
+      for (let i = 0; i < 2000; i += 100) {
+        const body = encodeFetchBatch(
+          Array.from(
+            { length: 100 },
+            (_, j): FetchRequest => ({
+              id: i + j + 1,
+              group: 'g',
+              key: `unread-${i + j}`,
+              timeoutMs: 0,
+              cancel: false,
+            }),
+          ),
+        );
+        // gRPC framing: no compression, 4-byte length, message.
+        const msg = Buffer.alloc(5 + body.length);
+        msg.writeUInt32BE(body.length, 1);
+        body.copy(msg, 5);
+        stream.write(msg);
+      }
+      // Wait until the loads stop.
+      let last = -1;
+      while (n.gate.calls !== last) {
+        last = n.gate.calls;
+        await sleep(300);
+      }
+      // The first message's 100 requests are taken in one slice; their 6.4 MiB of replies fill the
+      // budget, so nothing more is read.
+      assert.equal(n.gate.calls, 100, `${n.gate.calls} loads for a client that reads nothing`);
+      // Reading again drains it, and the rest are served.
+      let bytes = 0;
+      stream.on('data', (d: Buffer) => {
+        bytes += d.length;
+      });
+      stream.resume();
+      await until(() => n.gate.calls === 2000, 'all 2000 loads once the client reads');
+      await until(() => bytes > 2000 * 64 * 1024, 'every value delivered');
+    } finally {
+      stream.close();
+      session.close();
+      await n.close();
+    }
+  });
+});
