@@ -201,6 +201,11 @@ export class Flight<T> {
 export class Flights<T> {
   private readonly inFlight = new ChurnMap<string, Flight<T>>();
 
+  /** Whether `key` has a load in progress (a `do` now would join it). */
+  has(key: string): boolean {
+    return this.inFlight.get(key) !== undefined;
+  }
+
   /** Number of keys with a load in progress. */
   get size(): number {
     return this.inFlight.size;

@@ -18,6 +18,7 @@ import type { HotCacheView, HotKeyPolicy } from './hotkeys.js';
 import { rateBasedPromotion, readRate } from './hotkeys.js';
 import type { Peer, PeerGetResult, PeerPicker } from './peers.js';
 import { noPeers } from './peers.js';
+import { keyAttributes, SPAN, SpanKind, traced, tracedSync } from './tracing.js';
 
 /**
  * What a getter may return: bytes, a UTF-8 string, or either with a time to live and stale windows.
@@ -312,13 +313,35 @@ export class Group {
   }
 
   private async loadString(key: string, signal: AbortSignal | undefined): Promise<string> {
-    const e = await this.load(key, signal, false, this.keptEntry(key));
+    const e = await this.getMiss(key, signal, false, undefined);
     return e.value.toString('utf8');
   }
 
   private async loadValue(key: string, signal: AbortSignal | undefined): Promise<Buffer> {
-    const e = await this.load(key, signal, false, this.keptEntry(key));
+    const e = await this.getMiss(key, signal, false, undefined);
     return copy(e.value);
+  }
+
+  /**
+   * The miss path of every get, in a span (tracing.ts): the lookup of a kept (stale or negative) entry,
+   * then load. `lookup.kept` receives what the lookup found.
+   */
+  private getMiss(
+    key: string,
+    signal: AbortSignal | undefined,
+    local: boolean,
+    lookup: { kept?: Entry } | undefined,
+  ): Promise<Entry> {
+    return traced(
+      SPAN.get,
+      SpanKind.INTERNAL,
+      () => keyAttributes(this.name, key),
+      () => {
+        const kept = tracedSync(SPAN.cacheLookup, undefined, () => this.keptEntry(key));
+        if (lookup !== undefined) lookup.kept = kept;
+        return this.load(key, signal, local, kept);
+      },
+    );
   }
 
   /**
@@ -395,10 +418,10 @@ export class Group {
     opts: GetEntryOptions | undefined,
     local: boolean,
   ): Promise<EntryResult> {
-    const kept = this.keptEntry(key);
-    const e = await this.load(key, opts?.signal, local, kept);
+    const lookup: { kept?: Entry } = {};
+    const e = await this.getMiss(key, opts?.signal, local, lookup);
     // The kept entry itself = answered from the cache (stale, or found fresh); else a new load's entry.
-    return this.entryResult(e, e === kept);
+    return this.entryResult(e, e === lookup.kept);
   }
 
   /** @param fromCache answered from this process's caches (else: loaded or fetched for this call) */
@@ -664,9 +687,21 @@ export class Group {
   private startLoad(key: string, signal: AbortSignal | undefined, local: boolean): Promise<Entry> {
     if (!local) {
       const peer = this.peerPicker.pickPeer(key);
-      if (peer !== null) return this.peerFlights.do(key, signal, (f) => this.fetchFromPeer(peer, key, f));
+      if (peer !== null)
+        return this.flight(this.peerFlights, key, signal, (f) => this.fetchFromPeer(peer, key, f));
     }
-    return this.localFlights.do(key, signal, (f) => this.loadLocally(key, f, true));
+    return this.flight(this.localFlights, key, signal, (f) => this.loadLocally(key, f, true));
+  }
+
+  /** `flights.do`; waiting for another get's flight is a span of its own (the load is in that get's trace). */
+  private flight(
+    flights: Flights<Entry>,
+    key: string,
+    signal: AbortSignal | undefined,
+    fn: (f: Flight<Entry>) => Promise<Entry>,
+  ): Promise<Entry> {
+    if (!flights.has(key)) return flights.do(key, signal, fn);
+    return traced(SPAN.flightJoin, SpanKind.INTERNAL, undefined, () => flights.do(key, signal, fn));
   }
 
   /** stale-if-error: the load, or `kept` if the load fails (not NotFound, not the caller leaving) in time. */
@@ -734,7 +769,13 @@ export class Group {
     let value: Buffer;
     try {
       // Usually a signal shared with other fetches: no AbortSignal is made per miss (Flight.callSignal).
-      const p = peer.get(this.name, key, f.callSignal());
+      // The fetch is a client span; the gRPC layer sends its context to the owner (tracing.ts).
+      const p = traced(
+        SPAN.peerFetch,
+        SpanKind.CLIENT,
+        () => ({ ...keyAttributes(this.name, key), 'gossipcache.peer': peer.id }),
+        () => peer.get(this.name, key, f.callSignal()),
+      );
       r = await deadline(p, this.peerTimeoutMs, () => this.peerTimeout(peer));
       if (f.aborted) throw f.abortReason; // every waiter left: nothing to mirror
       value = peerValue(r);
@@ -840,7 +881,12 @@ export class Group {
     let bytes: number;
     try {
       const res = await deadline(
-        this.getter(key, new LoadContext(f)),
+        traced(
+          SPAN.getter,
+          SpanKind.INTERNAL,
+          () => keyAttributes(this.name, key),
+          () => this.getter(key, new LoadContext(f)),
+        ),
         this.getterTimeoutMs,
         () =>
           new GetterTimeoutError(

@@ -6,6 +6,7 @@ import { Client, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { type AbortWaiter, onAbort } from '../abort.js';
 import { DEFAULT_PEER_TIMEOUT_MS, MAX_TTL_MS } from '../group.js';
 import type { Peer, PeerGetResult } from '../peers.js';
+import { outgoingTraceContext } from '../tracing.js';
 import type { GetResponse, KeyRequest, SetRequest } from './codec.js';
 import { MAX_REQUEST_MESSAGE_BYTES } from './limits.js';
 import { FetchMux } from './mux.js';
@@ -102,6 +103,9 @@ export class GrpcPeer implements Peer {
   ): Promise<PeerGetResult> {
     const md = new Metadata();
     if (opts.peer !== false) md.set(PEER_METADATA, '1');
+    const trace = outgoingTraceContext();
+    if (trace?.traceparent) md.set('traceparent', trace.traceparent);
+    if (trace?.tracestate) md.set('tracestate', trace.tracestate);
     return this.unary<GetResponse>(GET_PATH, getMethod, { group, key }, md, signal).then((r) => ({
       value: r.value,
       minuteQps: r.minuteQps,

@@ -33,9 +33,15 @@ export interface FetchRequest {
   key: string;
   timeoutMs: number;
   cancel: boolean;
+  /** W3C trace context of the caller's fetch span (fields 6 and 7; absent when not traced). */
+  trace?: { traceparent?: string; tracestate?: string };
   /** Set by the decoder when the request must be answered INVALID_ARGUMENT: why (see KeyRequest). */
   invalid?: string;
 }
+
+/** Longest `traceparent` / `tracestate` kept from a request (W3C: 55 chars; 32 members of ≤ 256). */
+const MAX_TRACEPARENT_BYTES = 128;
+const MAX_TRACESTATE_BYTES = 512;
 
 /** gossipcachepb.FetchReply. */
 export interface FetchReply {
@@ -284,12 +290,23 @@ export function decodeGetResponse(buf: Buffer): GetResponse {
 
 // ---- gossipcachepb.FetchBatch { repeated FetchRequest requests = 1 } ----
 
+/** Writes a length-delimited string field (`tag` byte, length, UTF-8). */
+function writeString(buf: Buffer, pos: number, tag: number, s: string): number {
+  buf[pos++] = tag;
+  pos = writeVarint(buf, pos, Buffer.byteLength(s));
+  return pos + buf.write(s, pos, 'utf8');
+}
+
 function fetchRequestSize(q: FetchRequest, g: number, k: number): number {
   let size = q.id ? 1 + varintSize(q.id) : 0;
   if (g) size += lenFieldSize(1, g);
   if (k) size += lenFieldSize(1, k);
   if (q.timeoutMs) size += 1 + varintSize(q.timeoutMs);
   if (q.cancel) size += 2;
+  if (q.trace !== undefined) {
+    if (q.trace.traceparent) size += lenFieldSize(1, Buffer.byteLength(q.trace.traceparent));
+    if (q.trace.tracestate) size += lenFieldSize(1, Buffer.byteLength(q.trace.tracestate));
+  }
   return size;
 }
 
@@ -343,6 +360,10 @@ export function encodeFetchBatch(requests: readonly FetchRequest[]): Buffer {
     if (q.cancel) {
       buf[pos++] = 0x28;
       buf[pos++] = 1;
+    }
+    if (q.trace !== undefined) {
+      if (q.trace.traceparent) pos = writeString(buf, pos, 0x32, q.trace.traceparent);
+      if (q.trace.tracestate) pos = writeString(buf, pos, 0x3a, q.trace.tracestate);
     }
   }
   return buf;
@@ -415,7 +436,19 @@ export class FetchBatchReader {
             else q.key = str;
           } else if (t === 0x20) q.timeoutMs = m.varint();
           else if (t === 0x28) q.cancel = m.varint() !== 0;
-          else m.skip(t & 7);
+          else if (t === 0x32 || t === 0x3a) {
+            // Trace context: kept only if short and UTF-8; anything else is dropped, never an error.
+            const [fs, fe] = m.span();
+            const str =
+              fe - fs <= (t === 0x32 ? MAX_TRACEPARENT_BYTES : MAX_TRACESTATE_BYTES)
+                ? utf8OrUndefined(buf, fs, fe)
+                : undefined;
+            if (str !== undefined && str !== '') {
+              q.trace ??= {};
+              if (t === 0x32) q.trace.traceparent = str;
+              else q.trace.tracestate = str;
+            }
+          } else m.skip(t & 7);
         }
       } catch (err) {
         if (!(err instanceof DecodeError)) throw err;

@@ -8,6 +8,7 @@ import { type Client, type ClientDuplexStream, Metadata, status } from '@grpc/gr
 import { AbortWaiter, watch } from '../abort.js';
 import { ChurnMap } from '../churn.js';
 import type { PeerGetResult } from '../peers.js';
+import { outgoingTraceContext } from '../tracing.js';
 import { type FetchReply, type FetchRequest, fetchRequestBatchBytes } from './codec.js';
 import { MAX_BATCH_REQUESTS, MAX_REQUEST_MESSAGE_BYTES } from './limits.js';
 import { FETCH_PATH, gossipCacheService } from './proto.js';
@@ -125,7 +126,15 @@ export class FetchMux {
     this.pending.set(id, p);
     this.deadlines.push(p);
     if (!this.timer) this.armTimer(p.deadline);
-    this.send({ id, group, key, timeoutMs: this.opts.timeoutMs, cancel: false });
+    // The caller's trace context rides in the request (tracing.ts); undefined when nothing traces.
+    this.send({
+      id,
+      group,
+      key,
+      timeoutMs: this.opts.timeoutMs,
+      cancel: false,
+      trace: outgoingTraceContext(),
+    });
     return promise;
   }
 

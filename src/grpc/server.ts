@@ -11,6 +11,7 @@ import {
 } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { incomingTraceContext, keyAttributes, SPAN, SpanKind, traced, traceMetadata } from '../tracing.js';
 import type { FetchReply, GetResponse, KeyRequest, SetRequest } from './codec.js';
 import {
   Admission,
@@ -143,7 +144,13 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       const cost = UNARY_CALL_COST + key.length + name.length;
       admission.charge(conn, cost);
       const load = new UnaryLoad(call, call.metadata.get(PEER_METADATA).length > 0);
-      entryOf(group, key, load).then(
+      traced(
+        SPAN.peerServe,
+        SpanKind.SERVER,
+        () => ({ ...keyAttributes(name, key), 'rpc.method': 'Get' }),
+        () => entryOf(group, key, load),
+        incomingTraceContext(traceMetadata(call.metadata)),
+      ).then(
         (entry: ServedEntry) => {
           load.done();
           admission.release(conn, cost);

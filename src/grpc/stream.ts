@@ -11,6 +11,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { ChurnMap } from '../churn.js';
+import { incomingTraceContext, keyAttributes, SPAN, SpanKind, traced } from '../tracing.js';
 import {
   BatchRefused,
   FetchBatchReader,
@@ -294,7 +295,13 @@ export class FetchSession {
     this.opts.admission.charge(this.conn, f.cost);
     this.inflight.set(q.id, f);
     if (q.timeoutMs && !this.sweeper) this.startSweeper();
-    entryOf(group, q.key, f).then(
+    traced(
+      SPAN.peerServe,
+      SpanKind.SERVER,
+      () => ({ ...keyAttributes(q.group, q.key), 'rpc.method': 'Fetch' }),
+      () => entryOf(group, q.key, f),
+      incomingTraceContext(q.trace),
+    ).then(
       (entry) => this.settled(q, f, entry, undefined),
       (err) => this.settled(q, f, undefined, err),
     );

@@ -67,7 +67,18 @@ describe('codec', () => {
   });
 
   test('FetchBatch matches protobufjs both ways', () => {
-    const req = fc.record({ id: u32, group: key, key, timeoutMs: u32, cancel: fc.boolean() });
+    // Trace context (fields 6, 7) in some requests: W3C values are short ASCII.
+    const traceCtx = fc.record(
+      {
+        traceparent: fc.string({ minLength: 1, maxLength: 100 }),
+        tracestate: fc.string({ minLength: 1, maxLength: 200 }),
+      },
+      { requiredKeys: ['traceparent'], noNullPrototype: true },
+    );
+    const req = fc.record(
+      { id: u32, group: key, key, timeoutMs: u32, cancel: fc.boolean(), trace: traceCtx },
+      { requiredKeys: ['id', 'group', 'key', 'timeoutMs', 'cancel'], noNullPrototype: true },
+    );
     fc.assert(
       fc.property(fc.array(req, { maxLength: 8 }), (reqs: FetchRequest[]) => {
         const ours = encodeFetchBatch(reqs.map((r) => ({ ...r })));
@@ -80,6 +91,8 @@ describe('codec', () => {
             key: r.key,
             timeout_ms: r.timeoutMs,
             cancel: r.cancel,
+            traceparent: r.trace?.traceparent ?? '',
+            tracestate: r.trace?.tracestate ?? '',
           })),
         );
         const theirs = T('gossipcachepb.FetchBatch').encode({ requests: got.requests }).finish();
