@@ -704,6 +704,12 @@ export class Group {
     return traced(SPAN.flightJoin, SpanKind.INTERNAL, undefined, () => flights.do(key, signal, fn));
   }
 
+  /** Drops `kept` from whichever cache still holds it as the entry of `key` (not a newer entry). */
+  private dropIfKept(key: string, kept: Entry): void {
+    if (this.main.getKept(key) === kept) this.main.delete(key);
+    if (this.hot.getKept(key) === kept) this.hot.delete(key);
+  }
+
   /** stale-if-error: the load, or `kept` if the load fails (not NotFound, not the caller leaving) in time. */
   private async loadOrStale(
     key: string,
@@ -745,6 +751,10 @@ export class Group {
           // Still stale (the owner is refreshing it): ask again later, not on the next get.
           w.retryAt = t + REFRESH_RETRY_MS;
           if (e.windows !== undefined) e.windows.retryAt = t + REFRESH_RETRY_MS;
+        } else {
+          // Fresh but not kept here (a peer's value the hot-key policy did not mirror, e.g. after the
+          // key moved to another owner): the stale copy must not keep answering in its place.
+          this.dropIfKept(key, kept);
         }
       },
       (err: unknown) => {
@@ -752,10 +762,7 @@ export class Group {
         this.stats.refreshErrors++;
         w.retryAt = this.now() + REFRESH_RETRY_MS;
         // The key has no value any more: the stale one must not be served again.
-        if (isNotFound(err)) {
-          if (this.main.getKept(key) === kept) this.main.delete(key);
-          if (this.hot.getKept(key) === kept) this.hot.delete(key);
-        }
+        if (isNotFound(err)) this.dropIfKept(key, kept);
       },
     );
   }

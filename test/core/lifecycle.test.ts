@@ -8,6 +8,7 @@ import {
   Group,
   GroupRegistry,
   NotFoundError,
+  type Peer,
   REFRESH_RETRY_MS,
   randomPromotion,
 } from '../../src/index.js';
@@ -131,6 +132,37 @@ describe('stale-while-revalidate', () => {
     assert.equal(await g.getString('k'), 'v2');
     await tick();
     await assert.rejects(g.get('k'), NotFoundError);
+    assert.equal(g.cacheStats('main').items, 0);
+  });
+
+  it('a stale copy where the key is no longer owned is dropped once the new owner answers fresh', async () => {
+    const clock = fakeClock();
+    let owner: Peer | null = null;
+    let peerCalls = 0;
+    const peer: Peer = {
+      id: 'new-owner',
+      get: async () => {
+        peerCalls++;
+        return { value: Buffer.from('from-owner'), ttlMs: 60_000 };
+      },
+    };
+    const g = new Group({
+      name: 'moved',
+      cacheBytes: 1 << 20,
+      registry: new GroupRegistry(),
+      now: clock.now,
+      peers: { pickPeer: () => owner },
+      hotKeyPolicy: { shouldPromote: () => false },
+      getter: async () => ({ value: 'local', ttlMs: 1000, staleWhileRevalidateMs: 60_000 }),
+    });
+    await g.get('k');
+    clock.advance(2000);
+    owner = peer; // the ring changed: another node owns the key now
+    assert.equal(await g.getString('k'), 'local', 'stale, while the refresh asks the new owner');
+    await tick();
+    assert.equal(peerCalls, 1);
+    assert.equal(await g.getString('k'), 'from-owner');
+    assert.equal(peerCalls, 2, 'not mirrored: asked again, but never the stale copy');
     assert.equal(g.cacheStats('main').items, 0);
   });
 
