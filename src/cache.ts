@@ -185,6 +185,11 @@ export class ByteCache {
     return true;
   }
 
+  /** Every entry (expired ones included), most recently used first, without touching recency. */
+  *entries(): IterableIterator<[string, Entry]> {
+    for (const [k, e] of this.lru.entries()) yield [k, e];
+  }
+
   delete(key: string): boolean {
     return this.lru.delete(key);
   }

@@ -14,9 +14,10 @@ import {
 } from './errors.js';
 import type { Flight } from './flight.js';
 import { deadline, Flights, withTimeout } from './flight.js';
+import { DEFAULT_HANDOFF_WINDOW_MS } from './handoff.js';
 import type { HotCacheView, HotKeyPolicy } from './hotkeys.js';
 import { rateBasedPromotion, readRate } from './hotkeys.js';
-import type { Peer, PeerGetResult, PeerPicker } from './peers.js';
+import type { HandoffEntry, Peer, PeerGetResult, PeerPicker } from './peers.js';
 import { noPeers } from './peers.js';
 import { keyAttributes, SPAN, SpanKind, traced, tracedSync } from './tracing.js';
 
@@ -76,6 +77,27 @@ export interface GroupOptions {
   staleWhileRevalidateMs?: number;
   /** Default stale-if-error window (ms), likewise. Default 0 = off. */
   staleIfErrorMs?: number;
+  /**
+   * Longest time a value mirrored in the hot cache is served before it is fetched from its owner again,
+   * whatever its TTL: the bound on how long this process can keep serving a value after a cluster-wide
+   * remove it did not receive (it was stopped, partitioned, or the remove timed out). Default 60 000:
+   * one extra peer fetch per hot key per minute per process. 0 = no bound (groupcache's behaviour).
+   */
+  hotMaxAgeMs?: number;
+  /**
+   * How long a handoff question (see docs/handoff.md) waits for a peer before moving on to the next
+   * one or the getter. Default 500: a handoff answer comes from the peer's memory, so anything slower
+   * is a slow or dead peer, and it may cost one bounded wait, never a stuck load. 0 = no handoff.
+   */
+  handoffTimeoutMs?: number;
+  /**
+   * How long a key removed here (by `remove`, or a peer's remove request) is remembered, so that no
+   * handoff answer or push brings its old value back. Default 300 000 (the handoff window). Up to
+   * `maxTombstones` keys are remembered (the oldest are forgotten first).
+   */
+  tombstoneMs?: number;
+  /** Most removed keys remembered at once (each ~key bytes + 60). Default 10 000. */
+  maxTombstones?: number;
 }
 
 export interface SetOptions {
@@ -159,6 +181,35 @@ export interface GroupStats {
   negativeHits: number;
   /** Values stored here by `set` (this process's own, as the owner, and its peers' Set requests). */
   sets: number;
+  /** Owner misses answered by a handoff question (from a peer's cache, not the getter). */
+  handoffHits: number;
+  /** Handoff questions no peer could answer (the getter then ran). */
+  handoffMisses: number;
+  /** Value bytes received by handoff: answers plus entries kept from leaving peers' pushes. */
+  handoffBytes: number;
+  /** Entries a leaving peer pushed here that were kept. */
+  handoffAccepted: number;
+  /** Entries this process pushed to their next owners when leaving (`handOff`) that were kept. */
+  handoffPushed: number;
+}
+
+/** What `group.handOff` did. */
+export interface HandOffResult {
+  /** Entries the successors kept. */
+  entries: number;
+  /** Entries sent (kept or not). */
+  sent: number;
+  /** Bytes sent (keys + values). */
+  bytes: number;
+  /** Entries left unsent because the byte or time budget ran out, or a peer failed. */
+  skipped: number;
+}
+
+export interface HandOffOptions {
+  /** Most bytes (keys + values) to send, hottest entries first. Default: everything in the main cache. */
+  maxBytes?: number;
+  /** Stop sending after this long (batches in flight are cancelled). Default 5 000. */
+  timeoutMs?: number;
 }
 
 export const DEFAULT_MAX_KEY_BYTES = 65_536;
@@ -171,6 +222,17 @@ export { MAX_TTL_MS };
 export const REFRESH_RETRY_MS = 1_000;
 const DEFAULT_GETTER_TIMEOUT_MS = 30_000;
 const PEER_TIMEOUT_MARGIN_MS = 1_000;
+const DEFAULT_HOT_MAX_AGE_MS = 60_000;
+const DEFAULT_HANDOFF_TIMEOUT_MS = 500;
+const DEFAULT_MAX_TOMBSTONES = 10_000;
+const DEFAULT_HANDOFF_PUSH_MS = 5_000;
+/** A push batch stays under this many key + value bytes (one entry bigger than that travels alone). */
+const PUSH_BATCH_BYTES = 256 * 1024;
+/**
+ * Larger entries are not pushed: a node accepts request messages of at most 1 MiB (src/grpc/limits.ts),
+ * and a push is one message. Such values load again from the getter after a leave.
+ */
+const PUSH_MAX_ENTRY_BYTES = 1024 * 1024 - 64 * 1024;
 /** The default peerTimeoutMs: the owner may be running the getter itself, so give it that long and a second. */
 export const DEFAULT_PEER_TIMEOUT_MS = DEFAULT_GETTER_TIMEOUT_MS + PEER_TIMEOUT_MARGIN_MS;
 
@@ -201,12 +263,23 @@ export class Group {
     refreshErrors: 0,
     negativeHits: 0,
     sets: 0,
+    handoffHits: 0,
+    handoffMisses: 0,
+    handoffBytes: 0,
+    handoffAccepted: 0,
+    handoffPushed: 0,
   };
 
   private readonly getter: Getter;
   private picker: PeerPicker | undefined;
   private readonly getterTimeoutMs: number;
   private readonly peerTimeoutMs: number;
+  private readonly hotMaxAgeMs: number;
+  private readonly handoffTimeoutMs: number;
+  private readonly tombstoneMs: number;
+  private readonly maxTombstones: number;
+  /** Keys removed here recently → when (group clock); insertion order = oldest first. */
+  private readonly tombstones = new Map<string, number>();
   private readonly policy: HotKeyPolicy;
   private readonly now: () => number;
   private readonly defaultSwrMs: number;
@@ -244,6 +317,20 @@ export class Group {
       opts.peerTimeoutMs,
       this.getterTimeoutMs === 0 ? 0 : this.getterTimeoutMs + PEER_TIMEOUT_MARGIN_MS,
     );
+    this.hotMaxAgeMs = checkMs(name, 'hotMaxAgeMs', opts.hotMaxAgeMs, DEFAULT_HOT_MAX_AGE_MS);
+    this.handoffTimeoutMs = checkMs(
+      name,
+      'handoffTimeoutMs',
+      opts.handoffTimeoutMs,
+      DEFAULT_HANDOFF_TIMEOUT_MS,
+    );
+    this.tombstoneMs = checkMs(name, 'tombstoneMs', opts.tombstoneMs, DEFAULT_HANDOFF_WINDOW_MS);
+    this.maxTombstones = opts.maxTombstones ?? DEFAULT_MAX_TOMBSTONES;
+    if (!Number.isSafeInteger(this.maxTombstones) || this.maxTombstones < 0) {
+      throw new RangeError(
+        `new Group(${name}): maxTombstones must be an integer >= 0, got ${opts.maxTombstones}`,
+      );
+    }
     this.maxKeyBytes = opts.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES;
     if (!Number.isSafeInteger(this.maxKeyBytes) || this.maxKeyBytes < 1) {
       throw new RangeError(
@@ -571,13 +658,166 @@ export class Group {
     return bytes;
   }
 
-  /** Drops `key` from this process's caches only (what a peer's remove request calls). */
+  /**
+   * Drops `key` from this process's caches only (what a peer's remove request calls), and remembers the
+   * remove for `tombstoneMs` so no handoff brings the old value back.
+   */
   removeLocal(key: string): void {
     this.checkKey(key);
     this.main.delete(key);
     this.hot.delete(key);
     this.localFlights.invalidate(key);
     this.peerFlights.invalidate(key);
+    this.bury(key);
+  }
+
+  private bury(key: string): void {
+    if (this.tombstoneMs === 0 || this.maxTombstones === 0) return;
+    const t = this.tombstones;
+    t.delete(key); // re-inserted at the end: insertion order stays oldest first
+    t.set(key, this.now());
+    if (t.size > this.maxTombstones) t.delete(t.keys().next().value as string);
+  }
+
+  /** Whether `key` was removed here less than `tombstoneMs` ago. */
+  private buried(key: string): boolean {
+    if (this.tombstones.size === 0) return false;
+    const at = this.tombstones.get(key);
+    if (at === undefined) return false;
+    if (this.now() - at < this.tombstoneMs) return true;
+    this.tombstones.delete(key);
+    return false;
+  }
+
+  /**
+   * The handoff question, for servers: the value of `key` if this process holds it in its main or hot
+   * cache right now, else undefined. Never loads, never asks a peer, counts nothing but the cache
+   * lookups. `value` is SHARED and read-only.
+   */
+  handoffEntry(key: string): EntryResult | undefined {
+    this.checkKey(key);
+    // peek: fresh entries only. A remembered NotFound is not a value to hand over.
+    const e = this.main.peek(key) ?? this.hot.peek(key);
+    return e === undefined || e.negative ? undefined : this.entryResult(e, true);
+  }
+
+  /**
+   * Keeps entries a leaving peer pushed here (this process owns them once it is gone) in the main
+   * cache (replacing a hot-cache mirror of the same key): those not expired, not removed here within
+   * `tombstoneMs`, and only while they fit in free room — a push never evicts this process's own
+   * entries. Returns how many are now held in the main cache (already held ones included).
+   * Invalid entries are skipped, never thrown.
+   */
+  acceptHandoff(entries: readonly HandoffEntry[]): number {
+    if (this.closed || !Array.isArray(entries)) return 0;
+    const now = this.now();
+    let kept = 0;
+    for (const h of entries) {
+      const key = h?.key;
+      const v = h?.value;
+      if (typeof key !== 'string' || !(v instanceof Uint8Array)) continue;
+      try {
+        this.checkKey(key);
+      } catch {
+        continue;
+      }
+      const ttl = h.ttlMs;
+      if (ttl !== undefined && !(typeof ttl === 'number' && ttl > 0)) continue;
+      if (this.buried(key)) continue;
+      if (this.main.peek(key) !== undefined) {
+        kept++; // already held as an owner: nothing to add
+        continue;
+      }
+      const bytes = entryBytes(key, v);
+      // A hot-cache mirror of it makes way (its bytes count as free room): the main copy replaces it.
+      const mirror = this.hot.peek(key);
+      const freed = mirror === undefined ? 0 : entryBytes(key, mirror.value);
+      if (this.main.bytes + this.hot.bytes - freed + bytes > this.cacheBytes) continue;
+      if (mirror !== undefined) this.hot.delete(key);
+      // A copy: the value may be a view into a large received message.
+      const value = Buffer.from(v);
+      const qps = typeof h.minuteQps === 'number' && h.minuteQps >= 0 ? h.minuteQps : 0;
+      const e = new Entry(
+        value,
+        ttl === undefined || ttl === Number.POSITIVE_INFINITY ? 0 : now + Math.min(ttl, MAX_TTL_MS),
+        now,
+        qps,
+      );
+      e.source = 'peer';
+      if (!this.main.set(key, e, bytes)) continue;
+      kept++;
+      this.stats.handoffAccepted++;
+      this.stats.handoffBytes += value.length;
+    }
+    return kept;
+  }
+
+  /**
+   * Graceful leave: pushes this process's main-cache entries to their owners once it is gone
+   * (`picker.successor`), hottest first, within `maxBytes` and `timeoutMs`. Call it while the other
+   * members still route to this process (before announcing the leave), so no read falls between the
+   * two. Never throws: a peer that fails just does not get its entries.
+   */
+  async handOff(opts: HandOffOptions = {}): Promise<HandOffResult> {
+    const result: HandOffResult = { entries: 0, sent: 0, bytes: 0, skipped: 0 };
+    const picker = this.peerPicker;
+    if (typeof picker.successor !== 'function' || this.closed) return result;
+    const maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDOFF_PUSH_MS;
+    const now = this.now();
+    const candidates: { peer: Peer; key: string; e: Entry; rate: number }[] = [];
+    for (const [key, e] of this.main.entries()) {
+      // Only fresh values: a remembered NotFound or a stale value is not worth a new owner's room.
+      if (e.negative || (e.expiresAt !== 0 && e.expiresAt <= now)) continue;
+      const peer = picker.successor(key);
+      if (peer === null || typeof peer.push !== 'function') continue;
+      candidates.push({ peer, key, e, rate: readRate(e, now) });
+    }
+    candidates.sort((a, b) => b.rate - a.rate);
+    // Per peer: batches of entries, hottest first.
+    const byPeer = new Map<Peer, HandoffEntry[][]>();
+    let budget = maxBytes;
+    for (const c of candidates) {
+      const n = entryBytes(c.key, c.e.value);
+      if (n > budget || n > PUSH_MAX_ENTRY_BYTES) {
+        result.skipped++;
+        continue;
+      }
+      budget -= n;
+      let batches = byPeer.get(c.peer);
+      if (batches === undefined) byPeer.set(c.peer, (batches = [[]]));
+      let last = batches[batches.length - 1];
+      if (last.length > 0 && batchBytes(last) + n > PUSH_BATCH_BYTES) {
+        batches.push((last = []));
+      }
+      const h: HandoffEntry = { key: c.key, value: c.e.value, minuteQps: c.rate };
+      if (c.e.expiresAt !== 0) h.ttlMs = Math.max(1, c.e.expiresAt - now);
+      last.push(h);
+    }
+    const ac = new AbortController();
+    const timer =
+      timeoutMs > 0 ? setTimeout(() => ac.abort(new Error('handoff push time is up')), timeoutMs) : undefined;
+    await Promise.all(
+      [...byPeer].map(async ([peer, batches]) => {
+        for (const batch of batches) {
+          if (ac.signal.aborted) {
+            result.skipped += batch.length;
+            continue;
+          }
+          try {
+            const kept = await peer.push!(this.name, batch, ac.signal);
+            result.entries += Math.min(batch.length, Math.max(0, Number(kept) || 0));
+            result.sent += batch.length;
+            result.bytes += batchBytes(batch);
+          } catch {
+            result.skipped += batch.length;
+          }
+        }
+      }),
+    );
+    clearTimeout(timer);
+    this.stats.handoffPushed += result.entries;
+    return result;
   }
 
   cacheStats(which: Which): CacheStats {
@@ -844,7 +1084,8 @@ export class Group {
   ): void {
     if (f.invalidated || this.closed || (e.keepUntil !== 0 && e.keepUntil <= now)) return;
     if (this.hot.has(key)) {
-      if (this.hot.set(key, e, entryBytes(key, e.value))) enforceBudget(this.main, this.hot, this.cacheBytes);
+      const m = this.capMirror(e, now);
+      if (this.hot.set(key, m, entryBytes(key, m.value))) enforceBudget(this.main, this.hot, this.cacheBytes);
       return;
     }
     // A stale answer is not newly mirrored: while the owner refreshes, asking it again gets the new
@@ -859,9 +1100,27 @@ export class Group {
     );
   }
 
-  private maybePromote(key: string, e: Entry, ownerMinuteQps: number | undefined, now: number): void {
-    const bytes = entryBytes(key, e.value);
+  /**
+   * `e` as the hot cache may keep it: gone (fresh or stale) at most hotMaxAgeMs from now — its own
+   * entry when that is shorter than its life, so the fetched one's TTL is still reported as is.
+   */
+  private capMirror(e: Entry, now: number): Entry {
+    if (this.hotMaxAgeMs === 0) return e;
+    const cap = now + this.hotMaxAgeMs;
+    if (e.keepUntil !== 0 && e.keepUntil <= cap) return e;
+    const c = new Entry(e.value, e.expiresAt === 0 ? cap : Math.min(e.expiresAt, cap), now, e.rate);
+    const w = e.windows;
+    if (w !== undefined) c.setWindows(Math.min(w.swrUntil, cap), Math.min(w.sieUntil, cap));
+    c.bornAt = e.bornAt;
+    c.source = e.source;
+    c.negative = e.negative;
+    return c;
+  }
+
+  private maybePromote(key: string, fetched: Entry, ownerMinuteQps: number | undefined, now: number): void {
+    const bytes = entryBytes(key, fetched.value);
     if (bytes > this.hot.maxBytes) return;
+    const e = this.capMirror(fetched, now);
     const peers = this.peerPicker.peers?.();
     const clusterSize = peers === undefined ? 1 : peers.length + 1;
     const d = this.policy.shouldPromote({
@@ -879,10 +1138,19 @@ export class Group {
     if (this.hot.set(key, e, bytes)) enforceBudget(this.main, this.hot, this.cacheBytes);
   }
 
-  private async loadLocally(key: string, f: Flight<Entry>, countDeduped: boolean): Promise<Entry> {
+  /** @param owned this process owns the key (not a fallback for a failed owner): counts, and may hand off */
+  private async loadLocally(key: string, f: Flight<Entry>, owned: boolean): Promise<Entry> {
     const hit = this.main.get(key) ?? this.hot.get(key);
     if (hit !== undefined) return this.flightHit(hit);
-    if (countDeduped) this.stats.loadsDeduped++;
+    if (owned) {
+      this.stats.loadsDeduped++;
+      // Only inside the handoff window after a membership change is this non-empty (peers.ts).
+      const from = this.handoffTimeoutMs === 0 ? undefined : this.peerPicker.handoffPeers?.(key);
+      if (from !== undefined && from.length > 0 && !this.buried(key)) {
+        const e = await this.askHandoff(from, key, f);
+        if (e !== undefined) return e;
+      }
+    }
     this.stats.localLoads++;
     let e: Entry;
     let bytes: number;
@@ -923,6 +1191,59 @@ export class Group {
   private store(key: string, e: Entry, f: Flight<Entry>, bytes = entryBytes(key, e.value)): void {
     if (f.invalidated || this.closed || (e.keepUntil !== 0 && e.keepUntil <= e.rateAt)) return;
     if (this.main.set(key, e, bytes)) enforceBudget(this.main, this.hot, this.cacheBytes);
+  }
+
+  /**
+   * Asks `peers` in order for `key` from their caches (cache-only, never forwarded, one bounded wait
+   * each); the first value wins and is cached here as if loaded. Undefined when nobody has it.
+   */
+  private async askHandoff(peers: Peer[], key: string, f: Flight<Entry>): Promise<Entry | undefined> {
+    for (const peer of peers) {
+      if (typeof peer.handoff !== 'function') continue;
+      let r: PeerGetResult;
+      let value: Buffer;
+      try {
+        r = await withTimeout(
+          this.handoffTimeoutMs,
+          () =>
+            new PeerTimeoutError(
+              `group ${this.name}: handoff from ${peer.id} took over ${this.handoffTimeoutMs} ms`,
+            ),
+          (signal) => peer.handoff!(this.name, key, signal),
+        );
+        if (f.aborted) throw f.abortReason;
+        value = peerValue(r);
+      } catch (err) {
+        if (f.aborted) throw err;
+        continue; // not there (NotFound), slow or down: the next one, then the getter
+      }
+      const ttl = r.ttlMs === Number.POSITIVE_INFINITY ? undefined : r.ttlMs;
+      // Expired (or stale) there: expired here too.
+      if (r.stale === true || (ttl !== undefined && !(ttl > 0))) continue;
+      // A remove reached this process while asking: the answer may predate it, so the getter decides.
+      if (f.invalidated || this.buried(key)) break;
+      const now = this.now();
+      this.stats.handoffHits++;
+      this.stats.handoffBytes += value.length;
+      // Remaining ttl, windows and age travel, clamped like a fill's (fetchFromPeer).
+      const e = new Entry(
+        value,
+        ttl === undefined ? 0 : now + Math.min(ttl, MAX_TTL_MS),
+        now,
+        r.minuteQps ?? 0,
+      );
+      e.setWindows(
+        r.staleWhileRevalidateMs ? now + Math.min(r.staleWhileRevalidateMs, MAX_TTL_MS) : 0,
+        r.staleIfErrorMs ? now + Math.min(r.staleIfErrorMs, MAX_TTL_MS) : 0,
+      );
+      if (r.ageMs) e.bornAt = now - Math.min(r.ageMs, MAX_TTL_MS);
+      e.source = 'peer';
+      e.hits = 1;
+      this.store(key, e, f);
+      return e;
+    }
+    this.stats.handoffMisses++;
+    return undefined;
   }
 
   private toEntry(key: string, res: GetterResult, now: number): Entry {
@@ -1093,6 +1414,13 @@ function peerValue(r: PeerGetResult): Buffer {
     throw new TypeError(`peer answered ttlMs ${describe(r.ttlMs)}`);
   }
   return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/** Key + value bytes of a push batch. */
+function batchBytes(batch: readonly HandoffEntry[]): number {
+  let n = 0;
+  for (const h of batch) n += entryBytes(h.key, h.value);
+  return n;
 }
 
 function checkMs(group: string, what: string, v: number | undefined, dflt: number): number {

@@ -18,6 +18,8 @@ export type {
   GetterValue,
   GroupOptions,
   GroupStats,
+  HandOffOptions,
+  HandOffResult,
   SetOptions,
 } from './group.js';
 export {
@@ -28,6 +30,7 @@ export {
   MAX_TTL_MS,
   REFRESH_RETRY_MS,
 } from './group.js';
+export { DEFAULT_HANDOFF_WINDOW_MS, HandoffWindow, handoffCandidates, successorOf } from './handoff.js';
 export type {
   HotCacheView,
   HotKeyPolicy,
@@ -37,5 +40,5 @@ export type {
 export { RATE_WINDOW_MS, randomPromotion, rateBasedPromotion } from './hotkeys.js';
 export type { GossipNode, NodeOptions } from './node/node.js';
 export { createNode } from './node/node.js';
-export type { Peer, PeerGetResult, PeerPicker } from './peers.js';
+export type { HandoffEntry, Peer, PeerGetResult, PeerPicker } from './peers.js';
 export { noPeers } from './peers.js';

@@ -20,6 +20,17 @@ export interface PeerGetResult {
   minuteQps?: number;
 }
 
+/** One cache entry handed to a peer by a leaving node (see `Peer.push`). */
+export interface HandoffEntry {
+  key: string;
+  /** Read-only. */
+  value: Uint8Array;
+  /** Remaining time to live in ms; absent = no expiry. An expired entry is never handed off. */
+  ttlMs?: number;
+  /** The sender's estimate of requests per minute for the key. */
+  minuteQps?: number;
+}
+
 /** A remote process that owns some keys. */
 export interface Peer {
   /** Stable identity of the peer (its advertised address, e.g. `10.0.0.5:9090`). */
@@ -48,6 +59,20 @@ export interface Peer {
     opts: { ttlMs?: number },
     signal: AbortSignal,
   ): Promise<void>;
+  /**
+   * The handoff question: `key` of `group` if this peer holds it in its main or hot cache right now.
+   * CACHE-ONLY: the peer never runs its getter for it, never forwards it, never asks anyone else (so
+   * two nodes that disagree about the ring cannot ask each other in a circle). Rejects with
+   * `NotFoundError` when the peer does not hold it; with any other error when it could not answer.
+   * Optional: a peer without it is simply not asked.
+   */
+  handoff?(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult>;
+  /**
+   * A leaving node hands `entries` of `group` to this peer, their owner once the sender is gone. The
+   * peer keeps those it has room for and has not seen removed recently; resolves with how many it
+   * kept. Never forwarded. Optional.
+   */
+  push?(group: string, entries: HandoffEntry[], signal: AbortSignal): Promise<number>;
 }
 
 /** Chooses the owner of a key. Implementations must be cheap: it is called on every cache miss. */
@@ -56,6 +81,18 @@ export interface PeerPicker {
   pickPeer(key: string): Peer | null;
   /** Every remote peer currently known (for cluster-wide remove). Optional. */
   peers?(): Peer[];
+  /**
+   * Peers that may hold `key` (owned by this process) from before the last membership change, most
+   * likely first — asked with `Peer.handoff` before the getter runs. Return `[]` when the member set
+   * has not changed recently, so steady state pays no extra round trip. Called only on a miss at the
+   * owner. Optional: without it there is no handoff.
+   */
+  handoffPeers?(key: string): Peer[];
+  /**
+   * The peer that will own `key` once this process has left (its owner, if that is not this process),
+   * or `null` when no one else is left. A leaving node pushes its entries there. Optional.
+   */
+  successor?(key: string): Peer | null;
 }
 
 /** A picker for a process that owns every key: groupcache's NoPeers. */

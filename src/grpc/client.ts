@@ -5,12 +5,19 @@
 import { Client, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { type AbortWaiter, onAbort } from '../abort.js';
 import { DEFAULT_PEER_TIMEOUT_MS, MAX_TTL_MS } from '../group.js';
-import type { Peer, PeerGetResult } from '../peers.js';
+import type { HandoffEntry, Peer, PeerGetResult } from '../peers.js';
 import { outgoingTraceContext } from '../tracing.js';
-import type { GetResponse, KeyRequest, SetRequest } from './codec.js';
+import type { GetResponse, KeyRequest, PushRequest, PushResponse, SetRequest } from './codec.js';
 import { MAX_REQUEST_MESSAGE_BYTES } from './limits.js';
 import { FetchMux } from './mux.js';
-import { GET_PATH, gossipCacheService, groupCacheService, REMOVE_PATH, SET_PATH } from './proto.js';
+import {
+  GET_PATH,
+  gossipCacheService,
+  groupCacheService,
+  PUSH_PATH,
+  REMOVE_PATH,
+  SET_PATH,
+} from './proto.js';
 import { checkMaxMessageBytes, messageLimitOptions, PEER_METADATA } from './serve.js';
 import { errorOf, PeerError, UNKNOWN_GROUP } from './status.js';
 import { channelCredentials, type TlsFiles, tlsChannelOptions } from './tls.js';
@@ -43,6 +50,7 @@ const removeMethod = gossipCacheService.Remove;
 const setMethod = gossipCacheService.Set;
 /** Field tags and lengths of a SetRequest besides its group, key and value (generous). */
 const SET_OVERHEAD_BYTES = 32;
+const pushMethod = gossipCacheService.Push;
 
 export class GrpcPeer implements Peer {
   readonly id: string;
@@ -76,6 +84,21 @@ export class GrpcPeer implements Peer {
 
   /** Fetch over the peer stream; opens (or reopens) the stream when needed. */
   get(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult> {
+    return this.fetch(group, key, signal, false);
+  }
+
+  /** The cache-only handoff question, on the same stream (see Peer.handoff). */
+  handoff(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult> {
+    return this.fetch(group, key, signal, true);
+  }
+
+  /** Hand entries to this peer (a unary Push); resolves with how many it kept. */
+  push(group: string, entries: HandoffEntry[], signal: AbortSignal): Promise<number> {
+    const req: PushRequest = { group, entries };
+    return this.unary<PushResponse>(PUSH_PATH, pushMethod, req, new Metadata(), signal).then((r) => r.kept);
+  }
+
+  private fetch(group: string, key: string, signal: AbortSignal, handoff: boolean): Promise<PeerGetResult> {
     if (this.closed) {
       return Promise.reject(new PeerError(this.id, status.UNAVAILABLE, 'the peer was removed'));
     }
@@ -88,7 +111,7 @@ export class GrpcPeer implements Peer {
         onPeerRpc: this.onPeerRpc,
       });
     }
-    return mux.fetch(group, key, signal);
+    return mux.fetch(group, key, signal, handoff);
   }
 
   /**
@@ -162,8 +185,8 @@ export class GrpcPeer implements Peer {
 
   private unary<R>(
     path: string,
-    method: typeof getMethod | typeof removeMethod | typeof setMethod,
-    req: KeyRequest | SetRequest,
+    method: typeof getMethod | typeof removeMethod | typeof setMethod | typeof pushMethod,
+    req: KeyRequest | SetRequest | PushRequest,
     md: Metadata,
     signal: AbortSignal | undefined,
   ): Promise<R> {

@@ -37,6 +37,28 @@ export interface FetchRequest {
   trace?: { traceparent?: string; tracestate?: string };
   /** Set by the decoder when the request must be answered INVALID_ARGUMENT: why (see KeyRequest). */
   invalid?: string;
+  /** The handoff question (field 8): answer from the caches only. Absent = false. */
+  handoff?: boolean;
+}
+
+/** gossipcachepb.PushEntry. */
+export interface PushEntry {
+  key: string;
+  value: Uint8Array;
+  /** Absent (or 0) = no expiry. */
+  ttlMs?: number;
+  minuteQps?: number;
+}
+
+/** gossipcachepb.PushRequest. */
+export interface PushRequest {
+  group: string;
+  entries: PushEntry[];
+}
+
+/** gossipcachepb.PushResponse. */
+export interface PushResponse {
+  kept: number;
 }
 
 /** Longest `traceparent` / `tracestate` kept from a request (W3C: 55 chars; 32 members of ≤ 256). */
@@ -307,6 +329,7 @@ function fetchRequestSize(q: FetchRequest, g: number, k: number): number {
     if (q.trace.traceparent) size += lenFieldSize(1, Buffer.byteLength(q.trace.traceparent));
     if (q.trace.tracestate) size += lenFieldSize(1, Buffer.byteLength(q.trace.tracestate));
   }
+  if (q.handoff) size += 2;
   return size;
 }
 
@@ -364,6 +387,10 @@ export function encodeFetchBatch(requests: readonly FetchRequest[]): Buffer {
     if (q.trace !== undefined) {
       if (q.trace.traceparent) pos = writeString(buf, pos, 0x32, q.trace.traceparent);
       if (q.trace.tracestate) pos = writeString(buf, pos, 0x3a, q.trace.tracestate);
+    }
+    if (q.handoff) {
+      buf[pos++] = 0x40;
+      buf[pos++] = 1;
     }
   }
   return buf;
@@ -436,7 +463,9 @@ export class FetchBatchReader {
             else q.key = str;
           } else if (t === 0x20) q.timeoutMs = m.varint();
           else if (t === 0x28) q.cancel = m.varint() !== 0;
-          else if (t === 0x32 || t === 0x3a) {
+          else if (t === 0x40) {
+            if (m.varint() !== 0) q.handoff = true;
+          } else if (t === 0x32 || t === 0x3a) {
             // Trace context: kept only if short and UTF-8; anything else is dropped, never an error.
             const [fs, fe] = m.span();
             const str =
@@ -704,6 +733,108 @@ export function decodeSetRequest(buf: Buffer): SetRequest {
 
 /** grpc status INTERNAL (the codec does not depend on grpc-js). */
 const CODE_INTERNAL = 13;
+
+// ---- gossipcachepb.PushRequest { group = 1, repeated PushEntry entries = 2 } ----
+// PushEntry { key = 1, value = 2, ttl_ms = 3, minute_qps = 4 }. Off the hot path (a leaving node's
+// batches), so clarity over speed.
+
+function pushEntrySize(e: PushEntry, k: number, ttl: number): number {
+  return (
+    lenFieldSize(1, k) +
+    lenFieldSize(1, e.value.byteLength) +
+    (ttl ? 1 + varintSize(ttl) : 0) +
+    (e.minuteQps ? 9 : 0)
+  );
+}
+
+export function encodePushRequest(req: PushRequest): Buffer {
+  const g = Buffer.byteLength(req.group);
+  const sizes = req.entries.map((e) => {
+    const k = Buffer.byteLength(e.key);
+    const ttl = int64(e.ttlMs);
+    return { k, ttl, inner: pushEntrySize(e, k, ttl) };
+  });
+  let total = lenFieldSize(1, g);
+  for (const z of sizes) total += lenFieldSize(1, z.inner);
+  const buf = Buffer.allocUnsafe(total);
+  let pos = 0;
+  buf[pos++] = 0x0a;
+  pos = writeVarint(buf, pos, g);
+  pos += buf.write(req.group, pos, 'utf8');
+  for (let i = 0; i < req.entries.length; i++) {
+    const e = req.entries[i];
+    const { k, ttl, inner } = sizes[i];
+    buf[pos++] = 0x12;
+    pos = writeVarint(buf, pos, inner);
+    buf[pos++] = 0x0a;
+    pos = writeVarint(buf, pos, k);
+    pos += buf.write(e.key, pos, 'utf8');
+    buf[pos++] = 0x12;
+    pos = writeVarint(buf, pos, e.value.byteLength);
+    buf.set(e.value, pos);
+    pos += e.value.byteLength;
+    if (ttl) {
+      buf[pos++] = 0x18;
+      pos = writeVarint(buf, pos, ttl);
+    }
+    if (e.minuteQps) {
+      buf[pos++] = 0x21;
+      pos = buf.writeDoubleLE(e.minuteQps, pos);
+    }
+  }
+  return buf;
+}
+
+/** Values are views into `buf`: the receiver copies what it keeps. */
+export function decodePushRequest(buf: Buffer): PushRequest {
+  const r = new Reader(buf);
+  const req: PushRequest = { group: '', entries: [] };
+  while (r.pos < r.end) {
+    const tag = r.varint();
+    if (tag === 0x0a) req.group = r.string();
+    else if (tag === 0x12) {
+      const [s, e] = r.span();
+      const m = new Reader(buf, e);
+      m.pos = s;
+      const entry: PushEntry = { key: '', value: EMPTY };
+      while (m.pos < e) {
+        const t = m.varint();
+        if (t === 0x0a) {
+          // A key that is not valid UTF-8 is left empty: the receiver skips the entry.
+          const [ks, ke] = m.span();
+          entry.key = utf8OrUndefined(buf, ks, ke) ?? '';
+        } else if (t === 0x12) {
+          const [vs, ve] = m.span();
+          entry.value = buf.subarray(vs, ve);
+        } else if (t === 0x18) entry.ttlMs = m.varint() || undefined;
+        else if (t === 0x21) entry.minuteQps = m.double();
+        else m.skip(t & 7);
+      }
+      req.entries.push(entry);
+    } else r.skip(tag & 7);
+  }
+  return req;
+}
+
+export function encodePushResponse(res: PushResponse): Buffer {
+  const kept = uint32(res.kept);
+  if (!kept) return EMPTY;
+  const buf = Buffer.allocUnsafe(1 + varintSize(kept));
+  buf[0] = 0x08;
+  writeVarint(buf, 1, kept);
+  return buf;
+}
+
+export function decodePushResponse(buf: Buffer): PushResponse {
+  const r = new Reader(buf);
+  const res: PushResponse = { kept: 0 };
+  while (r.pos < r.end) {
+    const tag = r.varint();
+    if (tag === 0x08) res.kept = r.varint();
+    else r.skip(tag & 7);
+  }
+  return res;
+}
 
 /** gossipcachepb.RemoveResponse and other empty messages. */
 export const encodeEmpty = (_: unknown): Buffer => EMPTY;

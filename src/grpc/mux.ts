@@ -35,6 +35,8 @@ class Pending extends AbortWaiter {
     readonly start: number,
     readonly deadline: number,
     readonly signal: AbortSignal,
+    /** A handoff question: not a fill, so not reported to onPeerRpc. */
+    readonly handoff: boolean,
   ) {
     super();
   }
@@ -90,7 +92,8 @@ export class FetchMux {
     this.call.on('end', () => this.die(status.UNAVAILABLE, 'the peer ended the stream'));
   }
 
-  fetch(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult> {
+  /** `handoff`: the cache-only handoff question (proto/gossipcache.proto FetchRequest.handoff). */
+  fetch(group: string, key: string, signal: AbortSignal, handoff = false): Promise<PeerGetResult> {
     if (signal.aborted) return Promise.reject(signal.reason);
     if (typeof group !== 'string' || typeof key !== 'string') {
       return Promise.reject(
@@ -117,7 +120,7 @@ export class FetchMux {
     const id = this.nextId;
     this.nextId = id >= 0xffffffff ? 1 : id + 1;
     const start = performance.now();
-    const p = new Pending(this, id, start, start + this.opts.timeoutMs, signal);
+    const p = new Pending(this, id, start, start + this.opts.timeoutMs, signal, handoff);
     const promise = new Promise<PeerGetResult>((resolve, reject) => {
       p.resolve = resolve;
       p.reject = reject;
@@ -127,14 +130,16 @@ export class FetchMux {
     this.deadlines.push(p);
     if (!this.timer) this.armTimer(p.deadline);
     // The caller's trace context rides in the request (tracing.ts); undefined when nothing traces.
-    this.send({
+    const q: FetchRequest = {
       id,
       group,
       key,
       timeoutMs: this.opts.timeoutMs,
       cancel: false,
       trace: outgoingTraceContext(),
-    });
+    };
+    if (handoff) q.handoff = true;
+    this.send(q);
     return promise;
   }
 
@@ -231,7 +236,7 @@ export class FetchMux {
     p.done = true;
     this.pending.delete(p.id);
     p.unwatch();
-    this.opts.onPeerRpc?.(performance.now() - p.start, ok);
+    if (!p.handoff) this.opts.onPeerRpc?.(performance.now() - p.start, ok);
     // Replies mostly come back in order: drop settled requests from the deadline list's head now,
     // so the list holds about what is in flight rather than everything sent in the last timeout.
     const list = this.deadlines;

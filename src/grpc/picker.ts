@@ -2,6 +2,7 @@
 // remote address has one GrpcPeer (one channel, one stream) kept while the address is a member.
 // Membership (or a static list) calls set() whenever the member set changes.
 
+import { HandoffWindow, handoffCandidates, successorOf } from '../handoff.js';
 import type { Peer, PeerPicker } from '../peers.js';
 import { Ring } from '../ring.js';
 import { GrpcPeer, type GrpcPeerOptions } from './client.js';
@@ -9,6 +10,11 @@ import { GrpcPeer, type GrpcPeerOptions } from './client.js';
 export interface RingPeerPickerOptions extends GrpcPeerOptions {
   /** This node's own advertised gRPC address (`host:port`, as it appears in set()): its keys load here. */
   self: string;
+  /**
+   * How long after a change of the member set (and after start) an owner's miss first asks the key's
+   * previous holders (docs/handoff.md). Default 300 000 (DEFAULT_HANDOFF_WINDOW_MS); 0 = never.
+   */
+  handoffWindowMs?: number;
 }
 
 /**
@@ -20,14 +26,16 @@ export class RingPeerPicker implements PeerPicker {
   private ring: Ring;
   private clients = new Map<string, GrpcPeer>();
   private readonly peerOpts: GrpcPeerOptions;
+  private readonly window: HandoffWindow;
   private closed = false;
 
   constructor(opts: RingPeerPickerOptions) {
     if (typeof opts?.self !== 'string' || opts.self === '') {
       throw new TypeError('RingPeerPicker: self must be this node\'s gRPC address "host:port"');
     }
-    const { self, ...peerOpts } = opts;
+    const { self, handoffWindowMs, ...peerOpts } = opts;
     this.self = self;
+    this.window = new HandoffWindow(handoffWindowMs);
     this.peerOpts = peerOpts;
     this.ring = new Ring({ labels: [self] });
   }
@@ -63,6 +71,7 @@ export class RingPeerPicker implements PeerPicker {
     }
     for (const [addr, peer] of this.clients) if (!next.has(addr)) peer.close();
     this.clients = next;
+    if (ring.checksum() !== this.ring.checksum()) this.window.changed();
     this.ring = ring;
   }
 
@@ -71,6 +80,23 @@ export class RingPeerPicker implements PeerPicker {
     const owner = this.ring.owner(key);
     if (owner === undefined || owner === this.self) return null;
     return this.clients.get(owner) ?? null;
+  }
+
+  /** The key's next members after this node, within the handoff window after a ring change; else []. */
+  handoffPeers(key: string): Peer[] {
+    if (!this.window.open || this.clients.size === 0) return [];
+    const out: Peer[] = [];
+    for (const addr of handoffCandidates(this.ring, this.self, key)) {
+      const p = this.clients.get(addr);
+      if (p) out.push(p);
+    }
+    return out;
+  }
+
+  /** Where this node's entry for `key` goes when it leaves (null: nobody else is left). */
+  successor(key: string): Peer | null {
+    const addr = successorOf(this.ring, this.self, key);
+    return addr === null ? null : (this.clients.get(addr) ?? null);
   }
 
   /** Every remote member (for cluster-wide remove). */

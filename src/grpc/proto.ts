@@ -10,17 +10,23 @@ import {
   decodeFetchReplyBatch,
   decodeGetResponse,
   decodeKeyRequest,
+  decodePushRequest,
+  decodePushResponse,
   decodeSetRequest,
   encodeEmpty,
   encodeFetchBatch,
   encodeFetchReplyBatch,
   encodeGetResponse,
   encodeKeyRequest,
+  encodePushRequest,
+  encodePushResponse,
   encodeSetRequest,
   type FetchReply,
   type FetchRequest,
   type GetResponse,
   type KeyRequest,
+  type PushRequest,
+  type PushResponse,
   type SetRequest,
 } from './codec.js';
 
@@ -34,6 +40,7 @@ export const GET_PATH = `/${GROUPCACHE_SERVICE}/Get`;
 export const FETCH_PATH = `/${GOSSIPCACHE_SERVICE}/Fetch`;
 export const REMOVE_PATH = `/${GOSSIPCACHE_SERVICE}/Remove`;
 export const SET_PATH = `/${GOSSIPCACHE_SERVICE}/Set`;
+export const PUSH_PATH = `/${GOSSIPCACHE_SERVICE}/Push`;
 
 /** groupcachepb.GroupCache: the groupcache-compatible unary Get. */
 export const groupCacheService: ServiceDefinition = {
@@ -49,7 +56,7 @@ export const groupCacheService: ServiceDefinition = {
   },
 };
 
-/** gossipcachepb.GossipCache: the peer stream, Remove and Set. */
+/** gossipcachepb.GossipCache: the peer stream, Remove, Set and Push. */
 export const gossipCacheService: ServiceDefinition = {
   Fetch: {
     path: FETCH_PATH,
@@ -80,6 +87,16 @@ export const gossipCacheService: ServiceDefinition = {
     responseSerialize: encodeEmpty,
     responseDeserialize: decodeEmpty,
     originalName: 'set',
+  },
+  Push: {
+    path: PUSH_PATH,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (r: PushRequest) => encodePushRequest(r),
+    requestDeserialize: decodePushRequest,
+    responseSerialize: (r: PushResponse) => encodePushResponse(r),
+    responseDeserialize: decodePushResponse,
+    originalName: 'push',
   },
 };
 

@@ -29,6 +29,10 @@ export interface ServedGroup {
    * Set answers UNIMPLEMENTED.
    */
   setLocal?(key: string, value: Uint8Array, opts: { ttlMs?: number }): void;
+  /** The handoff question: the cached entry or undefined; never loads. Optional (then: NOT_FOUND). */
+  handoffEntry?(key: string): ServedEntry | undefined;
+  /** Entries a leaving peer pushes; returns how many were kept. Optional (then: none kept). */
+  acceptHandoff?(entries: { key: string; value: Uint8Array; ttlMs?: number; minuteQps?: number }[]): number;
 }
 
 /** The groups a server serves (a GroupRegistry). Looked up per request, so groups may come and go. */

@@ -12,7 +12,7 @@ import {
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { incomingTraceContext, keyAttributes, SPAN, SpanKind, traced, traceMetadata } from '../tracing.js';
-import type { FetchReply, GetResponse, KeyRequest, SetRequest } from './codec.js';
+import type { FetchReply, GetResponse, KeyRequest, PushRequest, PushResponse, SetRequest } from './codec.js';
 import {
   Admission,
   checkLimits,
@@ -65,7 +65,7 @@ export interface GrpcServerOptions {
    * Called once per answered request (each stream request counts alone) with its method, status
    * code and time spent in this node in ms — for request counters and latency histograms.
    */
-  onServed?: (method: 'Get' | 'Fetch' | 'Remove' | 'Set', code: status, ms: number) => void;
+  onServed?: (method: 'Get' | 'Fetch' | 'Remove' | 'Set' | 'Push', code: status, ms: number) => void;
 }
 
 export interface GrpcServer {
@@ -237,6 +237,27 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
           answer({ code: status.INVALID_ARGUMENT, message: e.message });
         } else answer(failureOf(err));
       }
+    },
+    Push(call: ServerUnaryCall<PushRequest, PushResponse>, callback: sendUnaryData<PushResponse>) {
+      const { group: name, entries } = call.request;
+      const group = registry.get(name);
+      if (!group) {
+        const f = unknownGroup(name);
+        onServed?.('Push', f.code, 0);
+        report(f, name, '');
+        return callback({ code: f.code, details: f.message });
+      }
+      let kept = 0;
+      try {
+        // A refusing node (closing, or not built on Group) keeps nothing; the sender just moves on.
+        if (!closed) kept = group.acceptHandoff?.(entries) ?? 0;
+      } catch (err) {
+        const f = failureOf(err);
+        onServed?.('Push', f.code, 0);
+        return callback({ code: f.code, details: f.message });
+      }
+      onServed?.('Push', status.OK, 0);
+      callback(null, { kept });
     },
   });
 

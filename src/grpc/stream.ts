@@ -26,7 +26,7 @@ import {
   INTAKE_SLICE,
   MAX_BATCH_REQUESTS,
 } from './limits.js';
-import type { GroupSource, ServedEntry } from './serve.js';
+import type { GroupSource, ServedEntry, ServedGroup } from './serve.js';
 import { entryOf, MAX_VALUE_METADATA, wireTtl, wireWindow } from './serve.js';
 import {
   CancelledError,
@@ -285,6 +285,10 @@ export class FetchSession {
       });
       return;
     }
+    if (q.handoff) {
+      this.answerHandoff(q, group);
+      return;
+    }
     const now = q.timeoutMs || this.opts.onServed ? performance.now() : 0;
     const f = new InFlight(
       q.id,
@@ -333,6 +337,45 @@ export class FetchSession {
     } else {
       // A remembered NotFound travels with the time it has left (the peer may remember it that long).
       this.fail(q, failureOf(err), f.start, wireWindow((err as { ttlMs?: number } | undefined)?.ttlMs));
+    }
+    this.maybeEnd();
+  }
+
+  /** The handoff question: answered at once from the caches, never loaded, never forwarded. */
+  private answerHandoff(q: FetchRequest, group: ServedGroup): void {
+    let entry: ServedEntry | undefined;
+    try {
+      entry = group.handoffEntry?.(q.key);
+    } catch (err) {
+      this.fail(q, failureOf(err));
+      return;
+    }
+    if (entry === undefined) {
+      this.opts.onServed?.(status.NOT_FOUND, 0);
+      this.push({
+        id: q.id,
+        code: status.NOT_FOUND,
+        value: EMPTY,
+        minuteQps: 0,
+        ttlMs: 0,
+        message: NOT_HELD,
+      });
+    } else if (entry.value.byteLength > this.maxValueBytes) {
+      this.fail(q, tooLarge(q.group, q.key, entry.value.byteLength, this.maxValueBytes));
+    } else {
+      this.opts.onServed?.(status.OK, 0);
+      this.push({
+        id: q.id,
+        code: 0,
+        value: entry.value,
+        minuteQps: entry.minuteQps,
+        ttlMs: wireTtl(entry.ttlMs),
+        message: '',
+        stale: entry.stale === true,
+        staleWhileRevalidateMs: wireWindow(entry.staleWhileRevalidateMs),
+        staleIfErrorMs: wireWindow(entry.staleIfErrorMs),
+        ageMs: wireWindow(entry.ageMs),
+      });
     }
     this.maybeEnd();
   }
@@ -489,3 +532,5 @@ const EMPTY = Buffer.alloc(0);
 function replyCost(r: FetchReply): number {
   return REPLY_COST + r.value.byteLength + r.message.length;
 }
+/** NOT_FOUND message of a handoff question for a key this node does not hold. */
+const NOT_HELD = 'handoff: this node does not hold the key';

@@ -70,6 +70,12 @@ export interface NodeConfig {
   originConnections: number;
   joinTimeoutMs: number;
   shutdownTimeoutMs: number;
+  /** Longest a hot-cache mirror is served before it is fetched again (0 = no bound). */
+  hotMaxAgeMs: number;
+  /** How long after a membership change owners ask previous holders before the origin (0 = never). */
+  handoffWindowMs: number;
+  /** On SIGTERM, how long the node spends pushing its entries to their next owners (0 = not at all). */
+  handoffPushMs: number;
   logLevel: string;
   /** `auto` = pretty when stdout is a terminal, JSON lines otherwise. */
   logFormat: 'auto' | 'json' | 'pretty';
@@ -133,6 +139,9 @@ type RawConfig = {
   memcachedIdleTimeout: string;
   joinTimeout: string;
   shutdownTimeout: string;
+  hotMaxAge: string;
+  handoffWindow: string;
+  handoffPush: string;
   logLevel: string;
   logFormat: string;
 };
@@ -350,6 +359,27 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'how long SIGTERM waits for in-flight requests',
   },
   {
+    key: 'hotMaxAge',
+    env: 'GOSSIPCACHE_HOT_MAX_AGE',
+    flag: '--hot-max-age',
+    default: '60s',
+    doc: 'longest a value mirrored from its owner (hot cache) is served before it is fetched again: the bound on serving a value removed while this node missed the remove; `0` = no bound',
+  },
+  {
+    key: 'handoffWindow',
+    env: 'GOSSIPCACHE_HANDOFF_WINDOW',
+    flag: '--handoff-window',
+    default: '5m',
+    doc: "after a membership change (or start), how long a miss at the owner first asks the key's previous holder before the origin (docs/handoff.md); `0` = never",
+  },
+  {
+    key: 'handoffPush',
+    env: 'GOSSIPCACHE_HANDOFF_PUSH',
+    flag: '--handoff-push',
+    default: '5s',
+    doc: "on SIGTERM, the time spent handing this node's cached values (hottest first) to their next owners before leaving; `0` = none",
+  },
+  {
     key: 'logLevel',
     env: 'LOG_LEVEL',
     flag: '--log-level',
@@ -441,6 +471,9 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
     idleTimeoutMs: parseDuration(raw.memcachedIdleTimeout, source.memcachedIdleTimeout),
   };
   const shutdownTimeoutMs = parseDuration(raw.shutdownTimeout, source.shutdownTimeout);
+  const hotMaxAgeMs = parseDuration(raw.hotMaxAge, source.hotMaxAge);
+  const handoffWindowMs = parseDuration(raw.handoffWindow, source.handoffWindow);
+  const handoffPushMs = parseDuration(raw.handoffPush, source.handoffPush);
   const logLevel = raw.logLevel.toLowerCase();
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(
@@ -512,6 +545,9 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
     originConnections,
     joinTimeoutMs,
     shutdownTimeoutMs,
+    hotMaxAgeMs,
+    handoffWindowMs,
+    handoffPushMs,
     logLevel,
     logFormat,
   };

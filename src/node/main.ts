@@ -35,7 +35,13 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
       connections: config.originConnections,
     });
     origins.push(origin);
-    new Group({ name: g.name, cacheBytes: g.cacheBytes, getter: origin.load, registry });
+    new Group({
+      name: g.name,
+      cacheBytes: g.cacheBytes,
+      getter: origin.load,
+      registry,
+      hotMaxAgeMs: config.hotMaxAgeMs,
+    });
   }
 
   let node: GossipNode | undefined;
@@ -104,6 +110,8 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
     registry,
     logger: log,
     joinTimeoutMs: config.joinTimeoutMs,
+    handoffWindowMs: config.handoffWindowMs,
+    handoffPushMs: config.handoffPushMs,
     onPeerRpc: (ms, ok, peer) => {
       metrics.observePeerRpc(peer, ms / 1000, ok);
       if (!ok) peerErrors.warn(peer, { peer, ms }, `request to peer ${peer} failed; loading locally`);

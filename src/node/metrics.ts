@@ -51,6 +51,11 @@ const GROUP_COUNTERS: [field: string, name: string, help: string][] = [
   ['refreshErrors', 'refresh_errors', 'Background refreshes that failed (the stale value stayed)'],
   ['negativeHits', 'negative_hits', 'Gets answered NotFound from a remembered NotFound (negative caching)'],
   ['sets', 'sets', 'Values stored here by set (as the owner)'],
+  ['handoffHits', 'handoff_hits', 'Owner misses answered from a previous holder’s cache (warm handoff)'],
+  ['handoffMisses', 'handoff_misses', 'Handoff questions no previous holder could answer (the loader ran)'],
+  ['handoffBytes', 'handoff_bytes', 'Value bytes received by warm handoff (answers and pushes kept)'],
+  ['handoffAccepted', 'handoff_accepted', 'Entries pushed here by a leaving node and kept'],
+  ['handoffPushed', 'handoff_pushed', 'Entries this node pushed to their next owners when leaving'],
 ];
 
 const CACHE_GAUGES: [field: string, name: string, help: string][] = [

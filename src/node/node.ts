@@ -44,6 +44,18 @@ export interface NodeOptions {
   membershipConfig?: Partial<SwimConfig>;
   /** Called when each fill from a peer settles (latency ms, answered or failed): for metrics. */
   onPeerRpc?: (ms: number, ok: boolean, peer: string) => void;
+  /**
+   * After a membership change (and after start), how long a miss at the owner first asks the key's
+   * previous holders (docs/handoff.md). Default 300 000; 0 = never.
+   */
+  handoffWindowMs?: number;
+  /**
+   * On close, how long the node spends pushing its main-cache entries (hottest first) to the members
+   * that own them once it is gone, before announcing its leave. Default 5 000; 0 = no push.
+   */
+  handoffPushMs?: number;
+  /** Most bytes (keys + values) pushed on close, over all groups. Default: everything cached. */
+  handoffPushBytes?: number;
 }
 
 /** A running node. */
@@ -63,7 +75,10 @@ export interface GossipNode {
   ringChecksum(): string;
   /** Membership counters. */
   membershipStats(): Record<string, unknown>;
-  /** Announce leave, stop gossip, then stop gRPC (in-flight peer requests get `graceMs`). */
+  /**
+   * Hand cached entries to their next owners (handoffPushMs), announce leave, stop gossip, then stop
+   * gRPC (in-flight peer requests get `graceMs`).
+   */
   close(opts?: { leaveTimeoutMs?: number; graceMs?: number }): Promise<void>;
 }
 
@@ -79,7 +94,12 @@ export async function createNode(opts: NodeOptions): Promise<GossipNode> {
   const grpcPort = await grpc.listen(opts.grpcAddr);
   const self = joinHostPort(opts.advertiseHost, grpcPort);
 
-  const picker = new RingPeerPicker({ self, tls: opts.tls, onPeerRpc: opts.onPeerRpc });
+  const picker = new RingPeerPicker({
+    self,
+    tls: opts.tls,
+    onPeerRpc: opts.onPeerRpc,
+    handoffWindowMs: opts.handoffWindowMs,
+  });
   picker.set([self]);
   registry.setPeerPicker(picker);
 
@@ -174,6 +194,23 @@ export async function createNode(opts: NodeOptions): Promise<GossipNode> {
         clearTimeout(joinTimer);
         isReady = false;
         grpc.setServing(false);
+        // Before the leave: peers still route this node's keys here while their next owners fill up,
+        // so no read falls in between (docs/handoff.md).
+        const pushMs = opts.handoffPushMs ?? 5_000;
+        if (pushMs > 0 && picker.members().length > 1) {
+          let budget = opts.handoffPushBytes ?? Number.POSITIVE_INFINITY;
+          const t0 = Date.now();
+          for (const g of registry.list()) {
+            const left = pushMs - (Date.now() - t0);
+            if (left <= 0 || budget <= 0) break;
+            const r = await g.handOff({ maxBytes: budget, timeoutMs: left });
+            budget -= r.bytes;
+            log?.info(
+              { group: g.name, ...r, ms: Date.now() - t0 },
+              'handed cached entries to their next owners',
+            );
+          }
+        }
         try {
           await membership.leave(closeOpts?.leaveTimeoutMs ?? 2000);
         } catch (err) {

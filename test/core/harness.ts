@@ -2,10 +2,12 @@
 // in-memory PeerPicker over src/ring.ts. A peer call is a direct getEntry({ local: true }) on the
 // owner's group, so tests see the real load path on both sides without any network.
 
+import { NotFoundError } from '../../src/errors.js';
 import type { GetterResult, GroupOptions } from '../../src/group.js';
 import { Group, GroupRegistry } from '../../src/group.js';
+import { HandoffWindow, handoffCandidates, successorOf } from '../../src/handoff.js';
 import type { HotKeyPolicy } from '../../src/hotkeys.js';
-import type { Peer, PeerGetResult, PeerPicker } from '../../src/peers.js';
+import type { HandoffEntry, Peer, PeerGetResult, PeerPicker } from '../../src/peers.js';
 import { Ring } from '../../src/ring.js';
 
 export interface ClusterOptions {
@@ -20,6 +22,11 @@ export interface ClusterOptions {
   hotKeyPolicy?: (node: number) => HotKeyPolicy;
   getterTimeoutMs?: number;
   peerTimeoutMs?: number;
+  /**
+   * Warm handoff window of every node's picker (src/handoff.ts), on the cluster's clock (`now`).
+   * Default 0: no handoff questions, so tests of the plain load path see no extra peer calls.
+   */
+  handoffWindowMs?: number;
   /** Extra Group options. */
   groupOptions?: Partial<GroupOptions>;
 }
@@ -30,13 +37,17 @@ export interface NodeFaults {
   down: boolean;
   /** Peer calls to this node never answer (until their signal aborts). */
   hang: boolean;
+  /** Remove requests to this node are lost (it answers them but keeps the key), as for a frozen node. */
+  dropRemoves: boolean;
 }
 
 export interface ClusterNode {
   readonly index: number;
   readonly id: string;
-  readonly registry: GroupRegistry;
-  readonly group: Group;
+  /** Replaced by `cluster.restart(i)`. */
+  registry: GroupRegistry;
+  group: Group;
+  picker: MemPicker;
   readonly faults: NodeFaults;
   /** Peer calls (get) this node received. */
   peerGetsReceived: number;
@@ -44,6 +55,8 @@ export interface ClusterNode {
   peerRemovesReceived: number;
   /** Peer set calls this node received. */
   peerSetsReceived: number;
+  /** Handoff questions this node received. */
+  handoffsReceived: number;
 }
 
 /** A Peer that calls the target node's group in-process, honouring its faults. */
@@ -57,15 +70,32 @@ export class MemPeer implements Peer {
   async get(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult> {
     this.target.peerGetsReceived++;
     await this.fault(signal);
-    const g = this.target.registry.get(group);
-    if (g === undefined) throw new Error(`peer ${this.id}: no group ${group}`);
-    return g.getEntry(key, { signal, local: true });
+    return this.group(group).getEntry(key, { signal, local: true });
   }
 
   async remove(group: string, key: string, signal: AbortSignal): Promise<void> {
     this.target.peerRemovesReceived++;
     await this.fault(signal);
-    this.target.registry.get(group)?.removeLocal(key);
+    if (!this.target.faults.dropRemoves) this.target.registry.get(group)?.removeLocal(key);
+  }
+
+  async handoff(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult> {
+    this.target.handoffsReceived++;
+    await this.fault(signal);
+    const e = this.group(group).handoffEntry(key);
+    if (e === undefined) throw new NotFoundError(`peer ${this.id} does not hold ${key}`);
+    return e;
+  }
+
+  async push(group: string, entries: HandoffEntry[], signal: AbortSignal): Promise<number> {
+    await this.fault(signal);
+    return this.group(group).acceptHandoff(entries);
+  }
+
+  private group(name: string): Group {
+    const g = this.target.registry.get(name);
+    if (g === undefined) throw new Error(`peer ${this.id}: no group ${name}`);
+    return g;
   }
 
   async set(
@@ -92,13 +122,28 @@ export class MemPeer implements Peer {
   }
 }
 
-/** Owner by rendezvous hashing over the node ids; `null` for keys this node owns. */
+/**
+ * Owner by rendezvous hashing over this node's view of the members (`setRing`); `null` for keys this
+ * node owns. Answers handoff candidates within its window after each change of its view, like
+ * RingPeerPicker.
+ */
 export class MemPicker implements PeerPicker {
+  readonly window: HandoffWindow;
   constructor(
     private readonly self: string,
-    private readonly ring: Ring,
+    private ring: Ring,
     private readonly byId: Map<string, Peer>,
-  ) {}
+    windowMs = 0,
+    now: () => number = Date.now,
+  ) {
+    this.window = new HandoffWindow(windowMs, now);
+  }
+
+  /** This node's view of the members changes to `ring`. */
+  setRing(ring: Ring): void {
+    if (ring.checksum() !== this.ring.checksum()) this.window.changed();
+    this.ring = ring;
+  }
 
   pickPeer(key: string): Peer | null {
     const owner = this.ring.owner(key);
@@ -107,54 +152,95 @@ export class MemPicker implements PeerPicker {
   }
 
   peers(): Peer[] {
-    return [...this.byId.values()];
+    return [...this.byId.values()].filter((p) => this.ring.has(p.id));
+  }
+
+  handoffPeers(key: string): Peer[] {
+    if (!this.window.open) return [];
+    return handoffCandidates(this.ring, this.self, key).flatMap((id) => this.byId.get(id) ?? []);
+  }
+
+  successor(key: string): Peer | null {
+    const id = successorOf(this.ring, this.self, key);
+    return id === null ? null : (this.byId.get(id) ?? null);
   }
 }
 
 export class Cluster {
   readonly nodes: ClusterNode[] = [];
+  /** The ring every node was given at construction (all nodes); `setRing` gives nodes other views. */
   readonly ring: Ring;
   /** getterCalls[node] = getter calls on that node; `keys` = every key passed to any getter, in order. */
   readonly getterCalls: number[];
   readonly keys: string[] = [];
+  private readonly opts: ClusterOptions;
 
   constructor(opts: ClusterOptions) {
+    this.opts = opts;
     const ids = Array.from({ length: opts.nodes }, (_, i) => `node${i}:7000`);
     this.ring = new Ring({ labels: ids });
     this.getterCalls = ids.map(() => 0);
     for (let i = 0; i < ids.length; i++) {
       const registry = new GroupRegistry();
-      const group = new Group({
-        name: opts.name ?? 'test',
-        cacheBytes: opts.cacheBytes ?? 1 << 20,
-        registry,
-        getter: (key, ctx) => {
-          this.getterCalls[i]++;
-          this.keys.push(key);
-          return opts.getter(key, { signal: ctx.signal, node: i });
-        },
-        now: opts.now,
-        hotKeyPolicy: opts.hotKeyPolicy?.(i),
-        getterTimeoutMs: opts.getterTimeoutMs,
-        peerTimeoutMs: opts.peerTimeoutMs,
-        ...opts.groupOptions,
-      });
       this.nodes.push({
         index: i,
         id: ids[i],
         registry,
-        group,
-        faults: { down: false, hang: false },
+        group: this.makeGroup(i, registry),
+        picker: undefined as unknown as MemPicker,
+        faults: { down: false, hang: false, dropRemoves: false },
         peerGetsReceived: 0,
         peerRemovesReceived: 0,
         peerSetsReceived: 0,
+        handoffsReceived: 0,
       });
     }
-    for (const node of this.nodes) {
-      const byId = new Map<string, Peer>();
-      for (const other of this.nodes) if (other !== node) byId.set(other.id, new MemPeer(other));
-      node.registry.setPeerPicker(new MemPicker(node.id, this.ring, byId));
-    }
+    for (const node of this.nodes) this.wire(node, this.ring);
+  }
+
+  private makeGroup(i: number, registry: GroupRegistry): Group {
+    const opts = this.opts;
+    return new Group({
+      name: opts.name ?? 'test',
+      cacheBytes: opts.cacheBytes ?? 1 << 20,
+      registry,
+      getter: (key, ctx) => {
+        this.getterCalls[i]++;
+        this.keys.push(key);
+        return opts.getter(key, { signal: ctx.signal, node: i });
+      },
+      now: opts.now,
+      hotKeyPolicy: opts.hotKeyPolicy?.(i),
+      getterTimeoutMs: opts.getterTimeoutMs,
+      peerTimeoutMs: opts.peerTimeoutMs,
+      ...opts.groupOptions,
+    });
+  }
+
+  /** A fresh picker for `node` (a fresh handoff window: as if the process just started). */
+  private wire(node: ClusterNode, ring: Ring): void {
+    const byId = new Map<string, Peer>();
+    for (const other of this.nodes) if (other !== node) byId.set(other.id, new MemPeer(other));
+    node.picker = new MemPicker(node.id, ring, byId, this.opts.handoffWindowMs ?? 0, this.opts.now);
+    node.registry.setPeerPicker(node.picker);
+  }
+
+  /** Nodes `on` (default: the members themselves) now see exactly `members` (node indexes) on the ring. */
+  setRing(members: number[], on: number[] = members): void {
+    const ring = new Ring({ labels: members.map((i) => this.nodes[i].id) });
+    for (const i of on) this.nodes[i].picker.setRing(ring);
+  }
+
+  /**
+   * Node `i`'s process restarts: its group (and caches) are gone, a new one starts empty with a fresh
+   * picker seeing `members`. Peers keep calling the same node id.
+   */
+  restart(i: number, members: number[]): void {
+    const node = this.nodes[i];
+    node.group.close();
+    node.registry = new GroupRegistry();
+    node.group = this.makeGroup(i, node.registry);
+    this.wire(node, new Ring({ labels: members.map((m) => this.nodes[m].id) }));
   }
 
   /** Index of the node owning `key`. */

@@ -12,11 +12,15 @@ import {
   decodeFetchReplyBatch,
   decodeGetResponse,
   decodeKeyRequest,
+  decodePushRequest,
+  decodePushResponse,
   decodeSetRequest,
   encodeFetchBatch,
   encodeFetchReplyBatch,
   encodeGetResponse,
   encodeKeyRequest,
+  encodePushRequest,
+  encodePushResponse,
   encodeSetRequest,
   type FetchReply,
   type FetchRequest,
@@ -76,7 +80,15 @@ describe('codec', () => {
       { requiredKeys: ['traceparent'], noNullPrototype: true },
     );
     const req = fc.record(
-      { id: u32, group: key, key, timeoutMs: u32, cancel: fc.boolean(), trace: traceCtx },
+      {
+        id: u32,
+        group: key,
+        key,
+        timeoutMs: u32,
+        cancel: fc.boolean(),
+        trace: traceCtx,
+        handoff: fc.constant(true),
+      },
       { requiredKeys: ['id', 'group', 'key', 'timeoutMs', 'cancel'], noNullPrototype: true },
     );
     fc.assert(
@@ -93,6 +105,7 @@ describe('codec', () => {
             cancel: r.cancel,
             traceparent: r.trace?.traceparent ?? '',
             tracestate: r.trace?.tracestate ?? '',
+            handoff: r.handoff ?? false,
           })),
         );
         const theirs = T('gossipcachepb.FetchBatch').encode({ requests: got.requests }).finish();
@@ -100,6 +113,44 @@ describe('codec', () => {
           decodeFetchBatch(Buffer.from(theirs)),
           reqs.map((r) => ({ ...r })),
         );
+      }),
+    );
+  });
+
+  test('PushRequest / PushResponse match protobufjs both ways', () => {
+    const entry = fc.record({ key, value: bytes, ttlMs: ttl, minuteQps: qps });
+    fc.assert(
+      fc.property(key, fc.array(entry, { maxLength: 6 }), u32, (group, entries, kept) => {
+        const ours = encodePushRequest({ group, entries });
+        const got = plain('gossipcachepb.PushRequest', ours) as {
+          group: string;
+          entries: Record<string, unknown>[];
+        };
+        assert.equal(got.group, group);
+        assert.deepEqual(
+          got.entries,
+          entries.map((e) => ({
+            key: e.key,
+            value: Buffer.from(e.value),
+            ttl_ms: e.ttlMs,
+            minute_qps: e.minuteQps,
+          })),
+        );
+        const theirs = Buffer.from(T('gossipcachepb.PushRequest').encode(got).finish());
+        const back = decodePushRequest(theirs);
+        assert.equal(back.group, group);
+        assert.deepEqual(
+          back.entries.map((e) => ({
+            ...e,
+            value: Buffer.from(e.value),
+            ttlMs: e.ttlMs ?? 0,
+            minuteQps: e.minuteQps ?? 0,
+          })),
+          entries.map((e) => ({ ...e, value: Buffer.from(e.value) })),
+        );
+        assert.deepEqual(plain('gossipcachepb.PushResponse', encodePushResponse({ kept })), { kept });
+        const r = Buffer.from(T('gossipcachepb.PushResponse').encode({ kept }).finish());
+        assert.deepEqual(decodePushResponse(r), { kept });
       }),
     );
   });
