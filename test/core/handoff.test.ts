@@ -231,7 +231,7 @@ describe('warm handoff (in-process cluster)', () => {
     const own = KEYS.filter((k) => c.ownerOf(k) === 0).slice(0, 20);
     for (const k of own) await c.nodes[0].group.getString(k);
     for (let i = 0; i < 5; i++) await c.nodes[0].group.getString(own[3]); // the hottest
-    const r = await c.nodes[0].group.handOff({ maxBytes: 10 });
+    const r = await c.nodes[0].group.handOff({ maxBytes: 20 });
     assert.equal(r.entries, 1);
     assert.equal(c.nodes[1].group.handoffEntry(own[3])?.value.toString(), `v1:${own[3]}`);
     // Fill node 1: a push that does not fit is refused rather than evicting.
