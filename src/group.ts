@@ -604,7 +604,8 @@ export class Group {
         () => this.peerTimeout(owner),
         (signal) => owner.set!(this.name, key, bytes, { ttlMs }, signal),
       );
-      this.dropMirror(key);
+      // Not the owner: any copy here (a mirror, or a main-cache entry from before the key moved) is old.
+      this.removeLocal(key);
     }
     const peers = picker.peers?.() ?? [];
     if (peers.length > 0) {
@@ -612,7 +613,7 @@ export class Group {
         peers.map((p) => (p === owner || p.id === owner?.id ? undefined : this.removeAt(p, key))),
       );
       // A get that ran here while the peers were dropping it may have mirrored the old value.
-      if (owner !== null) this.dropMirror(key);
+      if (owner !== null) this.removeLocal(key);
     }
   }
 
@@ -638,12 +639,6 @@ export class Group {
     this.stats.sets++;
     if (this.closed) return;
     if (this.main.set(key, e, bytes)) enforceBudget(this.main, this.hot, this.cacheBytes);
-  }
-
-  /** Drops this process's mirror of `key` (hot cache) and keeps a fetch in progress from mirroring. */
-  private dropMirror(key: string): void {
-    this.hot.delete(key);
-    this.peerFlights.invalidate(key);
   }
 
   /** Bytes `key` + `value` are charged; a RangeError when the main cache could never hold them. */
