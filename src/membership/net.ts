@@ -3,12 +3,18 @@
 // is sealed by the Keyring (encrypted + authenticated when keys are installed). Anything hostile or
 // broken — garbage, oversize datagrams or frames, slow peers, refused connections — is dropped,
 // counted and at most logged; nothing here throws into the protocol or crashes the process.
+//
+// Every sealed message is bound to its receiver (keyring.ts): a datagram or stream request to the
+// advertised address the protocol names as the receiver, a reply to its request. The inbound TCP side
+// keeps connections that have not yet sent an authentic first frame apart from authenticated ones
+// (their own small cap, the oldest closed to make room, a short deadline, a byte budget), so idle or
+// dribbling connections from someone without the key cannot hold the port against members.
 
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { createServer, isIP, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { Keyring } from './keyring.js';
+import { ANY_RECEIVER, Keyring, receiverTag, replyTag } from './keyring.js';
 import { DEFAULT_GOSSIP_PORT, formatHostPort, type HostPort, parseHostPort } from './seeds.js';
 import type { Transport } from './transport.js';
 
@@ -39,7 +45,24 @@ export interface UdpTcpTransportOptions {
   maxStreamBytes?: number;
   /** Longest an inbound stream may take from accept to reply sent (defeats slow peers). Default 10 s. */
   inboundTimeoutMs?: number;
-  /** Most inbound streams served at once; more are refused (counted). Default 256. */
+  /**
+   * Longest an inbound connection may take from accept to a complete, authentic first frame; then it
+   * is closed (counted in streamTimeouts). Default 2 s: a member sends its frame at once (a push-pull
+   * of 10 000 members is ~0.7 MB: 0.6 s at 10 Mbit/s). Raise it for very large clusters on slow links.
+   */
+  authTimeoutMs?: number;
+  /**
+   * Most inbound connections not yet past their first authentic frame. When full, a new connection
+   * closes the oldest such one (counted in streamsEvicted) instead of being refused, so connections
+   * that never authenticate cannot shut members out. Default 64.
+   */
+  maxPendingStreams?: number;
+  /**
+   * Most bytes buffered, all connections together, for first frames not yet authenticated (each one
+   * is also bounded by maxStreamBytes). Past it the oldest such connections are closed. Default 16 MiB.
+   */
+  maxPendingBytes?: number;
+  /** Most authenticated inbound streams served at once; more are refused (counted). Default 256. */
   maxInboundStreams?: number;
   /**
    * Which peer IPs may be contacted or heard (memberlist's CIDRsAllowed idea); others are dropped and
@@ -66,13 +89,21 @@ export interface TransportStats {
   plaintextRejected: number;
   /** Replays inside the window plus messages whose timestamp is outside it. */
   replayed: number;
+  /** Authentic messages bound to another receiver (replayed from another member's traffic), or a reply to another request. */
+  misaddressed: number;
+  /** Unbound (older format) messages refused because receiver binding is required. */
+  unbound: number;
+  /** Unbound messages accepted (receiver binding 'off' or 'send'): some node still sends the older format. */
+  unboundAccepted: number;
   streamsIn: number;
   streamsOut: number;
   /** Streams that failed: refused, reset, closed early, handler rejected. */
   streamErrors: number;
   streamTimeouts: number;
-  /** Inbound streams refused because maxInboundStreams were already open. */
+  /** Authenticated inbound streams refused because maxInboundStreams were already being served. */
   streamsRefused: number;
+  /** Not-yet-authenticated connections closed to make room (maxPendingStreams or maxPendingBytes reached). */
+  streamsEvicted: number;
   /** Datagrams and streams to or from addresses `allowAddress` refuses. */
   filtered: number;
   /** onPacket / onRequest handlers that threw (a bug upstream; the transport keeps going). */
@@ -118,6 +149,11 @@ class FrameReader {
 
   constructor(private readonly max: number) {}
 
+  /** Bytes held so far. */
+  get buffered(): number {
+    return this.have;
+  }
+
   push(chunk: Buffer): Buffer | 'oversize' | undefined {
     this.chunks.push(chunk);
     this.have += chunk.length;
@@ -153,7 +189,13 @@ export class UdpTcpTransport implements Transport {
   readonly boundAddr: string;
   private readonly counters: Omit<
     TransportStats,
-    'malformed' | 'decryptFailures' | 'plaintextRejected' | 'replayed'
+    | 'malformed'
+    | 'decryptFailures'
+    | 'plaintextRejected'
+    | 'replayed'
+    | 'misaddressed'
+    | 'unbound'
+    | 'unboundAccepted'
   > & { malformed: number } = {
     packetsSent: 0,
     packetsReceived: 0,
@@ -167,20 +209,33 @@ export class UdpTcpTransport implements Transport {
     streamErrors: 0,
     streamTimeouts: 0,
     streamsRefused: 0,
+    streamsEvicted: 0,
     filtered: 0,
     handlerErrors: 0,
   };
   /** Open outbound (request) streams; cut on close. */
   private readonly sockets = new Set<Socket>();
-  /** Open inbound (served) streams, counted against maxInboundStreams; cut on close. */
+  /** Open inbound streams (authenticated or not); cut on close. */
   private readonly inbound = new Set<Socket>();
+  /**
+   * Inbound connections without an authentic first frame yet, oldest first (Map order), each with the
+   * bytes it buffered and how to close it. `inbound.size - pending.size` is the authenticated ones.
+   */
+  private readonly pending = new Map<Socket, { bytes: number; evict: () => void }>();
+  private pendingBytes = 0;
+  /** receiverTag of this node's advertised address: what datagrams and requests to it are bound to. */
+  private readonly selfTag: Buffer;
+  private readonly tags = new Map<string, Buffer>();
   private readonly parsed = new Map<string, HostPort | null>();
   private readonly lastWarn = new Map<string, number>();
   private closing: Promise<void> | undefined;
   private readonly maxDatagram: number;
   private readonly maxStreamBytes: number;
   private readonly inboundTimeoutMs: number;
+  private readonly authTimeoutMs: number;
   private readonly maxInbound: number;
+  private readonly maxPending: number;
+  private readonly maxPendingBytes: number;
   private readonly log: MembershipLogger;
   private readonly allow: ((ip: string) => boolean) | undefined;
 
@@ -197,7 +252,11 @@ export class UdpTcpTransport implements Transport {
     this.maxDatagram = this.maxPacketBytes + keyring.overhead;
     this.maxStreamBytes = opts.maxStreamBytes ?? 4 * 1024 * 1024;
     this.inboundTimeoutMs = opts.inboundTimeoutMs ?? 10_000;
+    this.authTimeoutMs = opts.authTimeoutMs ?? 2_000;
     this.maxInbound = opts.maxInboundStreams ?? 256;
+    this.maxPending = Math.max(1, opts.maxPendingStreams ?? 64);
+    this.maxPendingBytes = opts.maxPendingBytes ?? 16 * 1024 * 1024;
+    this.selfTag = receiverTag(localAddr);
     this.log = opts.logger ?? silentLogger;
     this.allow = opts.allowAddress;
     udp.on('message', (msg, rinfo) => this.receivePacket(msg, rinfo));
@@ -284,10 +343,13 @@ export class UdpTcpTransport implements Transport {
       decryptFailures: k.decryptFailures,
       plaintextRejected: k.plaintextRejected,
       replayed: k.replayed + k.stale,
+      misaddressed: k.misaddressed,
+      unbound: k.unbound,
+      unboundAccepted: k.unboundAccepted,
     };
   }
 
-  sendPacket(to: string, data: Uint8Array): void {
+  sendPacket(to: string, data: Uint8Array, receiver: string = to): void {
     if (this.closing) return;
     if (data.length > this.maxPacketBytes) {
       this.counters.oversize++;
@@ -296,7 +358,7 @@ export class UdpTcpTransport implements Transport {
     }
     const dst = this.parse(to);
     if (!dst) return;
-    const wire = this.keyring.seal('packet', data);
+    const wire = this.keyring.seal('packet', data, this.tagOf(receiver));
     this.counters.packetsSent++;
     this.counters.bytesSent += wire.length;
     try {
@@ -311,11 +373,21 @@ export class UdpTcpTransport implements Transport {
     }
   }
 
-  request(to: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+  request(
+    to: string,
+    data: Uint8Array,
+    timeoutMs: number,
+    receiver: string | null = to,
+  ): Promise<Uint8Array> {
     if (this.closing) return Promise.reject(new Error('transport closed'));
     const dst = this.parse(to);
     if (!dst) return Promise.reject(new Error(`request to "${to}": not an allowed host:port address`));
-    const body = this.keyring.seal('request', withSender(this.localAddr, data));
+    const body = this.keyring.seal(
+      'request',
+      withSender(this.localAddr, data),
+      receiver === null ? ANY_RECEIVER : this.tagOf(receiver),
+    );
+    const expectReply = replyTag(body);
     if (body.length > this.maxStreamBytes) {
       this.counters.oversize++;
       return Promise.reject(
@@ -353,7 +425,7 @@ export class UdpTcpTransport implements Transport {
           return finish(new Error(`reply larger than ${this.maxStreamBytes} bytes`));
         }
         this.counters.bytesReceived += got.length + FRAME_HEADER;
-        const opened = this.keyring.open('response', got);
+        const opened = this.keyring.open('response', got, expectReply);
         if (!opened.ok) return finish(new Error(`reply refused (${opened.reason})`));
         finish(null, opened.payload);
       });
@@ -374,6 +446,8 @@ export class UdpTcpTransport implements Transport {
       for (const s of this.inbound) s.destroy();
       this.sockets.clear();
       this.inbound.clear();
+      this.pending.clear();
+      this.pendingBytes = 0;
       await Promise.all([
         new Promise<void>((r) => {
           try {
@@ -401,7 +475,7 @@ export class UdpTcpTransport implements Transport {
       this.counters.oversize++;
       return;
     }
-    const opened = this.keyring.open('packet', msg);
+    const opened = this.keyring.open('packet', msg, this.selfTag);
     if (!opened.ok) {
       this.refused(from, opened.reason);
       return;
@@ -422,28 +496,36 @@ export class UdpTcpTransport implements Transport {
       sock.destroy();
       return;
     }
-    if (this.closing || this.inbound.size >= this.maxInbound) {
-      this.counters.streamsRefused++;
+    if (this.closing) {
       sock.destroy();
       return;
     }
+    // Room for the newcomer: the oldest connection that has not authenticated yet goes. Refusing the
+    // newcomer instead would let idle connections hold the port; a member sends its frame at once and
+    // is past this stage within a round trip.
+    if (this.pending.size >= this.maxPending) this.evictOldestPending();
     this.counters.streamsIn++;
     this.inbound.add(sock);
     const peer = formatHostPort({ host: unmapIPv4(sock.remoteAddress ?? '?'), port: sock.remotePort ?? 0 });
     const reader = new FrameReader(this.maxStreamBytes);
+    const acceptedAt = performance.now();
     let settled = false;
-    const drop = (why: 'timeout' | 'error' | 'oversize' | null) => {
+    const drop = (why: 'timeout' | 'error' | 'oversize' | 'evicted' | null) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      this.leavePending(sock);
       this.inbound.delete(sock);
       if (why === 'timeout') this.counters.streamTimeouts++;
       else if (why === 'oversize') this.counters.oversize++;
       else if (why === 'error') this.counters.streamErrors++;
+      else if (why === 'evicted') this.counters.streamsEvicted++;
       sock.destroy();
     };
-    // One deadline for the whole exchange: a peer that dribbles bytes (slowloris) is cut off.
-    const timer = setTimeout(() => drop('timeout'), this.inboundTimeoutMs);
+    this.pending.set(sock, { bytes: 0, evict: () => drop('evicted') });
+    // Until an authentic first frame: the short deadline; after it, what is left of the whole
+    // exchange's deadline. A peer that dribbles bytes (slowloris) is cut off either way.
+    let timer = setTimeout(() => drop('timeout'), Math.min(this.authTimeoutMs, this.inboundTimeoutMs));
     sock.on('error', () => drop('error'));
     sock.on('close', () => {
       this.inbound.delete(sock);
@@ -451,6 +533,13 @@ export class UdpTcpTransport implements Transport {
     });
     sock.on('data', (chunk: Buffer) => {
       if (settled) return;
+      const p = this.pending.get(sock);
+      if (p) {
+        p.bytes += chunk.length;
+        this.pendingBytes += chunk.length;
+        if (this.pendingBytes > this.maxPendingBytes) this.shedPendingBytes(sock);
+        if (settled) return;
+      }
       const got = reader.push(chunk);
       if (got === undefined) return;
       if (got === 'oversize') return drop('oversize');
@@ -462,8 +551,20 @@ export class UdpTcpTransport implements Transport {
         extra += more.length;
         if (extra > 64 * 1024) drop('oversize');
       });
+      this.leavePending(sock);
       this.counters.bytesReceived += got.length + FRAME_HEADER;
-      void this.answer(got, peer).then(
+      const req = this.authenticate(got, peer);
+      if (!req) return drop(null);
+      if (this.inbound.size - this.pending.size > this.maxInbound) {
+        this.counters.streamsRefused++;
+        return drop(null);
+      }
+      clearTimeout(timer);
+      timer = setTimeout(
+        () => drop('timeout'),
+        Math.max(0, acceptedAt + this.inboundTimeoutMs - performance.now()),
+      );
+      void this.answer(req).then(
         (reply) => {
           if (settled) return;
           if (!reply) return drop(null);
@@ -478,9 +579,34 @@ export class UdpTcpTransport implements Transport {
     });
   }
 
-  /** Open, dispatch and seal one inbound request; undefined = no reply (stream is dropped). */
-  private async answer(wire: Buffer, peer: string): Promise<Buffer | undefined> {
-    const opened = this.keyring.open('request', wire);
+  /** A connection leaves the not-yet-authenticated set (authenticated, or closed). */
+  private leavePending(sock: Socket): void {
+    const p = this.pending.get(sock);
+    if (!p) return;
+    this.pending.delete(sock);
+    this.pendingBytes -= p.bytes;
+  }
+
+  private evictOldestPending(): void {
+    const oldest = this.pending.values().next().value;
+    oldest?.evict();
+  }
+
+  /** Over the byte budget for unauthenticated frames: close the oldest others, then `current` itself. */
+  private shedPendingBytes(current: Socket): void {
+    for (const [s, p] of this.pending) {
+      if (this.pendingBytes <= this.maxPendingBytes) return;
+      if (s !== current) p.evict();
+    }
+    if (this.pendingBytes > this.maxPendingBytes) this.pending.get(current)?.evict();
+  }
+
+  /** Open one inbound request frame: who sent it, what it says, what its reply is bound to; undefined = refused. */
+  private authenticate(
+    wire: Buffer,
+    peer: string,
+  ): { from: string; data: Uint8Array; replyTo: Buffer | undefined } | undefined {
+    const opened = this.keyring.open('request', wire, this.selfTag);
     if (!opened.ok) {
       this.refused(peer, opened.reason);
       return undefined;
@@ -490,22 +616,42 @@ export class UdpTcpTransport implements Transport {
       this.counters.malformed++;
       return undefined;
     }
+    return { ...msg, replyTo: opened.replyTo };
+  }
+
+  /** Dispatch one authenticated request and seal its reply; undefined = no reply (stream is dropped). */
+  private async answer(req: {
+    from: string;
+    data: Uint8Array;
+    replyTo: Buffer | undefined;
+  }): Promise<Buffer | undefined> {
     const h = this.onRequest;
     if (!h) return undefined;
     let reply: Uint8Array;
     try {
-      reply = await h(msg.from, msg.data);
+      reply = await h(req.from, req.data);
     } catch (err) {
       this.counters.streamErrors++;
-      this.log.debug({ from: msg.from, err: (err as Error)?.message }, 'membership request handler rejected');
+      this.log.debug({ from: req.from, err: (err as Error)?.message }, 'membership request handler rejected');
       return undefined;
     }
-    const sealed = this.keyring.seal('response', reply);
+    const sealed = this.keyring.seal('response', reply, req.replyTo);
     if (sealed.length > this.maxStreamBytes) {
       this.counters.oversize++;
       return undefined;
     }
     return sealed;
+  }
+
+  /** receiverTag of an advertised address (bounded cache: addresses come from the network). */
+  private tagOf(addr: string): Buffer {
+    let t = this.tags.get(addr);
+    if (!t) {
+      t = receiverTag(addr);
+      if (this.tags.size > 10_000) this.tags.clear();
+      this.tags.set(addr, t);
+    }
+    return t;
   }
 
   /** Destination of a send: parsed once per address (bounded cache); null = bad or not allowed (counted). */
@@ -543,6 +689,16 @@ export class UdpTcpTransport implements Transport {
         'stale',
         { from },
         'dropping gossip with a timestamp over 60 s off: are the clocks in sync (NTP)?',
+      );
+    else if (reason === 'misaddressed')
+      // Authentic but meant for another member: a replay of captured traffic (or an address this node
+      // no longer advertises). Debug only: an attacker must not be able to flood the logs.
+      this.log.debug({ from }, 'dropping gossip bound to another receiver (replayed from other traffic?)');
+    else if (reason === 'unbound')
+      this.warn(
+        'unbound',
+        { from },
+        'dropping gossip without receiver binding from an older node: finish the rolling upgrade with GOSSIPCACHE_GOSSIP_RECEIVER_BINDING=send on every node first',
       );
   }
 

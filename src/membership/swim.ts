@@ -263,7 +263,7 @@ export class Swim extends EventEmitter {
   async join(seeds: string[] = this.seeds): Promise<number> {
     const addrs = await this.resolve(seeds);
     if (addrs.length === 0) return 0;
-    const results = await Promise.allSettled(addrs.map((a) => this.pushPull(a, true)));
+    const results = await Promise.allSettled(addrs.map((a) => this.pushPull(a, true, true)));
     const ok = results.filter((r) => r.status === 'fulfilled').length;
     if (ok === 0) {
       const why = (results[0] as PromiseRejectedResult).reason;
@@ -594,8 +594,11 @@ export class Swim extends EventEmitter {
 
   // ---------------------------------------------------------------- sending and gossip
 
-  /** One datagram: `frames` first, then as much piggybacked news as fits. */
-  private send(addr: string, frames: Uint8Array[]): void {
+  /**
+   * One datagram: `frames` first, then as much piggybacked news as fits. `receiver`: the advertised
+   * address of the member it is for, when `addr` is the source address a datagram came from (replies).
+   */
+  private send(addr: string, frames: Uint8Array[], receiver: string = addr): void {
     let budget = this.transport.maxPacketBytes - PACKET_HEADER_BYTES;
     for (const f of frames) budget -= f.length;
     const news = budget > FRAME_HEADER_BYTES ? this.broadcasts.take(budget, this.retransmitLimit()) : [];
@@ -603,7 +606,7 @@ export class Swim extends EventEmitter {
     const packet = assemblePacket(news.length ? [...frames, ...news] : frames);
     this.counters.packetsOut++;
     this.counters.bytesOut += packet.length;
-    this.transport.sendPacket(addr, packet);
+    this.transport.sendPacket(addr, packet, receiver);
   }
 
   private retransmitLimit(): number {
@@ -692,7 +695,8 @@ export class Swim extends EventEmitter {
         // A new process at an old member's address must not answer for the old id.
         if (msg.targetId !== '' && msg.targetId !== this.id) return;
         if (this.leaving) return;
-        this.send(from, [encodeFrame({ type: MsgType.Ack, seq: msg.seq })]);
+        // Back to where it came from (NAT may have rewritten that), bound to the sender as it names itself.
+        this.send(from, [encodeFrame({ type: MsgType.Ack, seq: msg.seq })], msg.sourceAddr);
         return;
       case MsgType.IndirectPing:
         this.relayProbe(from, msg);
@@ -731,12 +735,12 @@ export class Swim extends EventEmitter {
       onAck: () => {
         this.acks.delete(seq);
         this.cancel(timer);
-        this.send(from, [encodeFrame({ type: MsgType.Ack, seq: req.seq })]);
+        this.send(from, [encodeFrame({ type: MsgType.Ack, seq: req.seq })], req.sourceAddr);
       },
     });
     timer = this.after(timeout, () => {
       this.acks.delete(seq);
-      if (req.nack) this.send(from, [encodeFrame({ type: MsgType.Nack, seq: req.seq })]);
+      if (req.nack) this.send(from, [encodeFrame({ type: MsgType.Nack, seq: req.seq })], req.sourceAddr);
     });
     const ping = this.pingMsg(seq, req.targetId);
     this.send(req.targetAddr, [encodeFrame(ping)]);
@@ -1085,8 +1089,11 @@ export class Swim extends EventEmitter {
     return { type: MsgType.PushPull, join, sourceId: this.id, members };
   }
 
-  /** Full state exchange with `addr` over the stream path. */
-  private async pushPull(addr: string, join: boolean): Promise<void> {
+  /**
+   * Full state exchange with `addr` over the stream path. `seed`: `addr` came from seed resolution,
+   * not from a member's own advertised address, so the request cannot be bound to its receiver.
+   */
+  private async pushPull(addr: string, join: boolean, seed = false): Promise<void> {
     this.counters.requestsOut++;
     let reply: Uint8Array;
     try {
@@ -1094,6 +1101,7 @@ export class Swim extends EventEmitter {
         addr,
         encodeStream(this.snapshot(join)),
         this.config.streamTimeoutMs,
+        seed ? null : addr,
       );
     } catch (err) {
       this.counters.requestsFailed++;
@@ -1226,14 +1234,14 @@ export class Swim extends EventEmitter {
    * recently dead member. After a partition heals this is what finds the other side.
    */
   private reconnect(): void {
-    const tryAddr = (addr: string) => {
+    const tryAddr = (addr: string, seed: boolean) => {
       this.counters.reconnects++;
-      this.pushPull(addr, false).catch(() => {});
+      this.pushPull(addr, false, seed).catch(() => {});
     };
     // A full scan (every few seconds, O(n)): random picks would rarely hit the few dead in a big cluster.
     const dead: Member[] = [];
     for (const p of this.peers) if (p.state === 'dead') dead.push(p);
-    if (dead.length > 0) tryAddr(dead[Math.floor(this.random() * dead.length)].addr);
+    if (dead.length > 0) tryAddr(dead[Math.floor(this.random() * dead.length)].addr, false);
     if (this.seeds.length > 0) {
       this.resolve(this.seeds).then((addrs) => {
         if (!this.running) return;
@@ -1241,7 +1249,7 @@ export class Swim extends EventEmitter {
           const id = this.addrIndex.get(a);
           return id === undefined;
         });
-        if (outside.length > 0) tryAddr(outside[Math.floor(this.random() * outside.length)]);
+        if (outside.length > 0) tryAddr(outside[Math.floor(this.random() * outside.length)], true);
       });
     }
   }

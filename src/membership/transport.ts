@@ -15,15 +15,22 @@ export interface Transport {
   readonly localAddr: string;
   /** Largest payload `sendPacket` accepts, after the transport's own overhead (≈1350 on UDP). */
   readonly maxPacketBytes: number;
-  /** Best effort: may be dropped or delayed. Never throws (oversize or bad address = dropped). */
-  sendPacket(to: string, data: Uint8Array): void;
+  /**
+   * Best effort: may be dropped or delayed. Never throws (oversize or bad address = dropped).
+   * `receiver`: the advertised address of the member it is meant for, when that is not `to` (a reply
+   * sent back to the source address a datagram came from, which NAT may have rewritten). An encrypting
+   * transport binds the datagram to it, so it is refused if replayed to any other member.
+   */
+  sendPacket(to: string, data: Uint8Array, receiver?: string): void;
   /** Called with each datagram received. `from` is the sender's transport address. */
   onPacket: ((from: string, data: Uint8Array) => void) | null;
   /**
    * Stream path: send one message to `to` and wait for its one reply. Rejects when the peer cannot
    * be reached, it has no handler, its handler rejects, or no reply arrived within `timeoutMs`.
+   * `receiver`: as for sendPacket (default `to`); null = not known (a seed, whose advertised address
+   * may differ from the one it was reached at): the request is then accepted by whoever receives it.
    */
-  request(to: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  request(to: string, data: Uint8Array, timeoutMs: number, receiver?: string | null): Promise<Uint8Array>;
   /** Answers one stream request. A rejection closes the stream without a reply (the caller rejects). */
   onRequest: ((from: string, data: Uint8Array) => Promise<Uint8Array>) | null;
   /** Stop sending and receiving; pending requests reject. Idempotent. */
@@ -251,12 +258,13 @@ export class MemoryTransport implements Transport {
     this.maxPacketBytes = net.maxPacketBytes;
   }
 
-  sendPacket(to: string, data: Uint8Array): void {
+  /** `receiver` is not needed here: the simulated network has no eavesdropper (see UdpTcpTransport). */
+  sendPacket(to: string, data: Uint8Array, _receiver?: string): void {
     if (this.closed) return;
     this.net.sendPacket(this.localAddr, to, data);
   }
 
-  request(to: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+  request(to: string, data: Uint8Array, timeoutMs: number, _receiver?: string | null): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new Error('transport closed'));
     return this.net.request(this.localAddr, to, data, timeoutMs);
   }

@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createMembership, type Membership } from '../../src/membership/index.js';
-import { Keyring } from '../../src/membership/keyring.js';
+import { ANY_RECEIVER, Keyring, receiverTag } from '../../src/membership/keyring.js';
 import { UdpTcpTransport } from '../../src/membership/net.js';
 import { Swim } from '../../src/membership/swim.js';
 import type { Transport } from '../../src/membership/transport.js';
@@ -67,13 +67,18 @@ class TapTransport implements Transport {
         }
       : null;
   }
-  sendPacket(to: string, data: Uint8Array): void {
+  sendPacket(to: string, data: Uint8Array, receiver?: string): void {
     this.packets.push(data.slice());
-    this.inner.sendPacket(to, data);
+    this.inner.sendPacket(to, data, receiver);
   }
-  async request(to: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+  async request(
+    to: string,
+    data: Uint8Array,
+    timeoutMs: number,
+    receiver?: string | null,
+  ): Promise<Uint8Array> {
     this.streams.push(data.slice());
-    const reply = await this.inner.request(to, data, timeoutMs);
+    const reply = await this.inner.request(to, data, timeoutMs, receiver);
     this.streams.push(reply.slice());
     return reply;
   }
@@ -160,21 +165,31 @@ async function sendAll(sock: UdpSocket, port: number, wires: Iterable<Uint8Array
   return n;
 }
 
-/** Garbage over TCP: random bytes, absurd lengths, framed junk, mutated real requests, a few slow peers. */
+/**
+ * Garbage over TCP: random bytes, absurd lengths, framed junk, mutated real requests (bound to the
+ * target, to another member, or to any receiver), a few slow peers, then a burst of idle connections
+ * over the target's cap for unauthenticated ones (64).
+ */
 async function tcpGarbage(
   port: number,
   rand: () => number,
   streams: Uint8Array[],
   keyring: Keyring,
 ): Promise<void> {
+  const tags = [receiverTag(`127.0.0.1:${port}`), receiverTag('127.0.0.1:1'), ANY_RECEIVER];
+  const tag = () => tags[Math.floor(rand() * tags.length)];
   const one = (data: Buffer, holdMs: number) =>
     new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
       const s = connect(port, '127.0.0.1', () => {
         s.write(data);
-        setTimeout(() => s.destroy(), holdMs);
+        timer = setTimeout(() => s.destroy(), holdMs);
       });
       s.on('error', () => {});
-      s.on('close', () => resolve());
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
       s.on('data', () => {});
     });
   const frame = (body: Buffer) => {
@@ -192,13 +207,17 @@ async function tcpGarbage(
     else if (kind === 3) {
       const b = Buffer.from(streams[Math.floor(rand() * streams.length)]);
       for (let k = 0; k < 4; k++) b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256);
-      data = frame(keyring.seal('request', b));
-    } else if (kind === 4) data = frame(keyring.seal('request', randomBytes(64)));
+      data = frame(keyring.seal('request', b, tag()));
+    } else if (kind === 4) data = frame(keyring.seal('request', randomBytes(64), tag()));
     else data = Buffer.from([0, 0, 0x10]); // half a header, then silence
     jobs.push(one(data, kind === 5 ? 1500 : 200));
     if (jobs.length % 50 === 0) await Promise.all(jobs.splice(0));
   }
   await Promise.all(jobs);
+  // 100 connections that say nothing, held open: the oldest are closed to make room, the rest at the
+  // target's first-frame deadline (2 s); each resolves when the target closes it.
+  const idle = Array.from({ length: 100 }, () => one(Buffer.alloc(0), 60_000));
+  await Promise.all(idle);
 }
 
 const locals: Membership[] = [];
@@ -244,7 +263,7 @@ describe('fuzzing a live member over real sockets', { timeout: 300_000 }, () => 
     function* wires() {
       for (let i = 0; i < 100_000; i++) {
         const h = hostile(rand, packets);
-        yield h.raw ? h.bytes : plain.seal('packet', h.bytes);
+        yield h.raw ? h.bytes : plain.seal('packet', h.bytes, receiverTag(target.addr));
       }
     }
     const sent = await sendAll(sock, port, wires());
@@ -272,9 +291,19 @@ describe('fuzzing a live member over real sockets', { timeout: 300_000 }, () => 
       keys: [key.toString('base64')],
       loopbackOnly: true,
     });
-    const { packets } = await capture(target.addr, [key]);
+    const { packets, streams } = await capture(target.addr, [key]);
     const keyring = new Keyring([key]);
-    const sealed = packets.map((p) => keyring.seal('packet', p));
+    const legacy = new Keyring([key], { receiverBinding: 'off' });
+    const toTarget = receiverTag(target.addr);
+    const toOther = receiverTag('127.0.0.1:1');
+    // Bound to the target (most), to another member (replayed from its traffic) or unbound (older nodes).
+    const sealed = packets.map((p, i) =>
+      i % 10 === 1
+        ? keyring.seal('packet', p, toOther)
+        : i % 10 === 2
+          ? legacy.seal('packet', p, toTarget)
+          : keyring.seal('packet', p, toTarget),
+    );
     const port = Number(target.addr.split(':')[1]);
     const sock = createSocket('udp4');
     sock.bind(0, '127.0.0.1');
@@ -284,10 +313,15 @@ describe('fuzzing a live member over real sockets', { timeout: 300_000 }, () => 
     }
     await sendAll(sock, port, wires());
     sock.close();
+    await tcpGarbage(port, rand, streams, keyring);
     const t = (await target.status(30_000)).stats.transport;
     assert.ok(t.decryptFailures > 5_000, `decrypt failures not counted (seed ${seed}): ${JSON.stringify(t)}`);
     assert.ok(t.replayed > 0, `replays not counted: ${JSON.stringify(t)}`);
     assert.ok(t.malformed > 0 && t.oversize > 0, JSON.stringify(t));
+    assert.ok(t.misaddressed > 0, `datagrams bound to another member not counted: ${JSON.stringify(t)}`);
+    assert.ok(t.unbound > 0, `unbound datagrams not counted: ${JSON.stringify(t)}`);
+    assert.ok(t.streamsEvicted > 0, `no idle connection evicted: ${JSON.stringify(t)}`);
+    assert.ok(t.streamTimeouts > 0, `no first-frame deadline hit: ${JSON.stringify(t)}`);
     await survives(target, [key]);
   });
 });
