@@ -3,13 +3,26 @@
 
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { Keyring } from './keyring.js';
-import { type MembershipLogger, silentLogger, type TransportStats, UdpTcpTransport } from './net.js';
+import { Keyring, type ReceiverBinding } from './keyring.js';
+import {
+  type MembershipLogger,
+  silentLogger,
+  type TransportStats,
+  UdpTcpTransport,
+  type UdpTcpTransportOptions,
+} from './net.js';
 import { DEFAULT_GOSSIP_PORT, type Lookup, parseHostPort, parseSeeds, resolveSeeds } from './seeds.js';
 import { Swim } from './swim.js';
 import type { MemberState, MemberView, SwimConfig, SwimStats } from './types.js';
 
-export { KEY_BYTES, Keyring, parseSecretKey, parseSecretKeys } from './keyring.js';
+export {
+  KEY_BYTES,
+  Keyring,
+  parseSecretKey,
+  parseSecretKeys,
+  RECEIVER_BINDINGS,
+  type ReceiverBinding,
+} from './keyring.js';
 export type { MembershipLogger, TransportStats } from './net.js';
 export { DEFAULT_GOSSIP_PORT, parseHostPort, parseSeeds, resolveSeeds } from './seeds.js';
 export type { MemberState, MemberView, SwimConfig, SwimStats } from './types.js';
@@ -38,6 +51,21 @@ export interface MembershipOptions {
    * anyone who can reach the gossip port can join the cluster and read its member list.
    */
   secretKeys?: Buffer[];
+  /**
+   * Receiver binding of encrypted messages (default 'require'); 'off' and 'send' are for a rolling
+   * upgrade from a version without it (see ReceiverBinding and docs/membership-ops.md).
+   */
+  receiverBinding?: ReceiverBinding;
+  /** Limits of the gossip TCP port (defaults in UdpTcpTransportOptions and README Security). */
+  limits?: Pick<
+    UdpTcpTransportOptions,
+    | 'maxStreamBytes'
+    | 'inboundTimeoutMs'
+    | 'authTimeoutMs'
+    | 'maxPendingStreams'
+    | 'maxPendingBytes'
+    | 'maxInboundStreams'
+  >;
   config?: Partial<SwimConfig>;
   logger?: MembershipLogger;
   /** Only peers whose IP passes are contacted or heard (others dropped, counted). Default: all. */
@@ -148,13 +176,14 @@ export async function createMembership(opts: MembershipOptions): Promise<Members
   const seedPort = parseHostPort(opts.bindAddr).port || DEFAULT_GOSSIP_PORT;
   parseSeeds(seeds, seedPort); // validate now: a typo in a seed is a configuration error, not a retry
   if (opts.advertiseAddr) parseHostPort(opts.advertiseAddr);
-  const keyring = new Keyring(opts.secretKeys ?? []);
+  const keyring = new Keyring(opts.secretKeys ?? [], { receiverBinding: opts.receiverBinding });
   if (!keyring.encrypted)
     log.warn(
       { bindAddr: opts.bindAddr },
       'gossip is not encrypted: anyone who can reach this port can join the cluster; set GOSSIPCACHE_SECRET_KEY',
     );
   const transport = await UdpTcpTransport.listen({
+    ...opts.limits,
     bindAddr: opts.bindAddr,
     advertiseAddr: opts.advertiseAddr,
     keyring,

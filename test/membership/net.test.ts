@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Keyring } from '../../src/membership/keyring.js';
+import { Keyring, receiverTag } from '../../src/membership/keyring.js';
 import { UdpTcpTransport, type UdpTcpTransportOptions } from '../../src/membership/net.js';
 
 const open: UdpTcpTransport[] = [];
@@ -23,11 +23,75 @@ function port(t: UdpTcpTransport): number {
   return Number(t.localAddr.split(':')[1]);
 }
 
+/** The port `t` is bound to (differs from port(t) when it advertises another address). */
+function boundPort(t: UdpTcpTransport): number {
+  return Number(t.boundAddr.split(':')[1]);
+}
+
 /** Resolves with the next datagram `t` hands to the protocol. */
 function nextPacket(t: UdpTcpTransport): Promise<{ from: string; data: Uint8Array }> {
   return new Promise((resolve) => {
     t.onPacket = (from, data) => resolve({ from, data });
   });
+}
+
+/** Length-prefixed frame, as the stream path sends it. */
+function framed(body: Buffer): Buffer {
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length);
+  return Buffer.concat([head, body]);
+}
+
+/** Connect to 127.0.0.1:`p`; resolves once connected. */
+async function dial(p: number): Promise<Socket> {
+  const s = connect(p, '127.0.0.1');
+  s.on('error', () => {});
+  await once(s, 'connect');
+  return s;
+}
+
+/**
+ * Someone without the key holding connections to `p`: `idle` that say nothing and `dribble` that
+ * send a frame header announcing 1000 bytes, then one byte every 50 ms. Each is re-opened 10 ms after
+ * the target closes it, until stop(). Counts what the target closed.
+ */
+function holdConnections(p: number, idle: number, dribble: number) {
+  let stopped = false;
+  let closedByTarget = 0;
+  const open = new Set<Socket>();
+  const start = (dribbling: boolean) => {
+    if (stopped) return;
+    const s = connect(p, '127.0.0.1');
+    open.add(s);
+    let timer: NodeJS.Timeout | undefined;
+    s.on('error', () => {});
+    s.on('connect', () => {
+      if (!dribbling) return;
+      s.write(Buffer.from([0, 0, 3, 232]));
+      timer = setInterval(() => s.write(Buffer.of(1)), 50);
+    });
+    s.on('close', () => {
+      clearInterval(timer);
+      open.delete(s);
+      if (stopped) return;
+      closedByTarget++;
+      setTimeout(() => start(dribbling), 10);
+    });
+  };
+  for (let i = 0; i < idle; i++) start(false);
+  for (let i = 0; i < dribble; i++) start(true);
+  return {
+    get closedByTarget() {
+      return closedByTarget;
+    },
+    get open() {
+      return open.size;
+    },
+    stop() {
+      stopped = true;
+      for (const s of open) s.destroy();
+    },
+  };
 }
 
 async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
@@ -246,6 +310,166 @@ describe('UdpTcpTransport', () => {
     const a = await listen({ keyring: new Keyring([]) });
     await assert.rejects(a.request(b.localAddr, Buffer.from('x'), 1000));
     assert.equal(b.stats().plaintextRejected, 1);
+  });
+
+  it('closes a connection without an authentic first frame after the short deadline, dribbling or not', async () => {
+    const b = await listen({ authTimeoutMs: 300, keyring: new Keyring([randomBytes(32)]) });
+    b.onRequest = async (_f, d) => d;
+    const closedAfter = async (s: Socket): Promise<number> => {
+      const t0 = performance.now();
+      await once(s, 'close');
+      return performance.now() - t0;
+    };
+    const idle = await dial(port(b));
+    const dribbler = await dial(port(b));
+    dribbler.write(Buffer.from([0, 0, 3, 232]));
+    const drip = setInterval(() => dribbler.write(Buffer.of(1)), 50);
+    const [tIdle, tDribble] = await Promise.all([closedAfter(idle), closedAfter(dribbler)]);
+    clearInterval(drip);
+    // Timers never fire early by more than a tick; the whole-exchange deadline (10 s) is far away.
+    for (const t of [tIdle, tDribble]) assert.ok(t >= 280 && t < 5000, `closed after ${Math.round(t)} ms`);
+    assert.equal(b.stats().streamTimeouts, 2);
+  });
+
+  it('lets a member through while more idle and dribbling connections than the cap are held', async () => {
+    const key = randomBytes(32);
+    const b = await listen({
+      keyring: new Keyring([key]),
+      authTimeoutMs: 1000,
+      maxPendingStreams: 8,
+      maxInboundStreams: 8,
+    });
+    let served = 0;
+    b.onRequest = async (_f, d) => {
+      served++;
+      return d;
+    };
+    const attacker = holdConnections(port(b), 24, 8);
+    try {
+      await until(() => attacker.closedByTarget >= 24, 'the attacker to fill (and overflow) the cap');
+      const a = await listen({ keyring: new Keyring([key]) });
+      const t0 = performance.now();
+      for (let i = 0; i < 10; i++) {
+        const reply = await a.request(b.localAddr, Buffer.of(i), 3000);
+        assert.equal(Buffer.from(reply)[0], i);
+      }
+      const ms = performance.now() - t0;
+      assert.equal(served, 10);
+      assert.ok(ms < 20_000, `10 requests took ${Math.round(ms)} ms`);
+      assert.ok(attacker.open > 0, 'the attacker held no connection');
+    } finally {
+      attacker.stop();
+    }
+    const st = b.stats();
+    assert.ok(st.streamsEvicted >= 24, `evicted ${st.streamsEvicted}`);
+    assert.equal(st.streamsRefused, 0);
+  });
+
+  it('bounds the bytes buffered for first frames not yet authenticated', async () => {
+    const key = randomBytes(32);
+    const b = await listen({ keyring: new Keyring([key]), maxPendingBytes: 256 * 1024 });
+    b.onRequest = async (_f, d) => d;
+    // 8 connections each announce a 1 MiB frame and send 64 KiB of it: 512 KiB in all.
+    const socks: Socket[] = [];
+    let closed = 0;
+    for (let i = 0; i < 8; i++) {
+      const s = await dial(port(b));
+      s.on('close', () => closed++);
+      const part = Buffer.alloc(4 + 64 * 1024, 7);
+      part.writeUInt32BE(1024 * 1024, 0);
+      s.write(part);
+      socks.push(s);
+      await sleep(20);
+    }
+    await until(() => closed >= 4, 'the oldest connections to be closed');
+    await sleep(100);
+    assert.ok(closed <= 5, `${closed} closed: the budget keeps 3–4 of 64 KiB`);
+    assert.ok(
+      socks.slice(-3).every((s) => !s.destroyed),
+      'the newest were closed',
+    );
+    assert.ok(b.stats().streamsEvicted >= 4);
+    // A member's 100 KiB request still goes through (the oldest unauthenticated ones make room).
+    const a = await listen({ keyring: new Keyring([key]) });
+    const big = randomBytes(100 * 1024);
+    assert.deepEqual(Buffer.from(await a.request(b.localAddr, big, 3000)), big);
+    for (const s of socks) s.destroy();
+  });
+
+  it('binds datagrams and requests to the receiver: a capture replayed to another member is refused', async () => {
+    const key = randomBytes(32);
+    // "B" is reached at X (a relay, as behind NAT or port mapping) and advertises X. The relay keeps
+    // a copy of what it forwards: the attacker's capture.
+    const udpRelay = createSocket('udp4');
+    udpRelay.bind(0, '127.0.0.1');
+    await once(udpRelay, 'listening');
+    const x = `127.0.0.1:${udpRelay.address().port}`;
+    const b = await listen({ keyring: new Keyring([key]), advertiseAddr: x });
+    const c = await listen({ keyring: new Keyring([key]) });
+    const a = await listen({ keyring: new Keyring([key]) });
+    const debug: string[] = [];
+    const logged = await listen({
+      keyring: new Keyring([key]),
+      logger: { debug: (_o, m) => debug.push(m ?? ''), info() {}, warn() {}, error() {} },
+    });
+    const captured: Buffer[] = [];
+    udpRelay.on('message', (m) => {
+      captured.push(m);
+      udpRelay.send(m, boundPort(b), '127.0.0.1');
+    });
+    const atB = nextPacket(b);
+    a.sendPacket(x, Buffer.from('gossip for B'));
+    assert.equal(Buffer.from((await atB).data).toString(), 'gossip for B');
+    assert.equal(captured.length, 1);
+    // Replayed at once (well inside the 60 s window) to C, which never saw it, and to another member.
+    let atC = 0;
+    c.onPacket = () => atC++;
+    logged.onPacket = () => atC++;
+    const raw = createSocket('udp4');
+    raw.send(captured[0], port(c), '127.0.0.1');
+    raw.send(captured[0], port(logged), '127.0.0.1');
+    await until(() => c.stats().misaddressed === 1 && logged.stats().misaddressed === 1, 'replays refused');
+    raw.close();
+    assert.equal(atC, 0);
+    assert.equal(c.stats().decryptFailures + c.stats().replayed, 0);
+    assert.ok(
+      debug.some((m) => /bound to another receiver/.test(m)),
+      `debug log: ${debug}`,
+    );
+    udpRelay.close();
+
+    // The same over TCP: a request captured on its way to B (at X) and replayed to C.
+    const frames: Buffer[] = [];
+    const tcpRelay = createServer();
+    tcpRelay.listen(0, '127.0.0.1');
+    await once(tcpRelay, 'listening');
+    const y = `127.0.0.1:${(tcpRelay.address() as { port: number }).port}`;
+    const b2 = await listen({ keyring: new Keyring([key]), advertiseAddr: y });
+    b2.onRequest = async (_f, d) => Buffer.concat([Buffer.from('from B: '), d]);
+    tcpRelay.on('connection', (s) => {
+      s.on('error', () => {});
+      s.on('data', (d) => frames.push(d));
+      s.pipe(connect(boundPort(b2), '127.0.0.1').on('error', () => {})).pipe(s);
+    });
+    const reply = await a.request(y, Buffer.from('push-pull'), 3000);
+    assert.equal(Buffer.from(reply).toString(), 'from B: push-pull');
+    let servedByC = 0;
+    c.onRequest = async (_f, d) => {
+      servedByC++;
+      return d;
+    };
+    const replay = await dial(port(c));
+    replay.write(Buffer.concat(frames));
+    await once(replay, 'close');
+    assert.equal(servedByC, 0);
+    assert.equal(c.stats().misaddressed, 2);
+    tcpRelay.close();
+    // Bound to an address C does not advertise, even sealed fresh: refused as well.
+    const fresh = new Keyring([key]).seal('request', Buffer.from('x'), receiverTag(y));
+    const s2 = await dial(port(c));
+    s2.write(framed(fresh));
+    await once(s2, 'close');
+    assert.equal(c.stats().misaddressed, 3);
   });
 
   it('releases each inbound stream once answered (a low stream limit is never hit by sequential requests)', async () => {
