@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Keyring, receiverTag } from '../../src/membership/keyring.js';
 import { UdpTcpTransport, type UdpTcpTransportOptions } from '../../src/membership/net.js';
+import { holdConnections } from '../fixtures/hold-connections.js';
 
 const open: UdpTcpTransport[] = [];
 after(async () => {
@@ -48,50 +49,6 @@ async function dial(p: number): Promise<Socket> {
   s.on('error', () => {});
   await once(s, 'connect');
   return s;
-}
-
-/**
- * Someone without the key holding connections to `p`: `idle` that say nothing and `dribble` that
- * send a frame header announcing 1000 bytes, then one byte every 50 ms. Each is re-opened 10 ms after
- * the target closes it, until stop(). Counts what the target closed.
- */
-function holdConnections(p: number, idle: number, dribble: number) {
-  let stopped = false;
-  let closedByTarget = 0;
-  const open = new Set<Socket>();
-  const start = (dribbling: boolean) => {
-    if (stopped) return;
-    const s = connect(p, '127.0.0.1');
-    open.add(s);
-    let timer: NodeJS.Timeout | undefined;
-    s.on('error', () => {});
-    s.on('connect', () => {
-      if (!dribbling) return;
-      s.write(Buffer.from([0, 0, 3, 232]));
-      timer = setInterval(() => s.write(Buffer.of(1)), 50);
-    });
-    s.on('close', () => {
-      clearInterval(timer);
-      open.delete(s);
-      if (stopped) return;
-      closedByTarget++;
-      setTimeout(() => start(dribbling), 10);
-    });
-  };
-  for (let i = 0; i < idle; i++) start(false);
-  for (let i = 0; i < dribble; i++) start(true);
-  return {
-    get closedByTarget() {
-      return closedByTarget;
-    },
-    get open() {
-      return open.size;
-    },
-    stop() {
-      stopped = true;
-      for (const s of open) s.destroy();
-    },
-  };
 }
 
 async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
