@@ -43,6 +43,11 @@ function framed(body: Buffer): Buffer {
   return Buffer.concat([head, body]);
 }
 
+/** Resolves when `s` closes (a reset from the other side included: events.once would reject on it). */
+function closed(s: Socket): Promise<void> {
+  return new Promise((resolve) => s.once('close', () => resolve()));
+}
+
 /** Connect to 127.0.0.1:`p`; resolves once connected. */
 async function dial(p: number): Promise<Socket> {
   const s = connect(p, '127.0.0.1');
@@ -190,18 +195,27 @@ describe('UdpTcpTransport', () => {
         e.message ===
           `bind failed: ${a.localAddr} is already in use (EADDRINUSE); set GOSSIPCACHE_GOSSIP_ADDR to a free host:port`,
     );
-    // Only the UDP port taken: the half-bound TCP listener must be released again.
-    const udp = createSocket('udp4');
-    udp.bind(0, '127.0.0.1');
-    await once(udp, 'listening');
-    const p = udp.address().port;
-    await assert.rejects(
-      UdpTcpTransport.listen({ bindAddr: `127.0.0.1:${p}` }),
-      /already in use \(EADDRINUSE\)/,
-    );
-    udp.close();
-    const again = await listen({ bindAddr: `127.0.0.1:${p}` });
-    assert.equal(port(again), p);
+    // Only the UDP port taken: the half-bound TCP listener must be released again. The port is a
+    // random ephemeral one, so on a busy machine another process's loopback connection may take its
+    // TCP side in between: then try another port (a leaked listener would fail every time).
+    for (let attempt = 1; ; attempt++) {
+      const udp = createSocket('udp4');
+      udp.bind(0, '127.0.0.1');
+      await once(udp, 'listening');
+      const p = udp.address().port;
+      await assert.rejects(
+        UdpTcpTransport.listen({ bindAddr: `127.0.0.1:${p}` }),
+        /already in use \(EADDRINUSE\)/,
+      );
+      udp.close();
+      try {
+        const again = await listen({ bindAddr: `127.0.0.1:${p}` });
+        assert.equal(port(again), p);
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'EADDRINUSE' || attempt === 5) throw err;
+      }
+    }
   });
 
   it('says clearly when the address is not local or not resolvable', async () => {
@@ -274,7 +288,7 @@ describe('UdpTcpTransport', () => {
     b.onRequest = async (_f, d) => d;
     const closedAfter = async (s: Socket): Promise<number> => {
       const t0 = performance.now();
-      await once(s, 'close');
+      await closed(s);
       return performance.now() - t0;
     };
     const idle = await dial(port(b));
@@ -417,7 +431,7 @@ describe('UdpTcpTransport', () => {
     };
     const replay = await dial(port(c));
     replay.write(Buffer.concat(frames));
-    await once(replay, 'close');
+    await closed(replay);
     assert.equal(servedByC, 0);
     assert.equal(c.stats().misaddressed, 2);
     tcpRelay.close();
@@ -425,7 +439,7 @@ describe('UdpTcpTransport', () => {
     const fresh = new Keyring([key]).seal('request', Buffer.from('x'), receiverTag(y));
     const s2 = await dial(port(c));
     s2.write(framed(fresh));
-    await once(s2, 'close');
+    await closed(s2);
     assert.equal(c.stats().misaddressed, 3);
   });
 
