@@ -222,6 +222,15 @@ export async function createMembership(opts: MembershipOptions): Promise<Members
   const m = new RealMembership(id, swim, transport, seeds.length > 0);
   // Swim joins the seeds in the background, retrying with backoff, and re-resolves them on reconnect.
   swim.start();
-  log.info({ id, addr: transport.localAddr, seeds, encrypted: keyring.encrypted }, 'membership started');
+  log.info(
+    {
+      id,
+      addr: transport.localAddr,
+      seeds,
+      encrypted: keyring.encrypted,
+      receiverBinding: keyring.receiverBinding,
+    },
+    'membership started',
+  );
   return m;
 }

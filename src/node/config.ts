@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { DEFAULT_GRPC_LIMITS, type GrpcLimits } from '../grpc/limits.js';
-import { parseSecretKeys } from '../membership/keyring.js';
+import { parseSecretKeys, RECEIVER_BINDINGS, type ReceiverBinding } from '../membership/keyring.js';
 import { parseOriginTemplate } from './origin-url.js';
 
 /** `host:port` split; host may be a name, an IPv4 or an IPv6 literal (written `[::1]:9090`). */
@@ -60,6 +60,8 @@ export interface NodeConfig {
   groups: GroupConfig[];
   /** Gossip encryption keys (the first encrypts); empty = plaintext. Never logged. */
   secretKeys: Buffer[];
+  /** Receiver binding of encrypted gossip: 'require' (default), or 'off'/'send' during a rolling upgrade. */
+  gossipReceiverBinding: ReceiverBinding;
   tls?: TlsPaths;
   memcached: MemcachedConfig;
   /** What gRPC clients can make this node hold (src/grpc/limits.ts). */
@@ -125,6 +127,7 @@ type RawConfig = {
   originMaxBytes: string;
   originConnections: string;
   secretKey: string;
+  gossipReceiverBinding: string;
   tlsCert: string;
   tlsKey: string;
   tlsCa: string;
@@ -259,6 +262,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: '--secret-key',
     default: '',
     doc: 'gossip encryption key(s): 32 bytes as base64 or hex (`openssl rand -base64 32`); comma-separated for rotation (the first encrypts)',
+  },
+  {
+    key: 'gossipReceiverBinding',
+    env: 'GOSSIPCACHE_GOSSIP_RECEIVER_BINDING',
+    flag: '--gossip-receiver-binding',
+    default: 'require',
+    doc: 'encrypted gossip bound to its receiver: `require`; for a rolling upgrade from a build without it, first `off` (send unbound, accept both), then `send`, then `require` (docs/membership-ops.md)',
   },
   {
     key: 'tlsCert',
@@ -504,6 +514,13 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
   } catch (err) {
     throw new ConfigError(source.secretKey, (err as Error).message);
   }
+  const gossipReceiverBinding = raw.gossipReceiverBinding.toLowerCase() as ReceiverBinding;
+  if (!RECEIVER_BINDINGS.includes(gossipReceiverBinding)) {
+    throw new ConfigError(
+      source.gossipReceiverBinding,
+      `"${raw.gossipReceiverBinding}" is not a mode; expected one of ${RECEIVER_BINDINGS.join(', ')}`,
+    );
+  }
   let tls: TlsPaths | undefined;
   if (raw.tlsCert !== '' || raw.tlsKey !== '') {
     if (raw.tlsCert === '' || raw.tlsKey === '') {
@@ -537,6 +554,7 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
     seeds,
     groups,
     secretKeys,
+    gossipReceiverBinding,
     tls,
     memcached,
     grpcLimits,

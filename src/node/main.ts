@@ -105,6 +105,7 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
     advertiseHost: config.advertiseHost,
     seeds: config.seeds,
     secretKeys: config.secretKeys,
+    gossipReceiverBinding: config.gossipReceiverBinding,
     tls: config.tls,
     grpcLimits: config.grpcLimits,
     registry,

@@ -14,6 +14,7 @@ import {
   type MemberState,
   type Membership,
   type MemberView,
+  type ReceiverBinding,
   type SwimConfig,
 } from '../membership/index.js';
 import type { Logger } from './log.js';
@@ -29,6 +30,8 @@ export interface NodeOptions {
   seeds?: string[];
   /** Gossip encryption keys (the first encrypts); empty = plaintext gossip. */
   secretKeys?: Buffer[];
+  /** Receiver binding of encrypted gossip (default 'require'; see ReceiverBinding). */
+  gossipReceiverBinding?: ReceiverBinding;
   /** gRPC TLS for the server and for the connections to peers. */
   tls?: TlsFiles;
   /** What gRPC clients can make this node hold; defaults in src/grpc/limits.ts. */
@@ -113,6 +116,7 @@ export async function createNode(opts: NodeOptions): Promise<GossipNode> {
       meta: { grpcAddr: self, version: VERSION },
       seeds: opts.seeds ?? [],
       secretKeys: opts.secretKeys ?? [],
+      receiverBinding: opts.gossipReceiverBinding,
       config: opts.membershipConfig,
       logger: log,
     });

@@ -295,8 +295,8 @@ describe('UdpTcpTransport', () => {
     const dribbler = await dial(port(b));
     dribbler.write(Buffer.from([0, 0, 3, 232]));
     const drip = setInterval(() => dribbler.write(Buffer.of(1)), 50);
+    dribbler.once('close', () => clearInterval(drip));
     const [tIdle, tDribble] = await Promise.all([closedAfter(idle), closedAfter(dribbler)]);
-    clearInterval(drip);
     // Timers never fire early by more than a tick; the whole-exchange deadline (10 s) is far away.
     for (const t of [tIdle, tDribble]) assert.ok(t >= 280 && t < 5000, `closed after ${Math.round(t)} ms`);
     assert.equal(b.stats().streamTimeouts, 2);
