@@ -2,7 +2,8 @@
 // stale answers, remembered NotFounds, and the counters in /_stats and /metrics.
 
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { once } from 'node:events';
+import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { NotFoundError } from '../../src/errors.js';
@@ -16,6 +17,7 @@ import {
   STATUS_STALE_IF_ERROR,
 } from '../../src/node/http.js';
 import { createMetrics } from '../../src/node/metrics.js';
+import { httpOrigin } from '../../src/node/origin.js';
 
 let t = 1_000_000;
 const registry = new GroupRegistry();
@@ -185,4 +187,45 @@ test('staleWindowsMs reads RFC 5861 directives; must-revalidate and no-store tur
   assert.deepEqual(staleWindowsMs('no-store, stale-while-revalidate=5'), { swr: 0, sie: 0 });
   assert.deepEqual(staleWindowsMs(undefined), { swr: 0, sie: 0 });
   assert.equal(staleWindowsMs(`stale-if-error=${'9'.repeat(400)}`).sie, 365 * 24 * 3600 * 1000);
+});
+
+test('the HTTP origin returns RFC 5861 windows and remembers a 404/410 only with a max-age', async () => {
+  const answers: Record<string, [number, string]> = {
+    '/i/swr': [200, 'max-age=1, stale-while-revalidate=30, stale-if-error=60'],
+    '/i/strict': [200, 'max-age=1, must-revalidate, stale-if-error=60'],
+    '/i/gone': [410, 'max-age=30'],
+    '/i/nf': [404, 'no-store'],
+  };
+  const srv = createServer((req, res) => {
+    const [status, cc] = answers[req.url ?? ''] ?? [500, ''];
+    res.writeHead(status, { 'cache-control': cc }).end('body');
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const o = httpOrigin(`http://127.0.0.1:${(srv.address() as AddressInfo).port}/i/{key}`, {
+    timeoutMs: 5000,
+    maxBytes: 1000,
+  });
+  const signal = new AbortController().signal;
+  try {
+    assert.deepEqual(await o.load('swr', { signal }), {
+      value: Buffer.from('body'),
+      ttlMs: 1000,
+      staleWhileRevalidateMs: 30_000,
+      staleIfErrorMs: 60_000,
+    });
+    const strict = (await o.load('strict', { signal })) as { staleIfErrorMs: number };
+    assert.equal(strict.staleIfErrorMs, 0);
+    await assert.rejects(
+      o.load('gone', { signal }),
+      (e: NotFoundError) => e instanceof NotFoundError && e.ttlMs === 30_000,
+    );
+    await assert.rejects(
+      o.load('nf', { signal }),
+      (e: NotFoundError) => e instanceof NotFoundError && e.ttlMs === undefined,
+    );
+  } finally {
+    o.close();
+    srv.close();
+  }
 });
