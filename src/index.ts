@@ -1,4 +1,7 @@
-// Public API of gossipcache. Keep this a plain list of exports.
+// Public API of gossipcache's core (`import … from 'gossipcache'`): groups, the load path's errors and
+// the peers seam. Keep this a plain list of exports. It loads neither gRPC nor membership: the cluster
+// wiring is `gossipcache/cluster` (createNode), the peer protocol `gossipcache/grpc`, gossip
+// `gossipcache/membership` (package.json "exports"; test/core/exports.test.ts checks it).
 export type { CacheStats } from './cache.js';
 export {
   DuplicateGroupError,
@@ -38,7 +41,5 @@ export type {
   RateBasedPromotionOptions,
 } from './hotkeys.js';
 export { RATE_WINDOW_MS, randomPromotion, rateBasedPromotion } from './hotkeys.js';
-export type { GossipNode, NodeOptions } from './node/node.js';
-export { createNode } from './node/node.js';
 export type { HandoffEntry, Peer, PeerGetResult, PeerPicker } from './peers.js';
 export { noPeers } from './peers.js';

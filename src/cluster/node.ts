@@ -17,7 +17,7 @@ import {
   type ReceiverBinding,
   type SwimConfig,
 } from '../membership/index.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../node/log.js';
 
 export interface NodeOptions {
   /** gRPC bind address `host:port` (port 0 = any free port). */
@@ -240,7 +240,7 @@ function portOf(addr: string): number {
 
 function readVersion(): string {
   try {
-    // src/node/ and dist/node/ are both two levels below the package root.
+    // src/cluster/ and dist/cluster/ are both two levels below the package root.
     return (
       JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version ?? '0.0.0'
     );

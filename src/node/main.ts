@@ -2,6 +2,7 @@
 // HTTP front, metrics, createNode, logging and graceful shutdown on SIGTERM/SIGINT.
 
 import type { AddressInfo } from 'node:net';
+import { createNode, type GossipNode, RING_META, VERSION } from '../cluster/node.js';
 import { Group, GroupRegistry } from '../group.js';
 import { formatHostPort, type NodeConfig } from './config.js';
 import { ringShares } from './dashboard.js';
@@ -9,7 +10,6 @@ import { createHttpFront, newFrontCounters } from './http.js';
 import { createLogger, type Logger, RateLimitedLog } from './log.js';
 import { startMemcachedFronts } from './memcached/start.js';
 import { createMetrics } from './metrics.js';
-import { createNode, type GossipNode, RING_META, VERSION } from './node.js';
 import { createOrigin, type Origin } from './origin.js';
 
 /** Starts a node from a validated configuration; returns when it is serving. Exits on fatal errors. */

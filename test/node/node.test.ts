@@ -3,8 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { createNode, type GossipNode } from '../../src/cluster/index.js';
 import { Group, GroupRegistry } from '../../src/group.js';
-import { createNode, type GossipNode } from '../../src/index.js';
 
 async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
