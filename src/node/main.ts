@@ -11,6 +11,7 @@ import { createLogger, type Logger, RateLimitedLog } from './log.js';
 import { startMemcachedFronts } from './memcached/start.js';
 import { createMetrics } from './metrics.js';
 import { createOrigin, type Origin } from './origin.js';
+import { startTracing } from './otel.js';
 
 /** Starts a node from a validated configuration; returns when it is serving. Exits on fatal errors. */
 export async function runNode(config: NodeConfig): Promise<void> {
@@ -26,6 +27,8 @@ export async function runNode(config: NodeConfig): Promise<void> {
 }
 
 async function start(config: NodeConfig, log: Logger): Promise<void> {
+  // Trace export, if the OTEL_* environment asks for it (otel.ts); registered before any request.
+  const tracing = await startTracing(process.env, log, VERSION);
   const registry = new GroupRegistry();
   const origins: Origin[] = [];
   for (const g of config.groups) {
@@ -134,6 +137,7 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
       })),
       gossipEncryption: config.secretKeys.length > 0 ? `${config.secretKeys.length} key(s)` : 'off',
       tls: config.tls ? 'on' : 'off',
+      tracing: tracing?.description ?? 'off',
       memcached: memcachedFronts.map((m) => `${m.group} on ${m.addr}`),
     },
     `gossipcache started; try: curl http://${formatHostPort({ host: tryHost, port: httpPort })}/${config.groups[0].name}/Tom`,
@@ -179,6 +183,8 @@ async function start(config: NodeConfig, log: Logger): Promise<void> {
     await Promise.race([leaving, deadline]);
     for (const o of origins) o.close();
     for (const g of registry.list()) g.close();
+    // The last spans, within a bound: a collector that does not answer must not hold the exit.
+    if (tracing) await Promise.race([tracing.shutdown(), new Promise((r) => setTimeout(r, 2000).unref())]);
     log.info({ outcome }, 'stopped');
     log.flush?.();
     process.exit(0);
