@@ -2,13 +2,12 @@
 // The `gossipcache` binary: one cache node configured by environment variables or flags
 // (`gossipcache --help` lists them). Bad configuration → one line on stderr naming the variable, exit 2.
 
-import { readFileSync } from 'node:fs';
 import { ConfigError, parseConfig, usage } from './node/config.js';
+import { VERSION } from './version.js';
 
 function main(): void {
   if (process.argv[2] === '--version' || process.argv[2] === '-v') {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-    process.stdout.write(`gossipcache ${pkg.version}\n`);
+    process.stdout.write(`gossipcache ${VERSION}\n`);
     return;
   }
   let parsed: ReturnType<typeof parseConfig>;

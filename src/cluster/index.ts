@@ -2,4 +2,4 @@
 // gRPC peer protocol (src/grpc) and SWIM membership (src/membership). Importing it loads both; the core
 // (`gossipcache`) does not.
 
-export { createNode, type GossipNode, type NodeOptions, RING_META, VERSION } from './node.js';
+export { createNode, type GossipNode, type NodeOptions, RING_META } from './node.js';

@@ -6,7 +6,6 @@
 // their keys until declared dead, so a slow node does not reshuffle the ring), this node included.
 
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { defaultRegistry, type GroupRegistry } from '../group.js';
 import { createGrpcServer, type GrpcLimits, RingPeerPicker, type TlsFiles } from '../grpc/index.js';
 import {
@@ -18,6 +17,7 @@ import {
   type SwimConfig,
 } from '../membership/index.js';
 import type { Logger } from '../node/log.js';
+import { VERSION } from '../version.js';
 
 export interface NodeOptions {
   /** gRPC bind address `host:port` (port 0 = any free port). */
@@ -85,8 +85,6 @@ export interface GossipNode {
   close(opts?: { leaveTimeoutMs?: number; graceMs?: number }): Promise<void>;
 }
 
-/** This package's version (package.json), advertised in membership meta and by the memcached front. */
-export const VERSION = readVersion();
 /** Membership metadata key under which a member publishes its ring checksum. */
 export const RING_META = 'ring';
 
@@ -236,15 +234,4 @@ function joinHostPort(host: string, port: number): string {
 
 function portOf(addr: string): number {
   return Number(addr.slice(addr.lastIndexOf(':') + 1));
-}
-
-function readVersion(): string {
-  try {
-    // src/cluster/ and dist/cluster/ are both two levels below the package root.
-    return (
-      JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version ?? '0.0.0'
-    );
-  } catch {
-    return '0.0.0';
-  }
 }
