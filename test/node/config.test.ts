@@ -107,6 +107,15 @@ describe('config values', () => {
     assert.equal(e.source, 'GOSSIPCACHE_SECRET_KEY');
   });
 
+  test('gossip receiver binding: require by default, off/send for a rolling upgrade', () => {
+    assert.equal(config([]).gossipReceiverBinding, 'require');
+    assert.equal(config([], { GOSSIPCACHE_GOSSIP_RECEIVER_BINDING: 'off' }).gossipReceiverBinding, 'off');
+    assert.equal(config(['--gossip-receiver-binding', 'SEND']).gossipReceiverBinding, 'send');
+    const e = configError([], { GOSSIPCACHE_GOSSIP_RECEIVER_BINDING: 'maybe' });
+    assert.equal(e.source, 'GOSSIPCACHE_GOSSIP_RECEIVER_BINDING');
+    assert.match(e.message, /expected one of off, send, require/);
+  });
+
   test('TLS needs cert and key, files must be readable', () => {
     const dir = mkdtempSync(join(tmpdir(), 'gc-config-'));
     try {
