@@ -300,7 +300,7 @@ export function decodeGetResponse(buf: Buffer): GetResponse {
     if (tag === 0x0a) {
       const [s, e] = r.span();
       res.value = buf.subarray(s, e);
-    } else if (tag === 0x11) res.minuteQps = r.double();
+    } else if (tag === 0x11) res.minuteQps = rate(r.double());
     else if (tag === 0x20) {
       const ttl = r.varint();
       if (ttl >= INT64_LIMIT) throw new DecodeError('ttl_ms is negative');
@@ -639,7 +639,7 @@ export function decodeFetchReplyBatch(buf: Buffer): FetchReply[] {
         else if (t === 0x1a) {
           const [vs, ve] = m.span();
           spans.push(out.length, vs, ve);
-        } else if (t === 0x21) p.minuteQps = m.double();
+        } else if (t === 0x21) p.minuteQps = rate(m.double());
         else if (t === 0x28) {
           p.ttlMs = m.varint();
           if (p.ttlMs >= INT64_LIMIT) throw new DecodeError('ttl_ms is negative');
@@ -673,6 +673,14 @@ export function decodeFetchReplyBatch(buf: Buffer): FetchReply[] {
     out[spans[i]].value = copy ? Buffer.from(view) : view;
   }
   return out;
+}
+
+/**
+ * A peer's minute_qps as the hot-key policy can use it: NaN, Infinity or a negative rate from a broken
+ * or hostile peer would poison the hot cache's rate comparisons, so they read as 0 (no estimate).
+ */
+function rate(v: number): number {
+  return v >= 0 && v !== Number.POSITIVE_INFINITY ? v : 0;
 }
 
 /** A non-negative int64 field (a negative one is malformed: durations here are never negative). */

@@ -228,6 +228,7 @@ export class FetchSession {
       this.onRequest(q);
     }
     this.resume();
+    this.maybeEnd();
   };
 
   private pause(): void {
@@ -482,6 +483,8 @@ export class FetchSession {
   private maybeEnd(): void {
     if (this.ended || !(this.clientDone || this.shuttingDown)) return;
     if (this.inflight.size > 0 || this.out.length > 0 || this.flushScheduled || this.waitingDrain) return;
+    // Requests received before the client's half-close are still answered (unless shutting down).
+    if (!this.shuttingDown && (this.hasIntake() || this.pumpScheduled || this.waitingRoom)) return;
     this.ended = true;
     this.stopSweeper();
     this.dropIntake();

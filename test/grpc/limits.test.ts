@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { describe, test } from 'node:test';
-import { type ServiceError, status } from '@grpc/grpc-js';
+import { type ClientDuplexStream, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { Group, GroupRegistry } from '../../src/group.js';
-import { encodeFetchBatch, type FetchRequest } from '../../src/grpc/codec.js';
+import { decodeFetchReplyBatch, encodeFetchBatch, type FetchRequest } from '../../src/grpc/codec.js';
 import { createGrpcServer, FETCH_PATH, type GrpcLimits, GrpcPeer } from '../../src/grpc/index.js';
 import { INTAKE_SLICE } from '../../src/grpc/limits.js';
 import { GroupCacheClient, insecure, unary } from './std-client.js';
@@ -69,6 +69,50 @@ describe('gRPC limits', () => {
       assert.equal(n.gate.maxRunning, 8);
     } finally {
       peer.close();
+      await n.close();
+    }
+  });
+
+  test('a half-close right after a large batch still answers every request in it', async () => {
+    // The batch is taken in slices across event-loop turns; the client's half-close arrives meanwhile.
+    const n = await node({});
+    n.release();
+    const client = new GroupCacheClient(n.addr, insecure, { 'grpc.use_local_subchannel_pool': 1 });
+    const ident = (b: Buffer) => b;
+    const call = client.makeBidiStreamRequest(FETCH_PATH, ident, ident, new Metadata()) as ClientDuplexStream<
+      Buffer,
+      Buffer
+    >;
+    try {
+      const ids = new Set<number>();
+      call.on('data', (b: Buffer) => {
+        for (const r of decodeFetchReplyBatch(b)) {
+          assert.equal(r.code, 0, r.message);
+          assert.equal(Buffer.from(r.value).toString(), `v:half-${r.id}`);
+          ids.add(r.id);
+        }
+      });
+      const ended = new Promise<number>((resolve) => call.on('status', (st) => resolve(st.code)));
+      call.on('error', () => {});
+      call.write(
+        encodeFetchBatch(
+          Array.from(
+            { length: 4000 },
+            (_, i): FetchRequest => ({
+              id: i + 1,
+              group: 'g',
+              key: `half-${i + 1}`,
+              timeoutMs: 0,
+              cancel: false,
+            }),
+          ),
+        ),
+      );
+      call.end();
+      assert.equal(await ended, status.OK);
+      assert.equal(ids.size, 4000);
+    } finally {
+      client.close();
       await n.close();
     }
   });
