@@ -149,14 +149,18 @@ function parseMetrics(text) {
 
 /** Cumulative counters over every group (and handoff counters, if this version has them). */
 function totals(stats, metrics) {
-  const t = { at: performance.now(), gets: 0, hits: 0, localLoads: 0, peerLoads: 0, peerErrors: 0, evictions: 0, handoffs: 0, hasHandoffs: false };
+  const t = { at: performance.now(), gets: 0, hits: 0, localLoads: 0, peerLoads: 0, peerErrors: 0, evictions: 0, handoffsIn: 0, handoffsOut: 0, hasHandoffs: false };
   for (const g of Object.values(stats.groups || {})) {
     const s = g.stats || {};
     t.gets += n(s.gets); t.hits += n(s.cacheHits); t.localLoads += n(s.localLoads);
     t.peerLoads += n(s.peerLoads); t.peerErrors += n(s.peerErrors);
     t.evictions += n((g.mainCache || {}).evictions) + n((g.hotCache || {}).evictions);
-    for (const [k, v] of Object.entries(s)) {
-      if (/handoff/i.test(k) && typeof v === 'number') { t.handoffs += v; t.hasHandoffs = true; }
+    // Entries that moved by warm handoff: received (an owner's miss answered by the previous holder, or
+    // kept from a leaving peer's push) and pushed out by this node when it left (docs/handoff.md).
+    if (typeof s.handoffHits === 'number') {
+      t.hasHandoffs = true;
+      t.handoffsIn += n(s.handoffHits) + n(s.handoffAccepted);
+      t.handoffsOut += n(s.handoffPushed);
     }
   }
   t.cpu = metrics.get('gossipcache_process_process_cpu_seconds_total');
@@ -174,7 +178,7 @@ const CHARTS = [
   { id: 'ratio', title: 'hit ratio', series: [['ratio', '#59a14f']], max: 1, format: pct },
   { id: 'loads', title: 'loads/s (origin · peers)', series: [['localLoads', '#f28e2b'], ['peerLoads', '#76b7b2']] },
   { id: 'peerErrors', title: 'peer errors/s', series: [['peerErrors', '#e15759']] },
-  { id: 'handoffs', title: 'handoffs/s', series: [['handoffs', '#b07aa1']] },
+  { id: 'handoffs', title: 'handoffs/s (in · out)', series: [['handoffsIn', '#b07aa1'], ['handoffsOut', '#ff9da7']] },
   { id: 'evictions', title: 'evictions/s', series: [['evictions', '#9c755f']] },
 ];
 
@@ -189,7 +193,8 @@ function sample(cur) {
       localLoads: rate(cur, previous, 'localLoads'),
       peerLoads: rate(cur, previous, 'peerLoads'),
       peerErrors: rate(cur, previous, 'peerErrors'),
-      handoffs: cur.hasHandoffs ? rate(cur, previous, 'handoffs') : null,
+      handoffsIn: cur.hasHandoffs ? rate(cur, previous, 'handoffsIn') : null,
+      handoffsOut: cur.hasHandoffs ? rate(cur, previous, 'handoffsOut') : null,
       evictions: rate(cur, previous, 'evictions'),
     });
     if (history.length > POINTS) history.shift();
@@ -219,7 +224,7 @@ function drawCharts() {
     const last = history[history.length - 1];
     const fmt = c.format || num;
     const shown = c.series.map(([f]) => (last && last[f] !== null ? fmt(last[f]) : '–')).join(' · ');
-    const missing = c.id === 'handoffs' && last && last.handoffs === null;
+    const missing = c.id === 'handoffs' && last && last.handoffsIn === null;
     const head = el('div', { className: 'head' }, el('span', null, c.title),
       missing ? el('span', { className: 'value muted', title: 'this node counts no handoffs' }, 'not counted') : el('span', { className: 'value' }, shown));
     return el('div', { className: 'chart', 'data-chart': c.id }, head, box);

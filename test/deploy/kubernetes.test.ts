@@ -230,6 +230,14 @@ describe('deploy/kubernetes manifests', () => {
     for (const name of env.keys()) assert.ok(known.has(name), `${name} is not read by the node`);
   });
 
+  test('the handoff push fits in the shutdown timeout, with room to leave and drain', {
+    skip: !OPTIONS.some((o) => o.env === 'GOSSIPCACHE_HANDOFF_PUSH') && 'no GOSSIPCACHE_HANDOFF_PUSH option',
+  }, () => {
+    const pushMs = parseDuration(setting('GOSSIPCACHE_HANDOFF_PUSH'), 'handoff push');
+    const shutdownMs = parseDuration(setting('GOSSIPCACHE_SHUTDOWN_TIMEOUT'), 'shutdown');
+    assert.ok(pushMs > 0 && pushMs <= shutdownMs - 5000, `push ${pushMs} ms vs shutdown ${shutdownMs} ms`);
+  });
+
   test('the grace period covers preStop and the node’s shutdown timeout', () => {
     const preStopS = container.lifecycle.preStop.sleep.seconds;
     const shutdownMs = parseDuration(setting('GOSSIPCACHE_SHUTDOWN_TIMEOUT'), 'shutdown');

@@ -196,6 +196,9 @@ test('the page in Chromium: 3 members with their shares, a hostile key shown as 
     assert.ok(hotKeys.includes(xss), JSON.stringify(hotKeys));
     assert.equal(await page.evaluate(() => (window as { __xss?: number }).__xss), undefined);
     assert.equal(await page.$$eval('#hotkeys img, #hotkeys script', (e) => e.length), 0);
+    // Handoff counters exist on this version: the chart shows a rate, not "not counted".
+    const handoffs = await page.$eval('[data-chart="handoffs"] .value', (e) => e.textContent ?? '');
+    assert.match(handoffs, /^\d/);
     const groupRow = await page.$eval('#groups-body tr[data-group="default"]', (tr) => tr.textContent ?? '');
     assert.match(groupRow, /%/);
 
