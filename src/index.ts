@@ -41,5 +41,7 @@ export type {
   RateBasedPromotionOptions,
 } from './hotkeys.js';
 export { RATE_WINDOW_MS, randomPromotion, rateBasedPromotion } from './hotkeys.js';
+export type { Logger } from './logger.js';
+export { silentLogger } from './logger.js';
 export type { HandoffEntry, Peer, PeerGetResult, PeerPicker } from './peers.js';
 export { noPeers } from './peers.js';

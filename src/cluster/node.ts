@@ -8,6 +8,7 @@
 import { once } from 'node:events';
 import { defaultRegistry, type GroupRegistry } from '../group.js';
 import { createGrpcServer, type GrpcLimits, RingPeerPicker, type TlsFiles } from '../grpc/index.js';
+import type { Logger } from '../logger.js';
 import {
   createMembership,
   type MemberState,
@@ -16,7 +17,6 @@ import {
   type ReceiverBinding,
   type SwimConfig,
 } from '../membership/index.js';
-import type { Logger } from '../node/log.js';
 import { VERSION } from '../version.js';
 
 export interface NodeOptions {

@@ -11,6 +11,7 @@ import {
 } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import type { Logger } from '../logger.js';
 import { incomingTraceContext, keyAttributes, SPAN, SpanKind, traced, traceMetadata } from '../tracing.js';
 import type { FetchReply, GetResponse, KeyRequest, PushRequest, PushResponse, SetRequest } from './codec.js';
 import {
@@ -41,12 +42,6 @@ import { FetchSession } from './stream.js';
 import { serverCredentials, type TlsFiles } from './tls.js';
 import { UnaryLoad } from './unary.js';
 
-/** The logger calls the server makes (a pino logger fits). */
-export interface GrpcLogger {
-  warn(obj: object, msg: string): void;
-  debug(obj: object, msg: string): void;
-}
-
 export interface GrpcServerOptions {
   /** Every group registered here is served; looked up per request. */
   registry: GroupSource;
@@ -60,7 +55,7 @@ export interface GrpcServerOptions {
    * README's Security section.
    */
   limits?: Partial<GrpcLimits>;
-  logger?: GrpcLogger;
+  logger?: Logger;
   /**
    * Called once per answered request (each stream request counts alone) with its method, status
    * code and time spent in this node in ms — for request counters and latency histograms.

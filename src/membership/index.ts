@@ -3,14 +3,9 @@
 
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
+import { type Logger, silentLogger } from '../logger.js';
 import { Keyring, type ReceiverBinding } from './keyring.js';
-import {
-  type MembershipLogger,
-  silentLogger,
-  type TransportStats,
-  UdpTcpTransport,
-  type UdpTcpTransportOptions,
-} from './net.js';
+import { type TransportStats, UdpTcpTransport, type UdpTcpTransportOptions } from './net.js';
 import { DEFAULT_GOSSIP_PORT, type Lookup, parseHostPort, parseSeeds, resolveSeeds } from './seeds.js';
 import { Swim } from './swim.js';
 import type { MemberState, MemberView, SwimConfig, SwimStats } from './types.js';
@@ -23,7 +18,7 @@ export {
   RECEIVER_BINDINGS,
   type ReceiverBinding,
 } from './keyring.js';
-export type { MembershipLogger, TransportStats } from './net.js';
+export type { TransportStats } from './net.js';
 export { DEFAULT_GOSSIP_PORT, parseHostPort, parseSeeds, resolveSeeds } from './seeds.js';
 export type { MemberState, MemberView, SwimConfig, SwimStats } from './types.js';
 export { defaultSwimConfig } from './types.js';
@@ -67,7 +62,7 @@ export interface MembershipOptions {
     | 'maxInboundStreams'
   >;
   config?: Partial<SwimConfig>;
-  logger?: MembershipLogger;
+  logger?: Logger;
   /** Only peers whose IP passes are contacted or heard (others dropped, counted). Default: all. */
   allowAddress?: (ip: string) => boolean;
   /** DNS resolver for seeds (tests). Default dns.lookup with all: true. */
@@ -209,11 +204,7 @@ export async function createMembership(opts: MembershipOptions): Promise<Members
           onError: (seed, err) =>
             log.warn({ seed, err: err.message }, 'cannot resolve gossip seed; will retry'),
         }),
-      log: {
-        debug: (o, m) => log.debug(o, m),
-        info: (o, m) => log.info(o, m),
-        warn: (o, m) => log.warn(o, m),
-      },
+      log,
     });
   } catch (err) {
     await transport.close();

@@ -14,20 +14,10 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dg
 import { lookup } from 'node:dns/promises';
 import { createServer, isIP, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { type Logger, silentLogger } from '../logger.js';
 import { ANY_RECEIVER, Keyring, receiverTag, replyTag } from './keyring.js';
 import { DEFAULT_GOSSIP_PORT, formatHostPort, type HostPort, parseHostPort } from './seeds.js';
 import type { Transport } from './transport.js';
-
-/** pino-compatible logger subset used by the membership layer. */
-export interface MembershipLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-/** A logger that discards everything. */
-export const silentLogger: MembershipLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export interface UdpTcpTransportOptions {
   /** `host:port` to bind UDP and TCP on (same port). Port 0 = one free port for both. */
@@ -69,7 +59,7 @@ export interface UdpTcpTransportOptions {
    * counted as `filtered`. Default: all. Hosts that are not IP literals never pass a filter.
    */
   allowAddress?: (ip: string) => boolean;
-  logger?: MembershipLogger;
+  logger?: Logger;
 }
 
 /** Counters of the transport (cumulative). Drops of hostile or broken input are the ones to watch. */
@@ -236,7 +226,7 @@ export class UdpTcpTransport implements Transport {
   private readonly maxInbound: number;
   private readonly maxPending: number;
   private readonly maxPendingBytes: number;
-  private readonly log: MembershipLogger;
+  private readonly log: Logger;
   private readonly allow: ((ip: string) => boolean) | undefined;
 
   private constructor(

@@ -13,6 +13,7 @@
 // overrides its own old dead/left record at once; the incarnation orders news within one process.
 
 import { EventEmitter } from 'node:events';
+import { type Logger, silentLogger } from '../logger.js';
 import { Awareness } from './awareness.js';
 import { BroadcastQueue, retransmitLimit } from './broadcasts.js';
 import {
@@ -42,7 +43,6 @@ import {
   type MemberState,
   type MemberView,
   type SwimConfig,
-  type SwimLogger,
   type SwimOptions,
   type SwimStats,
 } from './types.js';
@@ -76,8 +76,6 @@ const MAX_PENDING_ACKS = 4096;
 const MAX_LEAVE_DIRECT = 512;
 /** Stall grace: how many times one probe phase may be extended because our own timer fired late. */
 const MAX_STALL_EXTENSIONS = 3;
-
-const noopLog: SwimLogger = { debug() {}, info() {}, warn() {} };
 
 function cmpKey(aGen: number, aInc: number, b: { generation: number; incarnation: number }): number {
   if (aGen !== b.generation) return aGen < b.generation ? -1 : 1;
@@ -119,7 +117,7 @@ export class Swim extends EventEmitter {
   private readonly transport: Transport;
   private readonly clock: Clock;
   private readonly random: () => number;
-  private readonly log: SwimLogger;
+  private readonly log: Logger;
   private readonly seeds: string[];
   private readonly resolveSeeds: (seeds: string[]) => Promise<string[]>;
 
@@ -201,7 +199,7 @@ export class Swim extends EventEmitter {
     this.transport = opts.transport;
     this.clock = opts.clock ?? realClock;
     this.random = opts.random ?? Math.random;
-    this.log = opts.log ?? noopLog;
+    this.log = opts.log ?? silentLogger;
     this.seeds = [...(opts.seeds ?? [])];
     this.resolveSeeds = opts.resolveSeeds ?? (async (s) => s);
     this.seq = Math.floor(this.random() * 2 ** 32) >>> 0;

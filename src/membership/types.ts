@@ -1,6 +1,7 @@
 // Public shapes of the membership protocol: what a member looks like to users of Swim (the ring, the
 // node) and the timers it runs on. Kept apart from swim.ts so net.ts / index.ts can build against it.
 
+import type { Logger } from '../logger.js';
 import type { Clock, Transport } from './transport.js';
 
 /**
@@ -105,13 +106,6 @@ export const defaultSwimConfig: Readonly<SwimConfig> = Object.freeze({
   maxMetaBytes: 512,
 });
 
-/** Minimal pino-compatible logger. */
-export interface SwimLogger {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
 /** Counters (monotonic) reported by `Swim.stats()`. */
 export interface SwimStats {
   packetsIn: number;
@@ -163,5 +157,5 @@ export interface SwimOptions {
   random?: () => number;
   /** Process generation; default Date.now(). Must grow across restarts of the same id. */
   generation?: number;
-  log?: SwimLogger;
+  log?: Logger;
 }

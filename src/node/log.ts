@@ -3,9 +3,11 @@
 // with an error; one line per interval is enough).
 
 import { createRequire } from 'node:module';
-import { type Logger, pino } from 'pino';
+import { type Logger as PinoLogger, pino } from 'pino';
+import type { Logger } from '../logger.js';
 
-export type { Logger };
+/** The node program's logger: pino itself (the library's components take the Logger subset). */
+export type { PinoLogger };
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
 
@@ -25,7 +27,7 @@ export function createLogger(
   level: string,
   destination?: NodeJS.WritableStream,
   format: LogFormat = 'json',
-): Logger {
+): PinoLogger {
   const opts = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   const out = destination ?? process.stdout;
   if (usePrettyLogs(format, (out as { isTTY?: boolean }).isTTY)) {

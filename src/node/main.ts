@@ -8,7 +8,7 @@ import { VERSION } from '../version.js';
 import { formatHostPort, type NodeConfig } from './config.js';
 import { ringShares } from './dashboard.js';
 import { createHttpFront, newFrontCounters } from './http.js';
-import { createLogger, type Logger, RateLimitedLog } from './log.js';
+import { createLogger, type PinoLogger, RateLimitedLog } from './log.js';
 import { startMemcachedFronts } from './memcached/start.js';
 import { createMetrics } from './metrics.js';
 import { createOrigin, type Origin } from './origin.js';
@@ -27,7 +27,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
   }
 }
 
-async function start(config: NodeConfig, log: Logger): Promise<void> {
+async function start(config: NodeConfig, log: PinoLogger): Promise<void> {
   // Trace export, if the OTEL_* environment asks for it (otel.ts); registered before any request.
   const tracing = await startTracing(process.env, log, VERSION);
   const registry = new GroupRegistry();

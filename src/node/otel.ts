@@ -10,7 +10,7 @@
 // Unlike the spec's default exporter (otlp to localhost), nothing is exported unless one of these asks:
 // a cache node must not start failing requests to a collector nobody runs.
 
-import type { Logger } from './log.js';
+import type { PinoLogger } from './log.js';
 
 /** A registered SDK: flush and stop it at shutdown. */
 export interface Tracing {
@@ -38,7 +38,7 @@ export function traceExporterOf(env: NodeJS.ProcessEnv): 'otlp' | 'console' | { 
  */
 export async function startTracing(
   env: NodeJS.ProcessEnv,
-  log: Logger,
+  log: PinoLogger,
   version: string,
 ): Promise<Tracing | undefined> {
   const which = traceExporterOf(env);

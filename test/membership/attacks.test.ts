@@ -12,9 +12,10 @@ import { once } from 'node:events';
 import { connect, type Server } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../../src/logger.js';
 import { createMembership, type Membership } from '../../src/membership/index.js';
 import { ANY_RECEIVER, Keyring } from '../../src/membership/keyring.js';
-import { type MembershipLogger, UdpTcpTransport } from '../../src/membership/net.js';
+import { UdpTcpTransport } from '../../src/membership/net.js';
 import { Swim } from '../../src/membership/swim.js';
 import { holdConnections } from '../fixtures/hold-connections.js';
 
@@ -101,8 +102,8 @@ describe('gossip port under attack (real sockets, encrypted)', { timeout: 120_00
     const key = randomBytes(32);
     const config = { pushPullIntervalMs: 300, probeIntervalMs: 100 };
     const debugC: { obj: object; msg: string }[] = [];
-    const quiet: MembershipLogger = { debug() {}, info() {}, warn() {}, error() {} };
-    const start = async (id: string, seeds: string[], logger: MembershipLogger = quiet) => {
+    const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+    const start = async (id: string, seeds: string[], logger: Logger = quiet) => {
       const transport = await UdpTcpTransport.listen({
         bindAddr: '127.0.0.1:0',
         keyring: new Keyring([key]),
