@@ -3,7 +3,8 @@
 // 1,000 keys and values set beforehand), with the same generator and keys, in alternating 2 s slices (so a
 // drift in this shared box's speed hits both alike): not pipelined (64 connections, one get in flight each),
 // pipelined (16 connections × 32 gets in flight), and a 100-key get against 100 single gets (keys per
-// server CPU-second). Go groupcache's HTTP front (wrk, its own protocol; measured right after, in as many
+// server CPU-second). A bare Node net server answering a constant (lib/bare-memcached.mjs) is the Node
+// ceiling for single-key gets. Go groupcache's HTTP front (wrk, its own protocol; measured right after, in as many
 // slices, not interleaved) is a third subject when it can be built (see lib/go-groupcache.ts). The generator is lib/mcgen.c (why not memaslap: see its header), built
 // with the system C compiler into a temporary directory.
 import { execFileSync } from 'node:child_process';
@@ -41,6 +42,7 @@ interface Load {
   depth: number;
   keysPerGet: number;
 }
+const BARE = 'bare Node net server (constant reply, the Node ceiling)';
 const LOADS: Load[] = [
   { name: 'get, not pipelined (64 conns × 1)', conns: 64, depth: 1, keysPerGet: 1 },
   { name: 'get, pipelined (16 conns × 32)', conns: 16, depth: 32, keysPerGet: 1 },
@@ -109,6 +111,16 @@ async function startGossipcache(): Promise<{ subject: Subject; nodes: NodeHandle
   };
 }
 
+async function startBare(): Promise<Subject> {
+  const port = await freePort();
+  const s = startProcess('bare-memcached', process.execPath, [
+    new URL('./lib/bare-memcached.mjs', import.meta.url).pathname,
+    String(port),
+  ]);
+  await waitForPort(port, 5000, s);
+  return { name: BARE, port, servers: [s], slices: new Map() };
+}
+
 async function startMemcachedSubject(): Promise<Subject> {
   const { server, port } = await startMemcached(64, 2);
   const c = await MemcachedClient.connect(port);
@@ -170,8 +182,11 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     servers.push(...mc.servers);
     const { subject: gc } = await startGossipcache();
     servers.push(...gc.servers);
-    const subjects = [mc, gc];
+    const bare = await startBare();
+    servers.push(...bare.servers);
     for (const load of LOADS) {
+      // The bare server answers one fixed reply per line: a ceiling for single-key gets only.
+      const subjects = load.keysPerGet === 1 ? [mc, bare, gc] : [mc, gc];
       // Unmeasured first: JIT warm-up, connections.
       for (const s of subjects) await generate(gen.bin, s.port, load, 1);
       for (let round = 0; round < rounds; round++) {
@@ -185,7 +200,13 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
       }
       const base = rowOf(mc, load);
       const subj = rowOf(gc, load);
-      rows.push(base, {
+      rows.push(base);
+      if (load.keysPerGet === 1) {
+        const b = rowOf(bare, load);
+        rows.push({ ...b, baseline: base.case, ratio: perCpu(b) / perCpu(base) });
+        subj.metrics.per_cpu_vs_bare = perCpu(subj) / perCpu(b);
+      }
+      rows.push({
         ...subj,
         baseline: base.case,
         ratio: perCpu(subj) / perCpu(base),
@@ -210,56 +231,87 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
   }
 }
 
-/** Go groupcache's HTTP front under wrk (64 connections, the same keys), against the memcached front's rows. */
+/**
+ * Go groupcache's HTTP front and a bare node:http server, both under wrk (64 connections, the same keys), in
+ * alternating slices after the memcached rows. Without Go the bare node:http row still gives an estimate:
+ * Go's front measured 1.37× bare node:http per CPU-second on this box (docs/performance.md, 13:36 UTC).
+ */
 async function goRows(rounds: number, gc: Subject, rows: BenchRow[]): Promise<BenchRow[]> {
-  const { bin, reason } = goGroupcache();
-  if (!bin || !hasWrk()) {
+  if (!hasWrk()) {
     return [
       {
         bench: BENCH,
-        case: 'Go groupcache HTTP front SKIPPED',
-        metrics: { reason: bin ? 'wrk not found (apt-get install wrk)' : (reason ?? 'unavailable') },
+        case: 'HTTP baselines SKIPPED',
+        metrics: { reason: 'wrk not found (apt-get install wrk)' },
       },
     ];
   }
-  const [peer, front] = [await freePort(), await freePort()];
-  const self = `http://127.0.0.1:${peer}`;
-  const s = startProcess('go-groupcache', bin, [
-    `-self=${self}`,
-    `-peers=${self}`,
-    `-peer-listen=127.0.0.1:${peer}`,
-    `-front=127.0.0.1:${front}`,
-  ]);
+  const out: BenchRow[] = [];
+  const { bin, reason } = goGroupcache();
+  const paths = Array.from({ length: KEYS }, (_, i) => `/${GROUP}/${keyOf(i)}`);
+  const http: Array<{ name: string; port: number; server: Server; requests: number; cpu: number }> = [];
   try {
-    await waitForPort(front, 10000, s);
-    const paths = Array.from({ length: KEYS }, (_, i) => `/${GROUP}/${keyOf(i)}`);
-    await warmPaths(front, paths);
-    let requests = 0;
-    let cpu = 0;
-    for (let round = 0; round < rounds; round++) {
-      const w = await withCpu([s], () => runWrk({ port: front, paths, connections: 64, durationS: SLICE_S }));
-      requests += w.result.requests;
-      cpu += w.cpu[0];
+    const barePort = await freePort();
+    const bare = startProcess('bare-http', process.execPath, [
+      new URL('./lib/bare-http.mjs', import.meta.url).pathname,
+      String(barePort),
+    ]);
+    http.push({ name: 'bare node:http (wrk, 64 conns)', port: barePort, server: bare, requests: 0, cpu: 0 });
+    await waitForPort(barePort, 5000, bare);
+    if (bin) {
+      const [peer, front] = [await freePort(), await freePort()];
+      const self = `http://127.0.0.1:${peer}`;
+      const s = startProcess('go-groupcache', bin, [
+        `-self=${self}`,
+        `-peers=${self}`,
+        `-peer-listen=127.0.0.1:${peer}`,
+        `-front=127.0.0.1:${front}`,
+      ]);
+      http.push({
+        name: 'Go groupcache HTTP front (wrk, 64 conns)',
+        port: front,
+        server: s,
+        requests: 0,
+        cpu: 0,
+      });
+      await waitForPort(front, 10000, s);
+      await warmPaths(front, paths);
+    } else {
+      out.push({
+        bench: BENCH,
+        case: 'Go groupcache HTTP front SKIPPED',
+        metrics: { reason: reason ?? '?' },
+      });
     }
-    const goPerCpu = requests / cpu;
+    for (const h of http) await runWrk({ port: h.port, paths, connections: 64, durationS: 1 });
+    for (let round = 0; round < rounds; round++) {
+      for (const h of round % 2 === 0 ? http : [...http].reverse()) {
+        const w = await withCpu([h.server], () =>
+          runWrk({ port: h.port, paths, connections: 64, durationS: SLICE_S }),
+        );
+        h.requests += w.result.requests;
+        h.cpu += w.cpu[0];
+      }
+    }
     const ours = rows.find((r) => r.case === `${gc.name}: ${LOADS[0].name}`);
-    return [
-      {
-        bench: BENCH,
-        case: 'Go groupcache HTTP front (wrk, 64 conns)',
-        metrics: { 'req/cpu_s': goPerCpu, cpu_s: cpu },
-      },
-      {
-        bench: BENCH,
-        case: 'memcached front vs Go groupcache HTTP front (hits per CPU-s, not pipelined)',
-        metrics: { 'ours req/cpu_s': ours ? perCpu(ours, 'req/cpu_s') : Number.NaN },
-        baseline: 'Go groupcache HTTP front',
-        ratio: ours ? perCpu(ours, 'req/cpu_s') / goPerCpu : Number.NaN,
-        goal: '≥ 1.5× Go groupcache per CPU-s',
-      },
-    ];
+    const oursPerCpu = ours ? perCpu(ours, 'req/cpu_s') : Number.NaN;
+    for (const h of http)
+      out.push({ bench: BENCH, case: h.name, metrics: { 'req/cpu_s': h.requests / h.cpu, cpu_s: h.cpu } });
+    const go = http.find((h) => h.name.startsWith('Go'));
+    const bareHttp = http[0].requests / http[0].cpu;
+    out.push({
+      bench: BENCH,
+      case: go
+        ? 'memcached front vs Go groupcache HTTP front (hits per CPU-s, not pipelined)'
+        : 'memcached front vs Go groupcache HTTP front, ESTIMATED as 1.37× bare node:http (no Go here)',
+      metrics: { 'ours req/cpu_s': oursPerCpu, 'bare node:http req/cpu_s': bareHttp },
+      baseline: go ? 'Go groupcache HTTP front' : '1.37 × bare node:http',
+      ratio: oursPerCpu / (go ? go.requests / go.cpu : 1.37 * bareHttp),
+      goal: '≥ 1.5× Go groupcache per CPU-s',
+    });
+    return out;
   } finally {
-    await s.stop();
+    await Promise.all(http.map((h) => h.server.stop()));
   }
 }
 
