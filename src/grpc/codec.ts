@@ -799,8 +799,11 @@ export function decodePushRequest(buf: Buffer): PushRequest {
   const req: PushRequest = { group: '', entries: [] };
   while (r.pos < r.end) {
     const tag = r.varint();
-    if (tag === 0x0a) req.group = r.string();
-    else if (tag === 0x12) {
+    if (tag === 0x0a) {
+      // A group name that is not valid UTF-8 is left empty: no group has that name.
+      const [s, e] = r.span();
+      req.group = utf8OrUndefined(buf, s, e) ?? '';
+    } else if (tag === 0x12) {
       const [s, e] = r.span();
       const m = new Reader(buf, e);
       m.pos = s;
@@ -815,7 +818,7 @@ export function decodePushRequest(buf: Buffer): PushRequest {
           const [vs, ve] = m.span();
           entry.value = buf.subarray(vs, ve);
         } else if (t === 0x18) entry.ttlMs = m.varint() || undefined;
-        else if (t === 0x21) entry.minuteQps = m.double();
+        else if (t === 0x21) entry.minuteQps = rate(m.double());
         else m.skip(t & 7);
       }
       req.entries.push(entry);

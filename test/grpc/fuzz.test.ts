@@ -4,7 +4,7 @@
 //    They may only throw DecodeError, and what they return must be usable: well-formed strings,
 //    uint32 ids and codes, finite non-negative numbers.
 // 2. At a live node (the CLI, as a child process) over real grpc-js and raw HTTP/2: 4 000 mutated
-//    Fetch messages on 80 streams, 2 000 random Get/Remove/Set bodies, 300 streams of garbage gRPC
+//    Fetch messages on 80 streams, 2 000 random Get/Remove/Set/Push bodies, 300 streams of garbage gRPC
 //    framing. Afterwards the node is
 //    alive and serves correct values to a well-behaved peer and an outside client.
 // A failing run prints its seed; set FUZZ_SEED to replay it.
@@ -19,11 +19,13 @@ import {
   decodeFetchReplyBatch,
   decodeGetResponse,
   decodeKeyRequest,
+  decodePushRequest,
   decodeSetRequest,
   encodeFetchBatch,
   encodeFetchReplyBatch,
   encodeGetResponse,
   encodeKeyRequest,
+  encodePushRequest,
   encodeSetRequest,
   FetchBatchReader,
   type FetchReply,
@@ -31,7 +33,7 @@ import {
 } from '../../src/grpc/codec.js';
 import { FETCH_PATH, GET_PATH, GrpcPeer, REMOVE_PATH } from '../../src/grpc/index.js';
 import { MAX_BATCH_REQUESTS } from '../../src/grpc/limits.js';
-import { SET_PATH } from '../../src/grpc/proto.js';
+import { PUSH_PATH, SET_PATH } from '../../src/grpc/proto.js';
 import { httpGet, type NodeProcess, nodePorts, startCli, stopCli, waitFor } from '../node/helpers.js';
 import { GroupCacheClient, insecure, unary } from './std-client.js';
 
@@ -96,7 +98,17 @@ class Gen {
   }
   /** A valid encoding of a random message of any type. */
   seed(): Buffer {
-    switch (this.int(5)) {
+    switch (this.int(6)) {
+      case 5:
+        return encodePushRequest({
+          group: this.pick(['g', this.str()]),
+          entries: Array.from({ length: this.int(4) }, () => ({
+            key: this.str(),
+            value: this.bytes(this.int(40)),
+            ttlMs: this.num(),
+            minuteQps: this.rnd() * 10,
+          })),
+        });
       case 0:
         return encodeKeyRequest({ group: this.str(), key: this.str() });
       case 1:
@@ -183,6 +195,15 @@ describe(`fuzz: the gRPC codecs in-process (seed ${SEED})`, () => {
         const r = decodeSetRequest(b);
         assert.ok(wellFormed(r.group) && wellFormed(r.key) && isDuration(r.ttlMs));
         assert.ok(r.value instanceof Uint8Array);
+      });
+      check('decodePushRequest', b, () => {
+        const r = decodePushRequest(b);
+        assert.ok(wellFormed(r.group));
+        for (const e of r.entries) {
+          assert.ok(wellFormed(e.key) && e.value instanceof Uint8Array);
+          assert.ok(e.ttlMs === undefined || Number.isFinite(e.ttlMs));
+          assert.ok(e.minuteQps === undefined || (Number.isFinite(e.minuteQps) && e.minuteQps >= 0));
+        }
       });
       check('decodeGetResponse', b, () => {
         const r = decodeGetResponse(b);
@@ -302,8 +323,8 @@ describe(`fuzz: a live node's gRPC port (seed ${SEED})`, () => {
     assert.ok((codes[0] ?? 0) > 0, `some streams ended normally: ${JSON.stringify(codes)}`);
 
     phase.push(Math.round(performance.now() - t0));
-    // Unary Get, Remove and Set with random bodies, 50 at a time.
-    const paths = [GET_PATH, REMOVE_PATH, SET_PATH];
+    // Unary Get, Remove, Set and Push with random bodies, 50 at a time.
+    const paths = [GET_PATH, REMOVE_PATH, SET_PATH, PUSH_PATH];
     for (let round = 0; round < 40; round++) {
       await Promise.all(
         Array.from(
@@ -335,7 +356,7 @@ describe(`fuzz: a live node's gRPC port (seed ${SEED})`, () => {
         stats.raw++;
         const s = session.request({
           ':method': 'POST',
-          ':path': g.pick([FETCH_PATH, GET_PATH, REMOVE_PATH, SET_PATH]),
+          ':path': g.pick([FETCH_PATH, GET_PATH, REMOVE_PATH, SET_PATH, PUSH_PATH]),
           'content-type': 'application/grpc',
           te: 'trailers',
           ...(g.rnd() < 0.3 ? { 'grpc-encoding': g.pick(['gzip', 'deflate', 'snappy']) } : {}),

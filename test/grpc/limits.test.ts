@@ -6,11 +6,33 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { describe, test } from 'node:test';
-import { type ClientDuplexStream, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import {
+  type ClientDuplexStream,
+  Metadata,
+  Server,
+  ServerCredentials,
+  type ServerDuplexStream,
+  type ServiceError,
+  status,
+} from '@grpc/grpc-js';
 import { Group, GroupRegistry } from '../../src/group.js';
-import { decodeFetchReplyBatch, encodeFetchBatch, type FetchRequest } from '../../src/grpc/codec.js';
-import { createGrpcServer, FETCH_PATH, type GrpcLimits, GrpcPeer } from '../../src/grpc/index.js';
+import {
+  decodeFetchReplyBatch,
+  encodeFetchBatch,
+  type FetchReply,
+  type FetchRequest,
+} from '../../src/grpc/codec.js';
+import {
+  createGrpcServer,
+  FETCH_PATH,
+  type GrpcLimits,
+  GrpcPeer,
+  MAX_BATCH_REQUESTS,
+  MAX_REQUEST_MESSAGE_BYTES,
+  PeerError,
+} from '../../src/grpc/index.js';
 import { INTAKE_SLICE } from '../../src/grpc/limits.js';
+import { gossipCacheService } from '../../src/grpc/proto.js';
 import { GroupCacheClient, insecure, unary } from './std-client.js';
 
 /** A node whose getter waits until `release()`; `running` counts getter calls not yet answered. */
@@ -70,6 +92,61 @@ describe('gRPC limits', () => {
     } finally {
       peer.close();
       await n.close();
+    }
+  });
+
+  test("the client keeps to the node's limits: at most MAX_BATCH_REQUESTS per message, oversized requests fail alone", async () => {
+    // A node that records every batch it receives and answers each request.
+    const batches: number[] = [];
+    const server = new Server();
+    server.addService(gossipCacheService, {
+      Fetch(call: ServerDuplexStream<FetchRequest[], FetchReply[]>) {
+        call.on('data', (batch: FetchRequest[]) => {
+          batches.push(batch.length);
+          call.write(
+            batch.map((q) => ({
+              id: q.id,
+              code: 0,
+              value: Buffer.from(q.key),
+              minuteQps: 0,
+              ttlMs: 0,
+              message: '',
+            })),
+          );
+        });
+        call.on('end', () => call.end());
+        call.on('error', () => {});
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    const peer = new GrpcPeer(`127.0.0.1:${port}`);
+    try {
+      const signal = new AbortController().signal;
+      const keys = Array.from({ length: 10_000 }, (_, i) => `k${i}`);
+      const got = await Promise.all(keys.map((k) => peer.get('g', k, signal)));
+      assert.deepEqual(
+        got.map((r) => Buffer.from(r.value).toString()),
+        keys,
+      );
+      assert.ok(Math.max(...batches) <= MAX_BATCH_REQUESTS, `batches of ${batches.join(', ')}`);
+      assert.equal(
+        batches.reduce((a, b) => a + b, 0),
+        10_000,
+      );
+      // A request whose key alone is over what a node accepts per message fails alone, at the client.
+      const long = 'x'.repeat(MAX_REQUEST_MESSAGE_BYTES);
+      await assert.rejects(
+        peer.get('g', long, signal),
+        (e: Error) => e instanceof PeerError && e.code === status.RESOURCE_EXHAUSTED,
+      );
+      assert.equal(Buffer.from((await peer.get('g', 'after', signal)).value).toString(), 'after');
+    } finally {
+      peer.close();
+      server.forceShutdown();
     }
   });
 
