@@ -800,7 +800,12 @@ export class Group {
             continue;
           }
           try {
-            const kept = await peer.push!(this.name, batch, ac.signal);
+            const kept = await traced(
+              SPAN.handoffPush,
+              SpanKind.CLIENT,
+              () => ({ 'gossipcache.group': this.name, 'gossipcache.peer': peer.id, entries: batch.length }),
+              () => peer.push!(this.name, batch, ac.signal),
+            );
             result.entries += Math.min(batch.length, Math.max(0, Number(kept) || 0));
             result.sent += batch.length;
             result.bytes += batchBytes(batch);
@@ -1204,7 +1209,13 @@ export class Group {
             new PeerTimeoutError(
               `group ${this.name}: handoff from ${peer.id} took over ${this.handoffTimeoutMs} ms`,
             ),
-          (signal) => peer.handoff!(this.name, key, signal),
+          (signal) =>
+            traced(
+              SPAN.handoffAsk,
+              SpanKind.CLIENT,
+              () => ({ ...keyAttributes(this.name, key), 'gossipcache.peer': peer.id }),
+              () => peer.handoff!(this.name, key, signal),
+            ),
         );
         if (f.aborted) throw f.abortReason;
         value = peerValue(r);

@@ -43,6 +43,9 @@ export const SPAN = {
   peerFetch: 'gossipcache.peer.fetch',
   peerServe: 'gossipcache.peer.serve',
   getter: 'gossipcache.getter',
+  handoffAsk: 'gossipcache.handoff.ask',
+  handoffServe: 'gossipcache.handoff.serve',
+  handoffPush: 'gossipcache.handoff.push',
 } as const;
 
 /** W3C trace context of one request, as carried on the wire. */
@@ -97,9 +100,15 @@ export function traced<T>(
   );
 }
 
-/** Like `traced` for synchronous work. */
-export function tracedSync<T>(name: string, attributes: (() => Attributes) | undefined, fn: () => T): T {
-  const span = tracer.startSpan(name, OPTIONS[SpanKind.INTERNAL]);
+/** Like `traced` for synchronous work (`kind` and `parent` as there). */
+export function tracedSync<T>(
+  name: string,
+  attributes: (() => Attributes) | undefined,
+  fn: () => T,
+  kind: SpanKind = SpanKind.INTERNAL,
+  parent?: Context,
+): T {
+  const span = tracer.startSpan(name, OPTIONS[kind] ?? { kind }, parent ?? context.active());
   if (!live(span)) return fn();
   if (attributes !== undefined && span.isRecording()) span.setAttributes(attributes());
   try {

@@ -11,7 +11,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { ChurnMap } from '../churn.js';
-import { incomingTraceContext, keyAttributes, SPAN, SpanKind, traced } from '../tracing.js';
+import { incomingTraceContext, keyAttributes, SPAN, SpanKind, traced, tracedSync } from '../tracing.js';
 import {
   BatchRefused,
   FetchBatchReader,
@@ -346,7 +346,13 @@ export class FetchSession {
   private answerHandoff(q: FetchRequest, group: ServedGroup): void {
     let entry: ServedEntry | undefined;
     try {
-      entry = group.handoffEntry?.(q.key);
+      entry = tracedSync(
+        SPAN.handoffServe,
+        () => ({ ...keyAttributes(q.group, q.key), 'rpc.method': 'Fetch' }),
+        () => group.handoffEntry?.(q.key),
+        SpanKind.SERVER,
+        incomingTraceContext(q.trace),
+      );
     } catch (err) {
       this.fail(q, failureOf(err));
       return;

@@ -1,7 +1,8 @@
 // Tracing: with an OpenTelemetry SDK registered (in-memory exporter), one cold get through a node that
 // does not own the key is ONE trace across the two nodes: get → cache lookup → peer fetch (client) on the
-// caller, then peer serve (server) → get → cache lookup → getter on the owner, the owner's spans children
-// of the caller's fetch span through the context carried in the Fetch request. Concurrent gets join the
+// caller, then peer serve (server) → get → cache lookup → handoff ask (→ handoff serve back on the
+// caller) → getter on the owner, the owner's spans children of the caller's fetch span through the
+// context carried in the Fetch request. Concurrent gets join the
 // first one's flight; the trace context codec round-trips and drops oversized values.
 
 import assert from 'node:assert/strict';
@@ -89,7 +90,15 @@ test('one cold get through a non-owner is one trace across the two nodes', async
   assert.equal(parentId(getters[0]), ownerGet.spanContext().spanId);
   const lookups = byName(spans, SPAN.cacheLookup);
   assert.deepEqual(lookups.map(parentId).sort(), [root, ownerGet].map((s) => s.spanContext().spanId).sort());
-  assert.equal(spans.length, 7, spans.map((s) => s.name).join(', '));
+  // The cluster has just formed, so the owner is inside its handoff window: before its getter it asks the
+  // key's previous holder (the caller) for a cached copy. That question is in the trace too, both ends.
+  const [ask] = byName(spans, SPAN.handoffAsk);
+  assert.equal(ask.kind, 2 /* CLIENT */);
+  assert.equal(parentId(ask), ownerGet.spanContext().spanId);
+  assert.equal(ask.attributes['gossipcache.peer'], cluster.addrs[0]);
+  const [answer] = byName(spans, SPAN.handoffServe);
+  assert.equal(parentId(answer), ask.spanContext().spanId);
+  assert.equal(spans.length, 9, spans.map((s) => s.name).join(', '));
 
   // Warm now: a hit is answered without any span.
   exporter.reset();
