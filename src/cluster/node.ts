@@ -6,11 +6,13 @@
 // their keys until declared dead, so a slow node does not reshuffle the ring), this node included.
 
 import { once } from 'node:events';
+import { formatHostPort, parseHostPort } from '../address.js';
 import { defaultRegistry, type GroupRegistry } from '../group.js';
 import { createGrpcServer, type GrpcLimits, RingPeerPicker, type TlsFiles } from '../grpc/index.js';
 import type { Logger } from '../logger.js';
 import {
   createMembership,
+  DEFAULT_GOSSIP_PORT,
   type MemberState,
   type Membership,
   type MemberView,
@@ -93,7 +95,7 @@ export async function createNode(opts: NodeOptions): Promise<GossipNode> {
   const log = opts.logger;
   const grpc = createGrpcServer({ registry, tls: opts.tls, logger: log, limits: opts.grpcLimits });
   const grpcPort = await grpc.listen(opts.grpcAddr);
-  const self = joinHostPort(opts.advertiseHost, grpcPort);
+  const self = formatHostPort({ host: opts.advertiseHost, port: grpcPort });
 
   const picker = new RingPeerPicker({
     self,
@@ -106,10 +108,11 @@ export async function createNode(opts: NodeOptions): Promise<GossipNode> {
 
   let membership: Membership;
   try {
-    const gossipPort = portOf(opts.gossipAddr);
+    const gossipPort = parseHostPort(opts.gossipAddr, { defaultPort: DEFAULT_GOSSIP_PORT }).port;
     membership = await createMembership({
       bindAddr: opts.gossipAddr,
-      advertiseAddr: gossipPort === 0 ? undefined : joinHostPort(opts.advertiseHost, gossipPort),
+      advertiseAddr:
+        gossipPort === 0 ? undefined : formatHostPort({ host: opts.advertiseHost, port: gossipPort }),
       id: opts.id,
       meta: { grpcAddr: self, version: VERSION },
       seeds: opts.seeds ?? [],
@@ -225,13 +228,4 @@ export async function createNode(opts: NodeOptions): Promise<GossipNode> {
       return closing;
     },
   };
-}
-
-/** `host:port`, with brackets for IPv6 literals. */
-function joinHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function portOf(addr: string): number {
-  return Number(addr.slice(addr.lastIndexOf(':') + 1));
 }

@@ -3,10 +3,11 @@
 
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
+import { parseHostPort } from '../address.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { Keyring, type ReceiverBinding } from './keyring.js';
 import { type TransportStats, UdpTcpTransport, type UdpTcpTransportOptions } from './net.js';
-import { DEFAULT_GOSSIP_PORT, type Lookup, parseHostPort, parseSeeds, resolveSeeds } from './seeds.js';
+import { DEFAULT_GOSSIP_PORT, type Lookup, parseSeeds, resolveSeeds } from './seeds.js';
 import { Swim } from './swim.js';
 import type { MemberState, MemberView, SwimConfig, SwimStats } from './types.js';
 
@@ -19,7 +20,7 @@ export {
   type ReceiverBinding,
 } from './keyring.js';
 export type { TransportStats } from './net.js';
-export { DEFAULT_GOSSIP_PORT, parseHostPort, parseSeeds, resolveSeeds } from './seeds.js';
+export { DEFAULT_GOSSIP_PORT, parseSeeds, resolveSeeds } from './seeds.js';
 export type { MemberState, MemberView, SwimConfig, SwimStats } from './types.js';
 export { defaultSwimConfig } from './types.js';
 
@@ -168,9 +169,10 @@ export async function createMembership(opts: MembershipOptions): Promise<Members
   const log = opts.logger ?? silentLogger;
   const seeds = (opts.seeds ?? []).filter((s) => s.trim() !== '');
   // A seed without a port uses this node's gossip port (all nodes usually share one), else 7946.
-  const seedPort = parseHostPort(opts.bindAddr).port || DEFAULT_GOSSIP_PORT;
+  const seedPort =
+    parseHostPort(opts.bindAddr, { defaultPort: DEFAULT_GOSSIP_PORT }).port || DEFAULT_GOSSIP_PORT;
   parseSeeds(seeds, seedPort); // validate now: a typo in a seed is a configuration error, not a retry
-  if (opts.advertiseAddr) parseHostPort(opts.advertiseAddr);
+  if (opts.advertiseAddr) parseHostPort(opts.advertiseAddr, { defaultPort: DEFAULT_GOSSIP_PORT });
   const keyring = new Keyring(opts.secretKeys ?? [], { receiverBinding: opts.receiverBinding });
   if (!keyring.encrypted)
     log.warn(

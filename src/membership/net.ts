@@ -14,9 +14,10 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dg
 import { lookup } from 'node:dns/promises';
 import { createServer, isIP, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { formatHostPort, type HostPort, parseHostPort } from '../address.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { ANY_RECEIVER, Keyring, receiverTag, replyTag } from './keyring.js';
-import { DEFAULT_GOSSIP_PORT, formatHostPort, type HostPort, parseHostPort } from './seeds.js';
+import { DEFAULT_GOSSIP_PORT } from './seeds.js';
 import type { Transport } from './transport.js';
 
 export interface UdpTcpTransportOptions {
@@ -257,8 +258,8 @@ export class UdpTcpTransport implements Transport {
 
   /** Bind UDP and TCP on `opts.bindAddr`. Rejects with a clear "bind failed: …" error. */
   static async listen(opts: UdpTcpTransportOptions): Promise<UdpTcpTransport> {
-    const bind = parseHostPort(opts.bindAddr, DEFAULT_GOSSIP_PORT);
-    const advertised = opts.advertiseAddr ? parseHostPort(opts.advertiseAddr, 0) : undefined; // port 0 = the bound one
+    const bind = parseHostPort(opts.bindAddr, { defaultPort: DEFAULT_GOSSIP_PORT });
+    const advertised = opts.advertiseAddr ? parseHostPort(opts.advertiseAddr, { defaultPort: 0 }) : undefined; // port 0 = the bound one
     let host = bind.host;
     if (isIP(host) === 0) {
       try {
@@ -649,7 +650,7 @@ export class UdpTcpTransport implements Transport {
     let hp = this.parsed.get(addr);
     if (hp === undefined) {
       try {
-        hp = parseHostPort(addr, null);
+        hp = parseHostPort(addr);
         if (hp.port === 0) hp = null;
       } catch {
         hp = null;

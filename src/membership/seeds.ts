@@ -6,68 +6,10 @@
 
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { formatHostPort, type HostPort, parseHostPort } from '../address.js';
 
 /** Port of the gossip protocol when a seed or bind address omits it (memberlist's default). */
 export const DEFAULT_GOSSIP_PORT = 7946;
-
-/** A parsed `host[:port]`. `host` is a name, an IPv4 address or an IPv6 address (without brackets). */
-export interface HostPort {
-  host: string;
-  port: number;
-}
-
-const HOSTNAME =
-  /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$/;
-
-/**
- * Parse `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address. `defaultPort` fills a missing
- * port; pass `null` to require one. Throws an Error naming the input and the expected form.
- */
-export function parseHostPort(input: string, defaultPort: number | null = DEFAULT_GOSSIP_PORT): HostPort {
-  const s = input.trim();
-  const bad = (why: string) =>
-    new Error(
-      `invalid address "${input}": ${why} (expected host[:port], e.g. cache-1:7946 or [fd00::1]:7946)`,
-    );
-  if (s === '') throw bad('empty');
-  let host: string;
-  let portStr: string | undefined;
-  if (s.startsWith('[')) {
-    const end = s.indexOf(']');
-    if (end < 0) throw bad('missing "]" after an IPv6 address');
-    host = s.slice(1, end);
-    const rest = s.slice(end + 1);
-    if (rest !== '') {
-      if (!rest.startsWith(':')) throw bad('unexpected text after "]"');
-      portStr = rest.slice(1);
-    }
-    if (isIP(host) !== 6) throw bad('not an IPv6 address inside brackets');
-  } else if (isIP(s) === 6) {
-    host = s; // bare IPv6: every colon belongs to the address
-  } else {
-    const i = s.lastIndexOf(':');
-    if (i >= 0 && s.indexOf(':') !== i) throw bad('IPv6 addresses with a port need brackets');
-    host = i >= 0 ? s.slice(0, i) : s;
-    portStr = i >= 0 ? s.slice(i + 1) : undefined;
-    if (host === '') throw bad('missing host');
-    if (isIP(host) === 0 && !HOSTNAME.test(host)) throw bad('not a valid host name or IP address');
-  }
-  let port: number;
-  if (portStr === undefined) {
-    if (defaultPort === null) throw bad('missing port');
-    port = defaultPort;
-  } else {
-    if (!/^\d{1,5}$/.test(portStr)) throw bad(`port "${portStr}" is not a number`);
-    port = Number(portStr);
-    if (port > 65535) throw bad(`port ${port} is out of range 0-65535`);
-  }
-  return { host, port };
-}
-
-/** Format as `host:port`, bracketing IPv6 hosts. */
-export function formatHostPort(hp: HostPort): string {
-  return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
-}
 
 /**
  * Parse seeds given as an array or one comma/whitespace-separated string. Port 0 is refused (a seed
@@ -82,7 +24,7 @@ export function parseSeeds(
   const out: HostPort[] = [];
   for (const raw of list) {
     if (raw.trim() === '') continue;
-    const hp = parseHostPort(raw, defaultPort);
+    const hp = parseHostPort(raw, { defaultPort });
     if (hp.port === 0)
       throw new Error(`invalid seed "${raw}": port 0 cannot be contacted; give the real gossip port`);
     out.push(hp);

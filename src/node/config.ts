@@ -5,15 +5,10 @@
 
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import { AddressError, formatHostPort, type HostPort, isHost, parseHostPort } from '../address.js';
 import { DEFAULT_GRPC_LIMITS, type GrpcLimits } from '../grpc/limits.js';
 import { parseSecretKeys, RECEIVER_BINDINGS, type ReceiverBinding } from '../membership/keyring.js';
 import { parseOriginTemplate } from './origin-url.js';
-
-/** `host:port` split; host may be a name, an IPv4 or an IPv6 literal (written `[::1]:9090`). */
-export interface HostPort {
-  host: string;
-  port: number;
-}
 
 /** PEM files for gRPC TLS between peers. */
 export interface TlsPaths {
@@ -440,7 +435,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
 }
 
 function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): NodeConfig {
-  const httpAddr = parseHostPort(raw.httpAddr, source.httpAddr);
+  const httpAddr = parseBindAddr(raw.httpAddr, source.httpAddr);
   const httpMaxConnections =
     raw.httpMaxConnections === '' ? undefined : parseCount(raw.httpMaxConnections, source.httpMaxConnections);
   const httpHeadersTimeoutMs = parseDuration(raw.httpHeadersTimeout, source.httpHeadersTimeout);
@@ -454,8 +449,8 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
     );
   }
   const httpKeepAliveTimeoutMs = parseDuration(raw.httpKeepAliveTimeout, source.httpKeepAliveTimeout);
-  const grpcAddr = parseHostPort(raw.grpcAddr, source.grpcAddr);
-  const gossipAddr = parseHostPort(raw.gossipAddr, source.gossipAddr);
+  const grpcAddr = parseBindAddr(raw.grpcAddr, source.grpcAddr);
+  const gossipAddr = parseBindAddr(raw.gossipAddr, source.gossipAddr);
   const advertiseHost = raw.advertiseHost === '' ? defaultAdvertiseHost(grpcAddr.host) : raw.advertiseHost;
   if (!isHost(advertiseHost)) {
     throw new ConfigError(
@@ -476,7 +471,7 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
   };
   const joinTimeoutMs = parseDuration(raw.joinTimeout, source.joinTimeout);
   const memcached: MemcachedConfig = {
-    addr: raw.memcachedAddr === '' ? undefined : parseHostPort(raw.memcachedAddr, source.memcachedAddr),
+    addr: raw.memcachedAddr === '' ? undefined : parseBindAddr(raw.memcachedAddr, source.memcachedAddr),
     maxConnections: parseCount(raw.memcachedMaxConnections, source.memcachedMaxConnections),
     idleTimeoutMs: parseDuration(raw.memcachedIdleTimeout, source.memcachedIdleTimeout),
   };
@@ -571,39 +566,28 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
   };
 }
 
-/** `host:port`, `[v6]:port` or `:port` (all interfaces). */
-export function parseHostPort(value: string, source: string): HostPort {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
-  const port = m ? Number(m[3]) : Number.NaN;
-  if (!m || port > 65535) {
-    throw new ConfigError(source, `"${value}" is not an address; expected host:port, e.g. 0.0.0.0:8080`);
+/** A bind address: `host:port`, `[v6]:port` or `:port` (all interfaces, 0.0.0.0). */
+export function parseBindAddr(value: string, source: string): HostPort {
+  try {
+    return parseHostPort(value, { anyHost: '0.0.0.0' });
+  } catch (err) {
+    const why = err instanceof AddressError ? ` (${err.reason})` : '';
+    throw new ConfigError(
+      source,
+      `"${value}" is not an address; expected host:port, e.g. 0.0.0.0:8080${why}`,
+    );
   }
-  const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]);
-  if (m[1] === undefined && !isHost(host)) {
-    throw new ConfigError(source, `"${value}" has a bad host; expected host:port, e.g. 0.0.0.0:8080`);
-  }
-  return { host, port };
 }
 
-/** Formats an address for dialing: brackets around IPv6 literals. */
-export function formatHostPort({ host, port }: HostPort): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function isHost(h: string): boolean {
-  return /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(h) || /^[0-9a-fA-F:.]+$/.test(h);
-}
-
+/** Seeds: comma-separated `host[:port]` (the port defaults to this node's gossip port), formatted to dial. */
 function parseSeeds(value: string, defaultPort: number, source: string): string[] {
   if (value === '') return [];
   const out: string[] = [];
   for (const part of value.split(',')) {
     const s = part.trim();
     if (s === '') continue;
-    const withPort =
-      /:\d+$/.test(s) && !/^[0-9a-fA-F:]+$/.test(s) ? s : `${s.includes(':') ? `[${s}]` : s}:${defaultPort}`;
     try {
-      out.push(formatHostPort(parseHostPort(withPort, source)));
+      out.push(formatHostPort(parseHostPort(s, { defaultPort })));
     } catch {
       throw new ConfigError(
         source,
@@ -704,7 +688,7 @@ function readGroupsFile(path: string, source: string): GroupConfig[] {
       origin: parseOrigin(String(g.origin ?? 'demo:400ms'), `${where}.origin`),
     };
     if (g.memcachedAddr !== undefined) {
-      group.memcachedAddr = parseHostPort(String(g.memcachedAddr), `${where}.memcachedAddr`);
+      group.memcachedAddr = parseBindAddr(String(g.memcachedAddr), `${where}.memcachedAddr`);
     }
     return group;
   });

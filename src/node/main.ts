@@ -2,10 +2,11 @@
 // HTTP front, metrics, createNode, logging and graceful shutdown on SIGTERM/SIGINT.
 
 import type { AddressInfo } from 'node:net';
+import { formatHostPort } from '../address.js';
 import { createNode, type GossipNode, RING_META } from '../cluster/node.js';
 import { Group, GroupRegistry } from '../group.js';
 import { VERSION } from '../version.js';
-import { formatHostPort, type NodeConfig } from './config.js';
+import type { NodeConfig } from './config.js';
 import { ringShares } from './dashboard.js';
 import { createHttpFront, newFrontCounters } from './http.js';
 import { createLogger, type PinoLogger, RateLimitedLog } from './log.js';

@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { OPTIONS, parseBytes, parseDuration, parseHostPort } from '../../src/node/config.js';
+import { OPTIONS, parseBindAddr, parseBytes, parseDuration } from '../../src/node/config.js';
 import { createHttpFront } from '../../src/node/http.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -162,7 +162,7 @@ describe('deploy/kubernetes manifests', () => {
     // `name`, `name.<namespace>…` or with `:port`.
     assert.equal(seeds[0].split(/[.:]/)[0], headless.metadata.name);
     assert.equal(headless.spec.publishNotReadyAddresses, true);
-    const gossipPort = parseHostPort(setting('GOSSIPCACHE_GOSSIP_ADDR'), 'gossip').port;
+    const gossipPort = parseBindAddr(setting('GOSSIPCACHE_GOSSIP_ADDR'), 'gossip').port;
     for (const proto of ['UDP', 'TCP']) {
       assert.ok(
         headless.spec.ports.some((p: Obj) => p.port === gossipPort && p.protocol === proto),
@@ -193,7 +193,7 @@ describe('deploy/kubernetes manifests', () => {
       ['gossip-tcp', 'GOSSIPCACHE_GOSSIP_ADDR', 'TCP'],
     ];
     for (const [name, envName, proto] of pairs) {
-      const port = parseHostPort(setting(envName), envName).port;
+      const port = parseBindAddr(setting(envName), envName).port;
       const p = containerPort(name);
       assert.equal(p.containerPort, port, `${name}: container port vs ${envName}`);
       assert.equal(p.protocol, proto, name);
@@ -216,7 +216,7 @@ describe('deploy/kubernetes manifests', () => {
     skip:
       !hasMemcached && 'the memcached front (GOSSIPCACHE_MEMCACHED_ADDR) is not in src/node/config.ts yet',
   }, () => {
-    const port = parseHostPort(setting('GOSSIPCACHE_MEMCACHED_ADDR'), 'GOSSIPCACHE_MEMCACHED_ADDR').port;
+    const port = parseBindAddr(setting('GOSSIPCACHE_MEMCACHED_ADDR'), 'GOSSIPCACHE_MEMCACHED_ADDR').port;
     assert.equal(containerPort('memcached').containerPort, port);
   });
 
@@ -254,7 +254,7 @@ describe('deploy/kubernetes manifests', () => {
     for (const probe of [container.readinessProbe, container.livenessProbe]) {
       assert.equal(
         containerPort(probe.httpGet.port).containerPort,
-        parseHostPort(setting('GOSSIPCACHE_HTTP_ADDR'), 'http').port,
+        parseBindAddr(setting('GOSSIPCACHE_HTTP_ADDR'), 'http').port,
       );
     }
     // The front: /readyz follows `ready` (503 while joining or shutting down), /healthz is always 200.

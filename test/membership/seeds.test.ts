@@ -1,56 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  formatHostPort,
-  type Lookup,
-  parseHostPort,
-  parseSeeds,
-  resolveSeeds,
-} from '../../src/membership/seeds.js';
-
-describe('parseHostPort', () => {
-  it('parses names, IPv4 and IPv6 with and without ports', () => {
-    assert.deepEqual(parseHostPort('cache-1:7000'), { host: 'cache-1', port: 7000 });
-    assert.deepEqual(parseHostPort('cache-1'), { host: 'cache-1', port: 7946 });
-    assert.deepEqual(parseHostPort('10.0.0.5:80'), { host: '10.0.0.5', port: 80 });
-    assert.deepEqual(parseHostPort('[fd00::1]:7000'), { host: 'fd00::1', port: 7000 });
-    assert.deepEqual(parseHostPort('[::1]'), { host: '::1', port: 7946 });
-    assert.deepEqual(parseHostPort('fd00::1'), { host: 'fd00::1', port: 7946 });
-    assert.deepEqual(parseHostPort(' db.example.com.:1 '), { host: 'db.example.com.', port: 1 });
-    assert.deepEqual(parseHostPort('0.0.0.0:0'), { host: '0.0.0.0', port: 0 });
-  });
-
-  it('uses the given default port, or requires one', () => {
-    assert.deepEqual(parseHostPort('a', 9000), { host: 'a', port: 9000 });
-    assert.throws(() => parseHostPort('a', null), /missing port/);
-  });
-
-  it('rejects bad input with a message naming it and the expected form', () => {
-    for (const [input, why] of [
-      ['', /empty/],
-      [':7946', /missing host/],
-      ['host:abc', /not a number/],
-      ['host:70000', /out of range/],
-      ['fd00::1:7946x', /brackets/],
-      ['[fd00::1', /missing "]"/],
-      ['[nope]:1', /not an IPv6/],
-      ['bad host:1', /not a valid host/],
-      ['[::1]x', /unexpected text/],
-    ] as const) {
-      assert.throws(
-        () => parseHostPort(input),
-        (e: Error) =>
-          why.test(e.message) && e.message.includes(`"${input}"`) && /host\[:port\]/.test(e.message),
-        input,
-      );
-    }
-  });
-
-  it('formats IPv6 with brackets', () => {
-    assert.equal(formatHostPort({ host: '::1', port: 5 }), '[::1]:5');
-    assert.equal(formatHostPort({ host: 'a', port: 5 }), 'a:5');
-  });
-});
+import { type Lookup, parseSeeds, resolveSeeds } from '../../src/membership/seeds.js';
 
 describe('parseSeeds', () => {
   it('accepts a comma/space separated string or an array', () => {

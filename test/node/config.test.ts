@@ -9,10 +9,10 @@ import {
   ConfigError,
   type NodeConfig,
   OPTIONS,
+  parseBindAddr,
   parseBytes,
   parseConfig,
   parseDuration,
-  parseHostPort,
   usage,
 } from '../../src/node/config.js';
 
@@ -92,11 +92,22 @@ describe('config values', () => {
     assert.equal(parseDuration('2s', 'X'), 2000);
     assert.equal(parseDuration('250', 'X'), 250);
     assert.throws(() => parseDuration('soon', 'X'), /expected e\.g\. 400ms/);
-    assert.deepEqual(parseHostPort(':80', 'X'), { host: '0.0.0.0', port: 80 });
-    assert.deepEqual(parseHostPort('[::1]:80', 'X'), { host: '::1', port: 80 });
+    assert.deepEqual(parseBindAddr(':80', 'X'), { host: '0.0.0.0', port: 80 });
+    assert.deepEqual(parseBindAddr('[::1]:80', 'X'), { host: '::1', port: 80 });
     for (const bad of ['8080', 'host', 'host:99999', 'a b:1', 'host:-1']) {
-      assert.throws(() => parseHostPort(bad, 'X'), /X: .*expected host:port/, bad);
+      assert.throws(() => parseBindAddr(bad, 'X'), /X: .*expected host:port/, bad);
     }
+  });
+
+  test('host names may contain `_`, like seeds and every other address (src/address.ts)', () => {
+    const c = config([], {
+      GOSSIPCACHE_SEEDS: 'myapp_cache_1,myapp_cache_2:7000',
+      GOSSIPCACHE_GRPC_ADDR: 'myapp_cache_1:9090',
+      GOSSIPCACHE_ADVERTISE_HOST: 'myapp_cache_1',
+    });
+    assert.deepEqual(c.seeds, ['myapp_cache_1:7946', 'myapp_cache_2:7000']);
+    assert.deepEqual(c.grpcAddr, { host: 'myapp_cache_1', port: 9090 });
+    assert.equal(c.advertiseHost, 'myapp_cache_1');
   });
 
   test('secret keys go through the keyring parser', () => {

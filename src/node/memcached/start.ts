@@ -2,8 +2,9 @@
 // default group (the first), and one per group that names its own `memcachedAddr` in the groups file.
 
 import type { AddressInfo, Server } from 'node:net';
+import { formatHostPort, type HostPort } from '../../address.js';
 import type { GroupRegistry } from '../../group.js';
-import { formatHostPort, type HostPort, type NodeConfig } from '../config.js';
+import type { NodeConfig } from '../config.js';
 import { createMemcachedFront } from './server.js';
 
 export interface RunningMemcachedFront {
