@@ -83,7 +83,8 @@ export function traced<T>(
   if (attributes !== undefined && span.isRecording()) span.setAttributes(attributes());
   let p: Promise<T>;
   try {
-    p = context.with(trace.setSpan(base, span), fn);
+    // Promise.resolve: a JavaScript getter may return a plain value despite its type.
+    p = Promise.resolve(context.with(trace.setSpan(base, span), fn));
   } catch (err) {
     endSpan(span, err);
     throw err;
