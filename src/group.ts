@@ -1038,7 +1038,17 @@ export class Group {
       }
       if (f.aborted) throw err;
       this.stats.peerErrors++;
-      // The owner is down or broken: load it here, sharing any local load of the key already running.
+      // The owner is down, leaving or broken. The key's next member may hold it (a leaving owner pushed
+      // it there): ask it, cache-only, before the getter — whether or not the ring changed lately.
+      const next =
+        this.handoffTimeoutMs === 0
+          ? undefined
+          : this.peerPicker.handoffPeers?.(key, true)?.filter((p) => p !== peer && p.id !== peer.id);
+      if (next !== undefined && next.length > 0 && !this.buried(key)) {
+        const e = await this.askHandoff(next, key, f, false);
+        if (e !== undefined) return e;
+      }
+      // Load it here, sharing any local load of the key already running.
       return this.localFlights.do(key, f.waiterSignal(), (lf) => this.loadLocally(key, lf, false));
     }
     this.stats.peerLoads++;
@@ -1195,9 +1205,15 @@ export class Group {
 
   /**
    * Asks `peers` in order for `key` from their caches (cache-only, never forwarded, one bounded wait
-   * each); the first value wins and is cached here as if loaded. Undefined when nobody has it.
+   * each); the first value wins and (`keep`: this process owns the key) is cached here as if loaded.
+   * Undefined when nobody has it.
    */
-  private async askHandoff(peers: Peer[], key: string, f: Flight<Entry>): Promise<Entry | undefined> {
+  private async askHandoff(
+    peers: Peer[],
+    key: string,
+    f: Flight<Entry>,
+    keep = true,
+  ): Promise<Entry | undefined> {
     for (const peer of peers) {
       if (typeof peer.handoff !== 'function') continue;
       let r: PeerGetResult;
@@ -1245,7 +1261,7 @@ export class Group {
       if (r.ageMs) e.bornAt = now - Math.min(r.ageMs, MAX_TTL_MS);
       e.source = 'peer';
       e.hits = 1;
-      this.store(key, e, f);
+      if (keep) this.store(key, e, f);
       return e;
     }
     this.stats.handoffMisses++;

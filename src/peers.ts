@@ -82,12 +82,14 @@ export interface PeerPicker {
   /** Every remote peer currently known (for cluster-wide remove). Optional. */
   peers?(): Peer[];
   /**
-   * Peers that may hold `key` (owned by this process) from before the last membership change, most
-   * likely first — asked with `Peer.handoff` before the getter runs. Return `[]` when the member set
-   * has not changed recently, so steady state pays no extra round trip. Called only on a miss at the
-   * owner. Optional: without it there is no handoff.
+   * Peers that may hold `key` from before the last membership change, most likely first: the members
+   * after this process in the key's rendezvous order (for a key this process owns: those after it) —
+   * asked with `Peer.handoff` before the getter runs. Return `[]` when the member set has not changed
+   * recently, so steady state pays no extra round trip — unless `anyTime` (the owner just failed: its
+   * next member may hold what a leaving owner pushed). Called only on misses. Optional: without it
+   * there is no handoff.
    */
-  handoffPeers?(key: string): Peer[];
+  handoffPeers?(key: string, anyTime?: boolean): Peer[];
   /**
    * The peer that will own `key` once this process has left (its owner, if that is not this process),
    * or `null` when no one else is left. A leaving node pushes its entries there. Optional.

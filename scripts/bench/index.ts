@@ -23,6 +23,7 @@ const BUDGET_S: Record<string, number> = {
   'swim-sim': 45,
   'swim-real': 50,
   memory: 120,
+  handoff: 75,
   // Last: the per-module budgets already add up to the whole-run budget; a full run that used it all skips it.
   memcached: 85,
 };

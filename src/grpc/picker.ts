@@ -83,8 +83,9 @@ export class RingPeerPicker implements PeerPicker {
   }
 
   /** The key's next members after this node, within the handoff window after a ring change; else []. */
-  handoffPeers(key: string): Peer[] {
-    if (!this.window.open || this.clients.size === 0) return [];
+  handoffPeers(key: string, anyTime = false): Peer[] {
+    // A window of 0 turns handoff off altogether.
+    if (this.window.windowMs === 0 || (!anyTime && !this.window.open) || this.clients.size === 0) return [];
     const out: Peer[] = [];
     for (const addr of handoffCandidates(this.ring, this.self, key)) {
       const p = this.clients.get(addr);

@@ -116,6 +116,19 @@ describe('warm handoff (in-process cluster)', () => {
     c.close();
   });
 
+  it('an owner that left before the others noticed: their fallback asks its next member, not the getter', async () => {
+    const { c, clock } = cluster(3);
+    await readAll(c, [0, 1, 2]);
+    const warm = c.totalGetterCalls();
+    clock.advance(WINDOW * 2); // steady state: the window is closed everywhere
+    await c.nodes[2].group.handOff();
+    c.nodes[2].faults.down = true; // gone, but still on every ring
+    await readAll(c, [0, 1], 1);
+    assert.equal(c.totalGetterCalls() - warm, 0);
+    assert.ok(c.sum('peerErrors') > 0);
+    c.close();
+  });
+
   it('a key removed cluster-wide is not brought back by a node that missed the remove', async () => {
     const { c, clock, origin } = cluster(4);
     c.setRing([0, 1, 2]);

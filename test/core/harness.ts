@@ -155,8 +155,8 @@ export class MemPicker implements PeerPicker {
     return [...this.byId.values()].filter((p) => this.ring.has(p.id));
   }
 
-  handoffPeers(key: string): Peer[] {
-    if (!this.window.open) return [];
+  handoffPeers(key: string, anyTime = false): Peer[] {
+    if (this.window.windowMs === 0 || (!anyTime && !this.window.open)) return [];
     return handoffCandidates(this.ring, this.self, key).flatMap((id) => this.byId.get(id) ?? []);
   }
 
