@@ -7,6 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -222,5 +223,73 @@ test('the page in Chromium: 3 members with their shares, a hostile key shown as 
     rmSync(userDataDir, { recursive: true, force: true });
     await Promise.all(nodes.map((n) => stopCli(n)));
     await origin.close();
+  }
+});
+
+test('the page in Chromium: members that publish another ring are flagged; member names are text', {
+  skip:
+    !existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM} (apt-get install chromium): browser test skipped`,
+}, async () => {
+  const { default: puppeteer } = await import('puppeteer-core');
+  // A front whose cluster view has one member still on an older ring, and one with a hostile id.
+  const hostile = '<img src=x onerror="window.__xss=3">';
+  const ring = ['10.0.0.1:9090', '10.0.0.2:9090', '10.0.0.3:9090'];
+  const view = {
+    self: ring[0],
+    ring,
+    ringChecksum: 'aaaaaaaa',
+    shares: ringShares(ring),
+    members: [
+      { id: 'n1', grpcAddr: ring[0], state: 'alive', incarnation: 1, ringChecksum: 'aaaaaaaa' },
+      { id: hostile, grpcAddr: ring[1], state: 'alive', incarnation: 4, ringChecksum: 'aaaaaaaa' },
+      { id: 'n3', grpcAddr: ring[2], state: 'suspect', incarnation: 2, ringChecksum: 'bbbbbbbb' },
+      { id: 'gone', grpcAddr: '10.0.0.4:9090', state: 'dead', incarnation: 7, ringChecksum: 'cccccccc' },
+    ],
+  };
+  const front = createHttpFront({
+    registry: { get: () => undefined, list: () => [] },
+    cluster: () => view,
+    metrics: { contentType: 'text/plain; version=0.0.4', text: async () => '' },
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  const userDataDir = mkdtempSync(join(tmpdir(), 'gossipcache-chromium-'));
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    userDataDir,
+  });
+  try {
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(`page error: ${(e as Error).message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+    });
+    await page.goto(`http://127.0.0.1:${(front.address() as AddressInfo).port}/_dashboard`);
+    await page.waitForFunction(() => document.querySelectorAll('#members-body tr').length === 4, {
+      timeout: 15_000,
+    });
+    const rows = await page.$$eval('#members-body tr', (trs) =>
+      trs.map((tr) => ({ id: tr.getAttribute('data-id'), ring: tr.querySelector('.ring')?.textContent })),
+    );
+    const ringOf = (id: string) => rows.find((r) => r.id === id)?.ring ?? '';
+    assert.match(ringOf('n1'), /same/);
+    assert.match(ringOf('n3'), /✗ bbbbbbbb/, 'a live member on another ring is flagged');
+    assert.doesNotMatch(ringOf('gone'), /✗/, 'dead members are not compared');
+    assert.match(
+      await page.$eval('#agreement', (e) => e.textContent ?? ''),
+      /1 member\(s\) see another ring: n3/,
+    );
+    assert.match(await page.$eval('#dot', (e) => e.className), /warn/);
+    // The hostile id is a row's text, not markup.
+    assert.ok(rows.some((r) => r.id === hostile));
+    assert.equal(await page.$$eval('#members img', (e) => e.length), 0);
+    assert.equal(await page.evaluate(() => (window as { __xss?: number }).__xss), undefined);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+    front.close();
   }
 });
