@@ -94,6 +94,15 @@ describe('reads through a real group', () => {
     assert.ok(Date.now() - t0 < 440, `took ${Date.now() - t0} ms`);
     // One failed key fails the command.
     assert.equal(await c.ask('get alpha broken-2\r\n'), 'SERVER_ERROR Error: database on fire\r\n');
+    // All hits (a repeated key answers twice), and hits around a miss.
+    const alpha = 'VALUE alpha 0 7\r\nv:alpha\r\n';
+    const slowA = 'VALUE slow-a 0 8\r\nv:slow-a\r\n';
+    assert.equal(await c.ask('get alpha slow-a alpha\r\n'), `${alpha}${slowA}${alpha}END\r\n`);
+    assert.equal(
+      await c.ask('gets alpha missing-5 slow-a\r\n').then((r) => r.replace(/ \d+\r\n/g, '\r\n')),
+      `${alpha}${slowA}END\r\n`,
+    );
+    assert.equal(await c.ask('get alpha slow-a missing-6\r\n'), `${alpha}${slowA}END\r\n`);
     c.close();
   });
 

@@ -235,6 +235,8 @@ class Conn implements ParserSink {
   private ac: AbortController | undefined;
   /** ctx.tick at the last bytes received or replies drained (idle sweep). */
   lastTick = 0;
+  /** Values found by the multi-get being handled (reused; emptied after each command). */
+  private readonly found: Array<Buffer | undefined> = [];
 
   constructor(
     private readonly ctx: Ctx,
@@ -452,16 +454,47 @@ class Conn implements ParserSink {
       this.loadKeys([p.keys[0]], [undefined], [0], cas);
       return;
     }
+    // A multi-get: every key looked up first (into a reused array); when all hit, the reply is formatted
+    // straight from the command line's key bytes, like a single get. A miss or an error takes the general path.
+    const found = this.found;
+    let m = 0; // the first key that is not a hit
+    let err: Error | undefined;
+    for (; m < n; m++) {
+      let v: Buffer | undefined;
+      try {
+        v = group.getCached(p.keys[m]);
+      } catch (e) {
+        err = e as Error;
+      }
+      if (v === undefined) break;
+      found[m] = v;
+    }
+    if (m === n && this.queue.length === 0) {
+      const o = this.out;
+      for (let i = 0; i < n; i++) writeValue(o, p.line, p.keyStart[i], p.keyEnd[i], found[i]!, cas);
+      o.bytes(END);
+      // Do not pin cache buffers until the next multi-get, nor keep a huge array.
+      if (n > 1024) found.length = 0;
+      else found.fill(undefined, 0, n);
+      return;
+    }
     const keys = p.keys.slice(0, n);
-    const values: Array<Buffer | Error | undefined> = new Array(n);
+    const values: Array<Buffer | Error | undefined> = found.slice(0, m);
+    values.length = n;
+    if (n > 1024) found.length = 0;
+    else found.fill(undefined, 0, m);
     const misses: number[] = [];
-    for (let i = 0; i < n; i++) {
+    if (m < n) {
+      if (err !== undefined) values[m] = err;
+      else misses.push(m);
+    }
+    for (let i = m + 1; i < n; i++) {
       try {
         const v = group.getCached(keys[i]);
         if (v === undefined) misses.push(i);
         else values[i] = v;
-      } catch (err) {
-        values[i] = err as Error;
+      } catch (e) {
+        values[i] = e as Error;
       }
     }
     if (misses.length === 0) {
