@@ -1,6 +1,7 @@
 // Issue 15 — the memcached front. Cache hits per server CPU-second through gossipcache's memcached front
 // (node A of a 3-node cluster, every key warm on A) against memcached itself (`memcached -t 2 -m 64`, the same
-// 1,000 keys and values set beforehand), with the same generator and keys, in alternating 2 s slices (so a
+// 1,000 keys and values set beforehand), with the same generator and keys, in alternating 2 s slices (2 rounds,
+// 1 with --quick; so a
 // drift in this shared box's speed hits both alike): not pipelined (64 connections, one get in flight each),
 // pipelined (16 connections × 32 gets in flight), and a 100-key get against 100 single gets (keys per
 // server CPU-second). A bare Node net server answering a constant (lib/bare-memcached.mjs) is the Node
@@ -174,7 +175,7 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
   }
   const gen = buildGenerator();
   if (!gen.bin) return [{ bench: BENCH, case: 'SKIPPED', metrics: { reason: gen.reason ?? '?' } }];
-  const rounds = quick ? 2 : 3;
+  const rounds = quick ? 1 : 2;
   const rows: BenchRow[] = [];
   const servers: Server[] = [];
   try {
@@ -187,8 +188,8 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     for (const load of LOADS) {
       // The bare server answers one fixed reply per line: a ceiling for single-key gets only.
       const subjects = load.keysPerGet === 1 ? [mc, bare, gc] : [mc, gc];
-      // Unmeasured first: JIT warm-up, connections.
-      for (const s of subjects) await generate(gen.bin, s.port, load, 1);
+      // Unmeasured first (JIT warm-up, connections), once per subject.
+      if (load === LOADS[0]) for (const s of subjects) await generate(gen.bin, s.port, load, 1);
       for (let round = 0; round < rounds; round++) {
         const order = round % 2 === 0 ? subjects : [...subjects].reverse();
         for (const s of order) {
