@@ -8,16 +8,11 @@ import type { HotKeyPolicy } from '../../src/hotkeys.js';
 import { randomPromotion, rateBasedPromotion } from '../../src/hotkeys.js';
 import type { Peer, PeerPicker } from '../../src/peers.js';
 import { Ring } from '../../src/ring.js';
+import { prng } from '../../test/support/prng.js';
 import { isMain, runAlone } from './lib/main.js';
 import type { BenchOptions, BenchRow } from './lib/types.js';
 
 const BENCH = 'core';
-
-/** Park–Miller minimal standard generator: a fixed seed gives the same workload on every run. */
-function rng(seed: number): () => number {
-  let s = seed % 2147483647 || 1;
-  return () => (s = (s * 48271) % 2147483647) / 2147483647;
-}
 
 // ── 1. hit throughput ────────────────────────────────────────────────────────────────────────────────
 
@@ -48,7 +43,7 @@ async function hitThroughput(quick: boolean): Promise<BenchRow[]> {
     await group.get(k);
   }
   // A shuffled access order, the same for every case.
-  const r = rng(42);
+  const r = prng(42);
   const order = Array.from({ length: 1 << 16 }, () => keys[Math.floor(r() * keys.length)]);
   const mask = order.length - 1;
   const ops = quick ? 100_000 : 300_000;
@@ -295,7 +290,7 @@ async function simulate(policy: (node: number) => HotKeyPolicy, sc: Scenario): P
     };
     registries[i].setPeerPicker(picker);
   }
-  const random = rng(1234);
+  const random = prng(1234);
   const sample = zipf(keys, ZIPF_S, random);
   const fetches = () => groups.reduce((a, g) => a + g.stats.peerLoads + g.stats.peerErrors, 0);
   const hotStats = () =>
@@ -356,7 +351,7 @@ async function simulate(policy: (node: number) => HotKeyPolicy, sc: Scenario): P
 }
 
 async function hotKeyPolicies(sc: Scenario): Promise<BenchRow[]> {
-  const randoms = await simulate((i) => randomPromotion(10, rng(777 + i)), sc);
+  const randoms = await simulate((i) => randomPromotion(10, prng(777 + i)), sc);
   const rateds = await simulate(() => rateBasedPromotion(), sc);
   const metrics = (r: PolicyResult) => ({
     'peer_fetches/100k_gets': r.fetchesPer100k,

@@ -6,12 +6,14 @@
 // Go groupcache's own node (scripts/bench/go-groupcache, net/http, warm cache) is a third subject when Go is
 // installed. The subjects are measured in alternating 2 s slices (bare, node, go, go, node, bare, ...) so a
 // change in the box's speed hits all alike; their rows sum the slices (latencies: mean of slices).
+
+import { freePort } from '../../test/support/ports.js';
 import { diffStats, groupStats, hasNode, type NodeHandle, startCluster, warmPaths } from './lib/cluster.js';
 import { goGroupcache } from './lib/go-groupcache.js';
 import { isMain, runAlone } from './lib/main.js';
 import { withCpu } from './lib/measure.js';
 import { hasMemcached, memaslapBinary, runMemaslap, startMemcached } from './lib/memcached.js';
-import { freePort, type Server, startProcess, stopAll, waitForPort } from './lib/proc.js';
+import { type Server, startProcess, stopAll, waitForPort } from './lib/proc.js';
 import type { BenchOptions, BenchRow } from './lib/types.js';
 import { hasWrk, runWrk, type WrkResult, wrkErrors } from './lib/wrk.js';
 

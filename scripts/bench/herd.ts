@@ -4,6 +4,8 @@
 // before the join until after every node agrees on the 4-node ring, and the loads per key are reported.
 // The origin is an HTTP server in its own process that counts its loads per key and answers after 150 ms.
 import { Agent, request } from 'node:http';
+import { freePort } from '../../test/support/ports.js';
+import { sleep } from '../../test/support/wait.js';
 import {
   findField,
   getJson,
@@ -14,7 +16,7 @@ import {
   waitForRing,
 } from './lib/cluster.js';
 import { isMain, runAlone } from './lib/main.js';
-import { freePort, sleep, startProcess, stopAll, waitForPort } from './lib/proc.js';
+import { startProcess, stopAll, waitForPort } from './lib/proc.js';
 import type { BenchOptions, BenchRow } from './lib/types.js';
 
 const BENCH = 'herd';

@@ -12,20 +12,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../test/support/ports.js';
 import { hasNode, type NodeHandle, startCluster, warmPaths } from './lib/cluster.js';
 import { goGroupcache } from './lib/go-groupcache.js';
 import { isMain, runAlone } from './lib/main.js';
 import { withCpu } from './lib/measure.js';
 import { hasMemcached, MemcachedClient, startMemcached } from './lib/memcached.js';
-import {
-  freePort,
-  hasTool,
-  runMeasured,
-  type Server,
-  startProcess,
-  stopAll,
-  waitForPort,
-} from './lib/proc.js';
+import { hasTool, runMeasured, type Server, startProcess, stopAll, waitForPort } from './lib/proc.js';
 import type { BenchOptions, BenchRow } from './lib/types.js';
 import { hasWrk, runWrk } from './lib/wrk.js';
 

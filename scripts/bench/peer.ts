@@ -8,12 +8,13 @@
 // Go groupcache (scripts/bench/go-groupcache: two nodes, HTTP peers with a tuned pool, A with a 1-byte cache) is
 // a third subject. All are measured in alternating 2 s slices, like front.ts.
 import { Ring } from '../../src/ring.js';
+import { httpGet } from '../../test/support/http.js';
+import { freePort } from '../../test/support/ports.js';
 import {
   diffStats,
   getJson,
   groupStats,
   hasNode,
-  httpGet,
   type NodeHandle,
   ringOf,
   startCluster,
@@ -22,7 +23,7 @@ import {
 import { goGroupcache } from './lib/go-groupcache.js';
 import { isMain, runAlone } from './lib/main.js';
 import { withCpu } from './lib/measure.js';
-import { freePort, type Server, startProcess, stopAll, waitForPort } from './lib/proc.js';
+import { type Server, startProcess, stopAll, waitForPort } from './lib/proc.js';
 import type { BenchOptions, BenchRow } from './lib/types.js';
 import { hasWrk, runWrk, type WrkResult, wrkErrors } from './lib/wrk.js';
 
@@ -126,9 +127,8 @@ async function startGoPair(): Promise<{ a: Server; b: Server; port: number; path
   const b = node('go-b', pb, fb, String(256 << 20));
   await waitForPort(fa, 10000, a);
   await waitForPort(fb, 10000, b);
-  const r = await httpGet(fa, `/_remote_keys?n=${KEYS}&prefix=peer-`);
-  const paths = r.body
-    .toString()
+  const r = await httpGet(`http://127.0.0.1:${fa}/_remote_keys?n=${KEYS}&prefix=peer-`);
+  const paths = r.text
     .split('\n')
     .filter(Boolean)
     .map((k) => `/${GROUP}/${k}`);

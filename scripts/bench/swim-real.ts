@@ -1,5 +1,5 @@
 // SWIM over real sockets, measured the way memberlist was measured on this machine: real processes on
-// 127.0.0.1 with LAN defaults (test/fixtures/member.ts), n = 5 and n = 10. Every figure is taken from
+// 127.0.0.1 with LAN defaults (test/support/member-process.ts), n = 5 and n = 10. Every figure is taken from
 // the children's own change events (wall clock with sub-ms precision, comparable across processes).
 //   join     last process bound → every process knows every other alive
 //   leave    SIGTERM → every survivor shows it 'left'
@@ -15,7 +15,8 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePorts, MemberProcess } from '../../test/fixtures/member.js';
+import { MemberProcess } from '../../test/support/member-process.js';
+import { freePorts } from '../../test/support/ports.js';
 import { percentile, round } from './lib/format.js';
 import { isMain, runAlone } from './lib/main.js';
 import type { BenchOptions, BenchRow } from './lib/types.js';

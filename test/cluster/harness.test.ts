@@ -9,8 +9,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { httpGet } from './client.js';
-import { cleanStaleRuns, NetLab, netnsUnavailableReason, PREFIX, sh } from './harness.js';
+import { httpGet } from '../support/netns/client.js';
+import { cleanStaleRuns, NetLab, netnsUnavailableReason, PREFIX, sh } from '../support/netns/lab.js';
 
 const skip = netnsUnavailableReason() ?? false;
 const execFileAsync = promisify(execFile);

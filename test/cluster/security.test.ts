@@ -11,12 +11,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { createTestPki, type TestPki } from './certs.js';
-import { getJson, httpGet, sleep, sumField, waitFor } from './client.js';
-import { Cluster, Monitor, REPO_ROOT } from './cluster.js';
-import { defaultNodeCommand, netnsUnavailableReason } from './harness.js';
-import { expectedValue } from './origin.js';
-import { FaultReport } from './report.js';
+import { getJson, httpGet, sumField } from '../support/netns/client.js';
+import { Cluster, Monitor, REPO_ROOT } from '../support/netns/cluster.js';
+import { defaultNodeCommand, netnsUnavailableReason } from '../support/netns/lab.js';
+import { expectedValue } from '../support/netns/origin.js';
+import { FaultReport } from '../support/netns/report.js';
+import { ipSan, makePki, type TestPki } from '../support/pki.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 function skipReason(): string | false {
   const cmd = defaultNodeCommand(REPO_ROOT);
@@ -83,7 +84,7 @@ describe('security across namespaces', { skip }, () => {
 
   after(async () => {
     const left = current ? await current.destroy() : [];
-    pki?.remove();
+    pki?.cleanup();
     const file = report.write(join(REPO_ROOT, 'bench-results'));
     console.log(`${report.table()}\nreport: ${file}`);
     assert.deepEqual(left, [], 'teardown left namespaces/links behind');
@@ -147,7 +148,7 @@ describe('security across namespaces', { skip }, () => {
     current = undefined;
     // Certificates carry the nodes' IPs, so they are issued once the namespaces exist; the env
     // only names the files.
-    const dir = (pki = createTestPki()).dir;
+    const dir = (pki = makePki()).dir;
     const cluster = await Cluster.create({
       size: 4,
       name: 'mtls',
@@ -161,8 +162,8 @@ describe('security across namespaces', { skip }, () => {
             },
     });
     current = cluster;
-    for (const n of cluster.nodes.slice(0, 3)) pki.issue(`node${n.host.index}`, [n.host.ip]);
-    const client = pki.issue('client', [cluster.lab.hostIp]);
+    for (const n of cluster.nodes.slice(0, 3)) pki.node(`node${n.host.index}`, ipSan([n.host.ip]));
+    const client = pki.node('client', ipSan([cluster.lab.hostIp]));
     const members = cluster.nodes.slice(0, 3);
     const rogue = cluster.nodes[3];
     for (const n of members) n.start();
@@ -170,12 +171,12 @@ describe('security across namespaces', { skip }, () => {
     await cluster.waitConverged(members, 60_000);
 
     // Direct probes of a member's gRPC port from the test process.
-    const ca = readFileSync(pki.ca);
+    const ca = readFileSync(pki.caFile);
     const target = members[0].grpcAddr;
     const withCert = await grpcHealthCheck(target, {
       ca,
-      cert: readFileSync(client.cert),
-      key: readFileSync(client.key),
+      cert: readFileSync(client.certFile),
+      key: readFileSync(client.keyFile),
     });
     const withoutCert = await grpcHealthCheck(target, { ca });
     report.record('7b mTLS', { healthWithCert: withCert.detail, healthWithoutCert: withoutCert.detail });

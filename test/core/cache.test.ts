@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ByteCache, Entry, enforceBudget, entryBytes } from '../../src/cache.js';
 import { Group, GroupRegistry, type Peer } from '../../src/index.js';
-import { fakeClock } from './harness.js';
+import { fakeClock } from '../support/in-process-cluster.js';
 
 const entry = (v: string, expiresAt = 0, now = 0) => new Entry(Buffer.from(v), expiresAt, now, 0);
 

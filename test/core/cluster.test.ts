@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NotFoundError, randomPromotion, rateBasedPromotion } from '../../src/index.js';
-import { Cluster, deferred, fakeClock, sleep } from './harness.js';
+import { Cluster, fakeClock } from '../support/in-process-cluster.js';
+import { deferred, sleep } from '../support/wait.js';
 
 describe('cluster (in-process peers)', () => {
   it('500 concurrent gets spread over the nodes load each key exactly once cluster-wide', async () => {

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Peer, PeerGetResult } from '../../src/index.js';
 import { Group, GroupRegistry, InvalidKeyError, randomPromotion } from '../../src/index.js';
-import { deferred, fakeClock, sleep } from './harness.js';
+import { fakeClock } from '../support/in-process-cluster.js';
+import { deferred, sleep } from '../support/wait.js';
 
 describe('hit path', () => {
   it('get/getString/getEntry return promises on a hit and reject (never throw) on a bad key', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Flights } from '../../src/flight.js';
 import { GetterTimeoutError, Group, GroupRegistry } from '../../src/index.js';
-import { deferred, sleep } from './harness.js';
+import { deferred, sleep } from '../support/wait.js';
 
 /** A group whose getter waits for the test to release it; `started` lists each call's signal. */
 function gated(opts: { getterTimeoutMs?: number } = {}) {

@@ -11,7 +11,7 @@ import {
   type Peer,
   type PeerPicker,
 } from '../../src/index.js';
-import { fakeClock } from './harness.js';
+import { fakeClock } from '../support/in-process-cluster.js';
 
 function counting(getter: (key: string) => Promise<unknown> | unknown = (k) => `v:${k}`) {
   const calls: string[] = [];

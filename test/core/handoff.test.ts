@@ -5,7 +5,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Cluster, fakeClock, sleep } from './harness.js';
+import { Cluster, fakeClock } from '../support/in-process-cluster.js';
+import { sleep } from '../support/wait.js';
 
 const WINDOW = 60_000;
 const KEYS = Array.from({ length: 300 }, (_, i) => `key${i}`);

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { HotCacheView, PromotionCandidate, RateState } from '../../src/hotkeys.js';
 import { RATE_WINDOW_MS, randomPromotion, rateBasedPromotion, readRate } from '../../src/hotkeys.js';
 import { Group, GroupRegistry } from '../../src/index.js';
-import { fakeClock } from './harness.js';
+import { fakeClock } from '../support/in-process-cluster.js';
 
 const near = (actual: number, expected: number, tolerance: number) =>
   assert.ok(Math.abs(actual - expected) <= tolerance, `${actual} is not within ${tolerance} of ${expected}`);

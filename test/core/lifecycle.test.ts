@@ -12,7 +12,8 @@ import {
   REFRESH_RETRY_MS,
   randomPromotion,
 } from '../../src/index.js';
-import { Cluster, deferred, fakeClock } from './harness.js';
+import { Cluster, fakeClock } from '../support/in-process-cluster.js';
+import { deferred } from '../support/wait.js';
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 

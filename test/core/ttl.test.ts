@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { Group, GroupRegistry, InvalidKeyError, MAX_TTL_MS, type Peer } from '../../src/index.js';
 import { createOrigin } from '../../src/node/origin.js';
-import { fakeClock } from './harness.js';
+import { fakeClock } from '../support/in-process-cluster.js';
 
 const YEAR_MS = 365 * 24 * 3600 * 1000;
 

@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { GrpcPeer, RingPeerPicker } from '../../src/grpc/index.js';
 import { noPeers, type PeerPicker } from '../../src/peers.js';
-import { type Cluster, startCluster, startNode, type TestNode, totalLoads } from './cluster.js';
-import { GroupCacheClient, insecure, peerMetadata, unary } from './std-client.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { type Cluster, startCluster, startNode, type TestNode, totalLoads } from '../support/grpc-cluster.js';
+import { GroupCacheClient, insecure, peerMetadata, unary } from '../support/grpc-std-client.js';
+import { sleep } from '../support/wait.js';
 
 /** The first key `key-<i>` whose owner (in `from`'s ring) is `owner`. */
 function keyOwnedBy(from: TestNode, owner: TestNode, prefix = 'key'): string {

@@ -14,11 +14,13 @@ import { Client, type ClientDuplexStream, credentials, Metadata, status } from '
 import { encodeFetchBatch, type FetchRequest } from '../../src/grpc/codec.js';
 import { FETCH_PATH, GrpcPeer } from '../../src/grpc/index.js';
 import { MAX_BATCH_REQUESTS } from '../../src/grpc/limits.js';
-import { httpGet, type NodeProcess, nodePorts, startCli, stopCli, waitFor } from '../node/helpers.js';
+import { type NodeProcess, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { httpGet } from '../support/http.js';
+import { waitFor } from '../support/wait.js';
 
 const ident = (b: Buffer) => b;
 const FLOOD_MS = 6000;
-const FLOODER = join(import.meta.dirname, '../fixtures/grpc-flood.ts');
+const FLOODER = join(import.meta.dirname, '../support/grpc-flood.ts');
 
 function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

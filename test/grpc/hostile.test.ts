@@ -38,7 +38,7 @@ import {
 } from '../../src/grpc/index.js';
 import { MAX_BATCH_REQUESTS } from '../../src/grpc/limits.js';
 import { gossipCacheService } from '../../src/grpc/proto.js';
-import { GroupCacheClient, insecure, unary } from './std-client.js';
+import { GroupCacheClient, insecure, unary } from '../support/grpc-std-client.js';
 
 const root = new protobuf.Root();
 root.loadSync([`${PROTO_DIR}groupcache.proto`, `${PROTO_DIR}gossipcache.proto`], { keepCase: true });

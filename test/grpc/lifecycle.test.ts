@@ -5,9 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { NotFoundError } from '../../src/errors.js';
 import type { GetterResult } from '../../src/group.js';
-import { type Cluster, startCluster } from './cluster.js';
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+import { type Cluster, startCluster } from '../support/grpc-cluster.js';
+import { sleep } from '../support/wait.js';
 
 describe('lifecycle over gRPC', () => {
   let c: Cluster;

@@ -33,7 +33,8 @@ import {
 } from '../../src/grpc/index.js';
 import { INTAKE_SLICE } from '../../src/grpc/limits.js';
 import { gossipCacheService } from '../../src/grpc/proto.js';
-import { GroupCacheClient, insecure, unary } from './std-client.js';
+import { GroupCacheClient, insecure, unary } from '../support/grpc-std-client.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 /** A node whose getter waits until `release()`; `running` counts getter calls not yet answered. */
 async function node(limits: Partial<GrpcLimits>, valueBytes = 0) {
@@ -61,16 +62,6 @@ async function node(limits: Partial<GrpcLimits>, valueBytes = 0) {
   return { addr, gate, release, close: () => server.close(0) };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
 describe('gRPC limits', () => {
   test('a Fetch stream holds at most maxStreamRequests; the rest are served once room frees', async () => {
     const n = await node({ maxStreamRequests: 8 });
@@ -79,7 +70,7 @@ describe('gRPC limits', () => {
       const signal = new AbortController().signal;
       const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
       const all = Promise.all(keys.map((k) => peer.get('g', k, signal)));
-      await until(() => n.gate.running === 8, '8 loads');
+      await waitFor('8 loads', () => n.gate.running === 8);
       await sleep(200);
       assert.equal(n.gate.calls, 8, 'no more than 8 requests taken while 8 are held');
       n.release();
@@ -206,13 +197,13 @@ describe('gRPC limits', () => {
       const held = [1, 2, 3].map((i) =>
         unary<{ value: Buffer }>(greedy, 'Get', { group: 'g', key: `h${i}` }),
       );
-      await until(() => n.gate.running === 3, '3 loads');
+      await waitFor('3 loads', () => n.gate.running === 3);
       await assert.rejects(
         unary(greedy, 'Get', { group: 'g', key: 'h4' }),
         (e: ServiceError) => e.code === status.RESOURCE_EXHAUSTED && /node is busy/.test(e.details),
       );
       const fromOther = unary<{ value: Buffer }>(other, 'Get', { group: 'g', key: 'o1' });
-      await until(() => n.gate.running === 4, "the other connection's load");
+      await waitFor("the other connection's load", () => n.gate.running === 4);
       n.release();
       assert.equal(Buffer.from((await fromOther).value).toString(), 'v:o1');
       const got = await Promise.all(held);
@@ -280,8 +271,8 @@ describe('gRPC limits', () => {
         bytes += d.length;
       });
       stream.resume();
-      await until(() => n.gate.calls === 2000, 'all 2000 loads once the client reads');
-      await until(() => bytes > 2000 * 64 * 1024, 'every value delivered');
+      await waitFor('all 2000 loads once the client reads', () => n.gate.calls === 2000);
+      await waitFor('every value delivered', () => bytes > 2000 * 64 * 1024);
     } finally {
       stream.close();
       session.close();

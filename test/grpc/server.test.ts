@@ -7,7 +7,13 @@ import { describe, test } from 'node:test';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import { Group, GroupRegistry } from '../../src/group.js';
 import { createGrpcServer, GrpcPeer, PeerError } from '../../src/grpc/index.js';
-import { GossipCacheClient, HealthClient, insecure, ReflectionClient, unary } from './std-client.js';
+import {
+  GossipCacheClient,
+  HealthClient,
+  insecure,
+  ReflectionClient,
+  unary,
+} from '../support/grpc-std-client.js';
 
 function node(getter: (key: string, ctx: { signal: AbortSignal }) => Promise<string>) {
   const registry = new GroupRegistry();

@@ -7,16 +7,10 @@ import { Client, status } from '@grpc/grpc-js';
 import { NotFoundError } from '../../src/errors.js';
 import { Group, GroupRegistry } from '../../src/group.js';
 import { createGrpcServer, GrpcPeer, type GrpcServer, PeerError } from '../../src/grpc/index.js';
-import { GroupCacheClient, insecure, unary } from './std-client.js';
+import { GroupCacheClient, insecure, unary } from '../support/grpc-std-client.js';
+import { deferred, waitFor } from '../support/wait.js';
 
 const MAX = 4096;
-
-/** A promise and its resolver. */
-function deferred<T = void>() {
-  let resolve!: (v: T) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 /** Resolves with `p`, or rejects after `ms` (a bound for "this must happen", not a timing goal). */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -25,15 +19,6 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     p,
     new Promise<T>((_, rej) => (t = setTimeout(() => rej(new Error(`timed out waiting for ${what}`)), ms))),
   ]).finally(() => clearTimeout(t));
-}
-
-/** Polls `cond` until it holds (bounded: fails after `ms`). */
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 interface Slow {
@@ -55,7 +40,7 @@ describe('status codes, deadlines, cancel, sizes', () => {
   /** Resolves once the node has seen `n` more gets than when this was called. */
   const joined = (n: number) => {
     const base = group.stats.gets;
-    return () => waitFor(() => group.stats.gets >= base + n, 5000, `${n} requests to reach the node`);
+    return () => waitFor(`${n} requests to reach the node`, () => group.stats.gets >= base + n, 5000);
   };
 
   const started = (key: string) => {

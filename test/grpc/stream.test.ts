@@ -9,6 +9,7 @@ import { Group, GroupRegistry } from '../../src/group.js';
 import type { FetchReply, FetchRequest } from '../../src/grpc/codec.js';
 import { createGrpcServer, GrpcPeer, PeerError } from '../../src/grpc/index.js';
 import { gossipCacheService } from '../../src/grpc/proto.js';
+import { waitFor } from '../support/wait.js';
 
 /** A node that records every batch it receives and answers only what `answer` says. */
 async function fakeNode(answer: (q: FetchRequest) => FetchReply | undefined) {
@@ -42,14 +43,6 @@ const ok = (q: FetchRequest): FetchReply => ({
   ttlMs: 0,
   message: '',
 });
-
-async function waitFor(cond: () => boolean, what: string): Promise<void> {
-  const end = Date.now() + 5000;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describe('peer stream', () => {
   test('requests issued in one event-loop turn travel in one message', async () => {
@@ -86,7 +79,7 @@ describe('peer stream', () => {
       assert.equal(err.code, status.DEADLINE_EXCEEDED);
       const sent = node.batches.flat();
       const id = sent.find((q) => q.key === 'silent')!.id;
-      await waitFor(() => node.batches.flat().some((q) => q.cancel && q.id === id), 'the cancel message');
+      await waitFor('the cancel message', () => node.batches.flat().some((q) => q.cancel && q.id === id));
       assert.equal(sent.find((q) => q.key === 'silent')!.timeoutMs, 200, 'the deadline travels with it');
       // The stream survives: later requests are answered.
       assert.equal(Buffer.from((await peer.get('g', 'answered', signal)).value).toString(), 'v:answered');
@@ -102,11 +95,11 @@ describe('peer stream', () => {
     try {
       const ac = new AbortController();
       const p = peer.get('g', 'k', ac.signal);
-      await waitFor(() => node.batches.length === 1, 'the request');
+      await waitFor('the request', () => node.batches.length === 1);
       ac.abort(new Error('caller left'));
       await assert.rejects(p, /caller left/);
       const id = node.batches[0][0].id;
-      await waitFor(() => node.batches.flat().some((q) => q.cancel && q.id === id), 'the cancel message');
+      await waitFor('the cancel message', () => node.batches.flat().some((q) => q.cancel && q.id === id));
       await assert.rejects(peer.get('g', 'k', ac.signal), /caller left/, 'an aborted signal never sends');
     } finally {
       peer.close();
@@ -128,8 +121,8 @@ describe('peer stream', () => {
         peer.get('g', 'held2', ac.signal),
       ]);
       await waitFor(
-        () => node.batches.flat().filter((q) => q.key.startsWith('held')).length === 4,
         'requests',
+        () => node.batches.flat().filter((q) => q.key.startsWith('held')).length === 4,
       );
       assert.equal(getEventListeners(ac.signal, 'abort').length, 1);
       ac.abort(new Error('connection closed'));
@@ -139,8 +132,8 @@ describe('peer stream', () => {
         .filter((q) => q.key.startsWith('held'))
         .map((q) => q.id);
       await waitFor(
-        () => node.batches.flat().filter((q) => q.cancel).length === 4,
         'a cancel for each held request',
+        () => node.batches.flat().filter((q) => q.cancel).length === 4,
       );
       const cancelled = node.batches
         .flat()

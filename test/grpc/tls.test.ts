@@ -8,9 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import { credentials, status } from '@grpc/grpc-js';
 import { Group, GroupRegistry } from '../../src/group.js';
 import { createGrpcServer, GrpcPeer, PeerError } from '../../src/grpc/index.js';
-import { hasOpenssl, makePki, type TestPki } from './certs.js';
-import { startCluster, startNode } from './cluster.js';
-import { GroupCacheClient, insecure, unary } from './std-client.js';
+import { startCluster, startNode } from '../support/grpc-cluster.js';
+import { GroupCacheClient, insecure, unary } from '../support/grpc-std-client.js';
+import { hasOpenssl, makePki, type TestPki } from '../support/pki.js';
 
 const skip = hasOpenssl() ? false : 'openssl is not installed (apt-get install -y openssl)';
 

@@ -16,7 +16,7 @@ import {
 } from '@opentelemetry/sdk-trace-node';
 import { decodeFetchBatch, encodeFetchBatch, type FetchRequest } from '../../src/grpc/codec.js';
 import { SPAN } from '../../src/tracing.js';
-import { type Cluster, startCluster } from './cluster.js';
+import { type Cluster, startCluster } from '../support/grpc-cluster.js';
 
 const exporter = new InMemorySpanExporter();
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });

@@ -17,7 +17,8 @@ import { createMembership, type Membership } from '../../src/membership/index.js
 import { ANY_RECEIVER, Keyring } from '../../src/membership/keyring.js';
 import { UdpTcpTransport } from '../../src/membership/net.js';
 import { Swim } from '../../src/membership/swim.js';
-import { holdConnections } from '../fixtures/hold-connections.js';
+import { holdConnections } from '../support/hold-connections.js';
+import { waitFor } from '../support/wait.js';
 
 const memberships: Membership[] = [];
 const stops: (() => Promise<void>)[] = [];
@@ -25,15 +26,6 @@ after(async () => {
   await Promise.all(memberships.map((m) => m.close()));
   await Promise.all(stops.map((f) => f()));
 });
-
-async function until(cond: () => boolean, what: string, ms: number): Promise<number> {
-  const t0 = performance.now();
-  while (!cond()) {
-    if (performance.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(20);
-  }
-  return performance.now() - t0;
-}
 
 const aliveIn = (m: { members(): { id: string; state: string }[] }, id: string) =>
   m.members().some((x) => x.id === id && x.state === 'alive');
@@ -59,13 +51,13 @@ describe('gossip port under attack (real sockets, encrypted)', { timeout: 120_00
       config: fast,
     });
     memberships.push(member);
-    await until(() => aliveIn(target, 'member'), 'the first member to join', 10_000);
+    await waitFor('the first member to join', () => aliveIn(target, 'member'), 10_000);
     // Default limits: 64 connections without an authentic first frame, 2 s to send one; 330 held
     // connections are also more than the 256 authenticated streams the port serves at once.
     const attacker = holdConnections(Number(target.advertiseAddr.split(':')[1]), 300, 30);
     stops.push(async () => attacker.stop());
     try {
-      await until(() => attacker.closedByTarget >= 270, 'the attacker to overflow the cap', 10_000);
+      await waitFor('the attacker to overflow the cap', () => attacker.closedByTarget >= 270, 10_000);
       const pushPullsBefore = target.stats().pushPulls;
       const joiner = await createMembership({
         id: 'joiner',
@@ -76,16 +68,19 @@ describe('gossip port under attack (real sockets, encrypted)', { timeout: 120_00
         config: fast,
       });
       memberships.push(joiner);
-      const joinMs = await until(
-        () => joiner.ready && aliveIn(target, 'joiner') && aliveIn(member, 'joiner'),
+      const joinStart = performance.now();
+      await waitFor(
         'the joiner to join while the port is held',
+        () => joiner.ready && aliveIn(target, 'joiner') && aliveIn(member, 'joiner'),
         15_000,
       );
-      t.diagnostic(`joined in ${Math.round(joinMs)} ms with ${attacker.open} attacker sockets open`);
+      t.diagnostic(
+        `joined in ${Math.round(performance.now() - joinStart)} ms with ${attacker.open} attacker sockets open`,
+      );
       // Periodic push-pulls (every 300 ms from two members) keep going through too.
-      await until(
-        () => target.stats().pushPulls >= pushPullsBefore + 5,
+      await waitFor(
         'push-pulls during the attack',
+        () => target.stats().pushPulls >= pushPullsBefore + 5,
         15_000,
       );
       assert.ok(attacker.open > 50, `the attacker held only ${attacker.open} connections`);
@@ -125,7 +120,7 @@ describe('gossip port under attack (real sockets, encrypted)', { timeout: 120_00
     });
     const all = [a, b, c];
     const converged = () => all.every((x) => ['a', 'b', 'c'].every((id) => aliveIn(x.swim, id)));
-    await until(converged, 'the cluster to form', 10_000);
+    await waitFor('the cluster to form', converged, 10_000);
 
     // The eavesdropper: a copy of every datagram and every stream request as it reaches B's socket
     // (what a tap on the wire to B sees), each replayed at once to C.
@@ -159,12 +154,12 @@ describe('gossip port under attack (real sockets, encrypted)', { timeout: 120_00
     bUdp.prependListener('message', onDatagram);
     bTcp.prependListener('connection', onConnection);
     const before = c.transport.stats();
-    await until(() => datagrams >= 100 && requests >= 3, 'traffic to B to replay', 30_000);
+    await waitFor('traffic to B to replay', () => datagrams >= 100 && requests >= 3, 30_000);
     bUdp.off('message', onDatagram);
     bTcp.off('connection', onConnection);
-    await until(
-      () => c.transport.stats().misaddressed - before.misaddressed >= datagrams + requests,
+    await waitFor(
       `C to refuse all ${datagrams} datagrams and ${requests} requests replayed to it`,
+      () => c.transport.stats().misaddressed - before.misaddressed >= datagrams + requests,
       10_000,
     );
     raw.close();

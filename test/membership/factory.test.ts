@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createMembership, type Membership, type MemberView } from '../../src/membership/index.js';
+import { waitFor } from '../support/wait.js';
 
 const open: Membership[] = [];
 after(async () => {
@@ -15,14 +16,6 @@ async function member(opts: Partial<Parameters<typeof createMembership>[0]> = {}
   const m = await createMembership({ bindAddr: '127.0.0.1:0', meta: { grpcAddr: 'x:1' }, ...opts });
   open.push(m);
   return m;
-}
-
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 const stateOf = (m: Membership, id: string) => m.members().find((x) => x.id === id)?.state;
@@ -49,11 +42,11 @@ describe('createMembership', () => {
     const changes: [string, string, string | null][] = [];
     b.on('change', (m: MemberView, prev: string | null) => changes.push([m.id, m.state, prev]));
     if (!b.ready) await new Promise((r) => b.once('ready', r));
-    await until(() => stateOf(a, 'b') === 'alive' && stateOf(b, 'a') === 'alive', 'both alive');
+    await waitFor('both alive', () => stateOf(a, 'b') === 'alive' && stateOf(b, 'a') === 'alive');
     assert.equal(b.members().find((m) => m.id === 'a')?.meta.grpcAddr, '127.0.0.1:9001');
     assert.ok(changes.some(([id, state]) => id === 'a' && state === 'alive'));
     await b.leave(1000);
-    await until(() => stateOf(a, 'b') === 'left', 'a sees b left');
+    await waitFor('a sees b left', () => stateOf(a, 'b') === 'left');
     assert.equal(b.stats().transport.decryptFailures, 0);
   });
 
@@ -65,8 +58,8 @@ describe('createMembership', () => {
     await sleep(500);
     assert.equal(b.ready, false);
     const again = await member({ id: 'late-a', bindAddr: `127.0.0.1:${aPort}` });
-    await until(() => b.ready, 'b ready after its seed came up');
-    await until(() => stateOf(again, 'late-b') === 'alive', 'the seed knows b');
+    await waitFor('b ready after its seed came up', () => b.ready);
+    await waitFor('the seed knows b', () => stateOf(again, 'late-b') === 'alive');
   });
 
   it('says what to change when the port is taken or an option is bad', async () => {

@@ -15,19 +15,8 @@ import { ANY_RECEIVER, Keyring, receiverTag } from '../../src/membership/keyring
 import { UdpTcpTransport } from '../../src/membership/net.js';
 import { Swim } from '../../src/membership/swim.js';
 import type { Transport } from '../../src/membership/transport.js';
-import { MemberProcess } from '../fixtures/member.js';
-
-/** Deterministic PRNG (mulberry32) so a failing run can be replayed from its printed seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { MemberProcess } from '../support/member-process.js';
+import { prng } from '../support/prng.js';
 
 /** Passes everything through to a real transport and keeps a copy of every payload, both directions. */
 class TapTransport implements Transport {

@@ -7,7 +7,8 @@ import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Keyring, receiverTag } from '../../src/membership/keyring.js';
 import { UdpTcpTransport, type UdpTcpTransportOptions } from '../../src/membership/net.js';
-import { holdConnections } from '../fixtures/hold-connections.js';
+import { holdConnections } from '../support/hold-connections.js';
+import { waitFor } from '../support/wait.js';
 
 const open: UdpTcpTransport[] = [];
 after(async () => {
@@ -54,14 +55,6 @@ async function dial(p: number): Promise<Socket> {
   s.on('error', () => {});
   await once(s, 'connect');
   return s;
-}
-
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 describe('UdpTcpTransport', () => {
@@ -144,7 +137,7 @@ describe('UdpTcpTransport', () => {
     assert.equal(a.stats().packetsSent, 0);
     const raw = createSocket('udp4');
     raw.send(Buffer.alloc(2000, 0), port(b), '127.0.0.1');
-    await until(() => b.stats().oversize === 1, 'oversize datagram counted');
+    await waitFor('oversize datagram counted', () => b.stats().oversize === 1);
     raw.close();
     assert.equal(received, 0);
   });
@@ -157,7 +150,10 @@ describe('UdpTcpTransport', () => {
     b.onPacket = () => received++;
     a.sendPacket(b.localAddr, Buffer.from('hello'));
     c.sendPacket(b.localAddr, Buffer.from('hello'));
-    await until(() => b.stats().decryptFailures === 1 && b.stats().plaintextRejected === 1, 'drops counted');
+    await waitFor(
+      'drops counted',
+      () => b.stats().decryptFailures === 1 && b.stats().plaintextRejected === 1,
+    );
     assert.equal(received, 0);
     await assert.rejects(a.request(b.localAddr, Buffer.from('x'), 1000), /request to/);
   });
@@ -181,7 +177,7 @@ describe('UdpTcpTransport', () => {
     b.sendPacket(a.localAddr, Buffer.from('x'));
     b.onRequest = async (_f, d) => d;
     await assert.rejects(b.request(a.localAddr, Buffer.from('x'), 1000));
-    await until(() => a.stats().filtered === 5, 'filtered drops counted');
+    await waitFor('filtered drops counted', () => a.stats().filtered === 5);
     assert.equal(received, 0);
     assert.equal(b.stats().packetsReceived, 0);
   });
@@ -317,7 +313,7 @@ describe('UdpTcpTransport', () => {
     };
     const attacker = holdConnections(port(b), 24, 8);
     try {
-      await until(() => attacker.closedByTarget >= 24, 'the attacker to fill (and overflow) the cap');
+      await waitFor('the attacker to fill (and overflow) the cap', () => attacker.closedByTarget >= 24);
       const a = await listen({ keyring: new Keyring([key]) });
       const t0 = performance.now();
       for (let i = 0; i < 10; i++) {
@@ -352,7 +348,7 @@ describe('UdpTcpTransport', () => {
       socks.push(s);
       await sleep(20);
     }
-    await until(() => closed >= 4, 'the oldest connections to be closed');
+    await waitFor('the oldest connections to be closed', () => closed >= 4);
     await sleep(100);
     assert.ok(closed <= 5, `${closed} closed: the budget keeps 3–4 of 64 KiB`);
     assert.ok(
@@ -399,7 +395,7 @@ describe('UdpTcpTransport', () => {
     const raw = createSocket('udp4');
     raw.send(captured[0], port(c), '127.0.0.1');
     raw.send(captured[0], port(logged), '127.0.0.1');
-    await until(() => c.stats().misaddressed === 1 && logged.stats().misaddressed === 1, 'replays refused');
+    await waitFor('replays refused', () => c.stats().misaddressed === 1 && logged.stats().misaddressed === 1);
     raw.close();
     assert.equal(atC, 0);
     assert.equal(c.stats().decryptFailures + c.stats().replayed, 0);

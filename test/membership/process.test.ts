@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePorts, type MemberArgs, MemberProcess, type MemberStatusLine } from '../fixtures/member.js';
+import { type MemberArgs, MemberProcess, type MemberStatusLine } from '../support/member-process.js';
+import { freePorts } from '../support/ports.js';
 
 const N = 5;
 const key = randomBytes(32).toString('base64');

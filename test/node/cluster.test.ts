@@ -6,14 +6,14 @@ import { after, before, test } from 'node:test';
 import {
   type CountingOrigin,
   countingOrigin,
-  httpGet,
   type NodePorts,
   type NodeProcess,
   nodePorts,
   startCli,
   stopCli,
-  waitFor,
-} from './helpers.js';
+} from '../support/cli-node.js';
+import { httpGet } from '../support/http.js';
+import { waitFor } from '../support/wait.js';
 
 let origin: CountingOrigin;
 const nodes: NodeProcess[] = [];

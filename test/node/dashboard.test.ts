@@ -17,14 +17,14 @@ import { createHttpFront } from '../../src/node/http.js';
 import { Ring } from '../../src/ring.js';
 import {
   countingOrigin,
-  httpGet,
   type NodePorts,
   type NodeProcess,
   nodePorts,
   startCli,
   stopCli,
-  waitFor,
-} from './helpers.js';
+} from '../support/cli-node.js';
+import { httpGet } from '../support/http.js';
+import { waitFor } from '../support/wait.js';
 
 test('ringShares: each member’s share of a fixed key sample, summing to 1', () => {
   const three = ringShares(['10.0.0.1:9090', '10.0.0.2:9090', '10.0.0.3:9090']);

@@ -13,14 +13,14 @@ import { Ring } from '../../src/ring.js';
 import {
   type CountingOrigin,
   countingOrigin,
-  httpGet,
   type NodePorts,
   type NodeProcess,
   nodePorts,
   startCli,
   stopCli,
-  waitFor,
-} from './helpers.js';
+} from '../support/cli-node.js';
+import { httpGet } from '../support/http.js';
+import { waitFor } from '../support/wait.js';
 
 const KEYS = Array.from({ length: 1000 }, (_, i) => `item-${i}`);
 

@@ -9,19 +9,9 @@ import { connect } from 'node:net';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { type BadKey, decodeKey } from '../../src/node/http.js';
-import { nodePorts, startCli, stopCli, waitFor } from './helpers.js';
-
-/** Deterministic PRNG (mulberry32) so a failing run can be replayed from its printed seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { prng } from '../support/prng.js';
+import { waitFor } from '../support/wait.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
 const CASES = 3000;

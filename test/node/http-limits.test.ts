@@ -11,8 +11,9 @@ import { describe, test } from 'node:test';
 import { Group, GroupRegistry } from '../../src/group.js';
 import { defaultMaxConnections, headerBytesFor } from '../../src/node/connections.js';
 import { createHttpFront, type FrontOptions, type HttpFront } from '../../src/node/http.js';
-import { HealthClient, insecure, unary } from '../grpc/std-client.js';
-import { CLI, countingOrigin, type NodeProcess, nodePorts, startCli, stopCli, waitFor } from './helpers.js';
+import { CLI, countingOrigin, type NodeProcess, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { HealthClient, insecure, unary } from '../support/grpc-std-client.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 /** A group whose `hang-*` keys wait until `release()`; other keys load `v:<key>` at once. */
 function registryWithHangs(): { registry: GroupRegistry; release: () => void } {
@@ -77,7 +78,6 @@ async function raw(port: number, send?: string): Promise<Raw> {
 }
 
 const GET = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('connection cap', () => {
   test('at the cap, connections that never sent a whole request go first (oldest first), then the idlest keep-alive', async () => {

@@ -7,18 +7,10 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { after, before, test } from 'node:test';
-import {
-  freePort,
-  httpGet,
-  type NodePorts,
-  type NodeProcess,
-  nodePorts,
-  startCli,
-  stopCli,
-  waitFor,
-} from './helpers.js';
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+import { type NodePorts, type NodeProcess, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { httpGet } from '../support/http.js';
+import { freePort } from '../support/ports.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 /** The origin: behaviour by key prefix; loads counted per key; can go down and come back on its port. */
 const loads = new Map<string, number>();

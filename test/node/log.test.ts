@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { stripVTControlCharacters } from 'node:util';
 import { ConfigError, parseConfig } from '../../src/node/config.js';
 import { createLogger, RateLimitedLog, usePrettyLogs } from '../../src/node/log.js';
-import { CLI, nodePorts } from './helpers.js';
+import { CLI, nodePorts } from '../support/cli-node.js';
 
 function capture() {
   const lines: Record<string, unknown>[] = [];

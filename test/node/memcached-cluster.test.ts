@@ -11,16 +11,10 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { MemcacheClient } from 'memcache-client';
-import {
-  freePort,
-  httpGet,
-  type NodePorts,
-  type NodeProcess,
-  nodePorts,
-  startCli,
-  stopCli,
-  waitFor,
-} from './helpers.js';
+import { type NodePorts, type NodeProcess, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { httpGet } from '../support/http.js';
+import { freePort } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
 import { RawConn } from './memcached-client.js';
 
 const PYTHON = '/usr/bin/python3';

@@ -16,19 +16,13 @@ import {
   type ValueBudget,
 } from '../../src/node/memcached/parser.js';
 import { createMemcachedFront } from '../../src/node/memcached/server.js';
+import { prng } from '../support/prng.js';
 import { RawConn } from './memcached-client.js';
 
-/** xorshift32: deterministic, so a failure names a seed that reproduces it. */
+/** Seeded, so a failure names a seed that reproduces it. `next()`: an unsigned 32-bit integer. */
 function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  const next = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
+  const random = prng(seed);
+  const next = () => Math.floor(random() * 2 ** 32);
   return { next, int: (n: number) => next() % n, pick: <T>(a: readonly T[]) => a[next() % a.length] };
 }
 type Rng = ReturnType<typeof rng>;

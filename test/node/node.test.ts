@@ -5,14 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createNode, type GossipNode } from '../../src/cluster/index.js';
 import { Group, GroupRegistry } from '../../src/group.js';
-
-async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { waitFor } from '../support/wait.js';
 
 test('two nodes join, agree on the ring, and share loads', async () => {
   const loads: string[][] = [[], []];
@@ -36,7 +29,7 @@ test('two nodes join, agree on the ring, and share loads', async () => {
     await nodes[0].ready;
     nodes.push(await createNode({ ...common, registry: registries[1], seeds: [nodes[0].gossipAddr] }));
     await nodes[1].ready;
-    await until('both rings to hold both nodes', () => nodes.every((n) => n.ringMembers().length === 2));
+    await waitFor('both rings to hold both nodes', () => nodes.every((n) => n.ringMembers().length === 2));
     assert.equal(nodes[0].ringChecksum(), nodes[1].ringChecksum());
     assert.deepEqual(nodes[0].ringMembers(), [nodes[0].grpcAddr, nodes[1].grpcAddr].sort());
     assert.ok(nodes.every((n) => n.isReady()));
@@ -59,7 +52,7 @@ test('two nodes join, agree on the ring, and share loads', async () => {
 
     // Leaving: the other node's ring shrinks back to itself.
     await nodes[1].close();
-    await until('node 0 to drop the leaver', () => nodes[0].ringMembers().length === 1);
+    await waitFor('node 0 to drop the leaver', () => nodes[0].ringMembers().length === 1);
     assert.deepEqual(nodes[0].ringMembers(), [nodes[0].grpcAddr]);
   } finally {
     await Promise.all(nodes.map((n) => n.close()));

@@ -15,7 +15,7 @@ import { Group, GroupRegistry } from '../../src/group.js';
 import { createHttpFront } from '../../src/node/http.js';
 import { httpOrigin, OriginError } from '../../src/node/origin.js';
 import { isDotSegment, parseOriginTemplate } from '../../src/node/origin-url.js';
-import { waitFor } from './helpers.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * A raw-TCP HTTP/1.1 origin: records each request line as received and answers per `answer`, which

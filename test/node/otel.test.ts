@@ -8,7 +8,9 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { traceExporterOf } from '../../src/node/otel.js';
 import { Ring } from '../../src/ring.js';
-import { httpGet, type NodePorts, nodePorts, startCli, stopCli, waitFor } from './helpers.js';
+import { type NodePorts, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { httpGet } from '../support/http.js';
+import { waitFor } from '../support/wait.js';
 
 test('which exporter the OTEL_* environment asks for', () => {
   assert.deepEqual(traceExporterOf({}), { off: 'no OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_ENDPOINT' });

@@ -8,7 +8,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { countingOrigin, httpGet, nodePorts, startCli, stopCli, waitFor } from './helpers.js';
+import { countingOrigin, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { httpGet } from '../support/http.js';
+import { waitFor } from '../support/wait.js';
 
 test('a node whose only seed is itself becomes ready after the join timeout and serves', async () => {
   const ports = await nodePorts();

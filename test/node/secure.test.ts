@@ -3,8 +3,10 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { hasOpenssl, makePki } from '../grpc/certs.js';
-import { countingOrigin, httpGet, type NodePorts, nodePorts, startCli, stopCli, waitFor } from './helpers.js';
+import { countingOrigin, type NodePorts, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { httpGet } from '../support/http.js';
+import { hasOpenssl, makePki } from '../support/pki.js';
+import { waitFor } from '../support/wait.js';
 
 test('mTLS between peers and an encrypted gossip ring, configured by env', {
   skip: !hasOpenssl() && 'no openssl',

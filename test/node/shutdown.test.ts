@@ -2,7 +2,9 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { countingOrigin, httpGet, nodePorts, startCli, stopCli, waitFor } from './helpers.js';
+import { countingOrigin, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { httpGet } from '../support/http.js';
+import { waitFor } from '../support/wait.js';
 
 test('SIGTERM lets in-flight requests finish, then exits 0', async () => {
   const origin = await countingOrigin(800);

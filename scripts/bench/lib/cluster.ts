@@ -2,7 +2,10 @@
 // ports, waits until they agree on the ring, and reads their /_stats and /_cluster.
 import { existsSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { freePort, type Server, sleep, startProcess, stopAll, waitForPort } from './proc.js';
+import { httpGet } from '../../../test/support/http.js';
+import { freePort } from '../../../test/support/ports.js';
+import { sleep } from '../../../test/support/wait.js';
+import { type Server, startProcess, stopAll, waitForPort } from './proc.js';
 
 export const CLI = 'dist/cli.js';
 
@@ -76,25 +79,10 @@ export async function startCluster(n: number, opts: NodeOptions & { perNode?: No
   }
 }
 
-export async function httpGet(port: number, path: string): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'GET', agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.setTimeout(10000, () => req.destroy(new Error(`GET ${path} on :${port} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 export async function getJson(port: number, path: string): Promise<unknown> {
-  const r = await httpGet(port, path);
-  if (r.status !== 200)
-    throw new Error(`GET ${path} on :${port} → ${r.status} ${r.body.toString().slice(0, 200)}`);
-  return JSON.parse(r.body.toString('utf8'));
+  const r = await httpGet(`http://127.0.0.1:${port}${path}`);
+  if (r.status !== 200) throw new Error(`GET ${path} on :${port} → ${r.status} ${r.text.slice(0, 200)}`);
+  return JSON.parse(r.text);
 }
 
 /** Finds the first property named `name` anywhere in a JSON value (depth-first). */

@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { freePort, hasTool, runMeasured, type Server, startProcess, waitForPort } from './proc.js';
+import { freePort } from '../../../test/support/ports.js';
+import { hasTool, runMeasured, type Server, startProcess, waitForPort } from './proc.js';
 
 export function memaslapBinary(): string | undefined {
   return ['memaslap', 'memcaslap'].find((b) => hasTool(b));

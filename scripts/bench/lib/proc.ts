@@ -3,6 +3,7 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { sleep } from '../../../test/support/wait.js';
 
 const live = new Set<ChildProcess>();
 let hooked = false;
@@ -127,20 +128,6 @@ export function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : Number.NaN;
 }
 
-/** A free TCP port on 127.0.0.1 (asked of the kernel, then released: tiny race, fine for benches). */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Resolves once something accepts TCP connections on host:port; rejects after timeoutMs or if `server` dies. */
 export async function waitForPort(port: number, timeoutMs: number, server?: Server): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -164,10 +151,6 @@ export async function waitForPort(port: number, timeoutMs: number, server?: Serv
     }
     await sleep(50);
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Whether an executable is on PATH. */

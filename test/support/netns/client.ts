@@ -81,31 +81,6 @@ export function sumField(v: unknown, field: string): number | undefined {
   return total;
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/**
- * Polls until check() returns a truthy value; returns it with the time taken. On timeout throws with
- * what() — a description of the last observed state, so a failure says what was seen.
- */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | null | undefined | false> | T | null | undefined | false,
-  opts: { timeoutMs: number; intervalMs?: number; state?: () => string },
-): Promise<{ value: T; ms: number }> {
-  const t0 = performance.now();
-  const deadline = t0 + opts.timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return { value: v, ms: Math.round(performance.now() - t0) };
-    if (performance.now() > deadline) {
-      throw new Error(
-        `timed out after ${opts.timeoutMs} ms waiting for ${what}${opts.state ? `; last seen: ${opts.state()}` : ''}`,
-      );
-    }
-    await sleep(opts.intervalMs ?? 250);
-  }
-}
-
 export interface MemberView {
   id: string;
   state: string; // alive | suspect | dead | left

@@ -3,11 +3,12 @@
 
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type ClusterView, clusterView, httpGet, sumField, waitFor } from './client.js';
-import { defaultNodeCommand, type Host, NetLab, type NodeCommand, NodeProc } from './harness.js';
+import { WaitAborted, waitFor } from '../wait.js';
+import { type ClusterView, clusterView, httpGet, sumField } from './client.js';
+import { defaultNodeCommand, type Host, NetLab, type NodeCommand, NodeProc } from './lab.js';
 import { type Origin, startOrigin } from './origin.js';
 
-export const REPO_ROOT = resolve(import.meta.dirname, '../..');
+export const REPO_ROOT = resolve(import.meta.dirname, '../../..');
 export const SEED_NAME = 'seeds.gossipcache.test';
 export const COUNTERS = ['stalls', 'suspicions', 'refutations', 'deaths'] as const;
 
@@ -91,18 +92,19 @@ export class Cluster {
   }
 
   async waitReady(node: NodeProc, timeoutMs = 90_000): Promise<number> {
-    const { ms } = await waitFor(
+    const t0 = performance.now();
+    await waitFor(
       `node${node.host.index} /readyz`,
       async () => {
         if (!node.running)
-          throw new Error(
+          throw new WaitAborted(
             `node${node.host.index} exited ${JSON.stringify(node.exitInfo)}:\n${node.logTail()}`,
           );
         return (await httpGet(node.url('/readyz'), 1_000)).status === 200;
       },
       { timeoutMs, intervalMs: 200, state: () => node.logTail(10) },
     );
-    return ms;
+    return Math.round(performance.now() - t0);
   }
 
   async views(nodes: NodeProc[] = this.running()): Promise<Map<NodeProc, ClusterView | null>> {
@@ -121,7 +123,8 @@ export class Cluster {
       .sort()
       .join(',');
     let last = '';
-    const { ms } = await waitFor(
+    const t0 = performance.now();
+    await waitFor(
       `rings of ${members.map((n) => `node${n.host.index}`).join(',')} to converge`,
       async () => {
         const views = await this.views(members);
@@ -132,7 +135,7 @@ export class Cluster {
       },
       { timeoutMs, intervalMs: 250, state: () => `want [${want}]\n${last}` },
     );
-    return ms;
+    return Math.round(performance.now() - t0);
   }
 
   /**

@@ -1,4 +1,5 @@
-// Network-namespace plumbing and process control for the multi-host fault suite (issue 6).
+// Network-namespace plumbing and process control for the multi-host fault suite
+// (test/cluster/).
 //
 // Each gossipcache node runs in its own network namespace with its own IP, joined to the others by a
 // veth pair on a bridge the harness creates, like containers on one host. The bridge gets an IP in
@@ -334,7 +335,7 @@ export interface NodeCommand {
 
 export function defaultNodeCommand(repoRoot: string): NodeCommand {
   if (process.env.GOSSIPCACHE_FAULT_NODE === 'standin') {
-    return { label: 'stand-in', args: ['--import', 'tsx', join(repoRoot, 'test/cluster/standin.ts')] };
+    return { label: 'stand-in', args: ['--import', 'tsx', join(repoRoot, 'test/support/netns/standin.ts')] };
   }
   return { label: 'dist/cli.js', args: [join(repoRoot, 'dist/cli.js')] };
 }

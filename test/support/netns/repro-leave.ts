@@ -1,10 +1,10 @@
 // Reproduces the graceful-leave defect seen in scenario 6, without load: n real nodes in namespaces,
 // SIGTERM the last one, then print how every other node holds it ('left' = the leave was heard,
 // 'dead' = it was found missing by failure detection) and how long their rings took to drop it.
-// Usage (root): node --import tsx test/cluster/repro-leave.ts [n=5] [trials=1] [encrypted]
+// Usage (root): node --import tsx test/support/netns/repro-leave.ts [n=5] [trials=1] [encrypted]
 
 import { randomBytes } from 'node:crypto';
-import { sleep } from './client.js';
+import { sleep } from '../wait.js';
 import { Cluster } from './cluster.js';
 
 const n = Number(process.argv[2] ?? 5);

@@ -1,6 +1,6 @@
 // Test PKI made with openssl into a temp dir at test time (no private key is ever committed): a
-// cluster CA, node certificates it signs (valid for 127.0.0.1 as server and as client), and a rogue
-// CA with a certificate of its own for the reject paths.
+// cluster CA, node certificates it signs (usable as gRPC server and client identity), and a rogue CA
+// with a certificate of its own for the reject paths.
 
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,19 +8,29 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TlsFiles } from '../../src/grpc/index.js';
 
+export type NodeTlsFiles = Required<Pick<TlsFiles, 'certFile' | 'keyFile' | 'caFile'>>;
+
 export interface TestPki {
   dir: string;
-  /** Signed by the cluster CA; trusts the cluster CA. */
-  /** `san` replaces the default subjectAltName `IP:127.0.0.1,DNS:localhost` (first call per name). */
-  node: (name: string, san?: string) => Required<Pick<TlsFiles, 'certFile' | 'keyFile' | 'caFile'>>;
-  /** Signed by a rogue CA; trusts the cluster CA (so it can connect, but nobody accepts it). */
-  rogue: Required<Pick<TlsFiles, 'certFile' | 'keyFile' | 'caFile'>>;
+  /** The cluster CA's certificate. */
   caFile: string;
+  /**
+   * A certificate signed by the cluster CA, with the CA to trust. `san` replaces the default
+   * subjectAltName `IP:127.0.0.1,DNS:localhost` (first call per name; later calls return the same files).
+   */
+  node: (name: string, san?: string) => NodeTlsFiles;
+  /** Signed by a rogue CA; trusts the cluster CA (so it can connect, but nobody accepts it). */
+  rogue: NodeTlsFiles;
   cleanup(): void;
 }
 
-export function openssl(args: string[], cwd: string): void {
-  execFileSync('openssl', args, { cwd, stdio: 'pipe' });
+function openssl(args: string[], cwd: string): void {
+  try {
+    execFileSync('openssl', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as { stderr?: Buffer; message: string };
+    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr?.toString().trim() || e.message}`);
+  }
 }
 
 export function hasOpenssl(): boolean {
@@ -31,6 +41,9 @@ export function hasOpenssl(): boolean {
     return false;
   }
 }
+
+/** subjectAltName for certificates valid for these IP addresses. */
+export const ipSan = (ips: string[]) => ips.map((ip) => `IP:${ip}`).join(',');
 
 const KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
@@ -56,7 +69,8 @@ function makeCa(dir: string, name: string): void {
 function makeCert(dir: string, ca: string, name: string, san = 'IP:127.0.0.1,DNS:localhost'): void {
   writeFileSync(
     join(dir, `${name}.ext`),
-    `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n`,
+    `subjectAltName=${san}\nkeyUsage=digitalSignature,keyEncipherment\n` +
+      'extendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n',
   );
   openssl(['req', ...KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir);
   openssl(
@@ -82,7 +96,7 @@ function makeCert(dir: string, ca: string, name: string, san = 'IP:127.0.0.1,DNS
 }
 
 export function makePki(): TestPki {
-  const dir = mkdtempSync(join(tmpdir(), 'gossipcache-tls-'));
+  const dir = mkdtempSync(join(tmpdir(), 'gossipcache-pki-'));
   makeCa(dir, 'ca');
   makeCa(dir, 'rogue-ca');
   makeCert(dir, 'rogue-ca', 'rogue');

@@ -1,32 +1,14 @@
-// Test helpers: free ports, the CLI as a child process, a counting HTTP origin, polling.
+// The node program as child processes: `node dist/cli.js` on 127.0.0.1 ports (build first), stopped
+// by PID; and a counting HTTP origin for it to load from.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { type AddressInfo, createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 
 export const CLI = join(import.meta.dirname, '../../dist/cli.js');
-
-/** A port free for TCP and UDP on 127.0.0.1 right now (gossip needs both on one port). */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1');
-    await once(srv, 'listening');
-    const port = (srv.address() as AddressInfo).port;
-    const udp = createSocket('udp4');
-    const ok = await new Promise<boolean>((resolve) => {
-      udp.once('error', () => resolve(false));
-      udp.bind(port, '127.0.0.1', () => resolve(true));
-    });
-    udp.close();
-    srv.close();
-    await once(srv, 'close');
-    if (ok) return port;
-  }
-}
 
 export interface NodeProcess {
   child: ChildProcess;
@@ -88,32 +70,6 @@ export async function stopCli(p: NodeProcess, ms = 15_000): Promise<number | str
   } finally {
     clearTimeout(t);
   }
-}
-
-/** Polls `check` until it returns a truthy value or `ms` pass (then throws with `what`). */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-}
-
-/** GET returning status and text; never throws on HTTP errors. */
-export async function httpGet(url: string, init?: RequestInit): Promise<{ status: number; text: string }> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(20_000) });
-  return { status: res.status, text: await res.text() };
 }
 
 export interface CountingOrigin {

@@ -273,20 +273,3 @@ export function fakeClock(start = 1_000_000): { now: () => number; advance: (ms:
   let t = start;
   return { now: () => t, advance: (ms) => void (t += ms) };
 }
-
-/** A promise and its resolve/reject, for getters that tests release by hand. */
-export function deferred<T>(): {
-  promise: Promise<T>;
-  resolve: (v: T) => void;
-  reject: (e: unknown) => void;
-} {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
