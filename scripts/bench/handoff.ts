@@ -6,6 +6,7 @@
 
 import { createNode, type GossipNode } from '../../src/cluster/index.js';
 import { Group, GroupRegistry } from '../../src/group.js';
+import { sleep } from '../../test/support/wait.js';
 import { isMain, runAlone } from './lib/main.js';
 import type { BenchOptions, BenchRow } from './lib/types.js';
 
@@ -25,7 +26,6 @@ interface Fleet {
   loads: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const portOf = (addr: string) => Number(addr.slice(addr.lastIndexOf(':') + 1));
 
 async function startNode(f: Fleet, i: number, seeds: string[], ports?: { grpc: number; gossip: number }) {

@@ -1,4 +1,4 @@
-// The load path across several in-process "nodes" (test/core/harness.ts): ownership, peer faults,
+// The load path across several in-process "nodes" (test/support/in-process-cluster.ts): ownership, peer faults,
 // NotFound, hot-key mirroring, budgets, expiry, abort, timeouts and remove, end to end.
 
 import assert from 'node:assert/strict';

@@ -34,22 +34,13 @@ import {
 import { FETCH_PATH, GET_PATH, GrpcPeer, REMOVE_PATH } from '../../src/grpc/index.js';
 import { MAX_BATCH_REQUESTS } from '../../src/grpc/limits.js';
 import { PUSH_PATH, SET_PATH } from '../../src/grpc/proto.js';
-import { httpGet, type NodeProcess, nodePorts, startCli, stopCli, waitFor } from '../node/helpers.js';
-import { GroupCacheClient, insecure, unary } from './std-client.js';
+import { type NodeProcess, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { GroupCacheClient, insecure, unary } from '../support/grpc-std-client.js';
+import { httpGet } from '../support/http.js';
+import { prng } from '../support/prng.js';
+import { waitFor } from '../support/wait.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000_007);
-
-/** Deterministic PRNG (mulberry32), so a failing run replays from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   constructor(readonly rnd: () => number) {}

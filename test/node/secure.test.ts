@@ -1,5 +1,5 @@
 // Two CLI nodes with gRPC mutual TLS and encrypted gossip, configured only by environment: they form
-// one ring and serve each other's keys. (PKI made by openssl at test time, see test/grpc/certs.ts.)
+// one ring and serve each other's keys. (PKI made by openssl at test time, see test/support/pki.ts.)
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
