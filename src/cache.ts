@@ -47,24 +47,28 @@ export class StaleWindows {
  * holds the NotFound message. The rate fields are the key's decayed request counter (hotkeys.ts).
  */
 export class Entry implements RateState {
+  // Declared in the order the hit path reads them (value, expiresAt, hits, negative), so they share
+  // the object's first cache line; the rest is read on misses, loads and rate reads.
+  readonly value: Buffer;
+  readonly expiresAt: number;
   hits: number;
+  negative: boolean;
   rate: number;
   rateAt: number;
   /** When the value was produced (loaded, or set) on this clock, for `Age`: a peer's value arrives aged. */
   bornAt: number;
-  negative = false;
-  source: Source = 'getter';
-  windows: StaleWindows | undefined = undefined;
-  constructor(
-    readonly value: Buffer,
-    readonly expiresAt: number,
-    now: number,
-    minuteQps: number,
-  ) {
+  source: Source;
+  windows: StaleWindows | undefined;
+  constructor(value: Buffer, expiresAt: number, now: number, minuteQps: number) {
+    this.value = value;
+    this.expiresAt = expiresAt;
     this.hits = 0;
+    this.negative = false;
     this.rate = minuteQps;
     this.rateAt = now;
     this.bornAt = now;
+    this.source = 'getter';
+    this.windows = undefined;
   }
 
   /** Sets the stale windows' ends (absolute; 0 = none). Only for an entry that expires. */
@@ -130,16 +134,17 @@ export class ByteCache {
     this.gets++;
     const e = this.lru.get(key);
     if (e === undefined) return undefined;
-    if (e.expiresAt !== 0) {
-      const now = this.now();
-      if (e.expiresAt <= now) {
-        if (e.keepUntil <= now) this.lru.delete(key);
-        return undefined;
-      }
-    }
+    // The expired case is out of line: this function stays small enough for V8 to inline it.
+    if (e.expiresAt !== 0 && e.expiresAt <= this.now()) return this.expired(key, e);
     this.hits++;
     e.hits++;
     return e;
+  }
+
+  /** An expired entry reads as a miss; it is dropped unless a stale window still keeps it. */
+  private expired(key: string, e: Entry): undefined {
+    if (e.keepUntil <= this.now()) this.lru.delete(key);
+    return undefined;
   }
 
   /**
