@@ -89,6 +89,8 @@ export interface GossipNode {
 
 /** Membership metadata key under which a member publishes its ring checksum. */
 export const RING_META = 'ring';
+/** Shortest interval between two publications of this node's ring checksum. */
+const RING_PUBLISH_MS = 250;
 
 export async function createNode(opts: NodeOptions): Promise<GossipNode> {
   const registry = opts.registry ?? defaultRegistry;
@@ -138,9 +140,25 @@ export async function createNode(opts: NodeOptions): Promise<GossipNode> {
     ring = next;
     picker.set(ring);
     log?.info({ ring, ringChecksum: picker.checksum() }, 'ring changed');
-    // Every member publishes its ring's checksum, so each node can show which members see another ring
-    // (the dashboard). Only on a change of ring: a few bytes of gossip per membership change.
-    membership.updateMeta({ ...membership.local().meta, [RING_META]: picker.checksum() });
+    publishTimer ??= setTimeout(publishRing, RING_PUBLISH_MS);
+    publishTimer.unref();
+  };
+  // Every member publishes its ring's checksum, so each node can show which members see another ring
+  // (the dashboard): one metadata update per member per ring change, a few bytes of gossip each. During
+  // churn (a rolling restart) a ring changes several times a second, so only the latest is published,
+  // at most every RING_PUBLISH_MS.
+  let publishTimer: NodeJS.Timeout | undefined;
+  const publishRing = () => {
+    publishTimer = undefined;
+    if (closing) return;
+    const meta = membership.local().meta;
+    const checksum = picker.checksum();
+    if (meta[RING_META] === checksum) return;
+    try {
+      membership.updateMeta({ ...meta, [RING_META]: checksum });
+    } catch (err) {
+      log?.warn({ err }, 'cannot publish the ring checksum in membership metadata');
+    }
   };
   membership.on('change', (member: MemberView, prev: MemberState | null) => {
     // Same state = new metadata (e.g. a published ring checksum): debug, not news.
@@ -197,6 +215,7 @@ export async function createNode(opts: NodeOptions): Promise<GossipNode> {
     close(closeOpts) {
       closing ??= (async () => {
         clearTimeout(joinTimer);
+        clearTimeout(publishTimer);
         isReady = false;
         grpc.setServing(false);
         // Before the leave: peers still route this node's keys here while their next owners fill up,
