@@ -519,10 +519,10 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
     report.pass('6 graceful leave');
   });
 
-  it('7. rolling restart of all 5 under steady load: no failed requests, warm keys stay warm (handoff)', async () => {
+  it('8. rolling restart of all 5 under steady load: no failed requests, warm keys stay warm (handoff)', async () => {
     await ensureHealthy();
     const keys = Array.from({ length: 1000 }, (_, i) => `roll-${runTag}-${i}`);
-    report.record('7 rolling restart', { warmKeys: keys.length, warmMs: await warm(keys) });
+    report.record('8 rolling restart', { warmKeys: keys.length, warmMs: await warm(keys) });
     const loadsOf = () => keys.reduce((a, k) => a + cluster.origin.loads(k), 0);
     const warmLoads = loadsOf();
     const load = startLoad({
@@ -555,7 +555,7 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
     // Every key read after the restart: warm ones must come from the caches, not the origin.
     await warm(keys);
     const reloadsAfterReadAll = loadsOf() - warmLoads;
-    report.record('7 rolling restart', {
+    report.record('8 rolling restart', {
       restartMs,
       sent: r.sent,
       failed: r.failed,
@@ -566,7 +566,7 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
     });
     if (r.failed)
       report.record(
-        '7 rolling restart',
+        '8 rolling restart',
         {},
         r.failures.slice(0, 3).map((f) => JSON.stringify(f)),
       );
@@ -575,6 +575,6 @@ describe('cluster under faults (5 nodes in network namespaces)', { skip }, () =>
       reloadsAfterReadAll <= 0.05 * keys.length,
       `origin loads during the rolling restart: ${reloadsAfterReadAll} of ${keys.length} warm keys`,
     );
-    report.pass('7 rolling restart');
+    report.pass('8 rolling restart');
   });
 });
