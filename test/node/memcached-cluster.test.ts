@@ -77,7 +77,11 @@ before(async () => {
 });
 
 after(async () => {
+  // A client still connected at SIGTERM is closed by the node once its replies are written.
+  const lingering = await RawConn.open(mcPorts[0]);
+  assert.equal(await lingering.ask('get linger\r\n'), 'VALUE linger 0 12\r\nvalue:linger\r\nEND\r\n');
   const codes = await Promise.all(nodes.map((n) => stopCli(n)));
+  await lingering.closedByServer();
   origin.closeAllConnections();
   origin.close();
   assert.deepEqual(codes, [0, 0, 0], 'every node exits 0 on SIGTERM, memcached clients connected or not');

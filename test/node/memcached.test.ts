@@ -490,6 +490,33 @@ describe('storage commands over a group with set', () => {
     c.close();
   });
 
+  test('values being received share one budget: over it, SERVER_ERROR out of memory; a closed connection gives its share back', async () => {
+    const small = createMemcachedFront({
+      group: g,
+      version: 'x',
+      maxValueBytes: 1 << 16,
+      valueBudgetBytes: 1000,
+    });
+    const sp = await listen(small);
+    try {
+      const a = await RawConn.open(sp);
+      a.send('set half 0 0 800\r\n0123456789'); // declares 800 bytes, sends 10, stalls
+      await new Promise((r) => setTimeout(r, 100));
+      const b = await RawConn.open(sp);
+      assert.equal(
+        await b.ask(`set other 0 0 500\r\n${'x'.repeat(500)}\r\n`),
+        'SERVER_ERROR out of memory storing object\r\n',
+      );
+      a.close();
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(await b.ask(`set other 0 0 500\r\n${'x'.repeat(500)}\r\n`), 'STORED\r\n');
+      b.close();
+    } finally {
+      small.closeAllConnections();
+      small.close();
+    }
+  });
+
   test('a value arriving a byte at a time', async () => {
     const c = await RawConn.open(p);
     const msg = Buffer.from(`set slowly 0 0 300\r\n${'z'.repeat(300)}\r\n`);
