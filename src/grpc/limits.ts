@@ -30,7 +30,7 @@ export const FETCH_REQUEST_COST = 512;
 /** What a unary call is charged besides its key: grpc-js's call and HTTP/2 stream state. */
 export const UNARY_CALL_COST = 4096;
 /** Requests a Fetch stream takes from a message before yielding to the event loop. */
-export const INTAKE_SLICE = 64;
+export const INTAKE_SLICE = 256;
 /**
  * Requests all Fetch streams together take per event-loop turn (a few ms of work): with 100 streams
  * each taking its slice in the same turn, health checks and other clients would wait ~100 slices.

@@ -126,8 +126,9 @@ export class FetchSession {
         : opts.maxMessageBytes;
     this.conn = opts.admission.open(call.getPeer());
     // A paused stream still reads ahead up to its high-water mark (16 messages in object mode): keep
-    // it at one message, so what a peer can make us buffer beyond the budget is one message per
-    // stream. readableHighWaterMark has no public setter; the state field is read on every push.
+    // it at one message, so what a peer can make us buffer beyond the budget is at most three messages
+    // per stream (two in the intake, one here). readableHighWaterMark has no public setter; the state
+    // field is read on every push.
     const state = (call as unknown as { _readableState?: { highWaterMark?: number } })._readableState;
     if (state && typeof state.highWaterMark === 'number') state.highWaterMark = 1;
     // Messages arrive undecoded (the service's deserializer passes the bytes through): they are decoded
@@ -163,6 +164,9 @@ export class FetchSession {
       return;
     }
     this.intake.push(reader);
+    // A message arriving while an earlier one is still being taken: stop reading until the intake is
+    // empty. Pausing only then (not whenever pump yields) keeps pause/resume off the common path.
+    if (this.intake.length > 1 || this.waitingReq !== undefined) this.pause();
     if (!this.pumpScheduled && !this.waitingRoom) this.pump();
   }
 
@@ -189,7 +193,7 @@ export class FetchSession {
   /**
    * Takes (decodes and starts) received requests while the stream, its connection and the node have
    * room: INTAKE_SLICE per call and the node's TURN_REQUESTS per event-loop turn, then it yields.
-   * Whenever it stops with requests left, the stream stops reading until they are taken.
+   * While requests are left, a further message stops the stream's reading (onBatch) until they are taken.
    */
   private readonly pump = (): void => {
     this.pumpScheduled = false;
@@ -204,7 +208,6 @@ export class FetchSession {
       if (taken >= INTAKE_SLICE || !admission.takeTurn()) {
         this.pumpScheduled = true;
         setImmediate(this.pump);
-        this.pause();
         return;
       }
       taken++;
@@ -214,14 +217,12 @@ export class FetchSession {
         if (this.inflight.size + this.out.length + this.unsent >= maxStreamRequests) {
           // Room comes back as this stream's replies are sent (sent() calls pump).
           this.waitingReq = q;
-          this.pause();
           return;
         }
         if (!admission.hasRoom(this.conn)) {
           this.waitingReq = q;
           this.waitingRoom = true;
           admission.wait(this.pump);
-          this.pause();
           return;
         }
       }
