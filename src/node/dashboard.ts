@@ -46,18 +46,19 @@ header .meta b { color:#fff; font-weight:600; }
 .dot { width:10px; height:10px; border-radius:50%; background:var(--muted); display:inline-block; }
 .dot.ok { background:var(--ok); } .dot.warn { background:var(--warn); } .dot.bad { background:var(--bad); }
 main { display:grid; grid-template-columns: minmax(0,1.35fr) minmax(0,1fr); gap:12px; padding:12px 16px; }
-.card { background:var(--card); border:1px solid var(--line); border-radius:6px; padding:10px 12px; min-width:0; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:6px; padding:10px 12px; min-width:0; overflow-x:auto; }
 .card h2 { font-size:12px; text-transform:uppercase; letter-spacing:.04em; color:var(--muted); margin:0 0 8px; font-weight:600; }
 .wide { grid-column: 1 / -1; }
 table { width:100%; border-collapse:collapse; }
 th { text-align:left; color:var(--muted); font-weight:500; font-size:12px; padding:3px 6px; border-bottom:1px solid var(--line); }
 td { padding:3px 6px; border-bottom:1px solid #f0f1f4; white-space:nowrap; }
 td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; }
+td.member { max-width:240px; overflow:hidden; text-overflow:ellipsis; }
 td.key { max-width:280px; overflow:hidden; text-overflow:ellipsis; font-family:ui-monospace,Menlo,Consolas,monospace; }
 .swatch { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:6px; vertical-align:-1px; }
 .pill { padding:1px 7px; border-radius:9px; font-size:11px; font-weight:600; color:#fff; background:var(--muted); }
 .pill.alive { background:var(--ok); } .pill.suspect { background:var(--warn); } .pill.dead { background:var(--bad); } .pill.left { background:#8a93a6; }
-.bar { display:inline-block; height:8px; background:#dfe3ea; border-radius:4px; width:90px; vertical-align:middle; margin-right:6px; overflow:hidden; }
+.bar { display:inline-block; height:8px; background:#dfe3ea; border-radius:4px; width:64px; vertical-align:middle; margin-right:6px; overflow:hidden; }
 .bar > span { display:block; height:100%; }
 .agree { color:var(--ok); font-weight:600; } .differ { color:var(--bad); font-weight:600; } .unknown { color:var(--muted); }
 .self { color:var(--muted); font-size:11px; margin-left:4px; }
@@ -258,7 +259,7 @@ function drawMembers(cluster) {
     }
     const swatch = el('span', { className: 'swatch' });
     swatch.style.background = onRing.has(m.grpcAddr) ? colorOf(m.grpcAddr) : 'transparent';
-    const idCell = el('td', null, swatch, String(m.id));
+    const idCell = el('td', { className: 'member', title: String(m.id) }, swatch, String(m.id));
     if (m.grpcAddr === cluster.self) idCell.append(el('span', { className: 'self' }, '(this node)'));
     return el('tr', { 'data-id': String(m.id), 'data-state': state },
       idCell,
