@@ -386,6 +386,64 @@ describe('lifecycle across peers', () => {
   });
 });
 
+describe('lifecycle when peers fail', () => {
+  it('a mirror in its stale-if-error window answers when the owner is down and the local load fails', async () => {
+    const clock = fakeClock();
+    let failing = false;
+    const c = new Cluster({
+      nodes: 2,
+      now: clock.now,
+      hotKeyPolicy: () => randomPromotion(1),
+      getter: async () => {
+        if (failing) throw new Error('origin down');
+        return { value: 'v1', ttlMs: 1000, staleIfErrorMs: 60_000 };
+      },
+    });
+    const key = c.keyOwnedBy(0);
+    assert.equal(await c.nodes[1].group.getString(key), 'v1');
+    assert.equal(c.nodes[1].group.cacheStats('hot').items, 1);
+    clock.advance(2000);
+    failing = true;
+    c.nodes[0].faults.down = true;
+    const e = await c.nodes[1].group.getEntry(key);
+    assert.equal(e.value.toString(), 'v1');
+    assert.equal(e.stale, true);
+    assert.equal(c.nodes[1].group.stats.staleIfErrorHits, 1);
+    assert.equal(
+      c.nodes[1].group.stats.peerErrors,
+      1,
+      'asked the owner, then loaded locally, then fell back',
+    );
+    c.close();
+  });
+
+  it('remove drops stale values and remembered NotFounds everywhere', async () => {
+    const clock = fakeClock();
+    let mode: 'value' | 'none' = 'value';
+    const c = new Cluster({
+      nodes: 2,
+      now: clock.now,
+      hotKeyPolicy: () => randomPromotion(1),
+      getter: async (k) => {
+        if (mode === 'none') throw new NotFoundError('none', { ttlMs: 60_000 });
+        return { value: `${k}!`, ttlMs: 1000, staleWhileRevalidateMs: 60_000 };
+      },
+    });
+    const a = c.keyOwnedBy(0, 'a');
+    const b = c.keyOwnedBy(0, 'b');
+    await c.nodes[1].group.get(a);
+    mode = 'none';
+    await assert.rejects(c.nodes[1].group.get(b), NotFoundError);
+    clock.advance(2000); // a is stale now, at the owner and in node 1's mirror
+    await c.nodes[1].group.remove(a);
+    await c.nodes[1].group.remove(b);
+    for (const n of c.nodes) {
+      assert.equal(n.group.cacheStats('main').items + n.group.cacheStats('hot').items, 0);
+    }
+    c.close();
+  });
+});
+
 describe('set', () => {
   it('stores locally for an owned key, replaces values and remembered NotFounds, with a ttl', async () => {
     const s = scripted();
