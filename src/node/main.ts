@@ -10,7 +10,7 @@ import type { NodeConfig } from './config.js';
 import { ringShares } from './dashboard.js';
 import { createHttpFront, newFrontCounters } from './http.js';
 import { createLogger, type PinoLogger, RateLimitedLog } from './log.js';
-import { startMemcachedFronts } from './memcached/start.js';
+import { type RunningMemcachedFront, startMemcachedFronts } from './memcached/start.js';
 import { createMetrics } from './metrics.js';
 import { createOrigin, type Origin } from './origin.js';
 import { startTracing } from './otel.js';
@@ -75,7 +75,13 @@ async function start(config: NodeConfig, log: PinoLogger): Promise<void> {
     };
   // The metrics read the front's counters; the front serves the metrics.
   const counters = newFrontCounters();
-  const metrics = createMetrics({ registry, front: counters, cluster });
+  let memcachedFronts: RunningMemcachedFront[] = [];
+  const metrics = createMetrics({
+    registry,
+    front: counters,
+    cluster,
+    memcached: () => memcachedFronts.map((m) => ({ group: m.group, counters: m.server.counters })),
+  });
   const front = createHttpFront({
     registry,
     metrics,
@@ -100,7 +106,7 @@ async function start(config: NodeConfig, log: PinoLogger): Promise<void> {
     });
   });
   const httpPort = (front.address() as AddressInfo).port;
-  const memcachedFronts = await startMemcachedFronts(config, registry, VERSION, (group, key, err) =>
+  memcachedFronts = await startMemcachedFronts(config, registry, VERSION, (group, key, err) =>
     loadErrors.warn(`${group}:${(err as Error)?.message}`, { group, key, err }, 'load failed (memcached)'),
   );
 

@@ -7,6 +7,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { ConnectionCounters } from './connections.js';
 import type { FrontCounters, FrontRegistry } from './http.js';
+import type { MemcachedCounters } from './memcached/server.js';
 
 /** What /_cluster and the membership gauges read. */
 export interface ClusterView {
@@ -21,6 +22,8 @@ export interface MetricsOptions {
   registry: FrontRegistry;
   front?: FrontCounters;
   cluster?: () => ClusterView | undefined;
+  /** The memcached fronts running (read at scrape time; they start after the metrics exist). */
+  memcached?: () => ReadonlyArray<{ group: string; counters: MemcachedCounters }>;
   /** Process metrics (CPU, memory, event loop lag). Default true. */
   processMetrics?: boolean;
 }
@@ -155,6 +158,69 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
         this.inc(front.fastHits);
       },
     });
+  }
+
+  const memcached = opts.memcached;
+  if (memcached) {
+    new Gauge({
+      name: 'gossipcache_memcached_connections',
+      help: 'memcached front: client connections open',
+      labelNames: ['group'],
+      registers: [register],
+      collect() {
+        this.reset();
+        for (const m of memcached()) this.set({ group: m.group }, m.counters.currConnections);
+      },
+    });
+    const counter = (
+      name: string,
+      help: string,
+      label: string,
+      fields: Record<string, keyof MemcachedCounters>,
+    ) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['group', label],
+        registers: [register],
+        collect() {
+          this.reset();
+          for (const m of memcached()) {
+            for (const [value, field] of Object.entries(fields)) {
+              this.inc({ group: m.group, [label]: value }, m.counters[field]);
+            }
+          }
+        },
+      });
+    counter(
+      'gossipcache_memcached_connections_total',
+      'memcached front: connections accepted, and refused at the cap',
+      'outcome',
+      { accepted: 'totalConnections', refused: 'rejectedConnections' },
+    );
+    counter(
+      'gossipcache_memcached_commands_total',
+      'memcached front: keys asked by get/gets, and writes',
+      'command',
+      {
+        get_key: 'getKeys',
+        set: 'cmdSet',
+        touch: 'cmdTouch',
+        delete: 'cmdDelete',
+      },
+    );
+    counter(
+      'gossipcache_memcached_errors_total',
+      'memcached front: protocol errors (ERROR/CLIENT_ERROR) and failed loads or writes (SERVER_ERROR)',
+      'kind',
+      { protocol: 'protocolErrors', server: 'serverErrors' },
+    );
+    counter(
+      'gossipcache_memcached_backpressure_pauses_total',
+      'memcached front: times a client was not read because it did not read its replies',
+      'reason',
+      { replies: 'backpressurePauses' },
+    );
   }
 
   const cluster = opts.cluster;

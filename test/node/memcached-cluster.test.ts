@@ -213,3 +213,13 @@ test('protocol errors on a live node, and the node keeps serving', async () => {
   assert.equal(await d.ask('get live\r\n'), 'VALUE live 0 10\r\nvalue:live\r\nEND\r\n');
   d.close();
 });
+
+test('the memcached front in /metrics', async () => {
+  const text = (await httpGet(`${nodes[1].http}/metrics`)).text;
+  assert.match(text, /^gossipcache_memcached_connections\{group="default"\} \d+$/m);
+  assert.match(text, /^gossipcache_memcached_commands_total\{group="default",command="get_key"\} [1-9]\d*$/m);
+  assert.match(
+    text,
+    /^gossipcache_memcached_connections_total\{group="default",outcome="accepted"\} [1-9]\d*$/m,
+  );
+});

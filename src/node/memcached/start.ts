@@ -5,13 +5,13 @@ import type { AddressInfo, Server } from 'node:net';
 import { formatHostPort, type HostPort } from '../../address.js';
 import type { GroupRegistry } from '../../group.js';
 import type { NodeConfig } from '../config.js';
-import { createMemcachedFront } from './server.js';
+import { createMemcachedFront, type MemcachedCounters } from './server.js';
 
 export interface RunningMemcachedFront {
   group: string;
   /** `host:port` it listens on (the real port when 0 was asked). */
   addr: string;
-  server: Server & { drainConnections(): void; closeAllConnections(): void };
+  server: Server & { counters: MemcachedCounters; drainConnections(): void; closeAllConnections(): void };
 }
 
 export async function startMemcachedFronts(
