@@ -141,6 +141,19 @@ describe('gRPC limits', () => {
     }
   });
 
+  test('maxConcurrentStreams is what the node advertises per connection (HTTP/2 SETTINGS; nghttp2 enforces it)', async () => {
+    const n = await node({ maxConcurrentStreams: 7 });
+    const session = http2.connect(`http://${n.addr}`);
+    session.on('error', () => {});
+    try {
+      await new Promise((r) => session.once('remoteSettings', r));
+      assert.equal(session.remoteSettings.maxConcurrentStreams, 7);
+    } finally {
+      session.close();
+      await n.close();
+    }
+  });
+
   test('a half-close right after a large batch still answers every request in it', async () => {
     // The batch is taken in slices across event-loop turns; the client's half-close arrives meanwhile.
     const n = await node({});
