@@ -69,12 +69,14 @@ async function gossipcache(dist: string, who: string, c: Case, maxLoadS: number)
         rss_MiB: round(r.after.rss / MiB),
         rss_delta_MiB: round((r.after.rss - r.before.rss) / MiB),
         'B/item': round((r.after.rss - r.before.rss) / n, 0),
+        'marginal_B/item': r.marginal === undefined ? 'n/a' : round(r.marginal, 0),
         'heap_B/item': round((r.after.heapUsed - r.before.heapUsed) / n, 0),
         'stats_B/item': round(r.cacheBytes / n, 0),
         load_s: round(r.loadS, 2),
         load_gc_ms: round(r.loadGc.totalMs, 0),
         load_gc_max_pause_ms: round(r.loadGc.maxMs, 2),
         load_gcs: r.loadGc.count,
+        full_gc_ms: round(r.fullGcMs, 1),
       },
     },
   ];
@@ -103,8 +105,13 @@ async function memcached(c: Case): Promise<BenchRow> {
   try {
     const rss0 = rssBytes(server.pid);
     const t0 = performance.now();
-    await client.setMany(c.items, keyOf, Buffer.from(itemValue(keyOf(0), c.valueBytes)));
-    const st = await client.stats(); // replies are in order: this waits for every set
+    const value = Buffer.from(itemValue(keyOf(0), c.valueBytes));
+    const half = c.items >> 1;
+    await client.setMany(half, keyOf, value);
+    const stHalf = await client.stats(); // replies are in order: this waits for every set
+    const rssHalf = rssBytes(server.pid);
+    await client.setMany(c.items - half, (i) => keyOf(half + i), value);
+    const st = await client.stats();
     const loadS = (performance.now() - t0) / 1000;
     const rss1 = rssBytes(server.pid);
     const n = Number(st.curr_items);
@@ -116,6 +123,7 @@ async function memcached(c: Case): Promise<BenchRow> {
         rss_MiB: round(rss1 / MiB),
         rss_delta_MiB: round((rss1 - rss0) / MiB),
         'B/item': round((rss1 - rss0) / n, 0),
+        'marginal_B/item': round((rss1 - rssHalf) / (n - Number(stHalf.curr_items)), 0),
         'stats_bytes/item': round(Number(st.bytes) / n, 0),
         load_s: round(loadS, 2),
       },
@@ -203,6 +211,8 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
       if (mc) {
         g[0].baseline = MEMCACHED;
         g[0].ratio = Number(g[0].metrics['B/item']) / Number(mc.metrics['B/item']);
+        const m = Number(g[0].metrics['marginal_B/item']) / Number(mc.metrics['marginal_B/item']);
+        if (Number.isFinite(m)) g[0].metrics['marginal_vs_memcached'] = round(m, 2);
         g[0].goal = c.goal;
       }
       rows.push(...g);

@@ -49,6 +49,10 @@ export interface ItemsReport {
   cacheItems: number;
   cacheBytes: number;
   loadGc: GcSummary;
+  /** A forced full collection with everything loaded (what one non-incremental mark-compact costs). */
+  fullGcMs: number;
+  /** RSS bytes per item between half and all of the items (settled both times). */
+  marginal?: number;
   hits?: { n: number; s: number; gc: GcSummary; rssAfter: number };
 }
 
@@ -74,20 +78,32 @@ const { Group, GroupRegistry } = (await import(
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
+/** How long the last settle()'s first forced collection took: a full, non-incremental mark-compact. */
+let lastFullGcMs = 0;
+
 function settle(): Mem {
+  const t = performance.now();
   gc?.();
+  lastFullGcMs = performance.now() - t;
   gc?.();
   const m = process.memoryUsage();
   return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
 }
 
-/** Collects 'gc' performance entries from start() to stop() (the forced settle() collections excluded). */
-function gcWatch(): { start(): void; stop(): Promise<GcSummary> } {
+/**
+ * Collects 'gc' performance entries that started between start() and stop(). Entries arrive late (the
+ * observer runs on a later tick), so they are picked by start time: the forced collections of settle()
+ * just before a start() must not count.
+ */
+function gcWatch(): { start(): void; stop(): Promise<GcSummary>; exclude(t0: number, t1: number): void } {
   let s: GcSummary = { count: 0, totalMs: 0, maxMs: 0, minor: 0, major: 0 };
-  let on = false;
+  let from = Number.POSITIVE_INFINITY;
+  let to = Number.POSITIVE_INFINITY;
+  const excluded: Array<[number, number]> = [];
   const obs = new PerformanceObserver((list) => {
-    if (!on) return;
     for (const e of list.getEntries()) {
+      if (e.startTime < from || e.startTime > to) continue;
+      if (excluded.some(([a, b]) => e.startTime >= a && e.startTime <= b)) continue;
       s.count++;
       s.totalMs += e.duration;
       if (e.duration > s.maxMs) s.maxMs = e.duration;
@@ -101,12 +117,18 @@ function gcWatch(): { start(): void; stop(): Promise<GcSummary> } {
   return {
     start() {
       s = { count: 0, totalMs: 0, maxMs: 0, minor: 0, major: 0 };
-      on = true;
+      from = performance.now();
+      to = Number.POSITIVE_INFINITY;
+    },
+    /** Collections that start in [t0, t1] are not counted (the forced ones of a settle() mid-run). */
+    exclude(t0: number, t1: number) {
+      excluded.push([t0, t1]);
     },
     async stop() {
+      to = performance.now();
       // Entries are delivered asynchronously: let the observer run before reading.
-      await new Promise((r) => setTimeout(r, 50));
-      on = false;
+      await new Promise((r) => setTimeout(r, 100));
+      from = Number.POSITIVE_INFINITY;
       return s;
     },
   };
@@ -132,13 +154,22 @@ async function items(): Promise<ItemsReport> {
   const t0 = performance.now();
   // Stops early (and says so) past the deadline, so a slow box still yields a per-item figure.
   let loaded = 0;
+  let half: { rss: number; items: number } | undefined;
   while (loaded < n) {
     await group.get(keyOf(loaded++));
+    if (loaded === n >> 1) {
+      // RSS at half the items, settled: (RSS at N - RSS at N/2) / (N/2) is what one more item costs,
+      // without the fixed costs a load brings (a grown young generation, code, tables).
+      const t = performance.now();
+      half = { rss: settle().rss, items: loaded };
+      watch.exclude(t, performance.now());
+    }
     if (loaded % 10_000 === 0 && Date.now() > deadline) break;
   }
   const loadS = (performance.now() - t0) / 1000;
   const loadGc = await watch.stop();
   const after = settle();
+  const fullGcMs = lastFullGcMs;
   const main = group.cacheStats('main');
   const report: ItemsReport = {
     before,
@@ -147,7 +178,9 @@ async function items(): Promise<ItemsReport> {
     cacheItems: main.items,
     cacheBytes: main.bytes,
     loadGc,
+    fullGcMs,
   };
+  if (half !== undefined) report.marginal = (after.rss - half.rss) / (main.items - half.items);
   const hitSeconds = cfg.hitSeconds ?? 0;
   if (hitSeconds > 0) {
     // Random loaded keys, made before the run (making them during it would allocate per hit).
