@@ -1,10 +1,13 @@
-// A byte-bounded LRU of immutable values with expiry and stats, over lru-cache. A Group keeps two of
-// them — the main cache (keys this process owns) and the hot cache (mirrors of hot keys owned by peers) —
-// under one shared byte budget, evicted the way groupcache does (see `enforceBudget`).
+// A byte-bounded LRU of immutable values with expiry and stats: lru-cache is the index (key → item id,
+// recency, sizes) and a SlabStore holds the values and their metadata in typed arrays (slab.ts), so the
+// number of cached items does not add to the garbage collector's work. A Group keeps two of them — the
+// main cache (keys this process owns) and the hot cache (mirrors of hot keys owned by peers) — over one
+// store and under one shared byte budget, evicted the way groupcache does (see `enforceBudget`).
 
 import { LRUCache } from 'lru-cache';
 import type { RateState } from './hotkeys.js';
 import { readRate } from './hotkeys.js';
+import { ITEM_OVERHEAD, SlabStore } from './slab.js';
 
 /** How an entry came to this process (for `Cache-Status`): loaded by the getter, fetched from its owner, or set. */
 export type Source = 'getter' | 'peer' | 'set';
@@ -41,8 +44,9 @@ export class StaleWindows {
 }
 
 /**
- * One cached value. `value` is shared by every reader and must never be written to. Times are on the
- * group's clock (ms). `expiresAt`: end of freshness, 0 = never. Past it the entry is kept (stale) only
+ * One value as a load produces it, and as `ByteCache.get`/`getKept` hand a cached one back (a snapshot:
+ * the cache keeps no Entry objects, it copies them into its store; `windows` is the stored item's own).
+ * `value` is shared by every reader and must never be written to. Times are on the group's clock (ms). `expiresAt`: end of freshness, 0 = never. Past it the entry is kept (stale) only
  * while a stale window (`windows`) lasts. A negative entry remembers "no value" (NotFound): `value` then
  * holds the NotFound message. The rate fields are the key's decayed request counter (hotkeys.ts).
  */
@@ -101,50 +105,106 @@ export function entryBytes(key: string, value: Uint8Array): number {
   return Buffer.byteLength(key, 'utf8') + value.byteLength;
 }
 
+/**
+ * What an item costs beyond its key and value bytes: its index entry and metadata (ITEM_OVERHEAD), chunk
+ * rounding, or a Buffer of its own for a value over 1 KiB (slab.ts).
+ */
+export function itemOverhead(valueBytes: number): number {
+  return ITEM_OVERHEAD + SlabStore.storeOverhead(valueBytes);
+}
+
+/**
+ * Per-item overhead not charged to a group's budget: the first 1 MiB of it, so a tiny cache (a few items,
+ * as in tests and examples) holds what its key + value bytes allow, while a large one is bounded by what
+ * it really spends. Part of the fixed allowance on top of cacheBytes (README, docs/memory.md).
+ */
+export const FREE_OVERHEAD_BYTES = 1 << 20;
+/** Partly used pages the store may hold beyond the budget before it takes pages back (one per size class). */
+const SLACK_PAGES = 24;
+
+/** A store for a byte budget: room for the budget, the free overhead, and slack for partly used pages. */
+export function newStore(budgetBytes: number, reclaim: (id: number) => void): SlabStore {
+  const probe = new SlabStore({ limitBytes: budgetBytes + FREE_OVERHEAD_BYTES, reclaim });
+  return new SlabStore({
+    limitBytes: budgetBytes + FREE_OVERHEAD_BYTES + SLACK_PAGES * probe.pageBytes,
+    // Values in Buffers of their own need no slack: they are held to the budget itself.
+    slackBytes: SLACK_PAGES * probe.pageBytes,
+    pageBytes: probe.pageBytes,
+    reclaim,
+  });
+}
+
+// Item flags in the store.
+const NEGATIVE = 1;
+const HAS_WINDOWS = 2;
+const SOURCE_SHIFT = 2;
+const SOURCES: readonly Source[] = ['getter', 'peer', 'set'];
+
 export class ByteCache {
-  private readonly lru: LRUCache<string, Entry>;
+  private readonly lru: LRUCache<string, number>;
+  readonly store: SlabStore;
+  /** Stale windows of the items that have them (most have none). */
+  private readonly windows = new Map<number, StaleWindows>();
   gets = 0;
   hits = 0;
   evictions = 0;
+  /** Σ itemOverhead over the items held (charged by enforceBudget beyond FREE_OVERHEAD_BYTES). */
+  overheadBytes = 0;
 
   /**
    * @param maxBytes this cache's own ceiling (the group's budget still applies on top, see enforceBudget)
    * @param now the group's clock, read only for entries that expire
+   * @param store where values live; shared by a group's main and hot cache. Default: a store of its own.
+   * @param tag this cache's mark on its items in a shared store (the store's `reclaim` routes by it)
    */
   constructor(
     readonly maxBytes: number,
     private readonly now: () => number,
+    store?: SlabStore,
+    readonly tag = 0,
   ) {
-    this.lru = new LRUCache<string, Entry>({
+    this.store = store ?? newStore(maxBytes, (id) => this.reclaimed(id));
+    this.lru = new LRUCache<string, number>({
       maxSize: Math.max(1, maxBytes),
-      sizeCalculation: (e, k) => entryBytes(k, e.value),
-      dispose: (_e, _k, reason) => {
+      dispose: (id, _k, reason) => {
         if (reason === 'evict') this.evictions++;
+        const st = this.store;
+        this.overheadBytes -= itemOverhead(st.length(id));
+        if (st.flags[id] & HAS_WINDOWS) this.windows.delete(id);
+        st.free(id);
       },
     });
   }
 
   /**
-   * The hit path: the fresh entry for `key` (marked most recently used, hit counted) or undefined. An
-   * expired entry reads as a miss; it is dropped unless a stale window still keeps it (see `getKept`).
-   * lru-cache's own TTL is not used because it runs on performance.now(), not on the group's (fakeable)
-   * clock.
+   * The hit path: the store id of the fresh item for `key` (marked most recently used, hit counted) or
+   * -1. An expired item reads as a miss; it is dropped unless a stale window still keeps it (see
+   * `getKept`). lru-cache's own TTL is not used because it runs on performance.now(), not on the group's
+   * (fakeable) clock. Allocates nothing.
    */
-  get(key: string): Entry | undefined {
+  getId(key: string): number {
     this.gets++;
-    const e = this.lru.get(key);
-    if (e === undefined) return undefined;
+    const id = this.lru.get(key);
+    if (id === undefined) return -1;
+    const st = this.store;
+    const exp = st.expiresAt[id];
     // The expired case is out of line: this function stays small enough for V8 to inline it.
-    if (e.expiresAt !== 0 && e.expiresAt <= this.now()) return this.expired(key, e);
+    if (exp !== 0 && exp <= this.now()) return this.expired(key, id);
     this.hits++;
-    e.hits++;
-    return e;
+    st.hits[id]++;
+    return id;
   }
 
-  /** An expired entry reads as a miss; it is dropped unless a stale window still keeps it. */
-  private expired(key: string, e: Entry): undefined {
-    if (e.keepUntil <= this.now()) this.lru.delete(key);
-    return undefined;
+  /** An expired item reads as a miss (-1); it is dropped unless a stale window still keeps it. */
+  private expired(key: string, id: number): -1 {
+    if (this.keepUntil(id) <= this.now()) this.lru.delete(key);
+    return -1;
+  }
+
+  /** getId as an Entry snapshot (for the load path; hit paths use getId). */
+  get(key: string): Entry | undefined {
+    const id = this.getId(key);
+    return id < 0 ? undefined : this.entryOf(id);
   }
 
   /**
@@ -152,27 +212,29 @@ export class ByteCache {
    * `get` said miss); undefined if none. Not counted as a lookup: it re-reads the one `get` counted.
    */
   getKept(key: string): Entry | undefined {
-    const e = this.lru.peek(key);
-    if (e === undefined) return undefined;
-    if (e.keepUntil !== 0 && e.keepUntil <= this.now()) {
+    const id = this.lru.peek(key);
+    if (id === undefined) return undefined;
+    const keep = this.keepUntil(id);
+    if (keep !== 0 && keep <= this.now()) {
       this.lru.delete(key);
       return undefined;
     }
-    return e;
+    return this.entryOf(id);
   }
 
   /** Like get, without counting or touching recency (for re-checks inside a flight). */
   peek(key: string): Entry | undefined {
-    const e = this.lru.peek(key);
-    if (e === undefined) return undefined;
-    if (e.expiresAt !== 0) {
+    const id = this.lru.peek(key);
+    if (id === undefined) return undefined;
+    const exp = this.store.expiresAt[id];
+    if (exp !== 0) {
       const now = this.now();
-      if (e.expiresAt <= now) {
-        if (e.keepUntil <= now) this.lru.delete(key);
+      if (exp <= now) {
+        if (this.keepUntil(id) <= now) this.lru.delete(key);
         return undefined;
       }
     }
-    return e;
+    return this.entryOf(id);
   }
 
   /** Whether `key` is held at all, fresh or stale (no clock read, no counting). */
@@ -180,23 +242,93 @@ export class ByteCache {
     return this.lru.has(key);
   }
 
-  /** Stores `e` unless it alone is over this cache's ceiling (then it is simply not cached). */
+  /** The stale windows of what `key` holds now (to tell whether it is still the item a refresh was for). */
+  windowsOf(key: string): StaleWindows | undefined {
+    const id = this.lru.peek(key);
+    return id === undefined ? undefined : this.windows.get(id);
+  }
+
+  /** Item `id` as an Entry: value (the store's stable Buffer, shared, read-only) and metadata as stored. */
+  entryOf(id: number): Entry {
+    const st = this.store;
+    const e = new Entry(st.stable(id), st.expiresAt[id], st.rateAt[id], st.rate[id]);
+    e.hits = st.hits[id];
+    e.bornAt = st.bornAt[id];
+    const f = st.flags[id];
+    e.negative = (f & NEGATIVE) !== 0;
+    e.source = SOURCES[f >> SOURCE_SHIFT];
+    if (f & HAS_WINDOWS) e.windows = this.windows.get(id);
+    return e;
+  }
+
+  /** A remembered NotFound (reads as a miss on the hit paths). */
+  isNegative(id: number): boolean {
+    return (this.store.flags[id] & NEGATIVE) !== 0;
+  }
+
+  /** When item `id` must be dropped: the end of its last stale window, else its expiry (0 = never). */
+  private keepUntil(id: number): number {
+    const st = this.store;
+    return st.flags[id] & HAS_WINDOWS ? this.windows.get(id)!.keepUntil : st.expiresAt[id];
+  }
+
+  /**
+   * Stores a copy of `e` (its value goes to the store, its metadata to the store's arrays) unless it alone
+   * is over this cache's ceiling or the store cannot hold it (then it is simply not cached). `bytes` is
+   * what the LRU charges (key + value bytes); the per-item overhead is counted in `overheadBytes`.
+   */
   set(key: string, e: Entry, bytes: number): boolean {
     if (bytes > this.maxBytes) {
       this.lru.delete(key);
       return false;
     }
-    this.lru.set(key, e, { size: bytes });
+    const st = this.store;
+    // Adopted, not copied, when it is a whole Buffer: an Entry's value is never written to.
+    const id = st.put(key, e.value, this.tag, true);
+    if (id < 0) {
+      this.lru.delete(key);
+      return false;
+    }
+    st.expiresAt[id] = e.expiresAt;
+    st.hits[id] = e.hits;
+    st.rate[id] = e.rate;
+    st.rateAt[id] = e.rateAt;
+    st.bornAt[id] = e.bornAt;
+    let f = (e.negative ? NEGATIVE : 0) | (SOURCES.indexOf(e.source) << SOURCE_SHIFT);
+    if (e.windows !== undefined) {
+      f |= HAS_WINDOWS;
+      this.windows.set(id, e.windows);
+    }
+    st.flags[id] = f;
+    this.overheadBytes += itemOverhead(e.value.byteLength);
+    this.lru.set(key, id, { size: bytes });
     return true;
   }
 
-  /** Every entry (expired ones included), most recently used first, without touching recency. */
+  /**
+   * Every entry (expired ones included), most recently used first, without touching recency. Each is a
+   * snapshot made as it is reached (not for the request path; see `ids`).
+   */
   *entries(): IterableIterator<[string, Entry]> {
-    for (const [k, e] of this.lru.entries()) yield [k, e];
+    for (const [k, id] of this.lru.entries()) yield [k, this.entryOf(id)];
+  }
+
+  /** Like entries, as store ids: valid until the cache next changes (read them in the same tick). */
+  ids(): IterableIterator<[string, number]> {
+    return this.lru.entries();
   }
 
   delete(key: string): boolean {
     return this.lru.delete(key);
+  }
+
+  /** The store took item `id` back (its page went to another size class): drop it, as an eviction. */
+  reclaimed(id: number): void {
+    const key = this.store.keys[id];
+    if (key !== undefined && this.lru.peek(key) === id) {
+      this.evictions++;
+      this.lru.delete(key);
+    }
   }
 
   /** Evicts the least recently used entry; false when empty. */
@@ -206,8 +338,16 @@ export class ByteCache {
 
   /** The least recently used entry's current rate (requests per minute), or undefined when empty. */
   coldestRate(now: number): number | undefined {
-    for (const e of this.lru.rvalues()) if (e !== undefined) return readRate(e, now);
+    for (const id of this.lru.rvalues()) if (id !== undefined) return this.readRate(id, now);
     return undefined;
+  }
+
+  /** Item `id`'s rate (requests per minute) as of `now`, pending hits folded in (hotkeys.readRate). */
+  readRate(id: number, now: number): number {
+    const st = this.store;
+    const r = readRate(st.loadRate(id), now);
+    st.storeRate(id);
+    return r;
   }
 
   /**
@@ -217,13 +357,15 @@ export class ByteCache {
    */
   hottest(n: number, scan: number, now: number): { key: string; minuteQps: number; bytes: number }[] {
     const top: { key: string; minuteQps: number; bytes: number }[] = [];
+    const st = this.store;
     let seen = 0;
-    for (const [key, e] of this.lru.entries()) {
+    for (const [key, id] of this.lru.entries()) {
       if (seen++ >= scan) break;
-      if (e.expiresAt !== 0 && e.expiresAt <= now) continue;
-      const minuteQps = readRate(e, now);
+      const exp = st.expiresAt[id];
+      if (exp !== 0 && exp <= now) continue;
+      const minuteQps = this.readRate(id, now);
       if (top.length === n && minuteQps <= top[n - 1].minuteQps) continue;
-      top.push({ key, minuteQps, bytes: entryBytes(key, e.value) });
+      top.push({ key, minuteQps, bytes: Buffer.byteLength(key, 'utf8') + st.length(id) });
       top.sort((a, b) => b.minuteQps - a.minuteQps);
       if (top.length > n) top.pop();
     }
@@ -256,9 +398,13 @@ export class ByteCache {
 /**
  * groupcache's shared budget: while main + hot hold more than `maxBytes`, evict the least recently used
  * entry of the hot cache if it holds more than 1/8 of what the main cache holds, else of the main cache.
+ * What they hold is key + value bytes plus per-item overhead beyond the first FREE_OVERHEAD_BYTES of it.
  */
 export function enforceBudget(main: ByteCache, hot: ByteCache, maxBytes: number): void {
-  while (main.bytes + hot.bytes > maxBytes) {
+  while (
+    main.bytes + hot.bytes + Math.max(0, main.overheadBytes + hot.overheadBytes - FREE_OVERHEAD_BYTES) >
+    maxBytes
+  ) {
     const victim = hot.bytes > main.bytes / 8 ? hot : main;
     if (!victim.evictOldest() && !(victim === hot ? main : hot).evictOldest()) return;
   }

@@ -3,7 +3,15 @@
 // getter — and caches the result. Same shape as groupcache's Group, plus expiry, remove and abort.
 
 import type { CacheStats } from './cache.js';
-import { ByteCache, Entry, enforceBudget, entryBytes, MAX_TTL_MS, type StaleWindows } from './cache.js';
+import {
+  ByteCache,
+  Entry,
+  enforceBudget,
+  entryBytes,
+  MAX_TTL_MS,
+  newStore,
+  type StaleWindows,
+} from './cache.js';
 import {
   DuplicateGroupError,
   GetterTimeoutError,
@@ -19,6 +27,7 @@ import type { HotCacheView, HotKeyPolicy } from './hotkeys.js';
 import { rateBasedPromotion, readRate } from './hotkeys.js';
 import type { HandoffEntry, Peer, PeerGetResult, PeerPicker } from './peers.js';
 import { noPeers } from './peers.js';
+import type { SlabStats, SlabStore } from './slab.js';
 import { keyAttributes, SPAN, SpanKind, traced, tracedSync } from './tracing.js';
 
 /**
@@ -239,6 +248,9 @@ const PUSH_MAX_ENTRY_BYTES = 1024 * 1024 - 64 * 1024;
 export const DEFAULT_PEER_TIMEOUT_MS = DEFAULT_GETTER_TIMEOUT_MS + PEER_TIMEOUT_MARGIN_MS;
 
 type Which = 'main' | 'hot';
+/** Store tags of the two caches' items. */
+const MAIN = 0;
+const HOT = 1;
 
 /** Entries of each cache that Group.hotKeys looks at (most recently used first). */
 const HOT_KEYS_SCAN = 10_000;
@@ -286,6 +298,8 @@ export class Group {
   private readonly now: () => number;
   private readonly defaultSwrMs: number;
   private readonly defaultSieMs: number;
+  /** Values and metadata of both caches (slab.ts). */
+  private readonly slab: SlabStore;
   private readonly main: ByteCache;
   private readonly hot: ByteCache;
   private readonly hotView: HotCacheView;
@@ -294,8 +308,8 @@ export class Group {
   /** Fetches from owners. */
   private readonly peerFlights = new Flights<Entry>();
   private closed = false;
-  /** The entry the last getCached call returned (getCachedTtlMs). */
-  private lastHit: Entry | undefined;
+  /** Store id of the item the last getCached call returned (getCachedTtlMs); -1 after a miss. */
+  private lastHit = -1;
 
   constructor(opts: GroupOptions) {
     if (opts === null || typeof opts !== 'object')
@@ -346,9 +360,13 @@ export class Group {
       MAX_TTL_MS,
     );
     this.defaultSieMs = Math.min(checkMs(name, 'staleIfErrorMs', opts.staleIfErrorMs, 0), MAX_TTL_MS);
-    this.main = new ByteCache(cacheBytes, this.now);
+    // One store for both caches: the budget is shared, and a page freed by one serves the other.
+    const store = (this.slab = newStore(cacheBytes, (id) =>
+      (store.tag[id] === HOT ? this.hot : this.main).reclaimed(id),
+    ));
+    this.main = new ByteCache(cacheBytes, this.now, store, MAIN);
     // The hot cache never takes more than 1/8 of the budget; enforceBudget keeps it ≤ 1/8 of main when full.
-    this.hot = new ByteCache(Math.floor(cacheBytes / 8), this.now);
+    this.hot = new ByteCache(Math.floor(cacheBytes / 8), this.now, store, HOT);
     const { main, hot } = this;
     this.hotView = {
       hasRoom: (bytes) =>
@@ -379,25 +397,25 @@ export class Group {
    */
   get(key: string, opts?: GetOptions): Promise<Buffer> {
     // Not an async function: a hit returns an already-resolved promise without an async frame.
-    let v: Buffer | undefined;
+    let id: number;
     try {
-      v = this.getCached(key);
+      id = this.hitId(key);
     } catch (err) {
       return Promise.reject(err);
     }
-    if (v !== undefined) return Promise.resolve(copy(v));
+    if (id >= 0) return Promise.resolve(this.slab.copy(id));
     return this.loadValue(key, opts?.signal);
   }
 
   /** Like get, decoded as UTF-8. */
   getString(key: string, opts?: GetOptions): Promise<string> {
-    let v: Buffer | undefined;
+    let id: number;
     try {
-      v = this.getCached(key);
+      id = this.hitId(key);
     } catch (err) {
       return Promise.reject(err);
     }
-    if (v !== undefined) return Promise.resolve(v.toString('utf8'));
+    if (id >= 0) return Promise.resolve(this.slab.toString(id, 'utf8'));
     return this.loadString(key, opts?.signal);
   }
 
@@ -435,21 +453,42 @@ export class Group {
 
   /**
    * The synchronous hit path, for servers: the cached value (main cache, then hot) or undefined on a
-   * miss, without loading. The buffer is SHARED with the cache: never write to it. Counts gets/cacheHits.
+   * miss, without loading. The buffer is SHARED: never write to it. It stays valid after the key is
+   * evicted. A value over 1 KiB is the cache's own Buffer; a smaller one (kept in a slab page) is a copy
+   * that repeated hits on a recently read key get again without allocating (SlabStore.stable). HTTP
+   * servers: see getCachedBody. Counts gets/cacheHits.
    */
   getCached(key: string): Buffer | undefined {
+    const id = this.hitId(key);
+    return id < 0 ? undefined : this.slab.stable(id);
+  }
+
+  /**
+   * getCached for HTTP servers: a value of up to 1 KiB comes back as a latin1 string (one char per byte,
+   * what node:http sends together with its headers in one write) decoded straight from its slab page, a
+   * bigger one as the shared Buffer. One string per small hit, nothing per big one. Counts like getCached.
+   */
+  getCachedBody(key: string): string | Buffer | undefined {
+    const id = this.hitId(key);
+    if (id < 0) return undefined;
+    return this.slab.inSlab(id) ? this.slab.toString(id, 'latin1') : this.slab.stable(id);
+  }
+
+  /** The store id of `key`'s live value (main cache, then hot; -1 on a miss), counted as a get. */
+  private hitId(key: string): number {
     this.stats.gets++;
-    const e = this.main.get(key) ?? this.hot.get(key);
+    let id = this.main.getId(key);
+    if (id < 0) id = this.hot.getId(key);
     // A remembered NotFound reads as a miss here: the load path answers it (an error is not a value).
-    if (e === undefined || e.negative) {
-      this.lastHit = undefined;
+    if (id < 0 || this.main.isNegative(id)) {
+      this.lastHit = -1;
       // Validated only on a miss: an invalid key is never cached, so a hit proves the key is valid.
       this.checkKey(key);
-      return undefined;
+      return -1;
     }
     this.stats.cacheHits++;
-    this.lastHit = e;
-    return e.value;
+    this.lastHit = id;
+    return id;
   }
 
   /**
@@ -460,9 +499,10 @@ export class Group {
    * the clock only for a value that expires. After a miss it returns undefined.
    */
   getCachedTtlMs(): number | undefined {
-    const e = this.lastHit;
-    if (e === undefined || e.expiresAt === 0) return undefined;
-    return Math.max(0, e.expiresAt - this.now());
+    const id = this.lastHit;
+    if (id < 0) return undefined;
+    const exp = this.slab.expiresAt[id];
+    return exp === 0 ? undefined : Math.max(0, exp - this.now());
   }
 
   /**
@@ -470,9 +510,9 @@ export class Group {
    * (at its owner, for a mirror) — HTTP's `Age`. Same rules as getCachedTtlMs; undefined after a miss.
    */
   getCachedAgeMs(): number | undefined {
-    const e = this.lastHit;
-    if (e === undefined) return undefined;
-    return Math.max(0, this.now() - e.bornAt);
+    const id = this.lastHit;
+    if (id < 0) return undefined;
+    return Math.max(0, this.now() - this.slab.bornAt[id]);
   }
 
   /** Like get, with the remaining ttl and rate, for servers. `value` is SHARED and read-only (no copy). */
@@ -480,10 +520,12 @@ export class Group {
     const local = opts?.local === true;
     if (local) this.stats.serverRequests++;
     this.stats.gets++;
-    const e = this.main.get(key) ?? this.hot.get(key);
-    if (e !== undefined && !e.negative) {
+    let c = this.main;
+    let id = c.getId(key);
+    if (id < 0) id = (c = this.hot).getId(key);
+    if (id >= 0 && !c.isNegative(id)) {
       this.stats.cacheHits++;
-      return Promise.resolve(this.entryResult(e, true));
+      return Promise.resolve(this.cachedResult(c, id));
     }
     try {
       this.checkKey(key);
@@ -511,6 +553,28 @@ export class Group {
     const e = await this.getMiss(key, opts?.signal, local, lookup);
     // The kept entry itself = answered from the cache (stale, or found fresh); else a new load's entry.
     return this.entryResult(e, e === lookup.kept);
+  }
+
+  /** entryResult(entry, true) of a fresh cached item, read from the store without an Entry. */
+  private cachedResult(c: ByteCache, id: number): EntryResult {
+    const st = this.slab;
+    const now = this.now();
+    const r: EntryResult = {
+      value: st.stable(id),
+      ageMs: Math.max(0, now - st.bornAt[id]),
+      source: 'hit',
+      minuteQps: c.readRate(id, now),
+    };
+    const exp = st.expiresAt[id];
+    if (exp !== 0) {
+      r.ttlMs = Math.max(exp - now, 0);
+      const w = c.windowsOf(st.keys[id]!);
+      if (w !== undefined) {
+        if (w.swrUntil > now) r.staleWhileRevalidateMs = w.swrUntil - now;
+        if (w.sieUntil > now) r.staleIfErrorMs = w.sieUntil - now;
+      }
+    }
+    return r;
   }
 
   /** @param fromCache answered from this process's caches (else: loaded or fetched for this call) */
@@ -762,20 +826,24 @@ export class Group {
     const maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
     const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDOFF_PUSH_MS;
     const now = this.now();
-    const candidates: { peer: Peer; key: string; e: Entry; rate: number }[] = [];
-    for (const [key, e] of this.main.entries()) {
+    // Store ids, read in this same tick (no await before the batches are built): no copies of entries
+    // that will not fit the budget.
+    const st = this.slab;
+    const candidates: { peer: Peer; key: string; id: number; rate: number }[] = [];
+    for (const [key, id] of this.main.ids()) {
       // Only fresh values: a remembered NotFound or a stale value is not worth a new owner's room.
-      if (e.negative || (e.expiresAt !== 0 && e.expiresAt <= now)) continue;
+      const exp = st.expiresAt[id];
+      if (this.main.isNegative(id) || (exp !== 0 && exp <= now)) continue;
       const peer = picker.successor(key);
       if (peer === null || typeof peer.push !== 'function') continue;
-      candidates.push({ peer, key, e, rate: readRate(e, now) });
+      candidates.push({ peer, key, id, rate: this.main.readRate(id, now) });
     }
     candidates.sort((a, b) => b.rate - a.rate);
     // Per peer: batches of entries, hottest first.
     const byPeer = new Map<Peer, HandoffEntry[][]>();
     let budget = maxBytes;
     for (const c of candidates) {
-      const n = entryBytes(c.key, c.e.value);
+      const n = Buffer.byteLength(c.key, 'utf8') + st.length(c.id);
       if (n > budget || n > PUSH_MAX_ENTRY_BYTES) {
         result.skipped++;
         continue;
@@ -787,8 +855,10 @@ export class Group {
       if (last.length > 0 && batchBytes(last) + n > PUSH_BATCH_BYTES) {
         batches.push((last = []));
       }
-      const h: HandoffEntry = { key: c.key, value: c.e.value, minuteQps: c.rate };
-      if (c.e.expiresAt !== 0) h.ttlMs = Math.max(1, c.e.expiresAt - now);
+      const value = st.inSlab(c.id) ? st.copy(c.id) : st.stable(c.id);
+      const h: HandoffEntry = { key: c.key, value, minuteQps: c.rate };
+      const exp = st.expiresAt[c.id];
+      if (exp !== 0) h.ttlMs = Math.max(1, exp - now);
       last.push(h);
     }
     const ac = new AbortController();
@@ -822,6 +892,14 @@ export class Group {
     return result;
   }
 
+  /**
+   * Where the bytes of both caches are: slab pages, values in Buffers of their own, memory dropped but
+   * not yet collected, and pages taken from one size class for another (docs/memory.md).
+   */
+  memoryStats(): SlabStats {
+    return this.slab.stats();
+  }
+
   cacheStats(which: Which): CacheStats {
     if (which === 'main') return this.main.stats();
     if (which === 'hot') return this.hot.stats();
@@ -849,10 +927,11 @@ export class Group {
    */
   close(): void {
     this.closed = true;
-    this.lastHit = undefined;
+    this.lastHit = -1;
     this.registry.delete(this);
     this.main.clear();
     this.hot.clear();
+    this.slab.clear();
   }
 
   private checkKey(key: string): void {
@@ -913,7 +992,7 @@ export class Group {
         if (now < w.swrUntil) {
           this.stats.cacheHits++;
           this.stats.staleHits++;
-          this.revalidate(key, kept, w, now, local);
+          this.revalidate(key, w, now, local);
           return Promise.resolve(kept);
         }
         if (now < w.sieUntil) {
@@ -946,10 +1025,11 @@ export class Group {
     return traced(SPAN.flightJoin, SpanKind.INTERNAL, undefined, () => flights.do(key, signal, fn));
   }
 
-  /** Drops `kept` from whichever cache still holds it as the entry of `key` (not a newer entry). */
-  private dropIfKept(key: string, kept: Entry): void {
-    if (this.main.getKept(key) === kept) this.main.delete(key);
-    if (this.hot.getKept(key) === kept) this.hot.delete(key);
+  /** Drops the stale entry with windows `w` from whichever cache still holds it for `key` (not a newer one). */
+  private dropIfKept(key: string, w: StaleWindows): void {
+    // Cached entries are snapshots of the store: the stored item is told by its windows object.
+    if (this.main.windowsOf(key) === w) this.main.delete(key);
+    if (this.hot.windowsOf(key) === w) this.hot.delete(key);
   }
 
   /** stale-if-error: the load, or `kept` if the load fails (not NotFound, not the caller leaving) in time. */
@@ -971,12 +1051,12 @@ export class Group {
   }
 
   /**
-   * Starts the background refresh of the stale `kept` entry through the usual flight — at the owner
-   * for a key a peer owns (whose own stale answers start at most one refresh there, so one per key
-   * cluster-wide) — unless one runs already or one failed less than REFRESH_RETRY_MS ago. Its result
-   * replaces the stale value; a failure keeps it.
+   * Starts the background refresh of the stale entry whose windows are `w` through the usual flight —
+   * at the owner for a key a peer owns (whose own stale answers start at most one refresh there, so one
+   * per key cluster-wide) — unless one runs already or one failed less than REFRESH_RETRY_MS ago. Its
+   * result replaces the stale value; a failure keeps it.
    */
-  private revalidate(key: string, kept: Entry, w: StaleWindows, now: number, local: boolean): void {
+  private revalidate(key: string, w: StaleWindows, now: number, local: boolean): void {
     if (w.refreshing || now < w.retryAt) return;
     w.refreshing = true;
     this.stats.backgroundRefreshes++;
@@ -996,7 +1076,7 @@ export class Group {
         } else {
           // Fresh but not kept here (a peer's value the hot-key policy did not mirror, e.g. after the
           // key moved to another owner): the stale copy must not keep answering in its place.
-          this.dropIfKept(key, kept);
+          this.dropIfKept(key, w);
         }
       },
       (err: unknown) => {
@@ -1004,7 +1084,7 @@ export class Group {
         this.stats.refreshErrors++;
         w.retryAt = this.now() + REFRESH_RETRY_MS;
         // The key has no value any more: the stale one must not be served again.
-        if (isNotFound(err)) this.dropIfKept(key, kept);
+        if (isNotFound(err)) this.dropIfKept(key, w);
       },
     );
   }

@@ -6,24 +6,23 @@
 
 /** Values up to this many bytes go in slab chunks; bigger values get a Buffer of their own. */
 export const SLAB_MAX_VALUE = 1024;
-/** Every chunk starts with its item's id (or, when free, the next free chunk): how a page is emptied. */
-const CHUNK_HEADER = 4;
 /** Chunk sizes grow by this factor (memcached's default -f 1.25): at most ~20 % of a chunk unused. */
 const GROWTH = 1.25;
-const MIN_CHUNK = 16;
+/** A free chunk holds the index of the next free chunk of its page in its first 4 bytes. */
+const MIN_CHUNK = 8;
 
-/** Chunk sizes (header included), 8-byte aligned, smallest first; the last fits SLAB_MAX_VALUE. */
+/** Chunk sizes, 8-byte aligned, smallest first; the last fits SLAB_MAX_VALUE. */
 export const CHUNK_SIZES: readonly number[] = (() => {
   const sizes: number[] = [];
-  const last = align8(SLAB_MAX_VALUE + CHUNK_HEADER);
+  const last = align8(SLAB_MAX_VALUE);
   for (let s = MIN_CHUNK; s < last; s = Math.max(s + 8, align8(Math.ceil(s * GROWTH)))) sizes.push(s);
   sizes.push(last);
   return sizes;
 })();
 
-/** The class of a chunk that holds `len` value bytes, by (len + header) / 8. */
+/** The class of a chunk that holds `len` value bytes, by ceil(len / 8). */
 const CLASS_OF: Uint8Array = (() => {
-  const t = new Uint8Array((align8(SLAB_MAX_VALUE + CHUNK_HEADER) >> 3) + 1);
+  const t = new Uint8Array((align8(SLAB_MAX_VALUE) >> 3) + 1);
   let c = 0;
   for (let i = 0; i < t.length; i++) {
     while (CHUNK_SIZES[c] < i << 3) c++;
@@ -33,21 +32,22 @@ const CLASS_OF: Uint8Array = (() => {
 })();
 
 /**
- * What an item costs beyond its key and value bytes when nothing else is cached alongside it: the lru
- * index entry (Map slot, key/value/link/size arrays), this store's typed arrays and key reference, and
- * growth slack of all of them. Measured at 1M items (scripts/bench/memory.ts), rounded up.
+ * What an item costs beyond its key and value bytes: in the JS heap ~115 B (lru-cache's Map slot ~28,
+ * its key/value/next/prev/size arrays 5 × 8 plus growth, the key string's header ~21, this store's key
+ * reference 8), and ~49 B of this store's typed arrays (up to twice that just after they grow).
+ * Measured at 1M items (scripts/bench/memory.ts: heap_B/item 125 with 11-byte keys), rounded up.
  */
-export const ITEM_OVERHEAD = 112;
+export const ITEM_OVERHEAD = 168;
 /** A value with a Buffer of its own also pays for that Buffer: V8's objects, the backing store, malloc. */
 export const OWN_BUFFER_OVERHEAD = 320;
 /** Own-buffer values are malloc'd to this granularity (glibc chunks): charged, so counted. */
 const OWN_ALIGN = 16;
 
-/** Stable copies of slab values kept for getCached/getEntry callers (see `stable`). */
-const STABLE_SLOTS = 4096;
-
-/** A free chunk's header holds -2 - next (next = -1 ends the list); a live chunk's holds its item id. */
-const freeHeader = (next: number) => -2 - next;
+/**
+ * Stable copies of slab values kept for getCached/getEntry callers (see `stable`): at most this many,
+ * each a small Buffer of its own (≤ 1 KiB + ~250 B of objects): ≤ 21 MiB, ~5 MiB for 64-byte values.
+ */
+const STABLE_SLOTS = 16384;
 
 function align8(n: number): number {
   return (n + 7) & ~7;
@@ -64,6 +64,12 @@ export interface SlabOptions {
    * plus slack for partly used pages, so this happens only when the value sizes shift.
    */
   limitBytes: number;
+  /**
+   * The part of limitBytes only pages may use (room for partly used pages of each size class): a value
+   * in a Buffer of its own is stored only while everything held stays within limitBytes - slackBytes.
+   * Default 0.
+   */
+  slackBytes?: number;
   /** Page size. Default: 1 MiB, less for small limits (at least 64 KiB; chunks never span pages). */
   pageBytes?: number;
   /**
@@ -86,7 +92,9 @@ export interface SlabStats {
   /** Values in Buffers of their own: count and bytes. */
   ownItems: number;
   ownBytes: number;
-  /** pageBytes + ownBytes: what `limitBytes` bounds. */
+  /** Dropped (evicted values, released pages) but not yet freed by the garbage collector. */
+  limboBytes: number;
+  /** pageBytes + ownBytes + limboBytes: what `limitBytes` bounds. */
   heldBytes: number;
   limitBytes: number;
   /** Pages taken from one size class for another (items evicted out of LRU order to do it). */
@@ -104,6 +112,7 @@ export interface ItemRate {
 
 export class SlabStore {
   readonly limitBytes: number;
+  readonly slackBytes: number;
   readonly pageBytes: number;
   // ── item table, by id ──
   /** Page of a slab item; -1 = own buffer; -2 = id not in use. */
@@ -119,7 +128,11 @@ export class SlabStore {
   /** Decayed request rate (hotkeys.ts): estimate, as of, and hits not yet folded in. */
   rate: Float64Array;
   rateAt: Float64Array;
-  hits: Float64Array;
+  hits: Uint32Array;
+  /** Group clock (ms) at which the value was produced (loaded or set, at its owner), for `Age`. */
+  bornAt: Float64Array;
+  /** The owner's bits (e.g. negative entry, source, has stale windows). */
+  flags: Uint8Array;
   /** The key each item was stored under (for `reclaim` callers; the string is the index's own). */
   readonly keys: (string | undefined)[] = [];
   private freeIds: Int32Array;
@@ -148,6 +161,14 @@ export class SlabStore {
   // ── own buffers ──
   private readonly own = new Map<number, Buffer>();
   private ownBytes = 0;
+  /**
+   * Bytes dropped by the store (evicted own-buffer values, released pages) that the garbage collector
+   * has not freed yet: still in RSS, so still counted against the limit until their finalizer runs.
+   */
+  private limboBytes = 0;
+  private readonly limbo = new FinalizationRegistry<number>((bytes) => {
+    this.limboBytes -= bytes;
+  });
   // ── stable copies for callers that keep the value (see `stable`) ──
   private readonly stableIds = new Int32Array(STABLE_SLOTS).fill(-1);
   private readonly stableBufs: (Buffer | undefined)[] = new Array(STABLE_SLOTS).fill(undefined);
@@ -166,6 +187,7 @@ export class SlabStore {
       throw new RangeError(`SlabStore: limitBytes must be an integer >= 0, got ${limitBytes}`);
     }
     this.limitBytes = limitBytes;
+    this.slackBytes = Math.min(limitBytes, Math.max(0, opts.slackBytes ?? 0));
     this.pageBytes = opts.pageBytes ?? defaultPageBytes(limitBytes);
     const lastChunk = CHUNK_SIZES[CHUNK_SIZES.length - 1];
     if (!Number.isSafeInteger(this.pageBytes) || this.pageBytes < lastChunk || this.pageBytes > 2 ** 30) {
@@ -180,7 +202,9 @@ export class SlabStore {
     this.expiresAt = new Float64Array(cap);
     this.rate = new Float64Array(cap);
     this.rateAt = new Float64Array(cap);
-    this.hits = new Float64Array(cap);
+    this.hits = new Uint32Array(cap);
+    this.bornAt = new Float64Array(cap);
+    this.flags = new Uint8Array(cap);
     this.freeIds = new Int32Array(cap);
     const maxPages = Math.floor(limitBytes / this.pageBytes) + 1;
     this.pageClass = new Int16Array(maxPages).fill(-1);
@@ -192,34 +216,38 @@ export class SlabStore {
 
   /** Bytes a value of `len` bytes takes here beyond `len` itself (chunk rounding or own-buffer cost). */
   static storeOverhead(len: number): number {
-    if (len <= SLAB_MAX_VALUE) return CHUNK_SIZES[CLASS_OF[(len + CHUNK_HEADER + 7) >> 3]] - len;
+    if (len <= SLAB_MAX_VALUE) return CHUNK_SIZES[CLASS_OF[(len + 7) >> 3]] - len;
     return OWN_BUFFER_OVERHEAD + alignUp(len + 8, OWN_ALIGN) - len;
   }
 
   /**
    * Copies `value` in and returns its item id (metadata zeroed, `tag` and `key` recorded), or -1 when
    * it cannot be held under `limitBytes` even after taking pages back. May call `reclaim` first.
+   * `adopt`: a value over SLAB_MAX_VALUE that is a whole Buffer nobody will write to again is kept as
+   * it is instead of copied (a slice is always copied: keeping it would keep its whole parent buffer).
    */
-  put(key: string, value: Uint8Array, tag: number): number {
+  put(key: string, value: Uint8Array, tag: number, adopt = false): number {
     const n = value.byteLength;
     let page = -1;
     let off = 0;
     let buf: Buffer | undefined;
     if (n <= SLAB_MAX_VALUE) {
-      const c = CLASS_OF[(n + CHUNK_HEADER + 7) >> 3];
+      const c = CLASS_OF[(n + 7) >> 3];
       page = this.pageWithRoom(c);
       if (page < 0) return -1;
       off = this.takeChunk(page, c);
     } else {
       if (!this.makeRoom(n)) return -1;
-      buf = Buffer.allocUnsafeSlow(n);
-      buf.set(value);
+      if (adopt && Buffer.isBuffer(value) && value.byteOffset === 0 && value.buffer.byteLength === n)
+        buf = value;
+      else {
+        buf = Buffer.allocUnsafeSlow(n);
+        buf.set(value);
+      }
     }
     const id = this.newId();
     if (buf === undefined) {
-      const p = this.pages[page]!;
-      p.writeInt32LE(id, off);
-      p.set(value, off + CHUNK_HEADER);
+      this.pages[page]!.set(value, off);
       this.chunkBytes += CHUNK_SIZES[this.pageClass[page]];
       this.page[id] = page;
       this.off[id] = off;
@@ -236,6 +264,8 @@ export class SlabStore {
     this.rate[id] = 0;
     this.rateAt[id] = 0;
     this.hits[id] = 0;
+    this.bornAt[id] = 0;
+    this.flags[id] = 0;
     this.items++;
     return id;
   }
@@ -245,7 +275,9 @@ export class SlabStore {
     const page = this.page[id];
     if (page === -2) throw new Error(`SlabStore.free: item ${id} is not in use`);
     if (page === -1) {
-      this.ownBytes -= this.len[id];
+      const n = this.len[id];
+      this.ownBytes -= n;
+      this.drop(this.own.get(id)!.buffer, n);
       this.own.delete(id);
     } else {
       this.freeChunk(page, this.off[id]);
@@ -258,6 +290,11 @@ export class SlabStore {
     this.page[id] = -2;
     this.keys[id] = undefined;
     this.items--;
+    if (this.freeIdCount === this.freeIds.length) {
+      const f = new Int32Array(this.freeIds.length * 2);
+      f.set(this.freeIds);
+      this.freeIds = f;
+    }
     this.freeIds[this.freeIdCount++] = id;
   }
 
@@ -280,7 +317,7 @@ export class SlabStore {
     const out = Buffer.allocUnsafe(n);
     const page = this.page[id];
     if (page === -1) out.set(this.own.get(id)!);
-    else this.pages[page]!.copy(out, 0, this.off[id] + CHUNK_HEADER, this.off[id] + CHUNK_HEADER + n);
+    else this.pages[page]!.copy(out, 0, this.off[id], this.off[id] + n);
     return out;
   }
 
@@ -290,7 +327,7 @@ export class SlabStore {
     const page = this.page[id];
     if (page === -1) target.set(this.own.get(id)!, at);
     else {
-      const start = this.off[id] + CHUNK_HEADER;
+      const start = this.off[id];
       target.set(this.pages[page]!.subarray(start, start + n), at);
     }
     return n;
@@ -300,7 +337,7 @@ export class SlabStore {
   toString(id: number, encoding: 'utf8' | 'latin1'): string {
     const page = this.page[id];
     if (page === -1) return this.own.get(id)!.toString(encoding);
-    const start = this.off[id] + CHUNK_HEADER;
+    const start = this.off[id];
     return this.pages[page]!.toString(encoding, start, start + this.len[id]);
   }
 
@@ -316,9 +353,9 @@ export class SlabStore {
     if (this.stableIds[s] === id) return this.stableBufs[s]!;
     const n = this.len[id];
     // Its own small allocation rather than a slice of Node's shared pool: a slice kept in the table would
-    // pin a whole 8 KiB pool chunk.
+    // pin a whole 8 KiB pool chunk (up to STABLE_SLOTS × 8 KiB).
     const out = Buffer.allocUnsafeSlow(n);
-    const start = this.off[id] + CHUNK_HEADER;
+    const start = this.off[id];
     this.pages[page]!.copy(out, 0, start, start + n);
     this.stableIds[s] = id;
     this.stableBufs[s] = out;
@@ -352,15 +389,21 @@ export class SlabStore {
       chunkBytes: this.chunkBytes,
       ownItems: this.own.size,
       ownBytes: this.ownBytes,
-      heldBytes: pageBytes + this.ownBytes,
+      limboBytes: this.limboBytes,
+      heldBytes: pageBytes + this.ownBytes + this.limboBytes,
       limitBytes: this.limitBytes,
       pagesReassigned: this.pagesReassigned,
       itemsReclaimed: this.itemsReclaimed,
     };
   }
 
-  /** Drops every item and page (no reclaim calls): the store is empty and holds no memory. */
+  /**
+   * Drops every item and page (no reclaim calls): the store is empty, and holds no memory once the
+   * collector has freed what it dropped.
+   */
   clear(): void {
+    for (const [id, b] of this.own) this.drop(b.buffer, this.len[id]);
+    for (const p of this.pages) if (p !== undefined) this.drop(p.buffer, this.pageBytes);
     this.page.fill(-2);
     this.keys.length = 0;
     this.nextId = 0;
@@ -393,7 +436,7 @@ export class SlabStore {
   }
 
   private grow(cap: number): void {
-    const g = <T extends Int32Array | Uint8Array | Float64Array>(a: T, fill?: number): T => {
+    const g = <T extends Int32Array | Uint32Array | Uint8Array | Float64Array>(a: T, fill?: number): T => {
       const b = new (a.constructor as new (n: number) => T)(cap);
       if (fill !== undefined) b.fill(fill, a.length);
       b.set(a);
@@ -407,7 +450,8 @@ export class SlabStore {
     this.rate = g(this.rate);
     this.rateAt = g(this.rateAt);
     this.hits = g(this.hits);
-    this.freeIds = g(this.freeIds);
+    this.bornAt = g(this.bornAt);
+    this.flags = g(this.flags);
   }
 
   // ── chunks and pages ──
@@ -435,7 +479,7 @@ export class SlabStore {
   private takeChunk(p: number, c: number): number {
     const size = CHUNK_SIZES[c];
     let idx = this.pageFreeHead[p];
-    if (idx >= 0) this.pageFreeHead[p] = -2 - this.pages[p]!.readInt32LE(idx * size);
+    if (idx >= 0) this.pageFreeHead[p] = this.pages[p]!.readInt32LE(idx * size);
     else idx = this.pageCarved[p]++;
     this.pageLive[p]++;
     if (this.pageFreeHead[p] < 0 && this.pageCarved[p] === Math.floor(this.pageBytes / size)) {
@@ -447,7 +491,7 @@ export class SlabStore {
   private freeChunk(p: number, off: number): void {
     const c = this.pageClass[p];
     const size = CHUNK_SIZES[c];
-    this.pages[p]!.writeInt32LE(freeHeader(this.pageFreeHead[p]), off);
+    this.pages[p]!.writeInt32LE(this.pageFreeHead[p], off);
     this.pageFreeHead[p] = off / size;
     this.chunkBytes -= size;
     if (--this.pageLive[p] === 0 && p !== this.draining) {
@@ -483,19 +527,27 @@ export class SlabStore {
   }
 
   private held(): number {
-    return this.pagesHeld * this.pageBytes + this.ownBytes;
+    return this.pagesHeld * this.pageBytes + this.ownBytes + this.limboBytes;
+  }
+
+  /** Lets go of memory the collector will free later; counted in limboBytes until it has. */
+  private drop(ab: ArrayBufferLike, bytes: number): void {
+    this.limboBytes += bytes;
+    this.limbo.register(ab, bytes);
   }
 
   /** Gets `bytes` of room under the limit for an own-buffer value: releases pooled pages, then takes pages back. */
   private makeRoom(bytes: number): boolean {
-    if (bytes > this.limitBytes) return false;
-    while (this.held() + bytes > this.limitBytes) {
+    const limit = this.limitBytes - this.slackBytes;
+    if (bytes > limit) return false;
+    while (this.held() + bytes > limit) {
       let p = this.freePool.pop();
       if (p === undefined) {
         p = this.reassign();
         if (p < 0) return false;
       }
-      this.pages[p] = undefined; // freed by the next garbage collection
+      this.drop(this.pages[p]!.buffer, this.pageBytes);
+      this.pages[p] = undefined;
       this.pagesHeld--;
       this.deadPages.push(p);
     }
@@ -505,6 +557,7 @@ export class SlabStore {
   /**
    * Empties the page with the fewest live chunks (memcached's slab reassignment): its items go to
    * `reclaim`, out of LRU order. Returns the empty page (class -1), or -1 when no page holds anything.
+   * Finds the page's items by a scan of the item table (rare: only when value sizes shift).
    */
   private reassign(): number {
     let victim = -1;
@@ -517,18 +570,14 @@ export class SlabStore {
       }
     }
     if (victim < 0) return -1;
-    const c = this.pageClass[victim];
-    const size = CHUNK_SIZES[c];
-    this.removePartial(victim, c);
+    this.removePartial(victim, this.pageClass[victim]);
     this.draining = victim;
-    const page = this.pages[victim]!;
     try {
-      for (let i = 0, n = this.pageCarved[victim]; i < n && this.pageLive[victim] > 0; i++) {
-        const id = page.readInt32LE(i * size);
-        if (id < 0) continue; // a free chunk
+      for (let id = 0; id < this.nextId && this.pageLive[victim] > 0; id++) {
+        if (this.page[id] !== victim) continue;
         this.itemsReclaimed++;
         this.reclaim(id);
-        if (this.page[id] === victim && this.off[id] === i * size) this.free(id); // the owner did not
+        if (this.page[id] === victim) this.free(id); // the owner did not
       }
     } finally {
       this.draining = -1;

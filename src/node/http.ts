@@ -4,7 +4,7 @@
 // A cache hit must cost about what a bare node:http "hello" costs, so the hit path is written by hand:
 // plain http.createServer, no router, no URL objects, no regex and no per-request closures; the path
 // is decoded by hand only when it contains '%' or '?'; the hit is answered synchronously from
-// group.getCached(). Only misses (which wait for a peer or a loader anyway) take the async path.
+// group.getCachedBody(). Only misses (which wait for a peer or a loader anyway) take the async path.
 
 import { isUtf8 } from 'node:buffer';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -28,7 +28,11 @@ export interface FrontGroup {
   readonly name: string;
   /** Longest key the group accepts, UTF-8 bytes (sizes the request head limit). */
   readonly maxKeyBytes?: number;
-  getCached(key: string): Uint8Array | undefined;
+  /**
+   * The hit path: the value, as a latin1 string (one char per byte) when it is small, else as bytes;
+   * undefined on a miss. Group.getCachedBody: small values come straight out of their slab page.
+   */
+  getCachedBody(key: string): string | Uint8Array | undefined;
   /** Remaining TTL (ms) of the value the last getCached returned; undefined = no expiry. Same tick only. */
   getCachedTtlMs(): number | undefined;
   /** Age (ms) of the value the last getCached returned. Same tick only. */
@@ -163,8 +167,9 @@ function connectionSignal(req: IncomingMessage): AbortSignal {
 const STRING_BODY_MAX = 1024;
 
 /** `res.end(value)`, sending small values with the headers in one write (see STRING_BODY_MAX). */
-function endWithValue(res: ServerResponse, value: Uint8Array): void {
-  if (value.byteLength <= STRING_BODY_MAX) {
+function endWithValue(res: ServerResponse, value: Uint8Array | string): void {
+  if (typeof value === 'string') res.end(value, 'latin1');
+  else if (value.byteLength <= STRING_BODY_MAX) {
     const buf = Buffer.isBuffer(value)
       ? value
       : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
@@ -175,13 +180,13 @@ function endWithValue(res: ServerResponse, value: Uint8Array): void {
 }
 
 /**
- * A 200 with the value, its `Age` (whole seconds since it was loaded or set, at its owner) and what the
- * cache did (`Cache-Status`, RFC 9211). `Cache-Control: max-age` is the value's whole lifetime (time to
+ * A 200 with the value (bytes, or a latin1 string of them), its `Age` (whole seconds since it was
+ * loaded or set, at its owner) and what the cache did (`Cache-Status`, RFC 9211). `Cache-Control: max-age` is the value's whole lifetime (time to
  * live + age), so a downstream cache that subtracts `Age` (RFC 9111 §4.2.3) gets the time it has left.
  */
 function sendValue(
   res: ServerResponse,
-  value: Uint8Array,
+  value: Uint8Array | string,
   ttlMs: number | undefined,
   ageMs: number,
   cacheStatus: string,
@@ -282,9 +287,9 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
         key = decoded;
       }
       if (method === 'GET' || method === 'HEAD') {
-        let value: Uint8Array | undefined;
+        let value: Uint8Array | string | undefined;
         try {
-          value = group.getCached(key);
+          value = group.getCachedBody(key);
         } catch (err) {
           sendGetError(res, group, key, err);
           return;

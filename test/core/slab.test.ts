@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { CHUNK_SIZES, SLAB_MAX_VALUE, SlabStore } from '../../src/slab.js';
 
@@ -36,6 +38,15 @@ function harness(limitBytes: number, pageBytes?: number) {
   return { store, model, reclaimed, check };
 }
 
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** A full collection, then the turns in which FinalizationRegistry callbacks run. */
+async function collect(): Promise<void> {
+  gc();
+  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 5));
+}
+
 const bytes = (n: number, seed: number) => {
   const b = Buffer.allocUnsafe(n);
   for (let i = 0; i < n; i++) b[i] = (seed * 31 + i * 7) & 0xff;
@@ -49,10 +60,11 @@ describe('SlabStore', () => {
       assert.equal(CHUNK_SIZES[i] % 8, 0);
       assert.ok(CHUNK_SIZES[i] <= Math.ceil(CHUNK_SIZES[i - 1] * 1.25) + 8 || i === CHUNK_SIZES.length - 1);
     }
-    assert.ok(CHUNK_SIZES[CHUNK_SIZES.length - 1] >= SLAB_MAX_VALUE + 4);
-    // a 32-byte value takes a 40-byte chunk (4-byte header + 4 rounding)
-    assert.equal(SlabStore.storeOverhead(32), 8);
-    assert.equal(SlabStore.storeOverhead(0), 16);
+    assert.equal(CHUNK_SIZES[CHUNK_SIZES.length - 1], SLAB_MAX_VALUE);
+    // a 32-byte value takes a 32-byte chunk, a 33-byte one a 40-byte chunk
+    assert.equal(SlabStore.storeOverhead(32), 0);
+    assert.equal(SlabStore.storeOverhead(33), 7);
+    assert.equal(SlabStore.storeOverhead(0), 8);
     assert.ok(SlabStore.storeOverhead(SLAB_MAX_VALUE + 1) > 300, 'own buffers cost their objects');
   });
 
@@ -113,9 +125,9 @@ describe('SlabStore', () => {
   it('past its limit a page of another size class is taken back (its items reclaimed) and the limit holds', () => {
     const page = 64 * 1024;
     const { store, model, reclaimed, check } = harness(4 * page, page);
-    // fill 4 pages with 32-byte values (40-byte chunks): 4 × 1638 items
+    // fill 4 pages with 32-byte values (32-byte chunks): 4 × 2048 items
     let seed = 0;
-    for (let i = 0; i < 4 * Math.floor(page / 40); i++) {
+    for (let i = 0; i < 4 * Math.floor(page / 32); i++) {
       const v = bytes(32, seed++);
       const id = store.put(`s${seed}`, v, 0);
       assert.ok(id >= 0);
@@ -136,17 +148,58 @@ describe('SlabStore', () => {
     assert.equal(store.stats().pages, 4);
   });
 
-  it('values over the limit are refused; own buffers make room by releasing pages', () => {
+  it('values over the limit are refused; own buffers make room by releasing pages, once they are collected', async () => {
     const page = 64 * 1024;
     const { store, model, check } = harness(4 * page, page);
     assert.equal(store.put('huge', Buffer.alloc(4 * page + 1), 0), -1);
     for (let i = 0; i < 3000; i++) model.set(store.put(`s${i}`, bytes(100, i), 0), bytes(100, i));
     const big = bytes(3 * page, 9);
+    // The pages it lets go of still count until the collector frees them: no room yet.
+    assert.equal(store.put('big', big, 0), -1);
+    assert.ok(store.stats().limboBytes >= 3 * page);
+    check();
+    await collect();
+    assert.equal(store.stats().limboBytes, 0, 'the collector freed the released pages');
     const id = store.put('big', big, 0);
     assert.ok(id >= 0);
     model.set(id, big);
     check();
     assert.ok(store.stats().pages <= 1);
+  });
+
+  it('slack is for pages: a value in a Buffer of its own is held to limitBytes - slackBytes', () => {
+    const page = 64 * 1024;
+    const store: SlabStore = new SlabStore({
+      limitBytes: 4 * page,
+      slackBytes: 2 * page,
+      pageBytes: page,
+      reclaim: (id) => store.free(id),
+    });
+    assert.equal(store.put('big', Buffer.alloc(2 * page + 1), 0), -1);
+    assert.ok(store.put('fits', Buffer.alloc(2 * page), 0) >= 0);
+    // pages may still use the slack
+    for (let i = 0; i < 2 * (page / 64); i++) assert.ok(store.put(`s${i}`, Buffer.alloc(64), 0) >= 0);
+    assert.equal(store.stats().heldBytes, 4 * page);
+  });
+
+  it('an evicted own-buffer value counts against the limit until it is collected', async () => {
+    const { store, model, check } = harness(100_000, 64 * 1024);
+    const v = bytes(60_000, 1);
+    let held: Buffer | undefined = Buffer.from(v);
+    const id = store.put('a', held, 0, true);
+    assert.equal(store.stable(id), held, 'a whole Buffer is adopted, not copied');
+    store.free(id);
+    assert.equal(store.put('b', v, 0), -1, '60 000 dropped + 60 000 new > 100 000');
+    await collect();
+    assert.equal(store.stats().limboBytes, 60_000, 'still referenced by the reader: not freed');
+    held = undefined;
+    await collect();
+    assert.equal(store.stats().limboBytes, 0);
+    const id2 = store.put('b', v, 0);
+    assert.ok(id2 >= 0);
+    model.set(id2, v);
+    check();
+    assert.equal(held, undefined);
   });
 
   it('property: random puts and frees never overlap, corrupt or exceed the limit', () => {
@@ -183,7 +236,8 @@ describe('SlabStore', () => {
                 const st = store.stats();
                 const need = op.put > SLAB_MAX_VALUE ? op.put : pageBytes;
                 assert.ok(
-                  need > pages * pageBytes || (st.pages === 0 && st.ownBytes + need > pages * pageBytes),
+                  need > pages * pageBytes ||
+                    (st.pages === 0 && st.ownBytes + st.limboBytes + need > pages * pageBytes),
                 );
               } else {
                 assert.ok(!model.has(id), 'an id in use was handed out again');
@@ -198,12 +252,17 @@ describe('SlabStore', () => {
     );
   });
 
-  it('clear() drops everything', () => {
+  it('clear() drops everything (held until the collector frees it)', async () => {
     const store: SlabStore = new SlabStore({ limitBytes: 1 << 20, reclaim: (id) => store.free(id) });
     for (let i = 0; i < 100; i++) store.put(`k${i}`, Buffer.alloc(i * 20), 0);
-    assert.ok(store.stats().heldBytes > 0);
+    const held = store.stats().heldBytes;
+    assert.ok(held > 0);
     store.clear();
-    assert.deepEqual({ items: store.stats().items, held: store.stats().heldBytes }, { items: 0, held: 0 });
+    const st = store.stats();
+    assert.deepEqual({ items: st.items, pages: st.pages, own: st.ownBytes }, { items: 0, pages: 0, own: 0 });
+    assert.equal(st.limboBytes, held);
+    await collect();
+    assert.equal(store.stats().heldBytes, 0);
     const id = store.put('k', Buffer.from('v'), 0);
     assert.equal(store.toString(id, 'utf8'), 'v');
   });
