@@ -830,7 +830,12 @@ export class Group {
     // that will not fit the budget.
     const st = this.slab;
     const candidates: { peer: Peer; key: string; id: number; rate: number }[] = [];
+    // Choosing successors is a ring lookup per entry (~1 µs): a huge cache spends at most half the time
+    // budget on it (the walk is most recently used first, so what is left out is the least recent).
+    const started = Date.now();
+    let walked = 0;
     for (const [key, id] of this.main.ids()) {
+      if ((++walked & 1023) === 0 && timeoutMs > 0 && Date.now() - started > timeoutMs / 2) break;
       // Only fresh values: a remembered NotFound or a stale value is not worth a new owner's room.
       const exp = st.expiresAt[id];
       if (this.main.isNegative(id) || (exp !== 0 && exp <= now)) continue;
@@ -862,8 +867,9 @@ export class Group {
       last.push(h);
     }
     const ac = new AbortController();
+    const left = Math.max(1, timeoutMs - (Date.now() - started));
     const timer =
-      timeoutMs > 0 ? setTimeout(() => ac.abort(new Error('handoff push time is up')), timeoutMs) : undefined;
+      timeoutMs > 0 ? setTimeout(() => ac.abort(new Error('handoff push time is up')), left) : undefined;
     await Promise.all(
       [...byPeer].map(async ([peer, batches]) => {
         for (const batch of batches) {
