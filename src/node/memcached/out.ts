@@ -94,9 +94,17 @@ export class Out {
 
   /** Hands everything formatted to the socket (one write when it is one chunk). */
   flushTo(sock: Socket): void {
-    this.cut();
     const chunks = this.chunks;
-    if (chunks.length === 0) return;
+    if (chunks.length === 0) {
+      // The usual case (no large value): one slab segment, written without the chunk list.
+      if (this.pos === this.start) return;
+      const seg = this.slab.subarray(this.start, this.pos);
+      this.start = this.pos;
+      if (!sock.destroyed) sock.write(seg);
+      this.renewSlab();
+      return;
+    }
+    this.cut();
     if (!sock.destroyed) {
       if (chunks.length === 1) sock.write(chunks[0]);
       else {
@@ -107,7 +115,11 @@ export class Out {
     }
     chunks.length = 0;
     this.chunkBytes = 0;
-    // A slab segment handed to the socket is never written again; start a fresh slab when little is left.
+    this.renewSlab();
+  }
+
+  /** A slab segment handed to the socket is never written again; start a fresh slab when little is left. */
+  private renewSlab(): void {
     if (this.slab.length - this.pos < 512) {
       this.slab = Buffer.allocUnsafe(this.slabBytes);
       this.start = this.pos = 0;
