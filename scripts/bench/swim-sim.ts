@@ -9,7 +9,7 @@
 // Baseline: memberlist's LAN defaults (probe 1 s / timeout 500 ms, suspicion mult 4, gossip 200 ms),
 // measured on the same simulated cluster; our defaults are tuned for ≤ 3 s detection at n = 10.
 // All times are simulated ms (machine load does not change them); CPU s is this process's cost.
-import { SimCluster, simAddr } from '../../src/membership/sim.js';
+import { SimCluster, simAddr } from '../../src/membership/testing/index.js';
 import type { SwimConfig } from '../../src/membership/types.js';
 import { isMain, runAlone } from './lib/main.js';
 import type { BenchOptions, BenchRow } from './lib/types.js';

@@ -3,7 +3,7 @@
 // Simulated-time bounds are generous (they are protocol properties, not machine speed).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { SimCluster, simAddr } from '../../src/membership/sim.js';
+import { SimCluster, simAddr } from '../../src/membership/testing/index.js';
 
 const N = 1000;
 const JOINS = 20;

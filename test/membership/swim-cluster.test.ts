@@ -2,10 +2,8 @@
 // behaviour of issue 4 on its own.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SimCluster, simAddr } from '../../src/membership/sim.js';
-import { SimClock } from '../../src/membership/simclock.js';
 import { Swim } from '../../src/membership/swim.js';
-import { MemoryNetwork } from '../../src/membership/transport.js';
+import { MemoryNetwork, SimClock, SimCluster, simAddr } from '../../src/membership/testing/index.js';
 
 /** n started nodes n0..n{n-1}, all seeded with n0, run until everyone sees everyone. */
 async function cluster(

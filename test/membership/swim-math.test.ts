@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Awareness } from '../../src/membership/awareness.js';
 import { BroadcastQueue, retransmitLimit } from '../../src/membership/broadcasts.js';
-import { SimClock } from '../../src/membership/simclock.js';
 import { Suspicion, suspicionMinMs, suspicionTimeout } from '../../src/membership/suspicion.js';
+import { SimClock } from '../../src/membership/testing/index.js';
 
 describe('suspicion timeout (Lifeguard)', () => {
   it('starts at max, reaches min after k confirmations, shrinks logarithmically in between', () => {

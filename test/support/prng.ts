@@ -1,14 +1,5 @@
-// A seeded PRNG (mulberry32) for fuzz tests and benchmark workloads: a failing run prints its seed and
-// replays exactly; a benchmark gets the same workload on every run.
+// A seeded PRNG for fuzz tests and benchmark workloads: a failing run prints its seed and replays
+// exactly; a benchmark gets the same workload on every run. It is the membership simulator's own
+// (mulberry32, floats in [0, 1)), so there is one.
 
-/** Floats in [0, 1), the same sequence for the same seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as prng } from '../../src/membership/testing/sim-clock.js';

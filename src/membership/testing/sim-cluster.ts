@@ -1,11 +1,11 @@
-// A deterministic cluster simulator: many Swim nodes in one process over a MemoryNetwork, all driven
+// TEST-ONLY (testing toolkit, see testing/index.ts). A deterministic cluster simulator: many Swim nodes in one process over a MemoryNetwork, all driven
 // by one SimClock and one seeded PRNG. Used by test/membership/sim*.test.ts and
 // scripts/bench/swim-sim.ts; also handy for anyone who wants to see how a config behaves at scale.
 
-import { PausableClock, SimClock, seededRandom } from './simclock.js';
-import { Swim } from './swim.js';
-import { MemoryNetwork, type MemoryTransport } from './transport.js';
-import type { MemberState, SwimConfig } from './types.js';
+import { Swim } from '../swim.js';
+import type { MemberState, SwimConfig } from '../types.js';
+import { MemoryNetwork, type MemoryTransport } from './memory-network.js';
+import { PausableClock, SimClock, seededRandom } from './sim-clock.js';
 
 export interface SimOptions {
   seed?: number;

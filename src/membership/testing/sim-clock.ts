@@ -1,9 +1,9 @@
-// Fake time for the simulator. SimClock is a discrete-event clock: timers sit in a binary heap and
+// TEST-ONLY (testing toolkit, see testing/index.ts). Fake time for the simulator. SimClock is a discrete-event clock: timers sit in a binary heap and
 // `advance(ms)` runs them in time order, jumping the clock to each timer's due time, so an hour of a
 // 1000-node cluster runs in seconds and every run replays exactly. PausableClock is one node's view
 // of it that can be frozen (SIGSTOP, a long GC pause): its timers pile up and fire late on resume.
 
-import type { Clock } from './transport.js';
+import type { Clock } from '../transport.js';
 
 interface Timer {
   at: number;
