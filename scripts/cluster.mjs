@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run cluster`: three cache nodes on 127.0.0.1 in one terminal — the article's multi-terminal demo
+// `npm run cluster`: three cache nodes on 127.0.0.1 in one terminal: a whole cluster
 // in one command. HTTP 8080-8082, gRPC 9090-9092, gossip 7946-7948; each node seeds the other two.
 // Logs are prefixed with the node's name. Ctrl-C (or SIGTERM) stops all three gracefully.
 //

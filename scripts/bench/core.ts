@@ -1,4 +1,4 @@
-// Issue 2 — core: (1) in-process hit throughput of group.get / group.getCached against a bare lru-cache get
+// Core: (1) in-process hit throughput of group.get / group.getCached against a bare lru-cache get
 // on the same keys, same run, sequential and batched; (2) the miss path (peer fetches) through the core;
 // (3) hot-key policy: peer fetches per 100k gets for a Zipf(1.1) workload over
 // a simulated 5-node cluster (in-memory peers, fixed seed), random 1-in-10 vs rate-based at equal memory.

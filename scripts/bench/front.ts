@@ -1,4 +1,4 @@
-// Issue 7 §1 — front hits. 64 keep-alive connections, 10 s, uniform keys over 1,000 warmed keys, against one
+// Front hits. 64 keep-alive connections, 10 s, uniform keys over 1,000 warmed keys, against one
 // node of a 3-node cluster; in the same run the Node ceiling (a bare node:http server returning a constant) and
 // memcached (-m 64) under memaslap with the same connection count. wrk generates the HTTP load (C, 2 threads,
 // keep-alive, Lua picks a uniformly random path per request); server CPU time comes from /proc so the figure

@@ -1,4 +1,4 @@
-// Issue 3 — the gRPC peer protocol. The servers run in child processes and the load in another (64
+// The gRPC peer protocol. The servers run in child processes and the load in another (64
 // requests in flight), so client and server costs are both real and share the two cores like a
 // cluster's nodes would. Cases are interleaved over several rounds and each reports its median round,
 // because other processes on this shared box come and go.

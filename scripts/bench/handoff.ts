@@ -1,4 +1,4 @@
-// Issue 12 — warm handoff. Origin loads as a share of the warm keys when a cluster scales out 3 → 5 and
+// Warm handoff. Origin loads as a share of the warm keys when a cluster scales out 3 → 5 and
 // when all 5 nodes are restarted one after another (close, start again on the same ports), with handoff
 // on and off in the same run; and what a cold miss at an owner costs inside the handoff window (one
 // cache-only question to the runner-up, which misses) against outside it. Nodes are createNode() in

@@ -1,4 +1,4 @@
-// Issue 7 §4 — the thundering herd. 200 concurrent gets of one fresh key spread over the 3 nodes' HTTP fronts
+// The thundering herd. 200 concurrent gets of one fresh key spread over the 3 nodes' HTTP fronts
 // must cause exactly one origin load (loads per key 1.00): the owner's single flight, the others waiting on
 // it over gRPC. Then the same while a fourth node joins: herds of fresh keys keep starting every 250 ms from
 // before the join until after every node agrees on the 4-node ring, and the loads per key are reported.

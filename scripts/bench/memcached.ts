@@ -1,4 +1,4 @@
-// Issue 15 — the memcached front. Cache hits per server CPU-second through gossipcache's memcached front
+// The memcached front. Cache hits per server CPU-second through gossipcache's memcached front
 // (node A of a 3-node cluster, every key warm on A) against memcached itself (`memcached -t 2 -m 64`, the same
 // 1,000 keys and values set beforehand), with the same generator and keys, in alternating 2 s slices (2 rounds,
 // 1 with --quick; so a

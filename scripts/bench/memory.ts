@@ -1,4 +1,4 @@
-// Issue 7 §5 / issue 16 — memory. RSS per item for 1M small values (11-byte keys, 32-byte values), 100k of
+// Memory. RSS per item for 1M small values (11-byte keys, 32-byte values), 100k of
 // 1 KiB and 10k of 64 KiB, each in a fresh gossipcache process (one Group) and in memcached storing the
 // same items in the same run (its `stats` and its RSS from /proc). For the 1M case also GC time and the
 // longest GC pause during the load and during a getCached hit run. Then churn: values of random size

@@ -1,4 +1,4 @@
-// Issue 7 §3 — the peer-fetch path. Requests enter node A's HTTP front for keys node B owns, 64 concurrent
+// The peer-fetch path. Requests enter node A's HTTP front for keys node B owns, 64 concurrent
 // (wrk, 64 keep-alive connections), so each one is a real gRPC fetch from the owner. A runs with a 1-byte cache
 // budget: its hot cache (1/8 of the budget) can hold nothing, so it can never answer from a mirror — the bench
 // checks that with A's own counters (peerLoads ≈ requests, cacheHits 0). B holds the keys warm.

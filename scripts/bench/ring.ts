@@ -1,4 +1,4 @@
-// Issue 2 — the ring. Balance (max/mean key share), movement on membership change and lookup cost of
+// The ring. Balance (max/mean key share), movement on membership change and lookup cost of
 // gossipcache's rendezvous hashing (src/ring.ts, docs/ring.md), side by side with groupcache's scheme
 // (a ring of 50 CRC-32 points per node, keys by CRC-32: consistenthash.go with defaultReplicas) as the
 // baseline and a vnode ring with 1000 MurmurHash3 points per node (the usual fix) as the alternative.

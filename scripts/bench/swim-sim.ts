@@ -1,4 +1,4 @@
-// Issue 4 — SWIM in the simulator: how dissemination and failure detection scale with cluster size.
+// SWIM in the simulator: how dissemination and failure detection scale with cluster size.
 // For n = 10, 100, 1000, 2000 (quick: up to 1000) a formed cluster of n simulated members (fake
 // clock, in-memory network with 1–3 ms latency, seeded randomness) measures:
 //   join   — a new member joins through one seed: time until all n + 1 know it, in gossip rounds

@@ -1,4 +1,4 @@
-// Issue 17 — what tracing costs. The core calls @opentelemetry/api on every cache miss (src/tracing.ts:
+// What tracing costs. The core calls @opentelemetry/api on every cache miss (src/tracing.ts:
 // a get span, a cache-lookup span, a getter or peer-fetch span); hits are never traced. Without an SDK the
 // API is a no-op, and this measures that no-op against the miss it rides on, then the same miss with an
 // SDK registered (every span recorded, none exported), all in this process on CPU time (best of 3).

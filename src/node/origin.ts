@@ -1,6 +1,6 @@
 // Loaders (groupcache "getters") a cache node can be configured with: where a value comes from when
 // no cache in the cluster has it. Two kinds, chosen by GOSSIPCACHE_ORIGIN:
-//   demo[:<delay>]           the seed article's "heavy task": wait, then answer `Value of <key>`
+//   demo[:<delay>]           a stand-in for a slow data source: wait, then answer `Value of <key>`
 //   http(s)://…{key}…        GET from an HTTP origin (404 → NotFound, max-age → TTL,
 //                            stale-while-revalidate / stale-if-error → stale windows, RFC 5861)
 // A loader never caches by itself: the group decides. Errors are not cached, except a 404/410 that
@@ -55,7 +55,7 @@ export function createOrigin(spec: string, opts: HttpOriginOptions): Origin {
   return httpOrigin(spec, opts);
 }
 
-/** The article's slow database: `Value of <key>` after `delayMs`. */
+/** A stand-in for a slow database: `Value of <key>` after `delayMs`. */
 export function demoOrigin(delayMs: number): Origin {
   return {
     description: `demo (${delayMs}ms per load)`,

@@ -1,4 +1,4 @@
-// Issue 6: a 5-node cluster, each node in its own network namespace, under real failures.
+// The fault suite: a 5-node cluster, each node in its own network namespace, under real failures.
 // Scenarios share one cluster and run in order; each asserts its own behaviour and starts by making
 // sure all five nodes are up and agree on the ring. Figures go to bench-results/faults-main-*.json.
 //

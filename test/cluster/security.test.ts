@@ -1,4 +1,4 @@
-// Issue 6, scenario 7: security across namespaces.
+// Fault-suite scenario 7: security across namespaces.
 //  a) gossip encryption: with a secret key set, a node holding a different key never joins.
 //  b) mutual TLS on gRPC (certificates made with openssl now): a process without a certificate can
 //     neither fetch values from the cluster nor serve values to it; a certificate from the cluster's

@@ -1,6 +1,6 @@
 // The ring is a cross-language contract (docs/ring.md): these tests pin the hash to its published
 // vectors, pin owners to a table computed by an independent implementation of the spec (the Python
-// reference in docs/ring.md), and check the balance and movement targets of issue 2 on fixed keys.
+// reference in docs/ring.md), and check the balance and movement targets (docs/ring.md) on fixed keys.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';

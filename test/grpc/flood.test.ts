@@ -1,4 +1,4 @@
-// Issue 11 §1: a hostile client floods a node's peer port. A node (the CLI, as a child process, so a
+// A hostile client floods a node's peer port. A node (the CLI, as a child process, so a
 // crash or an out-of-memory abort shows as its exit) is sent: one Fetch message with a million
 // requests; messages just over the per-message limit; then, for a few seconds, many connections ×
 // many streams writing full 4096-request messages (one uncached key, or all distinct keys) without

@@ -1,4 +1,4 @@
-// Hostile bytes at the gRPC services (issue 11: extend the fuzzing beyond the gossip port).
+// Hostile bytes at the gRPC services: the gossip port's kind of fuzzing, at the peer port.
 // 1. In-process, for volume: 100 000 random and mutated messages (mutations of valid encodings:
 //    bit flips, special bytes, insertions, deletions, truncations, splices) through every decoder.
 //    They may only throw DecodeError, and what they return must be usable: well-formed strings,

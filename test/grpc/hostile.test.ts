@@ -1,4 +1,4 @@
-// Hostile and careless bytes at the gRPC services (issue 11 §5, §6): keys that are not UTF-8 are
+// Hostile and careless bytes at the gRPC services: keys that are not UTF-8 are
 // refused rather than aliased to U+FFFD, TTLs out of range never make a message a client cannot
 // decode, and one malformed reply in a peer's batch fails only its own request.
 

@@ -1,4 +1,4 @@
-// Issue 11 at the level of a running cluster over real sockets on 127.0.0.1, with the gossip key:
+// Gossip-port attacks at the level of a running cluster over real sockets on 127.0.0.1, with the gossip key:
 // - join lock-out: someone without the key holds more connections to a member's gossip TCP port than
 //   its cap (idle ones and ones dribbling a frame); members with the key still join and push-pull;
 // - replay across members: every datagram and stream request captured on its way to member B is

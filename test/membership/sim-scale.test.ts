@@ -1,5 +1,5 @@
 // 1,000+ simulated members in one process (fake clock, in-memory network, seeded randomness). One
-// formed cluster goes through the scenarios of issue 4 in turn, so its formation is paid once.
+// formed cluster goes through the scenarios below in turn, so its formation is paid once.
 // Simulated-time bounds are generous (they are protocol properties, not machine speed).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

@@ -1,5 +1,5 @@
 // Small simulated clusters (fake clock, in-memory network, seeded randomness): each protocol
-// behaviour of issue 4 on its own.
+// behaviour on its own.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Swim } from '../../src/membership/swim.js';

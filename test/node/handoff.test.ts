@@ -1,4 +1,4 @@
-// Warm handoff with real `gossipcache` processes on 127.0.0.1 (docs/handoff.md): issue 12's experiment —
+// Warm handoff with real `gossipcache` processes on 127.0.0.1 (docs/handoff.md): the handoff experiment —
 // 3 nodes warm, 2 more join, then every node is restarted in turn (SIGTERM, start again on the same
 // ports), reading every key through the nodes after each step. Origin loads and wrong answers are
 // counted per step. Then a node frozen with SIGSTOP misses a remove: its hot-cache mirror stops being
@@ -142,7 +142,7 @@ describe('warm handoff with CLI nodes', () => {
         assert.equal(s.wrong, 0, `${s.step}: wrong answers`);
         assert.equal(s.failed, 0, `${s.step}: failed reads`);
       }
-      // Goals of issue 12 (without handoff: 26.5 % and 73 %).
+      // The handoff goals (without handoff: 26.5 % and 73 %).
       assert.ok(scaleOut <= 0.02 * KEYS.length, `scale-out loaded ${scaleOut} warm keys again`);
       assert.ok(restart <= 0.05 * KEYS.length, `rolling restart loaded ${restart} warm keys again`);
     } finally {

@@ -156,7 +156,7 @@ describe('reads through a real group', () => {
     c.close();
   });
 
-  test('set/add/replace/touch store through group.set (issue 13): visible to HTTP-style readers, flags kept', async () => {
+  test('set/add/replace/touch store through group.set: visible to HTTP-style readers, flags kept', async () => {
     const c = await RawConn.open(port);
     assert.equal(await c.ask('set stored 0 0 2\r\nhi\r\n'), 'STORED\r\n');
     assert.equal(await c.ask('get stored\r\n'), 'VALUE stored 0 2\r\nhi\r\nEND\r\n');
@@ -351,7 +351,7 @@ describe('limits', () => {
   });
 });
 
-/** A group with `set` (what issue 13 adds), over a Map: exercises the storage side of the protocol. */
+/** A group with `set` (the optional storing entry point), over a Map: exercises the storage side of the protocol. */
 function storingGroup() {
   const store = new Map<string, { value: Buffer; ttlMs?: number }>();
   const sets: Array<{ key: string; value: Buffer; ttlMs?: number }> = [];

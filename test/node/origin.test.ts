@@ -138,7 +138,7 @@ test('maxAgeMs reads s-maxage over max-age; no-store/no-cache give 0', () => {
   assert.equal(maxAgeMs('private, no-cache'), 0);
 });
 
-test('demo origin: the article heavy task', async () => {
+test('demo origin: a slow stand-in data source', async () => {
   const o = demoOrigin(20);
   const t0 = Date.now();
   assert.equal(await o.load('Tom', ctx()), 'Value of Tom');

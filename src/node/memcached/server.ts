@@ -41,7 +41,7 @@ export interface MemcachedGroup {
   getCached(key: string): Buffer | undefined;
   loadAfterMiss(key: string, opts?: { signal?: AbortSignal }): Promise<{ value: Buffer; ttlMs?: number }>;
   remove(key: string): Promise<void>;
-  /** Stores a value at the key's owner (issue 13). Absent: set/add/replace/touch answer `SERVER_ERROR not supported`. */
+  /** Stores a value at the key's owner. Absent: set/add/replace/touch answer `SERVER_ERROR not supported`. */
   set?(key: string, value: Uint8Array, opts?: { ttlMs?: number }): Promise<unknown>;
   readonly stats: {
     readonly gets: number;
