@@ -142,6 +142,19 @@ describe('warm handoff with CLI nodes', () => {
         assert.equal(s.wrong, 0, `${s.step}: wrong answers`);
         assert.equal(s.failed, 0, `${s.step}: failed reads`);
       }
+      // Counted where operators look: /_stats and /metrics.
+      let hits = 0;
+      let metricHits = 0;
+      for (const n of nodes) {
+        hits += JSON.parse((await httpGet(`${n.http}/_stats`)).text).groups.default.stats.handoffHits;
+        const m = /^gossipcache_group_handoff_hits_total\{group="default"\} (\d+)$/m.exec(
+          (await httpGet(`${n.http}/metrics`)).text,
+        );
+        assert.ok(m, '/metrics has gossipcache_group_handoff_hits_total');
+        metricHits += Number(m[1]);
+      }
+      assert.ok(hits > 0, 'handoffHits in /_stats');
+      assert.equal(metricHits, hits);
       // The handoff goals (without handoff: 26.5 % and 73 %).
       assert.ok(scaleOut <= 0.02 * KEYS.length, `scale-out loaded ${scaleOut} warm keys again`);
       assert.ok(restart <= 0.05 * KEYS.length, `rolling restart loaded ${restart} warm keys again`);

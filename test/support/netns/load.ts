@@ -53,6 +53,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const maxInFlight = opts.maxInFlight ?? 400;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const retryAgent = new http.Agent({ keepAlive: false });
   const t0 = performance.now();
   const latencies: number[] = [];
   const failures: Failure[] = [];
@@ -119,7 +120,10 @@ export function startLoad(opts: LoadOptions): RunningLoad {
         // As a balancer does: one retry on another backend when the connection failed before any answer.
         retried++;
         const now = opts.targets().filter((t) => t !== target);
-        return now.length ? httpGet(now[rr++ % now.length] + path, timeoutMs, agent) : r;
+        // On a new connection, as a balancer does: a pooled one may be an idle keep-alive socket the
+        // server is closing right now (after a stall of this process the backlog fires at once and
+        // picks up such sockets; the reset of the first try was most likely one of them).
+        return now.length ? httpGet(now[rr++ % now.length] + path, timeoutMs, retryAgent) : r;
       })
       .then((r) => {
         pending--;
