@@ -6,28 +6,16 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { GrpcPeer, RingPeerPicker } from '../../src/grpc/index.js';
 import { noPeers, type PeerPicker } from '../../src/peers.js';
-import { type Cluster, startCluster, startNode, type TestNode, totalLoads } from '../support/grpc-cluster.js';
+import {
+  type Cluster,
+  keyOwnedBy,
+  startCluster,
+  startNode,
+  type TestNode,
+  totalLoads,
+} from '../support/grpc-cluster.js';
 import { GroupCacheClient, insecure, peerMetadata, unary } from '../support/grpc-std-client.js';
-import { sleep } from '../support/wait.js';
-
-/** The first key `key-<i>` whose owner (in `from`'s ring) is `owner`. */
-function keyOwnedBy(from: TestNode, owner: TestNode, prefix = 'key'): string {
-  for (let i = 0; i < 100_000; i++) {
-    const key = `${prefix}-${i}`;
-    const p = from.picker.pickPeer(key);
-    if ((p === null && owner === from) || p?.id === owner.addr) return key;
-  }
-  throw new Error('no key found');
-}
-
-/** Resolves with `p`, or rejects after `ms` (a bound for "this must finish", not a timing goal). */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<T>((_, rej) => (t = setTimeout(() => rej(new Error(`timed out: ${what}`)), ms))),
-  ]).finally(() => clearTimeout(t));
-}
+import { sleep, within } from '../support/wait.js';
 
 async function withCluster(c: Promise<Cluster>, fn: (c: Cluster) => Promise<void>): Promise<void> {
   const cluster = await c;

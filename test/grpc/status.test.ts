@@ -8,18 +8,9 @@ import { NotFoundError } from '../../src/errors.js';
 import { Group, GroupRegistry } from '../../src/group.js';
 import { createGrpcServer, GrpcPeer, type GrpcServer, PeerError } from '../../src/grpc/index.js';
 import { GroupCacheClient, insecure, unary } from '../support/grpc-std-client.js';
-import { deferred, waitFor } from '../support/wait.js';
+import { deferred, waitFor, within } from '../support/wait.js';
 
 const MAX = 4096;
-
-/** Resolves with `p`, or rejects after `ms` (a bound for "this must happen", not a timing goal). */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<T>((_, rej) => (t = setTimeout(() => rej(new Error(`timed out waiting for ${what}`)), ms))),
-  ]).finally(() => clearTimeout(t));
-}
 
 interface Slow {
   signal: AbortSignal;

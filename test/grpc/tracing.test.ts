@@ -16,7 +16,7 @@ import {
 } from '@opentelemetry/sdk-trace-node';
 import { decodeFetchBatch, encodeFetchBatch, type FetchRequest } from '../../src/grpc/codec.js';
 import { SPAN } from '../../src/tracing.js';
-import { type Cluster, startCluster } from '../support/grpc-cluster.js';
+import { type Cluster, keyOwnedBy, startCluster } from '../support/grpc-cluster.js';
 
 const exporter = new InMemorySpanExporter();
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
@@ -43,15 +43,6 @@ after(async () => {
   propagation.disable();
 });
 
-/** A key that `owner` owns and the other node does not. */
-function keyOwnedBy(owner: number, prefix: string): string {
-  const other = cluster.nodes[1 - owner];
-  for (let i = 0; ; i++) {
-    const key = `${prefix}-${i}`;
-    if (other.picker.pickPeer(key)?.id === cluster.addrs[owner]) return key;
-  }
-}
-
 function byName(spans: readonly ReadableSpan[], name: string): ReadableSpan[] {
   return spans.filter((s) => s.name === name);
 }
@@ -62,7 +53,7 @@ function parentId(s: ReadableSpan): string | undefined {
 
 test('one cold get through a non-owner is one trace across the two nodes', async () => {
   exporter.reset();
-  const key = keyOwnedBy(1, 'traced');
+  const key = keyOwnedBy(cluster.nodes[0], cluster.nodes[1], 'traced');
   const caller = cluster.nodes[0];
   assert.equal(await caller.group.getString(key), `${key}@${cluster.addrs[1]}`);
   await new Promise((r) => setTimeout(r, 50)); // the owner's server span ends as its reply is sent
@@ -109,7 +100,7 @@ test('one cold get through a non-owner is one trace across the two nodes', async
 
 test('concurrent gets of one key: the others join the first one’s flight (a span each)', async () => {
   exporter.reset();
-  const key = keyOwnedBy(0, 'joined');
+  const key = keyOwnedBy(cluster.nodes[1], cluster.nodes[0], 'joined');
   const owner = cluster.nodes[0];
   const values = await Promise.all([1, 2, 3].map(() => owner.group.getString(key)));
   assert.deepEqual(new Set(values), new Set([`${key}@${cluster.addrs[0]}`]));

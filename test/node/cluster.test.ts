@@ -6,10 +6,8 @@ import { after, before, test } from 'node:test';
 import {
   type CountingOrigin,
   countingOrigin,
-  type NodePorts,
   type NodeProcess,
-  nodePorts,
-  startCli,
+  startCliCluster,
   stopCli,
 } from '../support/cli-node.js';
 import { httpGet } from '../support/http.js';
@@ -20,18 +18,8 @@ const nodes: NodeProcess[] = [];
 
 before(async () => {
   origin = await countingOrigin(50);
-  const ports: NodePorts[] = [];
-  for (let i = 0; i < 3; i++) ports.push(await nodePorts());
-  for (let i = 0; i < 3; i++) {
-    const seeds = ports.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p.gossip}`);
-    nodes.push(
-      startCli(ports[i], {
-        GOSSIPCACHE_SEEDS: seeds.join(','),
-        GOSSIPCACHE_ORIGIN: origin.url,
-        LOG_LEVEL: 'info',
-      }),
-    );
-  }
+  const cluster = await startCliCluster(3, () => ({ GOSSIPCACHE_ORIGIN: origin.url, LOG_LEVEL: 'info' }));
+  nodes.push(...cluster.nodes);
 });
 
 after(async () => {

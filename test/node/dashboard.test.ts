@@ -15,14 +15,7 @@ import { Group, GroupRegistry } from '../../src/group.js';
 import { ringShares } from '../../src/node/dashboard.js';
 import { createHttpFront } from '../../src/node/http.js';
 import { Ring } from '../../src/ring.js';
-import {
-  countingOrigin,
-  type NodePorts,
-  type NodeProcess,
-  nodePorts,
-  startCli,
-  stopCli,
-} from '../support/cli-node.js';
+import { countingOrigin, startCliCluster, stopCli } from '../support/cli-node.js';
 import { httpGet } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
 
@@ -89,17 +82,7 @@ test('the page in Chromium: 3 members with their shares, a hostile key shown as 
 }, async () => {
   const { default: puppeteer } = await import('puppeteer-core');
   const origin = await countingOrigin();
-  const ports: NodePorts[] = [];
-  for (let i = 0; i < 3; i++) ports.push(await nodePorts());
-  const nodes: NodeProcess[] = ports.map((p, i) =>
-    startCli(p, {
-      GOSSIPCACHE_SEEDS: ports
-        .filter((_, j) => j !== i)
-        .map((q) => `127.0.0.1:${q.gossip}`)
-        .join(','),
-      GOSSIPCACHE_ORIGIN: origin.url,
-    }),
-  );
+  const { nodes, ports } = await startCliCluster(3, () => ({ GOSSIPCACHE_ORIGIN: origin.url }));
   const userDataDir = mkdtempSync(join(tmpdir(), 'gossipcache-chromium-'));
   let browser: Awaited<ReturnType<typeof puppeteer.launch>> | undefined;
   try {

@@ -6,11 +6,10 @@ import { after, test } from 'node:test';
 import {
   type CountingOrigin,
   countingOrigin,
-  type NodePorts,
   type NodeProcess,
-  nodePorts,
-  startCli,
+  startCliCluster,
   stopCli,
+  waitForOneRing,
 } from '../support/cli-node.js';
 import { httpGet } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
@@ -31,16 +30,8 @@ const view = async (n: NodeProcess): Promise<View> => JSON.parse((await httpGet(
 
 test('survivors answer every key after an owner is killed, then drop it from the ring', async (t) => {
   origin = await countingOrigin();
-  const ports: NodePorts[] = [];
-  for (let i = 0; i < 3; i++) ports.push(await nodePorts());
-  for (let i = 0; i < 3; i++) {
-    const seeds = ports.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p.gossip}`);
-    nodes.push(startCli(ports[i], { GOSSIPCACHE_SEEDS: seeds.join(','), GOSSIPCACHE_ORIGIN: origin.url }));
-  }
-  await waitFor('one ring of 3', async () => {
-    const vs = await Promise.all(nodes.map(view));
-    return vs.every((v) => v.ring.length === 3 && v.ringChecksum === vs[0].ringChecksum);
-  });
+  nodes.push(...(await startCliCluster(3, () => ({ GOSSIPCACHE_ORIGIN: origin.url }))).nodes);
+  await waitForOneRing(nodes);
 
   nodes[2].child.kill('SIGKILL');
   await nodes[2].exited;

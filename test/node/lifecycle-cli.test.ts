@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { after, before, test } from 'node:test';
-import { type NodePorts, type NodeProcess, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { type NodeProcess, startCliCluster, stopCli, waitForOneRing } from '../support/cli-node.js';
 import { httpGet } from '../support/http.js';
 import { freePort } from '../support/ports.js';
 import { sleep, waitFor } from '../support/wait.js';
@@ -66,31 +66,14 @@ async function get(i: number, key: string) {
 before(async () => {
   originPort = await freePort();
   await originUp();
-  const ports: NodePorts[] = [];
-  for (let i = 0; i < 3; i++) ports.push(await nodePorts());
-  for (let i = 0; i < 3; i++) {
-    const seeds = ports.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p.gossip}`);
-    nodes.push(
-      startCli(ports[i], {
-        GOSSIPCACHE_SEEDS: seeds.join(','),
-        GOSSIPCACHE_ORIGIN: `http://127.0.0.1:${originPort}/items/{key}`,
-        GOSSIPCACHE_ORIGIN_MAX_BYTES: '64KiB',
-        GOSSIPCACHE_ORIGIN_TIMEOUT: '3s',
-        LOG_LEVEL: 'warn',
-      }),
-    );
-  }
-  await waitFor(
-    'one ring of 3 on every node',
-    async () => {
-      for (const n of nodes) {
-        const v = JSON.parse((await httpGet(`${n.http}/_cluster`)).text) as { ring: string[] };
-        if (v.ring.length !== 3) return false;
-      }
-      return true;
-    },
-    30_000,
-  );
+  const cluster = await startCliCluster(3, () => ({
+    GOSSIPCACHE_ORIGIN: `http://127.0.0.1:${originPort}/items/{key}`,
+    GOSSIPCACHE_ORIGIN_MAX_BYTES: '64KiB',
+    GOSSIPCACHE_ORIGIN_TIMEOUT: '3s',
+    LOG_LEVEL: 'warn',
+  }));
+  nodes.push(...cluster.nodes);
+  await waitForOneRing(nodes);
 });
 
 after(async () => {

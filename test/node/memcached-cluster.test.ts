@@ -11,10 +11,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { MemcacheClient } from 'memcache-client';
-import { type NodePorts, type NodeProcess, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { type NodeProcess, startCliCluster, stopCli, waitForOneRing } from '../support/cli-node.js';
 import { httpGet } from '../support/http.js';
 import { freePort } from '../support/ports.js';
-import { waitFor } from '../support/wait.js';
 import { RawConn } from './memcached-client.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -44,33 +43,14 @@ before(async () => {
   origin.listen(0, '127.0.0.1');
   await once(origin, 'listening');
   const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/items/{key}`;
-  const ports: NodePorts[] = [];
-  for (let i = 0; i < 3; i++) {
-    ports.push(await nodePorts());
-    mcPorts.push(await freePort());
-  }
-  for (let i = 0; i < 3; i++) {
-    const seeds = ports.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p.gossip}`);
-    nodes.push(
-      startCli(ports[i], {
-        GOSSIPCACHE_SEEDS: seeds.join(','),
-        GOSSIPCACHE_ORIGIN: url,
-        GOSSIPCACHE_MEMCACHED_ADDR: `127.0.0.1:${mcPorts[i]}`,
-        LOG_LEVEL: 'warn',
-      }),
-    );
-  }
-  await waitFor(
-    'one ring of 3 on every node',
-    async () => {
-      for (const n of nodes) {
-        const v = JSON.parse((await httpGet(`${n.http}/_cluster`)).text);
-        if (v.ring.length !== 3) return false;
-      }
-      return true;
-    },
-    60_000,
-  ).catch((err) => {
+  for (let i = 0; i < 3; i++) mcPorts.push(await freePort());
+  const cluster = await startCliCluster(3, (i) => ({
+    GOSSIPCACHE_ORIGIN: url,
+    GOSSIPCACHE_MEMCACHED_ADDR: `127.0.0.1:${mcPorts[i]}`,
+    LOG_LEVEL: 'warn',
+  }));
+  nodes.push(...cluster.nodes);
+  await waitForOneRing(nodes, 60_000).catch((err) => {
     for (const n of nodes) console.error(n.output().slice(-2000));
     throw err;
   });

@@ -6,7 +6,9 @@ import { once } from 'node:events';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { httpGet } from './http.js';
 import { freePort } from './ports.js';
+import { waitFor } from './wait.js';
 
 export const CLI = join(import.meta.dirname, '../../dist/cli.js');
 
@@ -70,6 +72,47 @@ export async function stopCli(p: NodeProcess, ms = 15_000): Promise<number | str
   } finally {
     clearTimeout(t);
   }
+}
+
+/**
+ * `n` CLI nodes on 127.0.0.1 (the one-call test cluster), each seeded with the others' gossip ports;
+ * `env(i)` adds node i's variables. Their ports are in `ports` (same order as the nodes).
+ */
+export async function startCliCluster(
+  n: number,
+  env: (i: number) => Record<string, string> = () => ({}),
+): Promise<{ nodes: NodeProcess[]; ports: NodePorts[] }> {
+  const ports: NodePorts[] = [];
+  for (let i = 0; i < n; i++) ports.push(await nodePorts());
+  const nodes = ports.map((p, i) =>
+    startCli(p, {
+      GOSSIPCACHE_SEEDS: ports
+        .filter((_, j) => j !== i)
+        .map((q) => `127.0.0.1:${q.gossip}`)
+        .join(','),
+      ...env(i),
+    }),
+  );
+  return { nodes, ports };
+}
+
+/** Waits until every node's `/_cluster` shows a ring of all of them with one checksum; returns the views. */
+export async function waitForOneRing(
+  nodes: NodeProcess[],
+  ms = 30_000,
+): Promise<{ ring: string[]; ringChecksum: string }[]> {
+  return waitFor(
+    `one ring of ${nodes.length} on every node`,
+    async () => {
+      const views: { ring: string[]; ringChecksum: string }[] = [];
+      for (const n of nodes) views.push(JSON.parse((await httpGet(`${n.http}/_cluster`)).text));
+      const one = views.every(
+        (v) => v.ring.length === nodes.length && v.ringChecksum === views[0].ringChecksum,
+      );
+      return one && views;
+    },
+    ms,
+  );
 }
 
 export interface CountingOrigin {

@@ -85,3 +85,13 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
 export function totalLoads(c: Cluster, key: string): number {
   return c.nodes.reduce((sum, n) => sum + (n.loads.get(key) ?? 0), 0);
 }
+
+/** A key that `owner` owns as `from` sees the ring (`from` may be `owner` itself). */
+export function keyOwnedBy(from: TestNode, owner: TestNode, prefix = 'key'): string {
+  for (let i = 0; i < 100_000; i++) {
+    const key = `${prefix}-${i}`;
+    const p = from.picker.pickPeer(key);
+    if ((p === null && owner === from) || p?.id === owner.addr) return key;
+  }
+  throw new Error('no key found');
+}

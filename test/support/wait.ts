@@ -62,3 +62,12 @@ export async function waitFor<T>(
     await sleep(o.intervalMs ?? 20);
   }
 }
+
+/** `p`, or a rejection after `ms` naming `what` (a bound for "this must happen", not a timing goal). */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<T>((_, rej) => (t = setTimeout(() => rej(new Error(`timed out waiting for ${what}`)), ms))),
+  ]).finally(() => clearTimeout(t));
+}
