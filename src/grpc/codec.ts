@@ -733,8 +733,13 @@ export function decodeSetRequest(buf: Buffer): SetRequest {
     } else if (tag === 0x1a) {
       const [s, e] = r.span();
       req.value = buf.subarray(s, e);
-    } else if (tag === 0x20) req.ttlMs = int64Field(r, 'ttl_ms');
-    else r.skip(tag & 7);
+    } else if (tag === 0x20) {
+      // A negative ttl is the caller's mistake, answered INVALID_ARGUMENT as the proto says; thrown, it
+      // would reach the caller as grpc-js's INTERNAL "Error deserializing request".
+      const ttl = r.varint();
+      if (ttl >= INT64_LIMIT) req.invalid = 'ttl_ms is negative: send 0 (no expiry) or a positive ttl';
+      else req.ttlMs = ttl;
+    } else r.skip(tag & 7);
   }
   return req;
 }

@@ -262,6 +262,31 @@ describe('status codes, deadlines, cancel, sizes', () => {
     assert.equal(calls.get('slow-c4'), 1);
   });
 
+  test("Set with a negative ttl_ms → INVALID_ARGUMENT (the caller's mistake), nothing stored", async () => {
+    const raw = new Client(addr, insecure);
+    try {
+      // SetRequest { group "g", key "neg", value "v", ttl_ms -5 }, as protoc's clients encode it.
+      const body = Buffer.concat([
+        Buffer.from([0x0a, 1, 0x67, 0x12, 3, 0x6e, 0x65, 0x67, 0x1a, 1, 0x76]),
+        Buffer.from([0x20, 0xfb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+      ]);
+      const err = await new Promise<{ code: number; details: string } | null>((resolve) => {
+        raw.makeUnaryRequest(
+          '/gossipcachepb.GossipCache/Set',
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          body,
+          (e) => resolve(e as unknown as { code: number; details: string } | null),
+        );
+      });
+      assert.equal(err?.code, status.INVALID_ARGUMENT);
+      assert.match(err?.details ?? '', /ttl_ms is negative/);
+    } finally {
+      raw.close();
+    }
+    assert.equal((await get('g', 'neg')).value?.toString(), 'value:neg');
+  });
+
   test('garbage bytes never crash the node', async () => {
     const raw = new Client(addr, insecure);
     try {
