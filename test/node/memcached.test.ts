@@ -434,6 +434,22 @@ describe('storage commands over a group with set', () => {
     c.close();
   });
 
+  test('a client that pipelines commands and shuts its side: every command runs, every reply arrives', async () => {
+    // `printf 'set … noreply …' | nc -N`, or a script that pipelines noreply sets and closes: memcached
+    // runs all of them. Each set here waits 5 ms, so most are still unread when the client's FIN arrives.
+    const c = await RawConn.open(p);
+    let batch = '';
+    for (let i = 0; i < 20; i++) batch += `set halfclosed${i} 0 0 2 noreply\r\nv${i % 10}\r\n`;
+    c.send(`${batch}get halfclosed19 origin-hc\r\nset halfcl` /* a partial command, dropped */);
+    c.sock.end();
+    const replies = await c.until(() => false, 5_000).catch((e: Error) => e.message);
+    assert.equal(c.closed, true, 'the server closes its side once it has answered');
+    assert.equal(replies, 'VALUE halfclosed19 0 2\r\nv9\r\nVALUE origin-hc 0 11\r\no:origin-hc\r\nEND\r\n');
+    for (let i = 0; i < 20; i++) {
+      assert.deepEqual(g.getCached(`halfclosed${i}`), Buffer.from(`v${i % 10}`), `halfclosed${i} stored`);
+    }
+  });
+
   test('exptime: relative seconds, absolute unix time, negative = expired (removed)', async () => {
     const c = await RawConn.open(p);
     assert.equal(await c.ask('set e1 0 100 1\r\nx\r\n'), 'STORED\r\n');

@@ -151,7 +151,10 @@ export function createMemcachedFront(opts: MemcachedFrontOptions): Server & {
     sweeper: undefined,
   };
   const maxConnections = opts.maxConnections ?? 1024;
-  const server = createServer((sock) => {
+  // allowHalfOpen: a client that sends its commands and then shuts its side (`printf … | nc -N`, or a
+  // script that pipelines `set … noreply` and closes) still has every command run and answered, as on
+  // memcached; Node would otherwise end our side at the client's FIN and drop what was not run yet.
+  const server = createServer({ allowHalfOpen: true }, (sock) => {
     sock.on('error', () => {}); // resets and the like: 'close' follows and cleans up
     if (counters.currConnections >= maxConnections) {
       counters.rejectedConnections++;
@@ -231,6 +234,8 @@ class Conn implements ParserSink {
   private writing = false;
   private closeWhenFlushed = false;
   private closed = false;
+  /** The client shut its sending side: finish what it sent, then close (finishIfDone). */
+  private inputEnded = false;
   private firstChunk = true;
   private ac: AbortController | undefined;
   /** ctx.tick at the last bytes received or replies drained (idle sweep). */
@@ -256,6 +261,11 @@ class Conn implements ParserSink {
     sock.on('drain', () => {
       this.lastTick = this.ctx.tick;
       this.maybeResume();
+      this.finishIfDone();
+    });
+    sock.on('end', () => {
+      this.inputEnded = true;
+      this.finishIfDone();
     });
     sock.on('close', () => this.onClose());
   }
@@ -335,6 +345,19 @@ class Conn implements ParserSink {
       return;
     }
     this.maybeResume();
+    this.finishIfDone();
+  }
+
+  /**
+   * After the client's FIN: once every complete command it sent has run and every reply is written
+   * (a partial command at the end is dropped, as memcached does), close our side too.
+   */
+  private finishIfDone(): void {
+    if (!this.inputEnded || this.closed || this.writing || this.parser.paused || this.queue.length > 0)
+      return;
+    this.closed = true;
+    this.out.flushTo(this.sock);
+    this.sock.end();
   }
 
   /** Stops reading this client while replies pile up (see HIGH_WATER, MAX_PENDING). */
@@ -560,7 +583,7 @@ class Conn implements ParserSink {
    * Runs a write; later commands of this connection wait for it (a `get` after a `set` sees the set, as
    * on memcached), and its reply takes its place in the queue (none with noreply).
    */
-  private write(noreply: boolean, run: () => Promise<string>): void {
+  private write(key: string, noreply: boolean, run: () => Promise<string>): void {
     const slot = noreply ? undefined : this.slot();
     this.writing = true;
     this.pause();
@@ -580,7 +603,7 @@ class Conn implements ParserSink {
     } catch (err) {
       p = Promise.reject(err);
     }
-    p.then(done, (err) => done(this.errorReply('', err)));
+    p.then(done, (err) => done(this.errorReply(key, err)));
   }
 
   private store(p: MemcachedParser, mode: 'set' | 'add' | 'replace'): void {
@@ -593,7 +616,7 @@ class Conn implements ParserSink {
     const key = p.keys[0];
     const item = encodeItem(p.value, p.flags); // a copy: p.value is a view of the input
     const ttlMs = exptimeToTtlMs(p.exptime, Date.now());
-    this.write(p.noreply, async () => {
+    this.write(key, p.noreply, async () => {
       if (mode !== 'set') {
         const exists = await this.present(key);
         if (exists === (mode === 'add')) return 'NOT_STORED';
@@ -624,7 +647,7 @@ class Conn implements ParserSink {
     const key = p.keys[0];
     const group = this.ctx.group;
     // Cluster-wide remove; it cannot tell whether some node held the key, so it answers DELETED.
-    this.write(p.noreply, async () => {
+    this.write(key, p.noreply, async () => {
       await group.remove(key);
       return 'DELETED';
     });
@@ -639,7 +662,7 @@ class Conn implements ParserSink {
     }
     const key = p.keys[0];
     const ttlMs = exptimeToTtlMs(p.exptime, Date.now());
-    this.write(p.noreply, async () => {
+    this.write(key, p.noreply, async () => {
       let v = group.getCached(key);
       if (v === undefined) {
         try {
