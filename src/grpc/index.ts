@@ -24,6 +24,6 @@ export {
   type ServedEntry,
   type ServedGroup,
 } from './serve.js';
-export { createGrpcServer, type GrpcServer, type GrpcServerOptions } from './server.js';
+export { createGrpcServer, type GrpcServer, type GrpcServerOptions, type GrpcServerStats } from './server.js';
 export { PeerError } from './status.js';
 export type { TlsFiles } from './tls.js';

@@ -13,6 +13,12 @@
 //     maxConcurrentStreams streams (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS);
 //   - per node: maxHeldBytes held by all clients together.
 // Past a byte bound, Fetch streams stop reading and unary calls are answered RESOURCE_EXHAUSTED.
+//
+// Bytes held for a client that does not read its replies are given back by time (stall.ts): a Fetch
+// stream whose unsent replies made no progress for stallTimeoutMs is reset, and sooner when the node's
+// budget is nearly spent (the stalled streams holding most are shed first), so never-reading
+// connections cannot keep the node's budget from well-behaved clients. What a stream reads ahead of
+// its budget (up to three messages) is bounded per connection by maxFetchStreams.
 
 /** Requests one FetchBatch message may carry. Our client never sends more (mux.ts). */
 export const MAX_BATCH_REQUESTS = 4096;
@@ -46,6 +52,20 @@ export interface GrpcLimits {
   maxHeldBytes: number;
   /** Concurrent calls (HTTP/2 streams) per client connection. Default 100. */
   maxConcurrentStreams: number;
+  /**
+   * Fetch streams per client connection; more are refused (RESOURCE_EXHAUSTED). Each may read up to
+   * three messages (≤ 3 MiB) ahead of the byte budgets, so this bounds that per connection. Our
+   * client opens one per peer, but grpc-js shares one connection between all clients of a process
+   * with equal options (several nodes in one process). Default 16.
+   */
+  maxFetchStreams: number;
+  /**
+   * A Fetch stream whose unsent replies made no progress (the client did not read) for this long is
+   * reset (RST_STREAM ENHANCE_YOUR_CALM; the client sees RESOURCE_EXHAUSTED) and what it held is given
+   * back. While the node's budget is nearly spent, stalled streams are shed sooner (stall.ts).
+   * Default 10 s: a peer whose event loop stalls longer is presumed failing anyway.
+   */
+  stallTimeoutMs: number;
 }
 
 export const DEFAULT_GRPC_LIMITS: Readonly<GrpcLimits> = {
@@ -53,6 +73,8 @@ export const DEFAULT_GRPC_LIMITS: Readonly<GrpcLimits> = {
   maxConnectionBytes: 16 * 1024 * 1024,
   maxHeldBytes: 256 * 1024 * 1024,
   maxConcurrentStreams: 100,
+  maxFetchStreams: 16,
+  stallTimeoutMs: 10_000,
 };
 
 /** Fills in defaults and checks a user's limits (each a positive integer). */
@@ -71,6 +93,8 @@ export class ConnectionBudget {
   held = 0;
   /** Sessions and unary calls using this budget; it is forgotten when none are left. */
   users = 0;
+  /** Open Fetch streams on this connection (GrpcLimits.maxFetchStreams). */
+  fetchStreams = 0;
   constructor(readonly peer: string) {}
 }
 
@@ -140,6 +164,11 @@ export class Admission {
       this.wakeScheduled = true;
       setImmediate(this.wake);
     }
+  }
+
+  /** Streams are waiting for room (held bytes at a bound). */
+  get waiting(): boolean {
+    return this.waiters.size > 0;
   }
 
   /** Calls `waker` after bytes are released (again and again until unwait). */

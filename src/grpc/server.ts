@@ -37,6 +37,7 @@ import {
   type ServedEntry,
   wireTtl,
 } from './serve.js';
+import { StallSweeper } from './stall.js';
 import { emptyKey, type Failure, failureOf, tooLarge, unknownGroup } from './status.js';
 import { FetchSession } from './stream.js';
 import { serverCredentials, type TlsFiles } from './tls.js';
@@ -73,6 +74,19 @@ export interface GrpcServer {
   close(graceMs?: number): Promise<void>;
   /** What grpc.health.v1 reports for this node and its services (SERVING after listen). */
   setServing(serving: boolean): void;
+  /** What clients make this node hold now, and the Fetch streams reset because clients did not read. */
+  stats(): GrpcServerStats;
+}
+
+export interface GrpcServerStats {
+  /** Bytes held for clients (limits.ts): requests in flight, replies not yet sent. */
+  heldBytes: number;
+  /** Fetch streams open. */
+  fetchStreams: number;
+  /** Fetch streams reset after stallTimeoutMs without reading (since start). */
+  stalledStreams: number;
+  /** Fetch streams reset sooner because the held-bytes budget was nearly spent (since start). */
+  shedStreams: number;
 }
 
 const HEALTH_SERVICES = ['', GROUPCACHE_SERVICE, GOSSIPCACHE_SERVICE];
@@ -103,6 +117,13 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   });
   const health = new HealthImplementation();
   const sessions = new Set<FetchSession>();
+  // Streams whose client does not read their replies are reset (stall.ts): one timer, all sessions.
+  const stalls = new StallSweeper(sessions, admission, limits.stallTimeoutMs, (stalled, shed) =>
+    logger?.warn(
+      { stalled, shed, heldBytes: admission.held },
+      'grpc: reset Fetch streams whose client does not read its replies',
+    ),
+  );
   let closed = false;
 
   const setServing = (serving: boolean): void => {
@@ -180,11 +201,15 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
         maxMessageBytes,
         admission,
         maxStreamRequests: limits.maxStreamRequests,
+        maxFetchStreams: limits.maxFetchStreams,
         onClose: (s) => sessions.delete(s),
         onError: report,
         onServed: fetchServed,
       });
+      // Refused at once (too many Fetch streams on its connection): nothing to keep.
+      if (session.closed) return;
       sessions.add(session);
+      stalls.start();
       if (closed) session.shutdown();
     },
     Remove(call: ServerUnaryCall<KeyRequest, Record<string, never>>, callback: sendUnaryData<object>) {
@@ -274,21 +299,32 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       setServing(false);
       for (const s of sessions) s.shutdown();
       return new Promise((resolve) => {
+        const done = () => {
+          stalls.stop();
+          resolve();
+        };
         if (graceMs <= 0) {
           server.forceShutdown();
-          return resolve();
+          return done();
         }
+        // The stall sweep keeps running meanwhile: a client that does not read cannot hold the close up.
         const timer = setTimeout(() => {
           logger?.warn({ graceMs }, 'grpc: calls still running after the grace period; cutting them');
           server.forceShutdown();
-          resolve();
+          done();
         }, graceMs);
         server.tryShutdown(() => {
           clearTimeout(timer);
-          resolve();
+          done();
         });
       });
     },
     setServing,
+    stats: () => ({
+      heldBytes: admission.held,
+      fetchStreams: sessions.size,
+      stalledStreams: stalls.counts.stalled,
+      shedStreams: stalls.counts.shed,
+    }),
   };
 }

@@ -6,7 +6,8 @@
 // slices (the event loop keeps turning during a large batch), only while the stream, the connection
 // and the node have room; otherwise the stream stops reading, and HTTP/2 flow control stops the peer.
 // A reply holds its room until it is handed to the transport, so a peer that does not read its
-// replies stops being read too.
+// replies stops being read too; and a stream whose replies make no progress for a while is reset
+// (stall.ts sweeps every session; the hot path only counts messages sent).
 
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
@@ -26,6 +27,7 @@ import {
   INTAKE_SLICE,
   MAX_BATCH_REQUESTS,
 } from './limits.js';
+import { resetCall } from './reset.js';
 import type { GroupSource, ServedEntry, ServedGroup } from './serve.js';
 import { entryOf, MAX_VALUE_METADATA, wireTtl, wireWindow } from './serve.js';
 import {
@@ -79,6 +81,8 @@ export interface FetchSessionOptions {
   admission: Admission;
   /** Requests this stream may hold, in flight or with the reply unwritten. */
   maxStreamRequests: number;
+  /** Fetch streams its connection may have open; this one is refused past it. */
+  maxFetchStreams: number;
   /** Called once the session has ended, for whatever reason. */
   onClose: (s: FetchSession) => void;
   /** Called for a reply that could not be served (for logs). */
@@ -112,6 +116,11 @@ export class FetchSession {
   private pumpScheduled = false;
   private waitingRoom = false;
   private paused = false;
+  /** Reply messages the transport has sent (progress, for the stall sweep). */
+  private sentMessages = 0;
+  /** sentMessages at the last sweep, and how many sweeps in a row found replies waiting and none sent. */
+  private sweptSent = 0;
+  private stalledSweeps = 0;
 
   constructor(
     private readonly call: ServerDuplexStream<Buffer, FetchReply[]>,
@@ -141,6 +150,46 @@ export class FetchSession {
     call.on('cancelled', () => this.abortAll());
     call.on('error', () => this.abortAll());
     call.on('close', () => this.abortAll());
+    if (++this.conn.fetchStreams > opts.maxFetchStreams) {
+      this.refuse(
+        status.RESOURCE_EXHAUSTED,
+        `this connection already has ${opts.maxFetchStreams} Fetch streams open, this node's limit`,
+      );
+    }
+  }
+
+  /** The session has ended (the server forgets it). */
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  /** Bytes charged for replies not yet sent. */
+  get unsentBytes(): number {
+    return this.outCost;
+  }
+
+  /**
+   * Called once per stall sweep: how many sweeps in a row have found replies waiting to be sent and
+   * none sent since the previous sweep (0 = progressing, or nothing to send).
+   */
+  observe(): number {
+    if (this.outCost <= 0 || this.sentMessages !== this.sweptSent) {
+      this.sweptSent = this.sentMessages;
+      this.stalledSweeps = 0;
+    } else {
+      this.stalledSweeps++;
+    }
+    return this.stalledSweeps;
+  }
+
+  /**
+   * The client stopped reading: drop everything this stream holds and reset it (its replies still
+   * queued in grpc-js and HTTP/2 are discarded with it).
+   */
+  reset(message: string): void {
+    if (this.ended) return;
+    this.abortAll();
+    resetCall(this.call, message);
   }
 
   /** Server shutdown: finish the requests in flight, refuse new ones, then end the stream. */
@@ -437,6 +486,7 @@ export class FetchSession {
   private sent(batch: FetchReply[]): void {
     // After the session ended, abortAll or maybeEnd released everything already.
     if (this.ended) return;
+    this.sentMessages++;
     this.unsent -= batch.length;
     let cost = 0;
     for (let i = 0; i < batch.length; i++) cost += replyCost(batch[i]);
@@ -498,6 +548,7 @@ export class FetchSession {
     // Replies still in the transport are sent or dropped with the call.
     this.opts.admission.release(this.conn, this.outCost);
     this.outCost = 0;
+    this.conn.fetchStreams--;
     this.opts.admission.close(this.conn);
     this.call.end();
     this.opts.onClose(this);
@@ -518,6 +569,7 @@ export class FetchSession {
     this.outCost = 0;
     this.dropIntake();
     this.opts.admission.release(this.conn, cost);
+    this.conn.fetchStreams--;
     this.opts.admission.close(this.conn);
     this.opts.onClose(this);
   }

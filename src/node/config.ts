@@ -131,6 +131,8 @@ type RawConfig = {
   grpcMaxStreamRequests: string;
   grpcMaxConnectionBytes: string;
   grpcMaxHeldBytes: string;
+  grpcMaxFetchStreams: string;
+  grpcStallTimeout: string;
   config: string;
   memcachedAddr: string;
   memcachedMaxConnections: string;
@@ -322,6 +324,20 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'the same, for all gRPC clients together',
   },
   {
+    key: 'grpcMaxFetchStreams',
+    env: 'GOSSIPCACHE_GRPC_MAX_FETCH_STREAMS',
+    flag: '--grpc-max-fetch-streams',
+    default: String(DEFAULT_GRPC_LIMITS.maxFetchStreams),
+    doc: 'peer Fetch streams per gRPC client connection (each may read up to 3 MiB ahead of the byte budgets); more are refused with RESOURCE_EXHAUSTED',
+  },
+  {
+    key: 'grpcStallTimeout',
+    env: 'GOSSIPCACHE_GRPC_STALL_TIMEOUT',
+    flag: '--grpc-stall-timeout',
+    default: `${DEFAULT_GRPC_LIMITS.stallTimeoutMs / 1000}s`,
+    doc: 'a peer Fetch stream whose replies wait unread this long is reset and what it held given back (sooner when the held-bytes budget is nearly spent)',
+  },
+  {
     key: 'config',
     env: 'GOSSIPCACHE_CONFIG',
     flag: '--config',
@@ -468,7 +484,11 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
     maxStreamRequests: parseCount(raw.grpcMaxStreamRequests, source.grpcMaxStreamRequests),
     maxConnectionBytes: parseBytes(raw.grpcMaxConnectionBytes, source.grpcMaxConnectionBytes),
     maxHeldBytes: parseBytes(raw.grpcMaxHeldBytes, source.grpcMaxHeldBytes),
+    maxFetchStreams: parseCount(raw.grpcMaxFetchStreams, source.grpcMaxFetchStreams),
+    stallTimeoutMs: parseDuration(raw.grpcStallTimeout, source.grpcStallTimeout),
   };
+  if (grpcLimits.stallTimeoutMs <= 0)
+    throw new ConfigError(source.grpcStallTimeout, 'must be more than 0, e.g. 10s');
   const joinTimeoutMs = parseDuration(raw.joinTimeout, source.joinTimeout);
   const memcached: MemcachedConfig = {
     addr: raw.memcachedAddr === '' ? undefined : parseBindAddr(raw.memcachedAddr, source.memcachedAddr),

@@ -265,16 +265,23 @@ describe('the CLI on bad configuration', () => {
 describe('config: gRPC limits', () => {
   test('defaults are the library defaults; each is settable and validated', () => {
     assert.deepEqual(config([]).grpcLimits, DEFAULT_GRPC_LIMITS);
-    const c = config(['--grpc-max-streams', '8', '--grpc-max-held-bytes=1GiB'], {
+    const c = config(['--grpc-max-streams', '8', '--grpc-max-held-bytes=1GiB', '--grpc-stall-timeout=2s'], {
       GOSSIPCACHE_GRPC_MAX_STREAM_REQUESTS: '100',
       GOSSIPCACHE_GRPC_MAX_CONNECTION_BYTES: '4MiB',
+      GOSSIPCACHE_GRPC_MAX_FETCH_STREAMS: '3',
     });
     assert.deepEqual(c.grpcLimits, {
       maxConcurrentStreams: 8,
       maxStreamRequests: 100,
       maxConnectionBytes: 4 * 1024 * 1024,
       maxHeldBytes: 1024 ** 3,
+      maxFetchStreams: 3,
+      stallTimeoutMs: 2000,
     });
+    assert.match(
+      configError(['--grpc-stall-timeout=0']).message,
+      /^--grpc-stall-timeout: must be more than 0/,
+    );
     assert.match(configError(['--grpc-max-streams=0']).message, /^--grpc-max-streams: "0" is not a count/);
     assert.match(
       configError([], { GOSSIPCACHE_GRPC_MAX_CONNECTION_BYTES: 'lots' }).message,
