@@ -58,7 +58,10 @@ export class StallSweeper {
   }
 
   readonly sweep = (): void => {
-    if (this.sessions.size === 0) return this.stop();
+    if (this.sessions.size === 0) {
+      this.stop();
+      return;
+    }
     const { maxHeldBytes, maxConnectionBytes, stallTimeoutMs } = this.admission.limits;
     let stalled = 0;
     let candidates: FetchSession[] | undefined;

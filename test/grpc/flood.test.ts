@@ -145,7 +145,8 @@ describe('a flood at the peer port', () => {
     };
     const growth = rssMax - rssBefore;
     console.log(
-      `flood: ${written} messages of 4096 requests written by 100 streams on 4 connections; ` +
+      `flood: ${written} messages of 4096 requests written by 100 streams on 4 connections ` +
+        `(16 a connection served, the rest refused: maxFetchStreams); ` +
         `streams ended ${JSON.stringify(streamCodes)}; unary codes ${JSON.stringify(unaryCodes)}; ` +
         `healthz max ${Math.max(...healthMs).toFixed(0)} ms (${healthMs.length} checks); good peer ` +
         `${goodOk} values, max ${Math.max(...goodMs).toFixed(0)} ms; ` +
