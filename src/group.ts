@@ -25,7 +25,7 @@ import { deadline, Flights, withTimeout } from './flight.js';
 import { DEFAULT_HANDOFF_WINDOW_MS } from './handoff.js';
 import type { HotCacheView, HotKeyPolicy } from './hotkeys.js';
 import { rateBasedPromotion, readRate } from './hotkeys.js';
-import type { HandoffEntry, Peer, PeerGetResult, PeerPicker } from './peers.js';
+import type { EntryResult, GroupServer, HandoffEntry, Peer, PeerGetResult, PeerPicker } from './peers.js';
 import { noPeers } from './peers.js';
 import type { SlabStats, SlabStore } from './slab.js';
 import { keyAttributes, SPAN, SpanKind, traced, tracedSync } from './tracing.js';
@@ -121,46 +121,9 @@ export interface GetOptions {
   signal?: AbortSignal;
 }
 
-export interface GetEntryOptions extends GetOptions {
-  /**
-   * A peer's request (this process is asked because it owns the key): counts `serverRequests`, is served
-   * from this process's caches or its getter, and is never forwarded to another peer.
-   */
-  local?: boolean;
-}
-
-/**
- * How an answer was made: from this process's caches (`hit`), fetched from the key's owner just now
- * (`peer`), loaded by this process's getter just now (`getter`).
- */
-export type EntrySource = 'hit' | 'peer' | 'getter' | 'set';
-
-/** What `getEntry` returns; what an owner sends its peers. */
-export interface EntryResult {
-  /** SHARED with the cache: read-only. */
-  value: Buffer;
-  /** Remaining time to live in ms (0 = expired); absent = no expiry. */
-  ttlMs?: number;
-  /**
-   * The value is past its ttl and answered from a stale window (stale-while-revalidate, or
-   * stale-if-error after a failed load) — here, or at the owner it was fetched from.
-   */
-  stale?: boolean;
-  /** Time left until the stale-while-revalidate window ends, in ms; absent = none. */
-  staleWhileRevalidateMs?: number;
-  /** Time left until the stale-if-error window ends, in ms; absent = none. */
-  staleIfErrorMs?: number;
-  /** Time since the value was produced (loaded by a getter or set), wherever that was, in ms. */
-  ageMs: number;
-  /** How this answer was made. */
-  source: EntrySource;
-  /** This process's estimate of requests per minute for the key (see hotkeys.ts). */
-  minuteQps: number;
-}
-
 /** groupcache's counters, same meaning. Plain fields: read them, do not write them. */
 export interface GroupStats {
-  /** Every get (get, getString, getEntry, getCached), whatever its outcome. */
+  /** Every get (get, getString, getEntry, server.getCached/lookup), whatever its outcome. */
   gets: number;
   /** Gets answered from the main or hot cache (including a re-check inside a flight). */
   cacheHits: number;
@@ -248,6 +211,15 @@ const PUSH_MAX_ENTRY_BYTES = 1024 * 1024 - 64 * 1024;
 export const DEFAULT_PEER_TIMEOUT_MS = DEFAULT_GETTER_TIMEOUT_MS + PEER_TIMEOUT_MARGIN_MS;
 
 type Which = 'main' | 'hot';
+
+/** One of `group.hotKeys()`: a key held here, its rate and size, and which cache holds it. */
+export interface HotKey {
+  key: string;
+  minuteQps: number;
+  /** Key + value bytes. */
+  bytes: number;
+  cache: Which;
+}
 /** Store tags of the two caches' items. */
 const MAIN = 0;
 const HOT = 1;
@@ -308,8 +280,30 @@ export class Group {
   /** Fetches from owners. */
   private readonly peerFlights = new Flights<Entry>();
   private closed = false;
-  /** Store id of the item the last getCached call returned (getCachedTtlMs); -1 after a miss. */
-  private lastHit = -1;
+  /**
+   * The entry points servers use (the gRPC server, the node's HTTP and memcached fronts): the
+   * synchronous hit path, the miss path after it, and this-process-only get/set/remove/handoff. Kept
+   * apart from the user API: values are shared with the cache and nothing is forwarded.
+   */
+  readonly server: Required<GroupServer> = {
+    getCached: (key) => {
+      const id = this.hitId(key);
+      return id < 0 ? undefined : this.slab.stable(id);
+    },
+    lookup: (key) => this.hitId(key),
+    body: (id) => (this.slab.inSlab(id) ? this.slab.toString(id, 'latin1') : this.slab.stable(id)),
+    ttlMs: (id) => {
+      const exp = this.slab.expiresAt[id];
+      return exp === 0 ? undefined : Math.max(0, exp - this.now());
+    },
+    ageMs: (id) => Math.max(0, this.now() - this.slab.bornAt[id]),
+    loadAfterMiss: (key, opts) => this.loadEntry(key, opts?.signal, false),
+    getEntry: (key, opts) => this.entry(key, opts?.signal, opts?.local === true),
+    removeLocal: (key) => this.removeLocal(key),
+    setLocal: (key, value, opts) => this.setLocal(key, value, opts),
+    handoffEntry: (key) => this.handoffEntry(key),
+    acceptHandoff: (entries) => this.acceptHandoff(entries),
+  };
 
   constructor(opts: GroupOptions) {
     if (opts === null || typeof opts !== 'object')
@@ -451,29 +445,6 @@ export class Group {
     );
   }
 
-  /**
-   * The synchronous hit path, for servers: the cached value (main cache, then hot) or undefined on a
-   * miss, without loading. The buffer is SHARED: never write to it. It stays valid after the key is
-   * evicted. A value over 1 KiB is the cache's own Buffer; a smaller one (kept in a slab page) is a copy
-   * that repeated hits on a recently read key get again without allocating (SlabStore.stable). HTTP
-   * servers: see getCachedBody. Counts gets/cacheHits.
-   */
-  getCached(key: string): Buffer | undefined {
-    const id = this.hitId(key);
-    return id < 0 ? undefined : this.slab.stable(id);
-  }
-
-  /**
-   * getCached for HTTP servers: a value of up to 1 KiB comes back as a latin1 string (one char per byte,
-   * what node:http sends together with its headers in one write) decoded straight from its slab page, a
-   * bigger one as the shared Buffer. One string per small hit, nothing per big one. Counts like getCached.
-   */
-  getCachedBody(key: string): string | Buffer | undefined {
-    const id = this.hitId(key);
-    if (id < 0) return undefined;
-    return this.slab.inSlab(id) ? this.slab.toString(id, 'latin1') : this.slab.stable(id);
-  }
-
   /** The store id of `key`'s live value (main cache, then hot; -1 on a miss), counted as a get. */
   private hitId(key: string): number {
     this.stats.gets++;
@@ -481,43 +452,24 @@ export class Group {
     if (id < 0) id = this.hot.getId(key);
     // A remembered NotFound reads as a miss here: the load path answers it (an error is not a value).
     if (id < 0 || this.main.isNegative(id)) {
-      this.lastHit = -1;
       // Validated only on a miss: an invalid key is never cached, so a hit proves the key is valid.
       this.checkKey(key);
       return -1;
     }
     this.stats.cacheHits++;
-    this.lastHit = id;
     return id;
   }
 
   /**
-   * The remaining time to live, in ms, of the value the last `getCached` call returned (undefined = it
-   * never expires) — what `getEntry` reports as `ttlMs`, without a promise or a result object. Call it
-   * right after a `getCached` hit, in the same tick (before anything else uses the group), e.g.
-   * `const v = g.getCached(k); if (v) { const ttl = g.getCachedTtlMs(); ... }`. Allocates nothing; reads
-   * the clock only for a value that expires. After a miss it returns undefined.
+   * Like get, with the remaining ttl, stale windows, age and rate. `value` is SHARED with the cache:
+   * read-only (no copy).
    */
-  getCachedTtlMs(): number | undefined {
-    const id = this.lastHit;
-    if (id < 0) return undefined;
-    const exp = this.slab.expiresAt[id];
-    return exp === 0 ? undefined : Math.max(0, exp - this.now());
+  getEntry(key: string, opts?: GetOptions): Promise<EntryResult> {
+    return this.entry(key, opts?.signal, false);
   }
 
-  /**
-   * The age, in ms, of the value the last `getCached` call returned: time since it was loaded or set
-   * (at its owner, for a mirror) — HTTP's `Age`. Same rules as getCachedTtlMs; undefined after a miss.
-   */
-  getCachedAgeMs(): number | undefined {
-    const id = this.lastHit;
-    if (id < 0) return undefined;
-    return Math.max(0, this.now() - this.slab.bornAt[id]);
-  }
-
-  /** Like get, with the remaining ttl and rate, for servers. `value` is SHARED and read-only (no copy). */
-  getEntry(key: string, opts?: GetEntryOptions): Promise<EntryResult> {
-    const local = opts?.local === true;
+  /** getEntry, and a peer's request when `local` (see GroupServer.getEntry). */
+  private entry(key: string, signal: AbortSignal | undefined, local: boolean): Promise<EntryResult> {
     if (local) this.stats.serverRequests++;
     this.stats.gets++;
     let c = this.main;
@@ -532,25 +484,16 @@ export class Group {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.loadEntry(key, opts, local);
-  }
-
-  /**
-   * For servers, right after `getCached(key)` returned undefined in the same tick: loads `key` (from its
-   * owner, or the getter) without counting a second get or re-validating the key. Resolves and rejects
-   * like `getEntry`; `value` is SHARED and read-only.
-   */
-  loadAfterMiss(key: string, opts?: GetOptions): Promise<EntryResult> {
-    return this.loadEntry(key, opts, false);
+    return this.loadEntry(key, signal, local);
   }
 
   private async loadEntry(
     key: string,
-    opts: GetEntryOptions | undefined,
+    signal: AbortSignal | undefined,
     local: boolean,
   ): Promise<EntryResult> {
     const lookup: { kept?: Entry } = {};
-    const e = await this.getMiss(key, opts?.signal, local, lookup);
+    const e = await this.getMiss(key, signal, local, lookup);
     // The kept entry itself = answered from the cache (stale, or found fresh); else a new load's entry.
     return this.entryResult(e, e === lookup.kept);
   }
@@ -688,7 +631,7 @@ export class Group {
    * does the rest): replaces any value or remembered NotFound, drops a mirror of the key here, and
    * keeps a load of the key in progress from caching its result. The value is copied.
    */
-  setLocal(key: string, value: Uint8Array | string, opts?: SetOptions): void {
+  private setLocal(key: string, value: Uint8Array | string, opts?: SetOptions): void {
     this.checkKey(key);
     const v = valueBytes(value, () => `group ${this.name}: set(${preview(key)})`);
     const ttlMs = checkSetTtl(opts?.ttlMs, () => `group ${this.name}: set(${preview(key)})`);
@@ -723,7 +666,7 @@ export class Group {
    * Drops `key` from this process's caches only (what a peer's remove request calls), and remembers the
    * remove for `tombstoneMs` so no handoff brings the old value back.
    */
-  removeLocal(key: string): void {
+  private removeLocal(key: string): void {
     this.checkKey(key);
     this.main.delete(key);
     this.hot.delete(key);
@@ -755,7 +698,7 @@ export class Group {
    * cache right now, else undefined. Never loads, never asks a peer, counts nothing but the cache
    * lookups. `value` is SHARED and read-only.
    */
-  handoffEntry(key: string): EntryResult | undefined {
+  private handoffEntry(key: string): EntryResult | undefined {
     this.checkKey(key);
     // peek: fresh entries only. A remembered NotFound is not a value to hand over.
     const e = this.main.peek(key) ?? this.hot.peek(key);
@@ -769,7 +712,7 @@ export class Group {
    * entries. Returns how many are now held in the main cache (already held ones included).
    * Invalid entries are skipped, never thrown.
    */
-  acceptHandoff(entries: readonly HandoffEntry[]): number {
+  private acceptHandoff(entries: readonly HandoffEntry[]): number {
     if (this.closed || !Array.isArray(entries)) return 0;
     const now = this.now();
     let kept = 0;
@@ -918,7 +861,7 @@ export class Group {
    * The `n` hottest keys this process holds (main and hot cache), by their request rate here, among the
    * 10 000 most recently used entries of each cache (bounded cost whatever the cache size).
    */
-  hotKeys(n = 10): { key: string; minuteQps: number; bytes: number; cache: Which }[] {
+  hotKeys(n = 10): HotKey[] {
     const now = this.now();
     const all = [
       ...this.main.hottest(n, HOT_KEYS_SCAN, now).map((e) => ({ ...e, cache: 'main' as const })),
@@ -933,7 +876,6 @@ export class Group {
    */
   close(): void {
     this.closed = true;
-    this.lastHit = -1;
     this.registry.delete(this);
     this.main.clear();
     this.hot.clear();
@@ -1418,6 +1360,33 @@ export class Group {
  * The groups of one node, and the peer picker they share (groupcache's RegisterPeerPicker). A process
  * hosting several nodes (tests, the in-process harness) gives each its own registry.
  */
+/**
+ * A group as a server sees it: what the gRPC server, the HTTP front and the memcached front call.
+ * A Group is one; tests may pass stubs. The server-only calls are behind `server` (GroupServer).
+ */
+export interface ServedGroup {
+  readonly name: string;
+  /** Byte budget of the main + hot caches (memcached's `limit_maxbytes`). */
+  readonly cacheBytes: number;
+  /** Longest key accepted, UTF-8 bytes (sizes the HTTP front's request-head limit). */
+  readonly maxKeyBytes: number;
+  readonly server: GroupServer;
+  /** Cluster-wide remove (HTTP DELETE, memcached delete). */
+  remove(key: string): Promise<void>;
+  /** Store at the key's owner (HTTP PUT, memcached set/add/replace/touch). */
+  set(key: string, value: Uint8Array, opts?: SetOptions): Promise<void>;
+  readonly stats: Readonly<GroupStats>;
+  cacheStats(which: 'main' | 'hot'): CacheStats;
+  /** The hottest keys held here (HTTP `/_hotkeys`). */
+  hotKeys(n?: number): readonly HotKey[];
+}
+
+/** The groups a server serves (a GroupRegistry). Looked up per request, so groups may come and go. */
+export interface ServedRegistry {
+  get(name: string): ServedGroup | undefined;
+  list(): readonly ServedGroup[];
+}
+
 export class GroupRegistry {
   private readonly groups = new Map<string, Group>();
   private picker: PeerPicker = noPeers;

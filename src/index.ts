@@ -12,9 +12,6 @@ export {
   PeerTimeoutError,
 } from './errors.js';
 export type {
-  EntryResult,
-  EntrySource,
-  GetEntryOptions,
   GetOptions,
   Getter,
   GetterResult,
@@ -23,6 +20,9 @@ export type {
   GroupStats,
   HandOffOptions,
   HandOffResult,
+  HotKey,
+  ServedGroup,
+  ServedRegistry,
   SetOptions,
 } from './group.js';
 export {
@@ -43,5 +43,13 @@ export type {
 export { RATE_WINDOW_MS, randomPromotion, rateBasedPromotion } from './hotkeys.js';
 export type { Logger } from './logger.js';
 export { silentLogger } from './logger.js';
-export type { HandoffEntry, Peer, PeerGetResult, PeerPicker } from './peers.js';
+export type {
+  EntryResult,
+  EntrySource,
+  GroupServer,
+  HandoffEntry,
+  Peer,
+  PeerGetResult,
+  PeerPicker,
+} from './peers.js';
 export { noPeers } from './peers.js';

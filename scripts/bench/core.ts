@@ -1,4 +1,4 @@
-// Core: (1) in-process hit throughput of group.get / group.getCached against a bare lru-cache get
+// Core: (1) in-process hit throughput of group.get / group.server.getCached against a bare lru-cache get
 // on the same keys, same run, sequential and batched; (2) the miss path (peer fetches) through the core;
 // (3) hot-key policy: peer fetches per 100k gets for a Zipf(1.1) workload over
 // a simulated 5-node cluster (in-memory peers, fixed seed), random 1-in-10 vs rate-based at equal memory.
@@ -65,8 +65,9 @@ async function hitThroughput(quick: boolean): Promise<BenchRow[]> {
     [BARE]: () => {
       for (let i = 0; i < ops; i++) sink += lru.get(order[i & mask])!.length;
     },
-    'group.getCached (sync, shared buffer)': () => {
-      for (let i = 0; i < ops; i++) sink += group.getCached(order[i & mask])!.length;
+    'group.server.getCached (sync, shared buffer)': () => {
+      const served = group.server;
+      for (let i = 0; i < ops; i++) sink += served.getCached(order[i & mask])!.length;
     },
     [SEQ]: async () => {
       for (let i = 0; i < ops; i++) sink += (await group.get(order[i & mask])).length;
@@ -277,7 +278,7 @@ async function simulate(policy: (node: number) => HotKeyPolicy, sc: Scenario): P
   );
   const peerOf = (i: number): Peer => ({
     id: labels[i],
-    get: (group, key, signal) => registries[i].get(group)!.getEntry(key, { signal, local: true }),
+    get: (group, key, signal) => registries[i].get(group)!.server.getEntry(key, { signal, local: true }),
   });
   for (let i = 0; i < NODES; i++) {
     const byLabel = new Map(labels.map((l, j) => [l, peerOf(j)] as const).filter(([, p], j) => j !== i && p));

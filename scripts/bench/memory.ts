@@ -1,7 +1,7 @@
 // Memory. RSS per item for 1M small values (11-byte keys, 32-byte values), 100k of
 // 1 KiB and 10k of 64 KiB, each in a fresh gossipcache process (one Group) and in memcached storing the
 // same items in the same run (its `stats` and its RSS from /proc). For the 1M case also GC time and the
-// longest GC pause during the load and during a getCached hit run. Then churn: values of random size
+// longest GC pause during the load and during a server.getCached hit run. Then churn: values of random size
 // (1 KB–4 MB) through a Group with a fixed cacheBytes until 10× that went through, RSS against cacheBytes.
 // MEMORY_BASELINE_DIST=<dir> (a dist/ built from another commit) runs the gossipcache cases for it too, in
 // the same run, so before/after figures share the box's state.

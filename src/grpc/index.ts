@@ -17,13 +17,7 @@ export {
   PROTO_FILES,
   REMOVE_PATH,
 } from './proto.js';
-export {
-  DEFAULT_MAX_MESSAGE_BYTES,
-  type GroupSource,
-  PEER_METADATA,
-  type ServedEntry,
-  type ServedGroup,
-} from './serve.js';
+export { DEFAULT_MAX_MESSAGE_BYTES, PEER_METADATA } from './serve.js';
 export { createGrpcServer, type GrpcServer, type GrpcServerOptions, type GrpcServerStats } from './server.js';
 export { PeerError } from './status.js';
 export type { TlsFiles } from './tls.js';

@@ -1,53 +1,18 @@
-// What the gRPC server needs from the core, as structural types: a GroupRegistry from src/group.ts
-// satisfies them, and the server does not depend on how groups are built.
+// What the gRPC server shares between its handlers: the group port it serves (ServedGroup, a Group's
+// `server` facet), how lifecycle times travel on the wire, and message limits.
 
 import { MAX_TTL_MS } from '../cache.js';
+import type { ServedGroup } from '../group.js';
+import type { EntryResult } from '../peers.js';
 
-/** An entry as the core hands it to servers (value shared and read-only). */
-export interface ServedEntry {
-  value: Uint8Array;
-  ttlMs?: number;
-  minuteQps: number;
-  /** Past its ttl, answered from a stale window. */
-  stale?: boolean;
-  /** Time left in the stale windows, ms. */
-  staleWhileRevalidateMs?: number;
-  staleIfErrorMs?: number;
-  /** Time since the value was loaded or set, ms. */
-  ageMs?: number;
-}
-
-/** The part of a Group the server calls. */
-export interface ServedGroup {
-  /** local: true = a peer's request: served from this process's caches or its getter, never forwarded. */
-  getEntry(key: string, opts: { signal?: AbortSignal; local?: boolean }): Promise<ServedEntry>;
-  /** Drop the key from this process's caches only. */
-  removeLocal(key: string): void;
-  /**
-   * Store the value in this process's main cache as the key's owner (group.setLocal). Throws
-   * TypeError/RangeError for a bad value or ttl, InvalidKeyError for a bad key. Optional: without it
-   * Set answers UNIMPLEMENTED.
-   */
-  setLocal?(key: string, value: Uint8Array, opts: { ttlMs?: number }): void;
-  /** The handoff question: the cached entry or undefined; never loads. Optional (then: NOT_FOUND). */
-  handoffEntry?(key: string): ServedEntry | undefined;
-  /** Entries a leaving peer pushes; returns how many were kept. Optional (then: none kept). */
-  acceptHandoff?(entries: { key: string; value: Uint8Array; ttlMs?: number; minuteQps?: number }[]): number;
-}
-
-/** The groups a server serves (a GroupRegistry). Looked up per request, so groups may come and go. */
-export interface GroupSource {
-  get(name: string): ServedGroup | undefined;
-}
-
-/** group.getEntry, with a synchronous throw (a GroupSource not built on Group) turned into a rejection. */
+/** group.server.getEntry, with a synchronous throw (a group not built on Group) turned into a rejection. */
 export function entryOf(
   group: ServedGroup,
   key: string,
   opts: { signal?: AbortSignal; local?: boolean },
-): Promise<ServedEntry> {
+): Promise<EntryResult> {
   try {
-    return group.getEntry(key, opts);
+    return group.server.getEntry(key, opts);
   } catch (err) {
     return Promise.reject(err);
   }
@@ -55,7 +20,7 @@ export function entryOf(
 
 /**
  * A TTL as the wire carries it: 0 = no expiry, so a value that expires right now travels as 1 ms
- * (it must not turn into "never expires" at the receiver); at most MAX_TTL_MS (a GroupSource not
+ * (it must not turn into "never expires" at the receiver); at most MAX_TTL_MS (a group not
  * built on Group may hand out anything), so every client can decode it.
  */
 export function wireTtl(ttlMs: number | undefined): number {

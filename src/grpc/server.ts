@@ -11,7 +11,9 @@ import {
 } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import type { ServedRegistry } from '../group.js';
 import type { Logger } from '../logger.js';
+import type { EntryResult } from '../peers.js';
 import { incomingTraceContext, keyAttributes, SPAN, SpanKind, traced, traceMetadata } from '../tracing.js';
 import type { FetchReply, GetResponse, KeyRequest, PushRequest, PushResponse, SetRequest } from './codec.js';
 import {
@@ -28,15 +30,7 @@ import {
   groupCacheService,
   loadPackageDefinition,
 } from './proto.js';
-import {
-  checkMaxMessageBytes,
-  entryOf,
-  type GroupSource,
-  messageLimitOptions,
-  PEER_METADATA,
-  type ServedEntry,
-  wireTtl,
-} from './serve.js';
+import { checkMaxMessageBytes, entryOf, messageLimitOptions, PEER_METADATA, wireTtl } from './serve.js';
 import { StallSweeper } from './stall.js';
 import { emptyKey, type Failure, failureOf, tooLarge, unknownGroup } from './status.js';
 import { FetchSession } from './stream.js';
@@ -45,7 +39,7 @@ import { UnaryLoad } from './unary.js';
 
 export interface GrpcServerOptions {
   /** Every group registered here is served; looked up per request. */
-  registry: GroupSource;
+  registry: ServedRegistry;
   /** Unset = plaintext. With `caFile`: mutual TLS (clients must present a certificate from that CA). */
   tls?: TlsFiles;
   /** Largest value served; default 64 MiB. Bigger → RESOURCE_EXHAUSTED. */
@@ -167,7 +161,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
         () => entryOf(group, key, load),
         incomingTraceContext(traceMetadata(call.metadata)),
       ).then(
-        (entry: ServedEntry) => {
+        (entry: EntryResult) => {
           load.done();
           admission.release(conn, cost);
           admission.close(conn);
@@ -224,7 +218,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       if (!group) return answer(unknownGroup(name));
       if (!key) return answer(emptyKey());
       try {
-        group.removeLocal(key);
+        group.server.removeLocal(key);
         answer(undefined);
       } catch (err) {
         answer(failureOf(err));
@@ -241,14 +235,15 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       const group = registry.get(name);
       if (!group) return answer(unknownGroup(name));
       if (!key) return answer(emptyKey());
-      if (typeof group.setLocal !== 'function') {
+      const served = group.server;
+      if (typeof served.setLocal !== 'function') {
         return answer({
           code: status.UNIMPLEMENTED,
           message: `group ${JSON.stringify(name)} cannot store values`,
         });
       }
       try {
-        group.setLocal(key, value, { ttlMs: ttlMs > 0 ? ttlMs : undefined });
+        served.setLocal(key, value, { ttlMs: ttlMs > 0 ? ttlMs : undefined });
         answer(undefined);
       } catch (err) {
         // A value over the cache size or a bad ttl is the caller's to fix, not a failure of this node.
@@ -270,7 +265,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       let kept = 0;
       try {
         // A refusing node (closing, or not built on Group) keeps nothing; the sender just moves on.
-        if (!closed) kept = group.acceptHandoff?.(entries) ?? 0;
+        if (!closed) kept = group.server.acceptHandoff?.(entries) ?? 0;
       } catch (err) {
         const f = failureOf(err);
         onServed?.('Push', f.code, 0);

@@ -12,6 +12,8 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { ChurnMap } from '../churn.js';
+import type { ServedGroup, ServedRegistry } from '../group.js';
+import type { EntryResult } from '../peers.js';
 import { incomingTraceContext, keyAttributes, SPAN, SpanKind, traced, tracedSync } from '../tracing.js';
 import {
   BatchRefused,
@@ -28,7 +30,6 @@ import {
   MAX_BATCH_REQUESTS,
 } from './limits.js';
 import { resetCall } from './reset.js';
-import type { GroupSource, ServedEntry, ServedGroup } from './serve.js';
 import { entryOf, MAX_VALUE_METADATA, wireTtl, wireWindow } from './serve.js';
 import {
   CancelledError,
@@ -75,7 +76,7 @@ class InFlight {
 }
 
 export interface FetchSessionOptions {
-  registry: GroupSource;
+  registry: ServedRegistry;
   maxMessageBytes: number;
   /** The node's account of held bytes (limits.ts). */
   admission: Admission;
@@ -362,7 +363,7 @@ export class FetchSession {
     );
   }
 
-  private settled(q: FetchRequest, f: InFlight, entry: ServedEntry | undefined, err: unknown): void {
+  private settled(q: FetchRequest, f: InFlight, entry: EntryResult | undefined, err: unknown): void {
     // Gone from the map = cancelled or already answered by the deadline sweep.
     if (this.inflight.get(q.id) !== f) return;
     this.inflight.delete(q.id);
@@ -394,12 +395,12 @@ export class FetchSession {
 
   /** The handoff question: answered at once from the caches, never loaded, never forwarded. */
   private answerHandoff(q: FetchRequest, group: ServedGroup): void {
-    let entry: ServedEntry | undefined;
+    let entry: EntryResult | undefined;
     try {
       entry = tracedSync(
         SPAN.handoffServe,
         () => ({ ...keyAttributes(q.group, q.key), 'rpc.method': 'Fetch' }),
-        () => group.handoffEntry?.(q.key),
+        () => group.server.handoffEntry?.(q.key),
         SpanKind.SERVER,
         incomingTraceContext(q.trace),
       );

@@ -4,11 +4,12 @@
 // A cache hit must cost about what a bare node:http "hello" costs, so the hit path is written by hand:
 // plain http.createServer, no router, no URL objects, no regex and no per-request closures; the path
 // is decoded by hand only when it contains '%' or '?'; the hit is answered synchronously from
-// group.getCachedBody(). Only misses (which wait for a peer or a loader anyway) take the async path.
+// group.server.lookup() and .body(). Only misses (which wait for a peer or a loader anyway) take the async path.
 
 import { isUtf8 } from 'node:buffer';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { DEFAULT_MAX_KEY_BYTES } from '../group.js';
+import { DEFAULT_MAX_KEY_BYTES, type ServedGroup, type ServedRegistry } from '../group.js';
+import type { EntryResult } from '../peers.js';
 import { maxAgeMs } from './cache-control.js';
 import {
   type ConnectionCounters,
@@ -23,50 +24,8 @@ import {
 } from './connections.js';
 import { DASHBOARD_HEADERS, DASHBOARD_HTML } from './dashboard.js';
 
-/** The part of a Group the front uses (structural, so tests can pass a stub). */
-export interface FrontGroup {
-  readonly name: string;
-  /** Longest key the group accepts, UTF-8 bytes (sizes the request head limit). */
-  readonly maxKeyBytes?: number;
-  /**
-   * The hit path: the value, as a latin1 string (one char per byte) when it is small, else as bytes;
-   * undefined on a miss. Group.getCachedBody: small values come straight out of their slab page.
-   */
-  getCachedBody(key: string): string | Uint8Array | undefined;
-  /** Remaining TTL (ms) of the value the last getCached returned; undefined = no expiry. Same tick only. */
-  getCachedTtlMs(): number | undefined;
-  /** Age (ms) of the value the last getCached returned. Same tick only. */
-  getCachedAgeMs(): number | undefined;
-  /** The miss path, right after getCached(key) returned undefined (counts no second get). */
-  loadAfterMiss(key: string, opts?: { signal?: AbortSignal }): Promise<FrontEntry>;
-  remove(key: string): Promise<void>;
-  /** Store a value (PUT). Optional: without it PUT answers 405. */
-  set?(key: string, value: Uint8Array, opts: { ttlMs?: number }): Promise<void>;
-  readonly stats: object;
-  cacheStats(which: 'main' | 'hot'): object;
-  /** The hottest keys held here, for `/_hotkeys` (optional: stubs may leave it out). */
-  hotKeys?(n: number): readonly object[];
-}
-
-/** What the miss path answers (a Group's EntryResult). */
-export interface FrontEntry {
-  value: Uint8Array;
-  ttlMs?: number;
-  ageMs?: number;
-  /** How it was answered: 'hit' (this node's cache), 'peer' (the owner), 'getter' (the origin), 'set'. */
-  source?: string;
-  stale?: boolean;
-  staleWhileRevalidateMs?: number;
-}
-
-/** The part of a GroupRegistry the front uses. */
-export interface FrontRegistry {
-  get(name: string): FrontGroup | undefined;
-  list(): readonly FrontGroup[];
-}
-
 export interface FrontOptions {
-  registry: FrontRegistry;
+  registry: ServedRegistry;
   /** This node's view of the cluster for `/_cluster` (JSON-serialisable). */
   cluster?: () => unknown;
   /** `/readyz`: joined the cluster and serving. Default: always ready. */
@@ -225,7 +184,7 @@ export const STATUS_OWNER_STALE = 'gossipcache; fwd=uri-miss; detail=owner-stale
 export const STATUS_ORIGIN = 'gossipcache; fwd=uri-miss; detail=origin';
 
 /** The Cache-Status of a miss-path answer. */
-function cacheStatusOf(e: FrontEntry): string {
+function cacheStatusOf(e: EntryResult): string {
   switch (e.source) {
     case 'peer':
       return e.stale ? STATUS_OWNER_STALE : STATUS_OWNER;
@@ -287,17 +246,18 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
         key = decoded;
       }
       if (method === 'GET' || method === 'HEAD') {
-        let value: Uint8Array | string | undefined;
+        const served = group.server;
+        let hit: number;
         try {
-          value = group.getCachedBody(key);
+          hit = served.lookup(key);
         } catch (err) {
           sendGetError(res, group, key, err);
           return;
         }
-        if (value !== undefined) {
+        if (hit >= 0) {
           counters.fastHits++;
           counters.ok++;
-          sendValue(res, value, group.getCachedTtlMs(), group.getCachedAgeMs() ?? 0, STATUS_HIT);
+          sendValue(res, served.body(hit), served.ttlMs(hit), served.ageMs(hit), STATUS_HIT);
           return;
         }
         slowGet(req, res, group, key);
@@ -333,7 +293,7 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
    * `PUT /<group>/<key>`: the body is the value, `Cache-Control: max-age` (or s-maxage) its time to
    * live (absent = no expiry). 204 once stored at the owner and every mirror dropped (group.set).
    */
-  function putValue(req: IncomingMessage, res: ServerResponse, group: FrontGroup, key: string): void {
+  function putValue(req: IncomingMessage, res: ServerResponse, group: ServedGroup, key: string): void {
     if (typeof group.set !== 'function') {
       sendMethodNotAllowed(res, 'GET, HEAD, DELETE');
       return;
@@ -420,7 +380,7 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
     req.resume();
   }
 
-  function sendSetError(res: ServerResponse, group: FrontGroup, key: string, err: unknown): void {
+  function sendSetError(res: ServerResponse, group: ServedGroup, key: string, err: unknown): void {
     const name = (err as Error)?.name;
     const message = (err as Error)?.message ?? String(err);
     if (name === 'RangeError') {
@@ -433,9 +393,9 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
     }
   }
 
-  function slowGet(req: IncomingMessage, res: ServerResponse, group: FrontGroup, key: string): void {
+  function slowGet(req: IncomingMessage, res: ServerResponse, group: ServedGroup, key: string): void {
     counters.slowGets++;
-    group.loadAfterMiss(key, { signal: connectionSignal(req) }).then(
+    group.server.loadAfterMiss(key, { signal: connectionSignal(req) }).then(
       (entry) => {
         counters.ok++;
         sendValue(res, entry.value, entry.ttlMs, entry.ageMs ?? 0, cacheStatusOf(entry));
@@ -447,7 +407,7 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
     );
   }
 
-  function sendGetError(res: ServerResponse, group: FrontGroup, key: string, err: unknown): void {
+  function sendGetError(res: ServerResponse, group: ServedGroup, key: string, err: unknown): void {
     const name = (err as Error)?.name;
     const message = (err as Error)?.message ?? String(err);
     if (name === 'NotFoundError') {

@@ -5,8 +5,9 @@
 // observed as it happens (it is on the network path already).
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { ServedRegistry } from '../group.js';
 import type { ConnectionCounters } from './connections.js';
-import type { FrontCounters, FrontRegistry } from './http.js';
+import type { FrontCounters } from './http.js';
 import type { MemcachedCounters } from './memcached/server.js';
 
 /** What /_cluster and the membership gauges read. */
@@ -19,7 +20,7 @@ export interface ClusterView {
 }
 
 export interface MetricsOptions {
-  registry: FrontRegistry;
+  registry: ServedRegistry;
   front?: FrontCounters;
   cluster?: () => ClusterView | undefined;
   /** The memcached fronts running (read at scrape time; they start after the metrics exist). */
@@ -99,7 +100,10 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
       collect() {
         for (const g of registry.list()) {
           for (const cache of ['main', 'hot'] as const) {
-            this.set({ group: g.name, cache }, num((g.cacheStats(cache) as Record<string, unknown>)[field]));
+            this.set(
+              { group: g.name, cache },
+              num((g.cacheStats(cache) as unknown as Record<string, unknown>)[field]),
+            );
           }
         }
       },
@@ -115,7 +119,10 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
         this.reset();
         for (const g of registry.list()) {
           for (const cache of ['main', 'hot'] as const) {
-            this.inc({ group: g.name, cache }, num((g.cacheStats(cache) as Record<string, unknown>)[field]));
+            this.inc(
+              { group: g.name, cache },
+              num((g.cacheStats(cache) as unknown as Record<string, unknown>)[field]),
+            );
           }
         }
       },

@@ -100,7 +100,7 @@ describe('shared budget (groupcache rule)', () => {
             },
           });
           for (const op of ops) {
-            if (op.remove) g.removeLocal(op.key);
+            if (op.remove) g.server.removeLocal(op.key);
             else await g.get(op.key);
             clock.advance(op.tick);
             const main = g.cacheStats('main');

@@ -103,7 +103,7 @@ describe('cluster (in-process peers)', () => {
     const c = new Cluster({ nodes: 3, getter: async (key, { node }) => `node${node}:${key}` });
     const key = c.keyOwnedBy(1);
     // node2 is asked for a key it does not own (rings disagree): it loads it itself
-    const e = await c.nodes[2].group.getEntry(key, { local: true });
+    const e = await c.nodes[2].group.server.getEntry(key, { local: true });
     assert.equal(e.value.toString(), `node2:${key}`);
     assert.equal(c.nodes[1].peerGetsReceived, 0);
     assert.equal(c.nodes[2].group.stats.serverRequests, 1);
@@ -145,7 +145,7 @@ describe('cluster (in-process peers)', () => {
     const before = n0.stats.peerLoads;
     await n0.get(coldKey);
     assert.equal(n0.stats.peerLoads, before + 1);
-    assert.ok(n0.getCached(hotKey) !== undefined, 'the hot key is still mirrored');
+    assert.ok(n0.server.getCached(hotKey) !== undefined, 'the hot key is still mirrored');
     assert.equal(n0.cacheStats('hot').items, 1);
     await n0.get(coldKey);
     assert.equal(n0.stats.peerLoads, before + 2, 'the cold key was not mirrored');
@@ -207,10 +207,10 @@ describe('cluster (in-process peers)', () => {
     assert.equal(n0.cacheStats('hot').items, 1);
     assert.equal((await n0.getEntry(key)).ttlMs, 4000);
     clock.advance(3999);
-    assert.equal(n0.getCached(key)?.toString(), 'v1');
+    assert.equal(n0.server.getCached(key)?.toString(), 'v1');
     clock.advance(1);
     assert.equal(
-      n0.getCached(key),
+      n0.server.getCached(key),
       undefined,
       'the mirror expires with the original, not 10 s after the fetch',
     );
@@ -296,10 +296,10 @@ describe('cluster (in-process peers)', () => {
     c.nodes[3].faults.down = true;
     await c.nodes[0].group.remove(key);
     assert.equal(c.nodes[0].group.stats.removeErrors, 1);
-    assert.equal(c.nodes[1].group.getCached(key), undefined);
-    assert.equal(c.nodes[2].group.getCached(key), undefined);
-    assert.equal(c.nodes[0].group.getCached(key), undefined);
-    assert.equal(c.nodes[3].group.getCached(key)?.toString(), 'v1', 'the down node kept its mirror');
+    assert.equal(c.nodes[1].group.server.getCached(key), undefined);
+    assert.equal(c.nodes[2].group.server.getCached(key), undefined);
+    assert.equal(c.nodes[0].group.server.getCached(key), undefined);
+    assert.equal(c.nodes[3].group.server.getCached(key)?.toString(), 'v1', 'the down node kept its mirror');
     assert.equal(await c.nodes[2].group.getString(key), 'v2');
     c.close();
   });
@@ -315,8 +315,8 @@ describe('cluster (in-process peers)', () => {
     await n0.remove(key);
     gate.resolve('stale');
     assert.equal(await inflight, 'stale');
-    assert.equal(n0.getCached(key), undefined, 'not mirrored on the requester');
-    assert.equal(c.nodes[1].group.getCached(key), undefined, 'not cached on the owner');
+    assert.equal(n0.server.getCached(key), undefined, 'not mirrored on the requester');
+    assert.equal(c.nodes[1].group.server.getCached(key), undefined, 'not cached on the owner');
     assert.equal(await n0.getString(key), 'fresh');
     c.close();
   });

@@ -1,4 +1,4 @@
-// The cheap paths: a hit that is not an async function, getCachedTtlMs, and the signals a peer fetch
+// The cheap paths: a hit that is not an async function, server.lookup and its ttl, and the signals a peer fetch
 // gets without an AbortController per miss (shared, lent from the first waiter) — with every abort
 // semantic of the load path kept.
 import assert from 'node:assert/strict';
@@ -41,13 +41,13 @@ describe('hit path', () => {
     assert.notEqual(a, b);
     a.fill(0x7a);
     assert.equal(b.toString(), 'abc');
-    assert.equal(g.getCached('k')?.toString(), 'abc');
+    assert.equal(g.server.getCached('k')?.toString(), 'abc');
     assert.equal((await g.get('k')).toString(), 'abc');
   });
 });
 
-describe('getCachedTtlMs', () => {
-  it("reports the remaining ttl of the value getCached just returned, on the group's clock", async () => {
+describe('server.lookup and server.ttlMs', () => {
+  it("report the remaining ttl of the value lookup found, on the group's clock", async () => {
     const clock = fakeClock();
     const g = new Group({
       name: 't',
@@ -58,17 +58,25 @@ describe('getCachedTtlMs', () => {
     });
     await g.get('k');
     await g.get('forever');
-    assert.equal(g.getCached('k')?.toString(), 'v');
-    assert.equal(g.getCachedTtlMs(), 10_000);
+    const s = g.server;
+    assert.equal(s.getCached('k')?.toString(), 'v');
+    const k = s.lookup('k');
+    assert.ok(k >= 0);
+    assert.equal(s.body(k).toString(), 'v');
+    assert.equal(s.ttlMs(k), 10_000);
     clock.advance(4_000);
-    assert.ok(g.getCached('k'));
-    assert.equal(g.getCachedTtlMs(), 6_000);
+    const k2 = s.lookup('k');
+    assert.ok(k2 >= 0);
+    assert.equal(s.ttlMs(k2), 6_000);
     assert.equal((await g.getEntry('k')).ttlMs, 6_000, 'the same figure getEntry reports');
-    assert.ok(g.getCached('forever'));
-    assert.equal(g.getCachedTtlMs(), undefined, 'no expiry');
-    assert.ok(g.getCached('k'));
-    assert.equal(g.getCached('missing'), undefined);
-    assert.equal(g.getCachedTtlMs(), undefined, 'after a miss');
+    const forever = s.lookup('forever');
+    assert.ok(forever >= 0);
+    assert.equal(s.ttlMs(forever), undefined, 'no expiry');
+    assert.equal(s.ageMs(forever), 4_000, 'age on the same clock');
+    assert.equal(s.lookup('missing'), -1, 'a miss: no handle, no ttl');
+    // No state between calls: a handle found before other lookups still answers for its own value.
+    assert.equal(s.ttlMs(k2), 6_000);
+    assert.equal(s.ttlMs(forever), undefined);
   });
 });
 
@@ -245,6 +253,6 @@ describe('getter signal', () => {
     assert.match(String(s.reason), /left/);
     gate.resolve('late');
     await sleep(0);
-    assert.equal(g.getCached('k'), undefined, 'the late value of an abandoned load is not cached');
+    assert.equal(g.server.getCached('k'), undefined, 'the late value of an abandoned load is not cached');
   });
 });

@@ -124,17 +124,17 @@ describe('flights', () => {
     const { group, calls } = gated();
     const before = group.getString('k');
     await sleep(0);
-    group.removeLocal('k');
+    group.server.removeLocal('k');
     // a get after the remove does not join the stale flight
     const after = group.getString('k');
     await sleep(0);
     assert.equal(calls.length, 2);
     calls[0].release('stale');
     assert.equal(await before, 'stale');
-    assert.equal(group.getCached('k'), undefined, 'the stale result was not cached');
+    assert.equal(group.server.getCached('k'), undefined, 'the stale result was not cached');
     calls[1].release('fresh');
     assert.equal(await after, 'fresh');
-    assert.equal(group.getCached('k')?.toString(), 'fresh');
+    assert.equal(group.server.getCached('k')?.toString(), 'fresh');
     // and the stale flight finishing last does not evict or overwrite the fresh one
     assert.equal(await group.getString('k'), 'fresh');
   });

@@ -32,8 +32,8 @@ describe('Group basics', () => {
     assert.equal(await g.getString('a'), 'v:a');
     assert.equal((await g.get('a')).toString(), 'v:a');
     assert.deepEqual(calls, ['a']);
-    assert.equal(g.getCached('a')?.toString(), 'v:a');
-    assert.equal(g.getCached('b'), undefined);
+    assert.equal(g.server.getCached('a')?.toString(), 'v:a');
+    assert.equal(g.server.getCached('b'), undefined);
     const s = g.stats;
     assert.equal(s.gets, 4);
     assert.equal(s.cacheHits, 2);
@@ -108,8 +108,8 @@ describe('Group basics', () => {
     assert.equal(second.toString(), 'abc');
     second.fill(0);
     assert.equal((await g.get('k')).toString(), 'abc');
-    // getCached/getEntry share the cached buffer (documented read-only)
-    assert.equal(g.getCached('k'), (await g.getEntry('k')).value);
+    // server.getCached/getEntry share the cached buffer (documented read-only)
+    assert.equal(g.server.getCached('k'), (await g.getEntry('k')).value);
   });
 
   it('never caches errors, NotFound included', async () => {
@@ -165,8 +165,8 @@ describe('keys', () => {
     await assert.rejects(g.get(''), (e: Error) => e instanceof InvalidKeyError && /empty/.test(e.message));
     await assert.rejects(g.getString(''), InvalidKeyError);
     await assert.rejects(g.getEntry(''), InvalidKeyError);
-    assert.throws(() => g.getCached(''), InvalidKeyError);
-    assert.throws(() => g.removeLocal(''), InvalidKeyError);
+    assert.throws(() => g.server.getCached(''), InvalidKeyError);
+    assert.throws(() => g.server.removeLocal(''), InvalidKeyError);
     await assert.rejects(g.remove(''), InvalidKeyError);
     await assert.rejects(g.get(42 as unknown as string), /must be a string, got number/);
   });
@@ -331,7 +331,7 @@ describe('expiry (fake clock)', () => {
     const e = await g.getEntry('k');
     assert.equal(e.ttlMs, 1);
     clock.advance(1);
-    assert.equal(g.getCached('k'), undefined);
+    assert.equal(g.server.getCached('k'), undefined);
     assert.equal(await g.getString('k'), 'v2');
     assert.equal(g.cacheStats('main').items, 1);
   });
@@ -351,7 +351,7 @@ describe('expiry (fake clock)', () => {
     assert.equal(await g.getString('zero'), 'z2');
     await g.get('f');
     clock.advance(365 * 24 * 3600 * 1000);
-    assert.equal(g.getCached('f')?.toString(), 'forever');
+    assert.equal(g.server.getCached('f')?.toString(), 'forever');
     assert.equal((await g.getEntry('f')).ttlMs, undefined);
     await assert.rejects(
       new Group({

@@ -146,14 +146,14 @@ describe('warm handoff (in-process cluster)', () => {
     c.nodes[holder].faults.dropRemoves = true;
     origin.version = 2;
     await c.nodes[remover].group.remove(key);
-    assert.equal(c.nodes[holder].group.handoffEntry(key)?.value.toString(), `v1:${key}`);
+    assert.equal(c.nodes[holder].group.server.handoffEntry(key)?.value.toString(), `v1:${key}`);
     // Node 3 owns the key and remembers the remove: no handoff, the getter answers.
     assert.equal(await c.nodes[remover].group.getString(key), `v2:${key}`);
     assert.equal(c.nodes[3].group.stats.handoffHits, 0);
     assert.equal(c.nodes[holder].handoffsReceived, 0);
     // And the holder's leave push does not bring it back either.
-    c.nodes[3].group.removeLocal(key);
-    const pushed = c.nodes[3].group.acceptHandoff([{ key, value: Buffer.from(`v1:${key}`) }]);
+    c.nodes[3].group.server.removeLocal(key);
+    const pushed = c.nodes[3].group.server.acceptHandoff([{ key, value: Buffer.from(`v1:${key}`) }]);
     assert.equal(pushed, 0);
     c.close();
   });
@@ -247,7 +247,7 @@ describe('warm handoff (in-process cluster)', () => {
     for (let i = 0; i < 5; i++) await c.nodes[0].group.getString(own[3]); // the hottest
     const r = await c.nodes[0].group.handOff({ maxBytes: 20 });
     assert.equal(r.entries, 1);
-    assert.equal(c.nodes[1].group.handoffEntry(own[3])?.value.toString(), `v1:${own[3]}`);
+    assert.equal(c.nodes[1].group.server.handoffEntry(own[3])?.value.toString(), `v1:${own[3]}`);
     // Fill node 1: a push that does not fit is refused rather than evicting.
     for (const k of KEYS.filter((k) => c.ownerOf(k) === 1).slice(0, 200)) await c.nodes[1].group.getString(k);
     const before = c.nodes[1].group.cacheStats('main').evictions;

@@ -162,12 +162,12 @@ describe('owners report minuteQps', () => {
       getter: async () => 'v',
     });
     for (let i = 0; i < 600; i++) {
-      await g.getEntry('hot', { local: true });
-      if (i % 10 === 0) await g.getEntry('cold', { local: true });
+      await g.server.getEntry('hot', { local: true });
+      if (i % 10 === 0) await g.server.getEntry('cold', { local: true });
       clock.advance(100); // 10 requests a second = 600 a minute for 'hot', 60 for 'cold'
     }
-    const hot = (await g.getEntry('hot', { local: true })).minuteQps;
-    const cold = (await g.getEntry('cold', { local: true })).minuteQps;
+    const hot = (await g.server.getEntry('hot', { local: true })).minuteQps;
+    const cold = (await g.server.getEntry('cold', { local: true })).minuteQps;
     // one minute of a 600/min (60/min) stream, starting from 0
     const warm = 1 - Math.exp(-60_000 / RATE_WINDOW_MS);
     near(hot, 600 * warm, 30);

@@ -70,7 +70,7 @@ describe('stale-while-revalidate', () => {
     assert.equal(g.stats.staleHits, 6);
     refresh.resolve({ value: 'v2', ttlMs: 1000, staleWhileRevalidateMs: 5000 });
     await tick();
-    assert.equal(g.getCached('k')?.toString(), 'v2');
+    assert.equal(g.server.getCached('k')?.toString(), 'v2');
     const fresh = await g.getEntry('k');
     assert.equal(fresh.stale, undefined);
     assert.equal(fresh.ttlMs, 1000);
@@ -257,7 +257,7 @@ describe('negative caching', () => {
       { bytes: g.cacheStats('main').bytes, items: g.cacheStats('main').items },
       { bytes: 1 + 'no such user'.length, items: 1 },
     );
-    assert.equal(g.getCached('u'), undefined, 'a remembered NotFound is not a value');
+    assert.equal(g.server.getCached('u'), undefined, 'a remembered NotFound is not a value');
     await assert.rejects(g.getEntry('u'), (e: NotFoundError) => e.ttlMs === 30_000);
     clock.advance(10_000);
     await assert.rejects(g.getEntry('u'), (e: NotFoundError) => e.ttlMs === 20_000);
@@ -464,7 +464,7 @@ describe('set', () => {
     await tick();
     assert.equal(await g.getString('k'), 'loaded');
     await g.set('k', new Uint8Array([1, 2]));
-    assert.equal(g.getCachedTtlMs(), undefined);
+    assert.equal(g.server.ttlMs(g.server.lookup('k')), undefined);
     assert.deepEqual([...(await g.get('k'))], [1, 2]);
   });
 

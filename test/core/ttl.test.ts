@@ -35,8 +35,8 @@ describe('MAX_TTL_MS', () => {
     assert.equal((await g.getEntry('max')).ttlMs, MAX_TTL_MS);
     assert.equal((await g.getEntry('inf')).ttlMs, undefined);
     clock.advance(MAX_TTL_MS);
-    assert.equal(g.getCached('huge'), undefined, 'expired after a year');
-    assert.equal(g.getCached('inf')?.toString(), 'inf');
+    assert.equal(g.server.getCached('huge'), undefined, 'expired after a year');
+    assert.equal(g.server.getCached('inf')?.toString(), 'inf');
   });
 
   it("clamps an HTTP origin's max-age=99999999999999999999", async () => {
@@ -110,8 +110,8 @@ describe('keys without a UTF-8 form', () => {
         (e: Error) => e instanceof InvalidKeyError && /surrogate/.test(e.message),
       );
       await assert.rejects(g.getEntry(bad), InvalidKeyError);
-      assert.throws(() => g.getCached(bad), InvalidKeyError);
-      assert.throws(() => g.removeLocal(bad), InvalidKeyError);
+      assert.throws(() => g.server.getCached(bad), InvalidKeyError);
+      assert.throws(() => g.server.removeLocal(bad), InvalidKeyError);
     }
     assert.equal(await g.getString('\ufffd'), 'v:\ufffd');
     assert.equal(await g.getString('😀'), 'v:😀');

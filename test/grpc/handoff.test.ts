@@ -52,7 +52,7 @@ describe('handoff over gRPC', () => {
     const peer = new GrpcPeer(n.addr);
     const signal = new AbortController().signal;
     try {
-      n.group.removeLocal('gone');
+      n.group.server.removeLocal('gone');
       const kept = await peer.push(
         'g',
         [

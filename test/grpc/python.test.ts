@@ -73,7 +73,7 @@ test("Python clients generated from proto/*.proto and from groupcache's original
     assert.equal(r.fetch['8'].code, 5);
     assert.match(r.fetch['8'].message, /no such row/);
     assert.equal(r.removed, true);
-    assert.equal(group.getCached('hello'), undefined, 'Remove from Python dropped the key');
+    assert.equal(group.server.getCached('hello'), undefined, 'Remove from Python dropped the key');
 
     // A client generated from groupcache's own proto2 contract (required fields, no ttl_ms).
     const original = join(stubs, 'original');

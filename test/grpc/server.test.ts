@@ -5,8 +5,9 @@ import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { describe, test } from 'node:test';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
-import { Group, GroupRegistry } from '../../src/group.js';
+import { Group, GroupRegistry, type ServedGroup, type ServedRegistry } from '../../src/group.js';
 import { createGrpcServer, GrpcPeer, PeerError } from '../../src/grpc/index.js';
+import type { GroupServer } from '../../src/peers.js';
 import {
   GossipCacheClient,
   HealthClient,
@@ -197,7 +198,7 @@ describe('server', () => {
       assert.equal(Buffer.from((await peer.get('g', 'k', signal)).value).toString(), 'v1:k');
       assert.equal(Buffer.from((await peer.get('g', 'k', signal)).value).toString(), 'v1:k', 'cached');
       await peer.remove('g', 'k', signal);
-      assert.equal(registry.get('g')?.getCached('k'), undefined);
+      assert.equal(registry.get('g')?.server.getCached('k'), undefined);
       assert.equal(Buffer.from((await peer.get('g', 'k', signal)).value).toString(), 'v2:k');
       await peer.remove('no-such-group', 'k', signal);
     } finally {
@@ -271,15 +272,13 @@ describe('server', () => {
 
   test('a group whose getEntry throws synchronously gets UNAVAILABLE, and the node keeps serving', async () => {
     const server = createGrpcServer({
-      registry: {
-        get: () => ({
-          getEntry: (key: string) => {
-            if (key === 'boom') throw new Error('sync boom');
-            return Promise.resolve({ value: Buffer.from('fine'), minuteQps: 0 });
-          },
-          removeLocal: () => {},
-        }),
-      },
+      registry: stubRegistry({
+        getEntry: (key: string) => {
+          if (key === 'boom') throw new Error('sync boom');
+          return Promise.resolve({ value: Buffer.from('fine'), minuteQps: 0, ageMs: 0, source: 'hit' });
+        },
+        removeLocal: () => {},
+      }),
     });
     const peer = new GrpcPeer(`127.0.0.1:${await server.listen('127.0.0.1:0')}`);
     const signal = new AbortController().signal;
@@ -301,12 +300,10 @@ describe('server', () => {
 
   test('a value expiring right now (ttl 0) travels as 1 ms, never as "no expiry"', async () => {
     const server = createGrpcServer({
-      registry: {
-        get: () => ({
-          getEntry: async () => ({ value: Buffer.from('v'), minuteQps: 0, ttlMs: 0 }),
-          removeLocal: () => {},
-        }),
-      },
+      registry: stubRegistry({
+        getEntry: async () => ({ value: Buffer.from('v'), minuteQps: 0, ttlMs: 0, ageMs: 0, source: 'hit' }),
+        removeLocal: () => {},
+      }),
     });
     const peer = new GrpcPeer(`127.0.0.1:${await server.listen('127.0.0.1:0')}`);
     const signal = new AbortController().signal;
@@ -330,3 +327,9 @@ describe('server', () => {
     await server.close(0);
   });
 });
+
+/** A registry of one group, not built on Group, that implements only the server calls `server` has. */
+function stubRegistry(server: Partial<GroupServer>): ServedRegistry {
+  const group = { name: 'g', server: server as GroupServer } as Partial<ServedGroup> as ServedGroup;
+  return { get: () => group, list: () => [group] };
+}

@@ -97,7 +97,7 @@ describe('PUT /<group>/<key>', () => {
     });
     assert.equal(status, 413);
     assert.equal((await http('/g/big')).status, 200, 'not stored: loaded from the getter instead');
-    assert.equal(group.getCached('big2')?.toString(), undefined);
+    assert.equal(group.server.getCached('big2')?.toString(), undefined);
   });
 
   test('max-age=0 or no-store is refused (400); a value over the cache size is 413', async () => {

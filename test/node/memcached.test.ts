@@ -10,9 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NotFoundError } from '../../src/errors.js';
+import type { GroupStats, ServedGroup } from '../../src/group.js';
 import { Group, GroupRegistry } from '../../src/group.js';
+import type { CacheStats, GroupServer } from '../../src/index.js';
 import { parseConfig } from '../../src/node/config.js';
-import { createMemcachedFront, type MemcachedGroup } from '../../src/node/memcached/server.js';
+import { createMemcachedFront } from '../../src/node/memcached/server.js';
 import { encodeItem, exptimeToTtlMs, flagsOf } from '../../src/node/memcached/values.js';
 import { RawConn } from './memcached-client.js';
 
@@ -173,8 +175,9 @@ describe('reads through a real group', () => {
     assert.equal(await c.ask('replace stored 0 0 1\r\ny\r\n'), 'STORED\r\n');
     assert.equal(await c.ask('get stored\r\n'), 'VALUE stored 0 1\r\ny\r\nEND\r\n');
     assert.equal(await c.ask('touch stored 50\r\n'), 'TOUCHED\r\n');
-    assert.ok(group.getCached('stored'));
-    const ttl = group.getCachedTtlMs() ?? 0;
+    const stored = group.server.lookup('stored');
+    assert.ok(stored >= 0);
+    const ttl = group.server.ttlMs(stored) ?? 0;
     assert.ok(ttl > 40_000 && ttl <= 50_000, `ttl ${ttl}`);
     assert.equal(await c.ask('touch missing-touch 50\r\n'), 'NOT_FOUND\r\n');
     // Expired on arrival: the key is removed, the next get loads it from the getter again.
@@ -356,8 +359,19 @@ function storingGroup() {
   const store = new Map<string, { value: Buffer; ttlMs?: number }>();
   const sets: Array<{ key: string; value: Buffer; ttlMs?: number }> = [];
   const removes: string[] = [];
-  const g: MemcachedGroup & { sets: typeof sets; removes: string[] } = {
+  const server: Partial<GroupServer> = {
+    getCached: (k) => store.get(k)?.value,
+    loadAfterMiss: async (k) => {
+      await new Promise((r) => setTimeout(r, 5));
+      if (k.startsWith('origin-'))
+        return { value: Buffer.from(`o:${k}`), ageMs: 0, source: 'getter', minuteQps: 0 };
+      throw new NotFoundError(k);
+    },
+  };
+  // Only what the memcached front calls; the rest of ServedGroup is left out.
+  const g: Partial<ServedGroup> & { sets: typeof sets; removes: string[] } = {
     name: 'stub',
+    server: server as GroupServer,
     cacheBytes: 1 << 20,
     sets,
     removes,
@@ -370,13 +384,7 @@ function storingGroup() {
       peerErrors: 0,
       localLoads: 0,
       localLoadErrs: 0,
-    },
-    getCached: (k) => store.get(k)?.value,
-    loadAfterMiss: async (k) => {
-      await new Promise((r) => setTimeout(r, 5));
-      if (k.startsWith('origin-')) return { value: Buffer.from(`o:${k}`) };
-      throw new NotFoundError(k);
-    },
+    } as Partial<GroupStats> as GroupStats,
     remove: async (k) => {
       removes.push(k);
       store.delete(k);
@@ -386,9 +394,9 @@ function storingGroup() {
       sets.push({ key, value: Buffer.from(value), ttlMs: opts?.ttlMs });
       store.set(key, { value: Buffer.from(value), ttlMs: opts?.ttlMs });
     },
-    cacheStats: () => ({ bytes: 0, items: store.size, evictions: 0 }),
+    cacheStats: () => ({ bytes: 0, items: store.size, evictions: 0 }) as Partial<CacheStats> as CacheStats,
   };
-  return g;
+  return g as ServedGroup & typeof g;
 }
 
 describe('storage commands over a group with set', () => {
@@ -446,7 +454,11 @@ describe('storage commands over a group with set', () => {
     assert.equal(c.closed, true, 'the server closes its side once it has answered');
     assert.equal(replies, 'VALUE halfclosed19 0 2\r\nv9\r\nVALUE origin-hc 0 11\r\no:origin-hc\r\nEND\r\n');
     for (let i = 0; i < 20; i++) {
-      assert.deepEqual(g.getCached(`halfclosed${i}`), Buffer.from(`v${i % 10}`), `halfclosed${i} stored`);
+      assert.deepEqual(
+        g.server.getCached(`halfclosed${i}`),
+        Buffer.from(`v${i % 10}`),
+        `halfclosed${i} stored`,
+      );
     }
   });
 

@@ -70,26 +70,26 @@ export class MemPeer implements Peer {
   async get(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult> {
     this.target.peerGetsReceived++;
     await this.fault(signal);
-    return this.group(group).getEntry(key, { signal, local: true });
+    return this.group(group).server.getEntry(key, { signal, local: true });
   }
 
   async remove(group: string, key: string, signal: AbortSignal): Promise<void> {
     this.target.peerRemovesReceived++;
     await this.fault(signal);
-    if (!this.target.faults.dropRemoves) this.target.registry.get(group)?.removeLocal(key);
+    if (!this.target.faults.dropRemoves) this.target.registry.get(group)?.server.removeLocal(key);
   }
 
   async handoff(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult> {
     this.target.handoffsReceived++;
     await this.fault(signal);
-    const e = this.group(group).handoffEntry(key);
+    const e = this.group(group).server.handoffEntry(key);
     if (e === undefined) throw new NotFoundError(`peer ${this.id} does not hold ${key}`);
     return e;
   }
 
   async push(group: string, entries: HandoffEntry[], signal: AbortSignal): Promise<number> {
     await this.fault(signal);
-    return this.group(group).acceptHandoff(entries);
+    return this.group(group).server.acceptHandoff(entries);
   }
 
   private group(name: string): Group {
@@ -109,7 +109,7 @@ export class MemPeer implements Peer {
     await this.fault(signal);
     const g = this.target.registry.get(group);
     if (g === undefined) throw new Error(`peer ${this.id}: no group ${group}`);
-    g.setLocal(key, value, opts);
+    g.server.setLocal(key, value, opts);
   }
 
   private async fault(signal: AbortSignal): Promise<void> {

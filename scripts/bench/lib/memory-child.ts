@@ -1,6 +1,6 @@
 // Child of memory.ts: one fresh process, one Group, one case. Prints one JSON line. Run with --expose-gc.
 //   items: N values of V bytes cached through the ordinary load path (get → miss → getter → main cache),
-//          RSS/heap before and after, GC pauses during the load; then (hitSeconds > 0) a getCached run over
+//          RSS/heap before and after, GC pauses during the load; then (hitSeconds > 0) a server.getCached run over
 //          random loaded keys with its GC pauses and rate.
 //   churn: values of random size (minBytes..maxBytes) under a cacheBytes budget until `factor` × the
 //          budget went through; RSS sampled after every value.
@@ -147,7 +147,7 @@ async function items(): Promise<ItemsReport> {
   });
   // Touch the code paths once so their compiled code is in the "before" figure, not counted per item.
   await group.get('warm-up');
-  group.removeLocal('warm-up');
+  group.server.removeLocal('warm-up');
   const before = settle();
   const deadline = Date.now() + (cfg.maxLoadS ?? Number.POSITIVE_INFINITY) * 1000;
   watch.start();
@@ -196,7 +196,7 @@ async function items(): Promise<ItemsReport> {
     const t1 = performance.now();
     const end = t1 + hitSeconds * 1000;
     while (performance.now() < end) {
-      for (let i = 0; i < 8192; i++) sink += group.getCached(keys[(hits + i) & mask])?.length ?? 0;
+      for (let i = 0; i < 8192; i++) sink += group.server.getCached(keys[(hits + i) & mask])?.length ?? 0;
       hits += 8192;
     }
     const s = (performance.now() - t1) / 1000;
@@ -223,7 +223,7 @@ async function churn(): Promise<ChurnReport> {
     getter: async () => source.subarray(0, minBytes + Math.floor(rand() * (maxBytes - minBytes + 1))),
   });
   await group.get('warm-up');
-  group.removeLocal('warm-up');
+  group.server.removeLocal('warm-up');
   const before = settle();
   const target = (cfg.factor ?? 10) * cacheBytes;
   const samples: number[] = [];

@@ -2,7 +2,7 @@
 // client reads through the cluster. A memcached key is a key of one group (the node's default group),
 // verbatim. See docs/memcached.md for the commands, their mapping onto the group and the limits.
 //
-// Hit path: the parser hands over `get <key>`, the group answers synchronously from getCached, and the
+// Hit path: the parser hands over `get <key>`, the group answers synchronously from server.getCached, and the
 // reply is formatted into the connection's slab (out.ts): one socket write per batch of pipelined
 // commands, no promise, no per-request object. Anything that waits (a miss, a write) takes a Slot in the
 // connection's queue, so replies still leave in command order.
@@ -16,6 +16,7 @@
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { isNotFound } from '../../errors.js';
+import type { ServedGroup } from '../../group.js';
 import { Out } from './out.js';
 import {
   type CommandName,
@@ -33,31 +34,8 @@ import {
   hasFlagsHeader,
 } from './values.js';
 
-/** The part of a Group the memcached front uses (structural, so tests can pass a stub). */
-export interface MemcachedGroup {
-  readonly name: string;
-  readonly cacheBytes: number;
-  /** SHARED with the cache: never written to. */
-  getCached(key: string): Buffer | undefined;
-  loadAfterMiss(key: string, opts?: { signal?: AbortSignal }): Promise<{ value: Buffer; ttlMs?: number }>;
-  remove(key: string): Promise<void>;
-  /** Stores a value at the key's owner. Absent: set/add/replace/touch answer `SERVER_ERROR not supported`. */
-  set?(key: string, value: Uint8Array, opts?: { ttlMs?: number }): Promise<unknown>;
-  readonly stats: {
-    readonly gets: number;
-    readonly cacheHits: number;
-    readonly loads: number;
-    readonly loadsDeduped: number;
-    readonly peerLoads: number;
-    readonly peerErrors: number;
-    readonly localLoads: number;
-    readonly localLoadErrs: number;
-  };
-  cacheStats(which: 'main' | 'hot'): { bytes: number; items: number; evictions: number };
-}
-
 export interface MemcachedFrontOptions {
-  group: MemcachedGroup;
+  group: ServedGroup;
   /** What `version` answers after `VERSION `. */
   version: string;
   /** Largest value a storage command may carry. */
@@ -184,7 +162,7 @@ function writeBuffered(ctx: Ctx): number {
 interface Ctx {
   opts: MemcachedFrontOptions;
   counters: MemcachedCounters;
-  group: MemcachedGroup;
+  group: ServedGroup;
   started: number;
   idleTimeoutMs: number;
   budget: ValueBudget;
@@ -463,7 +441,7 @@ class Conn implements ParserSink {
       // The hit path.
       let v: Buffer | undefined;
       try {
-        v = group.getCached(p.keys[0]);
+        v = group.server.getCached(p.keys[0]);
       } catch (err) {
         this.line(this.errorReply(p.keys[0], err));
         return;
@@ -485,7 +463,7 @@ class Conn implements ParserSink {
     for (; m < n; m++) {
       let v: Buffer | undefined;
       try {
-        v = group.getCached(p.keys[m]);
+        v = group.server.getCached(p.keys[m]);
       } catch (e) {
         err = e as Error;
       }
@@ -513,7 +491,7 @@ class Conn implements ParserSink {
     }
     for (let i = m + 1; i < n; i++) {
       try {
-        const v = group.getCached(keys[i]);
+        const v = group.server.getCached(keys[i]);
         if (v === undefined) misses.push(i);
         else values[i] = v;
       } catch (e) {
@@ -528,7 +506,7 @@ class Conn implements ParserSink {
   }
 
   /**
-   * Loads the missed keys in parallel, in this tick (right after their getCached): the keys of one owner
+   * Loads the missed keys in parallel, in this tick (right after their lookup): the keys of one owner
    * leave in one multiplexed round to it, and each joins its key's flight.
    */
   private loadKeys(
@@ -550,7 +528,7 @@ class Conn implements ParserSink {
       this.flush();
     };
     for (const i of misses) {
-      group.loadAfterMiss(keys[i], { signal }).then(
+      group.server.loadAfterMiss(keys[i], { signal }).then(
         (e) => {
           values[i] = e.value;
           settle();
@@ -632,9 +610,9 @@ class Conn implements ParserSink {
   /** Whether `key` has a value through the normal read path (cached, at its owner, or from the origin). */
   private async present(key: string): Promise<boolean> {
     const group = this.ctx.group;
-    if (group.getCached(key) !== undefined) return true;
+    if (group.server.getCached(key) !== undefined) return true;
     try {
-      await group.loadAfterMiss(key, { signal: this.signal() });
+      await group.server.loadAfterMiss(key, { signal: this.signal() });
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -663,10 +641,10 @@ class Conn implements ParserSink {
     const key = p.keys[0];
     const ttlMs = exptimeToTtlMs(p.exptime, Date.now());
     this.write(key, p.noreply, async () => {
-      let v = group.getCached(key);
+      let v = group.server.getCached(key);
       if (v === undefined) {
         try {
-          v = (await group.loadAfterMiss(key, { signal: this.signal() })).value;
+          v = (await group.server.loadAfterMiss(key, { signal: this.signal() })).value;
         } catch (err) {
           if (isNotFound(err)) return 'NOT_FOUND';
           throw err;
