@@ -8,7 +8,13 @@
 import { once } from 'node:events';
 import { formatHostPort, parseHostPort } from '../address.js';
 import { defaultRegistry, type GroupRegistry } from '../group.js';
-import { createGrpcServer, type GrpcLimits, RingPeerPicker, type TlsFiles } from '../grpc/index.js';
+import {
+  createGrpcServer,
+  type GrpcLimits,
+  type GrpcServerStats,
+  RingPeerPicker,
+  type TlsFiles,
+} from '../grpc/index.js';
 import type { Logger } from '../logger.js';
 import {
   createMembership,
@@ -80,6 +86,8 @@ export interface GossipNode {
   ringChecksum(): string;
   /** Membership counters. */
   membershipStats(): Record<string, unknown>;
+  /** What gRPC clients make this node hold, and Fetch streams reset for not reading (src/grpc/stall.ts). */
+  grpcStats(): GrpcServerStats;
   /**
    * Hand cached entries to their next owners (handoffPushMs), announce leave, stop gossip, then stop
    * gRPC (in-flight peer requests get `graceMs`).
@@ -212,6 +220,7 @@ export async function createNode(opts: NodeOptions): Promise<GossipNode> {
     ringMembers: () => ring.slice(),
     ringChecksum: () => picker.checksum(),
     membershipStats: () => ({ ...membership.stats() }),
+    grpcStats: () => grpc.stats(),
     close(closeOpts) {
       closing ??= (async () => {
         clearTimeout(joinTimer);

@@ -81,6 +81,7 @@ async function start(config: NodeConfig, log: PinoLogger): Promise<void> {
     front: counters,
     cluster,
     memcached: () => memcachedFronts.map((m) => ({ group: m.group, counters: m.server.counters })),
+    grpc: () => node?.grpcStats(),
   });
   const front = createHttpFront({
     registry,

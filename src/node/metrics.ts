@@ -6,6 +6,7 @@
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { ServedRegistry } from '../group.js';
+import type { GrpcServerStats } from '../grpc/index.js';
 import type { ConnectionCounters } from './connections.js';
 import type { FrontCounters } from './http.js';
 import type { MemcachedCounters } from './memcached/server.js';
@@ -25,6 +26,8 @@ export interface MetricsOptions {
   cluster?: () => ClusterView | undefined;
   /** The memcached fronts running (read at scrape time; they start after the metrics exist). */
   memcached?: () => ReadonlyArray<{ group: string; counters: MemcachedCounters }>;
+  /** The gRPC server's holdings and stream resets (read at scrape time; undefined before it starts). */
+  grpc?: () => GrpcServerStats | undefined;
   /** Process metrics (CPU, memory, event loop lag). Default true. */
   processMetrics?: boolean;
 }
@@ -228,6 +231,38 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
       'reason',
       { replies: 'backpressurePauses' },
     );
+  }
+
+  const grpc = opts.grpc;
+  if (grpc) {
+    new Gauge({
+      name: 'gossipcache_grpc_held_bytes',
+      help: 'Bytes gRPC clients make this node hold now (requests in flight, replies not yet sent)',
+      registers: [register],
+      collect() {
+        this.set(grpc()?.heldBytes ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'gossipcache_grpc_fetch_streams',
+      help: 'Peer Fetch streams open',
+      registers: [register],
+      collect() {
+        this.set(grpc()?.fetchStreams ?? 0);
+      },
+    });
+    new Counter({
+      name: 'gossipcache_grpc_streams_reset_total',
+      help: 'Fetch streams reset because their client did not read its replies: after the stall timeout (stalled), or sooner while the held-bytes budget was nearly spent (shed)',
+      labelNames: ['reason'],
+      registers: [register],
+      collect() {
+        this.reset();
+        const s = grpc();
+        this.inc({ reason: 'stalled' }, s?.stalledStreams ?? 0);
+        this.inc({ reason: 'shed' }, s?.shedStreams ?? 0);
+      },
+    });
   }
 
   const cluster = opts.cluster;

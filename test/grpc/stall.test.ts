@@ -11,6 +11,7 @@ import { Client, credentials, Metadata, type ServiceError, status } from '@grpc/
 import { Group, GroupRegistry } from '../../src/group.js';
 import { encodeFetchBatch, type FetchRequest } from '../../src/grpc/codec.js';
 import { createGrpcServer, FETCH_PATH, type GrpcLimits, GrpcPeer } from '../../src/grpc/index.js';
+import { createMetrics } from '../../src/node/metrics.js';
 import { sleep, waitFor } from '../support/wait.js';
 
 const VALUE_BYTES = 64 * 1024;
@@ -21,7 +22,9 @@ async function node(limits: Partial<GrpcLimits>) {
   new Group({ name: 'g', cacheBytes: 1 << 28, registry, getter: async (k) => value(k) });
   const server = createGrpcServer({ registry, limits });
   const addr = `127.0.0.1:${await server.listen('127.0.0.1:0')}`;
-  return { addr, server };
+  // The node program's metrics read the same stats (src/node/main.ts).
+  const metrics = createMetrics({ registry, grpc: () => server.stats(), processMetrics: false });
+  return { addr, server, metrics };
 }
 
 /** gRPC framing of one FetchBatch: no compression, 4-byte length, message. */
@@ -139,6 +142,10 @@ describe('gRPC clients that never read their replies', () => {
       // Held bytes stay near the node budget: requests already taken (≤ 32 per stream, 64 KiB
       // values) may overshoot it, as a value's size is known only once loaded.
       assert.ok(maxHeld < (4 << 20) + 8 * 32 * (VALUE_BYTES + 1024), `max held ${maxHeld}`);
+      const text = await n.metrics.text();
+      assert.match(text, /gossipcache_grpc_streams_reset_total\{reason="shed"\} 8\n/);
+      assert.match(text, /gossipcache_grpc_streams_reset_total\{reason="stalled"\} 0\n/);
+      assert.match(text, /gossipcache_grpc_held_bytes 0\n/);
     } finally {
       clearInterval(probe);
       for (const a of attackers) a.session.destroy();
