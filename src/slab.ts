@@ -45,7 +45,9 @@ const OWN_ALIGN = 16;
 
 /**
  * Stable copies of slab values kept for getCached/getEntry callers (see `stable`): at most this many,
- * each a small Buffer of its own (≤ 1 KiB + ~250 B of objects): ≤ 21 MiB, ~5 MiB for 64-byte values.
+ * slices of Node's 8 KiB Buffer pool (a view object each, ~100 B). A kept slice keeps its pool chunk:
+ * copies made one after another share chunks, so for small values this is a few MiB (~4 MiB measured
+ * for 32-byte values); the bound in the worst case is STABLE_SLOTS × 8 KiB.
  */
 const STABLE_SLOTS = 16384;
 
@@ -352,9 +354,9 @@ export class SlabStore {
     const s = id & (STABLE_SLOTS - 1);
     if (this.stableIds[s] === id) return this.stableBufs[s]!;
     const n = this.len[id];
-    // Its own small allocation rather than a slice of Node's shared pool: a slice kept in the table would
-    // pin a whole 8 KiB pool chunk (up to STABLE_SLOTS × 8 KiB).
-    const out = Buffer.allocUnsafeSlow(n);
+    // A pool slice, not a Buffer of its own: an ArrayBuffer per copy made every young collection sweep
+    // (and free) thousands of them, 26 ms scavenges in a cold-key getCached loop.
+    const out = Buffer.allocUnsafe(n);
     const start = this.off[id];
     this.pages[page]!.copy(out, 0, start, start + n);
     this.stableIds[s] = id;

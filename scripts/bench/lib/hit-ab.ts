@@ -1,0 +1,84 @@
+// Same-run A/B of the in-process hit paths of two builds (issue 16: "hits must not get slower"): both
+// builds' Group in one process, the same keys and values, measured in alternating slices so a drift in
+// the box's speed hits both alike. Prints one JSON line per case.
+//   node --import tsx scripts/bench/lib/hit-ab.ts <distA> <distB> [<keys> [<valueBytes> [<slices>]]]
+// Cases: getCached (what the library API returns), and the HTTP front's hit work: getCachedBody where
+// the build has it, else getCached + toString('latin1') for values ≤ 1 KiB (what the front did before).
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+type GroupModule = typeof import('../../../src/index.js');
+
+const [distA, distB] = [process.argv[2], process.argv[3]];
+const KEYS = Number(process.argv[4] ?? 10_000);
+const VALUE_BYTES = Number(process.argv[5] ?? 64);
+const SLICES = Number(process.argv[6] ?? 10);
+const SLICE_MS = 500;
+
+async function load(dist: string) {
+  const m = (await import(pathToFileURL(resolve(dist, 'index.js')).href)) as GroupModule;
+  const g = new m.Group({
+    name: 'ab',
+    cacheBytes: 1 << 30,
+    registry: new m.GroupRegistry(),
+    getter: async (k) => k.padEnd(VALUE_BYTES, '.').slice(0, VALUE_BYTES),
+  });
+  for (let i = 0; i < KEYS; i++) await g.get(`user:${i}:profile`);
+  return g as InstanceType<GroupModule['Group']> & {
+    getCachedBody?: (k: string) => string | Buffer | undefined;
+  };
+}
+
+const groups = { A: await load(distA), B: await load(distB) };
+let seed = 42;
+const order = Array.from({ length: 1 << 16 }, () => {
+  seed = (seed * 48271) % 2147483647;
+  return `user:${seed % KEYS}:profile`;
+});
+const mask = order.length - 1;
+let sink = 0;
+
+const cases: Record<string, (g: (typeof groups)['A']) => () => void> = {
+  getCached: (g) => () => {
+    for (let i = 0; i < 4096; i++) sink += g.getCached(order[i & mask])!.length;
+  },
+  'front hit (getCachedBody, or getCached + latin1)': (g) =>
+    g.getCachedBody
+      ? () => {
+          for (let i = 0; i < 4096; i++) sink += g.getCachedBody!(order[i & mask])!.length;
+        }
+      : () => {
+          for (let i = 0; i < 4096; i++) sink += g.getCached(order[i & mask])!.toString('latin1').length;
+        },
+};
+
+for (const [name, make] of Object.entries(cases)) {
+  const runs = { A: make(groups.A), B: make(groups.B) };
+  const ops = { A: 0, B: 0 };
+  const ms = { A: 0, B: 0 };
+  for (const w of ['A', 'B'] as const) for (let i = 0; i < 50; i++) runs[w](); // warm-up
+  for (let s = 0; s < SLICES; s++) {
+    for (const w of s % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const)) {
+      const t0 = performance.now();
+      let n = 0;
+      while (performance.now() - t0 < SLICE_MS) {
+        runs[w]();
+        n += 4096;
+      }
+      ms[w] += performance.now() - t0;
+      ops[w] += n;
+    }
+  }
+  const rate = (w: 'A' | 'B') => (ops[w] / ms[w]) * 1000;
+  console.log(
+    JSON.stringify({
+      case: name,
+      keys: KEYS,
+      valueBytes: VALUE_BYTES,
+      A: { dist: distA, 'hits/s': Math.round(rate('A')) },
+      B: { dist: distB, 'hits/s': Math.round(rate('B')) },
+      'B/A': Math.round((rate('B') / rate('A')) * 100) / 100,
+    }),
+  );
+}
+if (sink === 0) throw new Error('no hits');
