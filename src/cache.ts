@@ -7,7 +7,7 @@
 import { LRUCache } from 'lru-cache';
 import type { RateState } from './hotkeys.js';
 import { readRate } from './hotkeys.js';
-import { ITEM_OVERHEAD, SlabStore } from './slab.js';
+import { defaultPageBytes, ITEM_OVERHEAD, SlabStore } from './slab.js';
 
 /** How an entry came to this process (for `Cache-Status`): loaded by the getter, fetched from its owner, or set. */
 export type Source = 'getter' | 'peer' | 'set';
@@ -124,12 +124,12 @@ const SLACK_PAGES = 24;
 
 /** A store for a byte budget: room for the budget, the free overhead, and slack for partly used pages. */
 export function newStore(budgetBytes: number, reclaim: (id: number) => void): SlabStore {
-  const probe = new SlabStore({ limitBytes: budgetBytes + FREE_OVERHEAD_BYTES, reclaim });
+  const pageBytes = defaultPageBytes(budgetBytes + FREE_OVERHEAD_BYTES);
   return new SlabStore({
-    limitBytes: budgetBytes + FREE_OVERHEAD_BYTES + SLACK_PAGES * probe.pageBytes,
+    limitBytes: budgetBytes + FREE_OVERHEAD_BYTES + SLACK_PAGES * pageBytes,
     // Values in Buffers of their own need no slack: they are held to the budget itself.
-    slackBytes: SLACK_PAGES * probe.pageBytes,
-    pageBytes: probe.pageBytes,
+    slackBytes: SLACK_PAGES * pageBytes,
+    pageBytes,
     reclaim,
   });
 }

@@ -592,7 +592,7 @@ export class SlabStore {
 }
 
 /** 1 MiB pages, smaller for small limits so partly used pages (one per size class) stay a small share. */
-function defaultPageBytes(limitBytes: number): number {
+export function defaultPageBytes(limitBytes: number): number {
   let p = 1 << 20;
   while (p > 64 * 1024 && p * 64 > limitBytes) p >>= 1;
   return p;
