@@ -72,8 +72,11 @@ async function startStandIn(): Promise<Subject> {
   return { name: 'stand-in Map server (no gossipcache node)', port, servers: [s], slices: [] };
 }
 
-async function startGossipcache(): Promise<{ subject: Subject; nodes: NodeHandle[] }> {
-  const nodes = await startCluster(3, { group: GROUP, origin: 'demo:0ms', cacheBytes: '64MiB' });
+async function startGossipcache(
+  name = 'gossipcache node A of 3',
+  cli?: string,
+): Promise<{ subject: Subject; nodes: NodeHandle[] }> {
+  const nodes = await startCluster(3, { group: GROUP, origin: 'demo:0ms', cacheBytes: '64MiB', cli });
   const a = nodes[0];
   try {
     // Every key loaded by its owner and, for keys other nodes own, fetched into A's hot cache.
@@ -83,7 +86,7 @@ async function startGossipcache(): Promise<{ subject: Subject; nodes: NodeHandle
     throw e;
   }
   const subject: Subject = {
-    name: 'gossipcache node A of 3',
+    name,
     port: a.httpPort,
     servers: nodes.map((x) => x.server),
     slices: [],
@@ -182,11 +185,21 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     const go = await startGo();
     if (typeof go !== 'string') servers.push(...go.servers);
     const subjects = typeof go === 'string' ? [bare, subject] : [bare, subject, go];
+    // FRONT_BASELINE_DIST=<dir>: a build of another commit as one more subject, in the same slices.
+    const baselineDist = process.env.FRONT_BASELINE_DIST;
+    let baseline: Subject | undefined;
+    if (baselineDist && subject.before) {
+      baseline = (await startGossipcache(`baseline node A of 3 (${baselineDist})`, `${baselineDist}/cli.js`))
+        .subject;
+      servers.push(...baseline.servers);
+      subjects.push(baseline);
+    }
     // Unmeasured runs first, so JIT warm-up and connection setup are not in the figures.
     for (const s of subjects) {
       await runWrk({ port: s.port, paths, connections: CONNECTIONS, durationS: warmS });
     }
     const before = await subject.before?.();
+    const baselineBefore = await baseline?.before?.();
     // Short alternating slices, not one long run each: this box's speed drifts by up to 2x within a
     // minute, and a drift that lands inside one subject's only run skews the ratio (seen: 0.78-0.98).
     const rounds = seconds / SLICE_S;
@@ -198,6 +211,11 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     const subj = await rowOf(subject, before);
     const g = typeof go === 'string' ? undefined : await rowOf(go, undefined);
     if (g) subj.metrics.per_cpu_vs_go = perCpu(subj) / perCpu(g);
+    if (baseline) {
+      const b = await rowOf(baseline, baselineBefore);
+      subj.metrics.per_cpu_vs_baseline = perCpu(subj) / perCpu(b);
+      rows.push({ ...b, baseline: BARE, ratio: perCpu(b) / perCpu(base) });
+    }
     rows.push(base, { ...subj, baseline: BARE, ratio: perCpu(subj) / perCpu(base), goal: GOAL });
     if (g) rows.push({ ...g, baseline: BARE, ratio: perCpu(g) / perCpu(base) });
     else rows.push({ bench: BENCH, case: `${GO} SKIPPED`, metrics: { reason: go as string } });

@@ -30,6 +30,8 @@ export interface NodeOptions {
   seeds?: string[];
   env?: Record<string, string>;
   nodeArgs?: string[];
+  /** The node program to run. Default CLI (dist/cli.js); a baseline build's cli.js for before/after runs. */
+  cli?: string;
 }
 
 export async function startNode(name: string, opts: NodeOptions = {}): Promise<NodeHandle> {
@@ -50,7 +52,9 @@ export async function startNode(name: string, opts: NodeOptions = {}): Promise<N
   };
   // BENCH_CPU_PROF=<dir>: every node writes a V8 CPU profile there when it exits (see lib/cpuprofile-top.ts).
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-  const server = startProcess(name, process.execPath, [...prof, ...(opts.nodeArgs ?? []), CLI], { env });
+  const server = startProcess(name, process.execPath, [...prof, ...(opts.nodeArgs ?? []), opts.cli ?? CLI], {
+    env,
+  });
   await waitForPort(httpPort, 15000, server);
   return { server, httpPort, grpcPort, gossipPort, label: `127.0.0.1:${grpcPort}` };
 }
