@@ -158,6 +158,24 @@ describe('warm handoff (in-process cluster)', () => {
     c.close();
   });
 
+  it('tombstones are bounded: after tombstoneMs, or beyond maxTombstones, a handoff is taken again', async () => {
+    const { c, clock } = cluster(2, WINDOW, { groupOptions: { tombstoneMs: 10_000, maxTombstones: 2 } });
+    const key = c.keyOwnedBy(1);
+    const g = c.nodes[1].group;
+    // Node 0 holds a copy; node 1 (the owner) removed the key locally and is asked to take a push.
+    g.removeLocal(key);
+    const entry = [{ key, value: Buffer.from('v0') }];
+    assert.equal(g.acceptHandoff(entry), 0, 'refused while the tombstone lives');
+    clock.advance(10_000);
+    assert.equal(g.acceptHandoff(entry), 1, 'taken once the tombstone is over');
+    // Only the 2 most recent removes are remembered.
+    const [a, b, d] = ['t-a', 't-b', 't-d'];
+    for (const k of [a, b, d]) g.removeLocal(k);
+    assert.equal(g.acceptHandoff([{ key: a, value: Buffer.from('x') }]), 1, 'the oldest was forgotten');
+    assert.equal(g.acceptHandoff([{ key: d, value: Buffer.from('x') }]), 0);
+    c.close();
+  });
+
   it('the remaining TTL travels with a handoff, and an expired value is not handed off', async () => {
     const { c, clock } = cluster(4, WINDOW, {
       getter: async (key) => ({ value: `v:${key}`, ttlMs: 10_000 }),
