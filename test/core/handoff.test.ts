@@ -161,7 +161,7 @@ describe('warm handoff (in-process cluster)', () => {
   it('tombstones are bounded: after tombstoneMs, or beyond maxTombstones, a handoff is taken again', async () => {
     const { c, clock } = cluster(2, WINDOW, { groupOptions: { tombstoneMs: 10_000, maxTombstones: 2 } });
     const key = c.keyOwnedBy(1);
-    const g = c.nodes[1].group;
+    const g = c.nodes[1].group.server;
     // Node 0 holds a copy; node 1 (the owner) removed the key locally and is asked to take a push.
     g.removeLocal(key);
     const entry = [{ key, value: Buffer.from('v0') }];
