@@ -356,7 +356,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'GOSSIPCACHE_MEMCACHED_MAX_CONNECTIONS',
     flag: '--memcached-max-connections',
     default: '1024',
-    doc: 'memcached clients connected at once; more are told `SERVER_ERROR too many open connections` and closed',
+    doc: 'memcached clients connected at once; at the cap the connection quiet the longest that owes no reply is closed for a new one; when all owe replies, the new one is told `SERVER_ERROR too many open connections` and closed',
   },
   {
     key: 'memcachedIdleTimeout',

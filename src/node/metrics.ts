@@ -204,9 +204,9 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
       });
     counter(
       'gossipcache_memcached_connections_total',
-      'memcached front: connections accepted, and refused at the cap',
+      'memcached front: connections accepted, refused at the cap (every connection busy), and idle ones closed at the cap for a new one',
       'outcome',
-      { accepted: 'totalConnections', refused: 'rejectedConnections' },
+      { accepted: 'totalConnections', refused: 'rejectedConnections', idle_closed: 'idleClosedForNew' },
     );
     counter(
       'gossipcache_memcached_commands_total',

@@ -16,6 +16,7 @@ import type { CacheStats, GroupServer } from '../../src/index.js';
 import { parseConfig } from '../../src/node/config.js';
 import { createMemcachedFront } from '../../src/node/memcached/server.js';
 import { encodeItem, exptimeToTtlMs, flagsOf } from '../../src/node/memcached/values.js';
+import { waitFor } from '../support/wait.js';
 import { RawConn } from './memcached-client.js';
 
 const loads: string[] = [];
@@ -288,21 +289,54 @@ describe('protocol errors, as memcached answers them', () => {
 });
 
 describe('limits', () => {
-  test('connections over the cap are told so and closed', async () => {
-    const capped = createMemcachedFront({ group, version: 'x', maxValueBytes: 1024, maxConnections: 2 });
+  test('at the cap the quietest connection makes room; only when all are busy is a new one refused', async () => {
+    let release = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    const slowGroup = new Group({
+      name: 'capped',
+      cacheBytes: 1 << 20,
+      registry: new GroupRegistry(),
+      async getter(key) {
+        await held;
+        return `v:${key}`;
+      },
+    });
+    const capped = createMemcachedFront({
+      group: slowGroup,
+      version: 'x',
+      maxValueBytes: 1024,
+      maxConnections: 2,
+    });
     const p = await listen(capped);
     try {
-      const a = await RawConn.open(p);
-      const b = await RawConn.open(p);
-      assert.equal(await a.ask('version\r\n'), 'VERSION x\r\n');
-      const c = await RawConn.open(p);
-      assert.equal(await c.until((t) => t.endsWith('\r\n')), 'SERVER_ERROR too many open connections\r\n');
-      await c.closedByServer();
-      assert.equal(await b.ask('version\r\n'), 'VERSION x\r\n');
+      // An idle connection (what an attacker holds by the thousand) and an active client.
+      const idle = await RawConn.open(p);
+      const active = await RawConn.open(p);
+      assert.equal(await active.ask('version\r\n'), 'VERSION x\r\n');
+      // A newcomer at the cap: the idle one is closed for it, the active one keeps working.
+      const newcomer = await RawConn.open(p);
+      await idle.closedByServer();
+      assert.equal(await newcomer.ask('version\r\n'), 'VERSION x\r\n');
+      assert.equal(await active.ask('version\r\n'), 'VERSION x\r\n');
+      assert.equal(capped.counters.idleClosedForNew, 1);
+      // Both connections owe a reply (a load in progress): nobody can be closed, the next one is refused.
+      newcomer.send('get a\r\n');
+      active.send('get b\r\n');
+      await waitFor('both loads to start', () => slowGroup.stats.loads >= 2, 5000);
+      const refused = await RawConn.open(p);
+      assert.equal(
+        await refused.until((t) => t.endsWith('\r\n')),
+        'SERVER_ERROR too many open connections\r\n',
+      );
+      await refused.closedByServer();
       assert.equal(capped.counters.rejectedConnections, 1);
-      a.close();
-      b.close();
+      release();
+      assert.equal(await newcomer.until((t) => t.endsWith('END\r\n')), 'VALUE a 0 3\r\nv:a\r\nEND\r\n');
+      assert.equal(await active.until((t) => t.endsWith('END\r\n')), 'VALUE b 0 3\r\nv:b\r\nEND\r\n');
+      newcomer.close();
+      active.close();
     } finally {
+      release();
       capped.closeAllConnections();
       capped.close();
     }

@@ -7,7 +7,8 @@
 // commands, no promise, no per-request object. Anything that waits (a miss, a write) takes a Slot in the
 // connection's queue, so replies still leave in command order.
 //
-// Bounds (all documented in README Security): connections (maxConnections; over it a client is told
+// Bounds (all documented in README Security): connections (maxConnections; at the cap the quietest
+// connection that owes no reply makes room, and only when all are busy is a client told
 // `SERVER_ERROR too many open connections` and closed), idle time (idleTimeoutMs: a client that sends
 // nothing and drains no replies for that long is closed, a half-sent command included), line length and value
 // size (parser.ts), value bytes being received by all connections together (valueBudgetBytes), and
@@ -57,6 +58,8 @@ export interface MemcachedCounters {
   currConnections: number;
   totalConnections: number;
   rejectedConnections: number;
+  /** Idle connections closed at the cap to admit a new one (see createMemcachedFront). */
+  idleClosedForNew: number;
   /** Keys asked by get/gets. */
   getKeys: number;
   /** Keys answered without a value because the loader said NotFound. */
@@ -97,6 +100,7 @@ export function createMemcachedFront(opts: MemcachedFrontOptions): Server & {
     currConnections: 0,
     totalConnections: 0,
     rejectedConnections: 0,
+    idleClosedForNew: 0,
     getKeys: 0,
     getNotFound: 0,
     cmdSet: 0,
@@ -126,6 +130,7 @@ export function createMemcachedFront(opts: MemcachedFrontOptions): Server & {
     },
     conns: new Set(),
     tick: 0,
+    activity: 0,
     sweeper: undefined,
   };
   const maxConnections = opts.maxConnections ?? 1024;
@@ -134,6 +139,12 @@ export function createMemcachedFront(opts: MemcachedFrontOptions): Server & {
   // memcached; Node would otherwise end our side at the client's FIN and drop what was not run yet.
   const server = createServer({ allowHalfOpen: true }, (sock) => {
     sock.on('error', () => {}); // resets and the like: 'close' follows and cleans up
+    // At the cap, the connection that has been quiet the longest and owes no reply makes room: else
+    // whoever opens maxConnections idle sockets first (they cost nothing to hold) shuts every other
+    // client out until the idle timeout, and again as soon as they reconnect. A memcached client
+    // reconnects a closed pool connection by itself. Only when every connection is busy is the new one
+    // refused.
+    if (counters.currConnections >= maxConnections) closeQuietest(ctx);
     if (counters.currConnections >= maxConnections) {
       counters.rejectedConnections++;
       sock.end('SERVER_ERROR too many open connections\r\n');
@@ -153,6 +164,18 @@ export function createMemcachedFront(opts: MemcachedFrontOptions): Server & {
   return server;
 }
 
+/** Closes the connection quiet the longest among those that owe no reply (O(connections), at the cap only). */
+function closeQuietest(ctx: Ctx): void {
+  let quietest: Conn | undefined;
+  for (const c of ctx.conns) {
+    if (c.owesReply || c.isClosing) continue;
+    if (quietest === undefined || c.lastActivity < quietest.lastActivity) quietest = c;
+  }
+  if (quietest === undefined) return;
+  ctx.counters.idleClosedForNew++;
+  quietest.closeForNew();
+}
+
 function writeBuffered(ctx: Ctx): number {
   let n = 0;
   for (const c of ctx.conns) n += c.writableLength;
@@ -169,6 +192,8 @@ interface Ctx {
   conns: Set<Conn>;
   /** Idle sweeps so far; a connection records the tick of its last activity. */
   tick: number;
+  /** Bumped on every connection's activity: orders connections by how recently they were active. */
+  activity: number;
   sweeper: NodeJS.Timeout | undefined;
 }
 
@@ -214,10 +239,14 @@ class Conn implements ParserSink {
   private closed = false;
   /** The client shut its sending side: finish what it sent, then close (finishIfDone). */
   private inputEnded = false;
+  /** Counted out of the connections (onClose ran). */
+  private gone = false;
   private firstChunk = true;
   private ac: AbortController | undefined;
   /** ctx.tick at the last bytes received or replies drained (idle sweep). */
   lastTick = 0;
+  /** ctx.activity at the last bytes received or replies drained (who is closed first at the cap). */
+  lastActivity = 0;
   /** Values found by the multi-get being handled (reused; emptied after each command). */
   private readonly found: Array<Buffer | undefined> = [];
 
@@ -234,10 +263,12 @@ class Conn implements ParserSink {
     });
     sock.setNoDelay(true);
     this.lastTick = ctx.tick;
+    this.lastActivity = ++ctx.activity;
     startSweeping(ctx);
     sock.on('data', (chunk: Buffer) => this.onData(chunk));
     sock.on('drain', () => {
       this.lastTick = this.ctx.tick;
+      this.lastActivity = ++this.ctx.activity;
       this.maybeResume();
       this.finishIfDone();
     });
@@ -252,6 +283,21 @@ class Conn implements ParserSink {
     this.sock.destroy();
   }
 
+  /** A reply is still to be written (a load, a write, or bytes in the socket's buffer). */
+  get owesReply(): boolean {
+    return this.queue.length > 0 || this.writing || this.sock.writableLength > 0;
+  }
+
+  get isClosing(): boolean {
+    return this.closed || this.sock.destroyed;
+  }
+
+  /** Closed to admit a new connection at the cap: counted out now, so the newcomer fits. */
+  closeForNew(): void {
+    this.sock.destroy();
+    this.onClose();
+  }
+
   get writableLength(): number {
     return this.sock.writableLength;
   }
@@ -264,6 +310,7 @@ class Conn implements ParserSink {
 
   private onData(chunk: Buffer): void {
     this.lastTick = this.ctx.tick;
+    this.lastActivity = ++this.ctx.activity;
     if (this.firstChunk) {
       this.firstChunk = false;
       // memcached's binary protocol starts with the magic byte 0x80: not spoken here, and a binary client
@@ -279,6 +326,8 @@ class Conn implements ParserSink {
   }
 
   private onClose(): void {
+    if (this.gone) return; // closeForNew already did this; 'close' follows
+    this.gone = true;
     this.closed = true;
     this.parser.destroy();
     this.ac?.abort(new Error('client closed the connection'));
@@ -701,6 +750,7 @@ class Conn implements ParserSink {
       ['gossipcache_memcached_protocol_errors', counters.protocolErrors],
       ['gossipcache_memcached_server_errors', counters.serverErrors],
       ['gossipcache_memcached_backpressure_pauses', counters.backpressurePauses],
+      ['gossipcache_memcached_idle_closed_for_new', counters.idleClosedForNew],
       ['gossipcache_memcached_write_buffered_bytes', writeBuffered(this.ctx)],
     ];
     const o = this.target();
