@@ -4,16 +4,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Peer, PeerGetResult } from '../../src/index.js';
-import { Group, GroupRegistry, InvalidKeyError, randomPromotion } from '../../src/index.js';
+import { InvalidKeyError, randomPromotion } from '../../src/index.js';
 import { fakeClock } from '../support/in-process-cluster.js';
+import { testGroup } from '../support/registry.js';
 import { deferred, sleep } from '../support/wait.js';
 
 describe('hit path', () => {
   it('get/getString/getEntry return promises on a hit and reject (never throw) on a bad key', async () => {
-    const g = new Group({
+    const g = testGroup({
       name: 'h',
       cacheBytes: 1 << 20,
-      registry: new GroupRegistry(),
       getter: async (k) => k,
     });
     await g.get('a');
@@ -30,10 +30,9 @@ describe('hit path', () => {
   });
 
   it('every get() hit is a fresh copy: writing to one changes neither the cache nor another copy', async () => {
-    const g = new Group({
+    const g = testGroup({
       name: 'c',
       cacheBytes: 1 << 20,
-      registry: new GroupRegistry(),
       getter: async () => 'abc',
     });
     const a = await g.get('k');
@@ -49,10 +48,9 @@ describe('hit path', () => {
 describe('server.lookup and server.ttlMs', () => {
   it("report the remaining ttl of the value lookup found, on the group's clock", async () => {
     const clock = fakeClock();
-    const g = new Group({
+    const g = testGroup({
       name: 't',
       cacheBytes: 1 << 20,
-      registry: new GroupRegistry(),
       now: clock.now,
       getter: async (k) => (k === 'forever' ? 'v' : { value: 'v', ttlMs: 10_000 }),
     });
@@ -97,10 +95,9 @@ function gatedPeer() {
 function fetching(opts: { peerTimeoutMs?: number; promote?: boolean } = {}) {
   const { peer, calls } = gatedPeer();
   let localLoads = 0;
-  const group = new Group({
+  const group = testGroup({
     name: 'f',
     cacheBytes: 1 << 20,
-    registry: new GroupRegistry(),
     peers: { pickPeer: () => peer, peers: () => [peer] },
     peerTimeoutMs: opts.peerTimeoutMs,
     hotKeyPolicy: opts.promote ? randomPromotion(1) : undefined,
@@ -233,10 +230,9 @@ describe('getter signal', () => {
     const read = deferred<AbortSignal>();
     const gate = deferred<string>();
     let ctxRef: { signal: AbortSignal } | undefined;
-    const g = new Group({
+    const g = testGroup({
       name: 's',
       cacheBytes: 1 << 20,
-      registry: new GroupRegistry(),
       getter: (_k, ctx) => {
         ctxRef = ctx;
         return gate.promise;

@@ -12,6 +12,7 @@ import {
   type PeerPicker,
 } from '../../src/index.js';
 import { fakeClock } from '../support/in-process-cluster.js';
+import { testGroup } from '../support/registry.js';
 
 function counting(getter: (key: string) => Promise<unknown> | unknown = (k) => `v:${k}`) {
   const calls: string[] = [];
@@ -26,9 +27,8 @@ function counting(getter: (key: string) => Promise<unknown> | unknown = (k) => `
 
 describe('Group basics', () => {
   it('loads once, then serves from the cache; stats count like groupcache', async () => {
-    const registry = new GroupRegistry();
     const { calls, getter } = counting();
-    const g = new Group({ name: 'g', cacheBytes: 1 << 20, getter, registry });
+    const g = testGroup({ name: 'g', cacheBytes: 1 << 20, getter });
     assert.equal(await g.getString('a'), 'v:a');
     assert.equal((await g.get('a')).toString(), 'v:a');
     assert.deepEqual(calls, ['a']);
@@ -49,11 +49,9 @@ describe('Group basics', () => {
   });
 
   it('accepts Uint8Array, string and { value, ttlMs } from the getter, and rejects anything else', async () => {
-    const registry = new GroupRegistry();
-    const g = new Group({
+    const g = testGroup({
       name: 'g',
       cacheBytes: 1 << 20,
-      registry,
       getter: async (key) => {
         if (key === 'bytes') return new Uint8Array([1, 2, 3]);
         if (key === 'obj') return { value: 'o', ttlMs: 1000 };
@@ -75,11 +73,9 @@ describe('Group basics', () => {
   });
 
   it('a getter that throws synchronously or is not async is handled like an async one', async () => {
-    const registry = new GroupRegistry();
-    const g = new Group({
+    const g = testGroup({
       name: 'sync',
       cacheBytes: 1 << 20,
-      registry,
       getter: ((key: string) => {
         if (key === 'throw') throw new Error('sync failure');
         return `plain ${key}`;
@@ -91,17 +87,15 @@ describe('Group basics', () => {
   });
 
   it('copies what the getter returns: reusing its buffer never changes the cache', async () => {
-    const registry = new GroupRegistry();
     const buf = new Uint8Array([1, 2, 3]);
-    const g = new Group({ name: 'g', cacheBytes: 1 << 20, registry, getter: async () => buf });
+    const g = testGroup({ name: 'g', cacheBytes: 1 << 20, getter: async () => buf });
     await g.get('k');
     buf[0] = 99;
     assert.deepEqual([...(await g.get('k'))], [1, 2, 3]);
   });
 
   it('returns a copy from get(): mutating it never changes the cache', async () => {
-    const registry = new GroupRegistry();
-    const g = new Group({ name: 'g', cacheBytes: 1 << 20, registry, getter: async () => 'abc' });
+    const g = testGroup({ name: 'g', cacheBytes: 1 << 20, getter: async () => 'abc' });
     const first = await g.get('k'); // from the flight
     first.fill(0);
     const second = await g.get('k'); // from the cache
@@ -113,12 +107,10 @@ describe('Group basics', () => {
   });
 
   it('never caches errors, NotFound included', async () => {
-    const registry = new GroupRegistry();
     let n = 0;
-    const g = new Group({
+    const g = testGroup({
       name: 'g',
       cacheBytes: 1 << 20,
-      registry,
       getter: async (key) => {
         n++;
         if (n <= 2) throw key === 'nf' ? new NotFoundError(key) : new Error('boom');
@@ -133,9 +125,8 @@ describe('Group basics', () => {
   });
 
   it('does not cache a value larger than the budget, but returns it', async () => {
-    const registry = new GroupRegistry();
     const { calls, getter } = counting(() => 'x'.repeat(200));
-    const g = new Group({ name: 'g', cacheBytes: 100, getter, registry });
+    const g = testGroup({ name: 'g', cacheBytes: 100, getter });
     assert.equal((await g.get('big')).length, 200);
     assert.equal((await g.get('big')).length, 200);
     assert.equal(calls.length, 2);
@@ -248,12 +239,10 @@ describe('options and registry', () => {
   });
 
   it('close(): a load in progress answers its caller but caches nothing', async () => {
-    const registry = new GroupRegistry();
     let release!: (v: string) => void;
-    const g = new Group({
+    const g = testGroup({
       name: 'closing',
       cacheBytes: 1000,
-      registry,
       getter: () => new Promise<string>((r) => (release = r)),
     });
     const p = g.getString('k');
@@ -315,13 +304,11 @@ describe('options and registry', () => {
 
 describe('expiry (fake clock)', () => {
   it('an expired entry is a miss; ttl from the getter counts on the group clock', async () => {
-    const registry = new GroupRegistry();
     const clock = fakeClock();
     let n = 0;
-    const g = new Group({
+    const g = testGroup({
       name: 'ttl',
       cacheBytes: 1 << 20,
-      registry,
       now: clock.now,
       getter: async () => ({ value: `v${++n}`, ttlMs: 1000 }),
     });

@@ -5,14 +5,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   type GetterResult,
-  Group,
-  GroupRegistry,
   NotFoundError,
   type Peer,
   REFRESH_RETRY_MS,
   randomPromotion,
 } from '../../src/index.js';
 import { Cluster, fakeClock } from '../support/in-process-cluster.js';
+import { testGroup } from '../support/registry.js';
 import { deferred } from '../support/wait.js';
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
@@ -37,10 +36,9 @@ function scripted() {
 
 function group(getter: (key: string) => Promise<GetterResult>, extra: object = {}) {
   const clock = fakeClock();
-  const g = new Group({
+  const g = testGroup({
     name: 'g',
     cacheBytes: 1 << 20,
-    registry: new GroupRegistry(),
     getter,
     now: clock.now,
     ...extra,
@@ -147,10 +145,9 @@ describe('stale-while-revalidate', () => {
         return { value: Buffer.from('from-owner'), ttlMs: 60_000 };
       },
     };
-    const g = new Group({
+    const g = testGroup({
       name: 'moved',
       cacheBytes: 1 << 20,
-      registry: new GroupRegistry(),
       now: clock.now,
       peers: { pickPeer: () => owner },
       hotKeyPolicy: { shouldPromote: () => false },
@@ -176,12 +173,11 @@ describe('stale-while-revalidate', () => {
     await assert.rejects(g.get('bad'), /staleIfErrorMs number -1/);
     assert.throws(
       () =>
-        new Group({
+        testGroup({
           name: 'x',
           cacheBytes: 1,
           getter: s.getter,
           staleIfErrorMs: -5,
-          registry: new GroupRegistry(),
         }),
       /staleIfErrorMs must be a number of ms >= 0/,
     );

@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import { Group, GroupRegistry, InvalidKeyError, MAX_TTL_MS, type Peer } from '../../src/index.js';
 import { createOrigin } from '../../src/node/origin.js';
 import { fakeClock } from '../support/in-process-cluster.js';
+import { testGroup } from '../support/registry.js';
 
 const YEAR_MS = 365 * 24 * 3600 * 1000;
 
@@ -52,10 +53,9 @@ describe('MAX_TTL_MS', () => {
     });
     try {
       const clock = fakeClock();
-      const g = new Group({
+      const g = testGroup({
         name: 'o',
         cacheBytes: 1 << 20,
-        registry: new GroupRegistry(),
         now: clock.now,
         getter: (k, ctx) => origin.load(k, ctx),
       });
@@ -75,10 +75,9 @@ describe('MAX_TTL_MS', () => {
       id: 'p',
       get: async () => ({ value: Buffer.from('remote'), minuteQps: 0, ttlMs: ttl }),
     };
-    const g = new Group({
+    const g = testGroup({
       name: 'p',
       cacheBytes: 1 << 20,
-      registry: new GroupRegistry(),
       now: clock.now,
       peers: { pickPeer: () => peer },
       getter: async () => 'local',
@@ -95,10 +94,9 @@ describe('MAX_TTL_MS', () => {
 describe('keys without a UTF-8 form', () => {
   it('a lone surrogate is refused on every entry point; a real U+FFFD key is fine', async () => {
     const loaded: string[] = [];
-    const g = new Group({
+    const g = testGroup({
       name: 'u',
       cacheBytes: 1 << 20,
-      registry: new GroupRegistry(),
       getter: async (k) => {
         loaded.push(k);
         return `v:${k}`;
