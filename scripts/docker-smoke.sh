@@ -3,7 +3,8 @@
 # filesystem assembled from this machine (node binary + its shared libraries + the built app with its
 # production node_modules), starts docker-compose.yml with 3 node replicas and the example origin,
 # checks that they form one ring (3 alive members, equal ring checksums on every node) and that a GET
-# through any node works with one origin load per key, then tears everything down.
+# through any node works with one origin load per key, that every replica's published memcached port
+# answers (a get, and a set read back through every node), then tears everything down.
 #
 # Needs root (starts dockerd if it is not running). Installs docker.io / docker-compose with apt-get
 # when missing. Usage: scripts/docker-smoke.sh   (KEEP=1 leaves the cluster running)
@@ -189,6 +190,48 @@ log "origin loads: $loads"
 [ "$(node -e 'process.stdout.write(String(JSON.parse(process.argv[1]).total))' "$loads")" = 3 ] ||
   fail "expected 3 origin loads (one per key), got $loads"
 log "GET works through every node with one load per key"
+
+# 5b. The memcached front the compose file turns on and publishes (11211-11220 → 11211): `get` of a key
+# already loaded (no new origin load), then a `set` through one replica read back through every other.
+mc() { # mc <host> <port> <request with \r\n written out> → the reply, its line ends shown as |
+  node -e '
+    const s = require("node:net").connect(Number(process.argv[2]), process.argv[1]);
+    let got = ""; const show = () => process.stdout.write(got.replace(/\r\n/g, "|"));
+    const t = setTimeout(() => { show(); process.exit(1); }, 5000);
+    s.on("data", (d) => { got += d; if (/(END|STORED|VERSION [^\r]*|ERROR[^\r]*)\r\n$/.test(got)) { clearTimeout(t); show(); s.destroy(); } });
+    s.on("error", () => process.exit(1));
+    s.write(process.argv[3].replace(/\\r\\n/g, "\r\n"));' "$1" "$2" "$3"
+}
+declare -a MCS=()
+for id in $ids; do
+  hp=$(docker port "$id" 11211/tcp 2>/dev/null | head -1 | sed 's/.*://')
+  ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$id")
+  if [ -n "$hp" ] && mc 127.0.0.1 "$hp" 'version\r\n' >/dev/null 2>&1; then
+    MCS+=("127.0.0.1 $hp")
+  elif mc "$ip" 11211 'version\r\n' >/dev/null 2>&1; then
+    log "replica ${id:0:12}: memcached host port ${hp:-none} did not answer; using container IP $ip"
+    MCS+=("$ip 11211")
+  else
+    fail "replica ${id:0:12}: memcached answers neither on host port ${hp:-?} nor at $ip:11211"
+  fi
+done
+want='VALUE Tom 0 19|origin value of Tom|END|'
+for m in "${MCS[@]}"; do
+  # shellcheck disable=SC2086
+  v=$(mc $m 'get Tom\r\n') || fail "memcached get Tom at $m failed: '$v'"
+  [ "$v" = "$want" ] || fail "memcached get Tom at $m answered '$v'"
+done
+# shellcheck disable=SC2086
+[ "$(mc ${MCS[0]} 'set smoke-mc 0 0 2\r\nhi\r\n')" = 'STORED|' ] || fail "memcached set at ${MCS[0]} failed"
+for m in "${MCS[@]}"; do
+  # shellcheck disable=SC2086
+  v=$(mc $m 'get smoke-mc\r\n') || true
+  [ "$v" = 'VALUE smoke-mc 0 2|hi|END|' ] || fail "memcached get smoke-mc at $m answered '$v'"
+done
+loads=$(docker exec "$origin_id" node -e 'fetch("http://127.0.0.1:8000/_loads").then(r=>r.text()).then(t=>process.stdout.write(t))')
+[ "$(node -e 'process.stdout.write(String(JSON.parse(process.argv[1]).total))' "$loads")" = 3 ] ||
+  fail "memcached gets of loaded keys went to the origin: $loads"
+log "memcached front: published port answers on every replica; get, and set read back through every node"
 
 # 6. Graceful stop: SIGTERM → leave → exit 0.
 compose stop -t 20 node >/dev/null
