@@ -16,7 +16,7 @@ interface CallInternals {
 }
 
 /** The call's http2 stream, if grpc-js's internals are where they are expected. */
-function http2StreamOf(call: object): http2.ServerHttp2Stream | undefined {
+export function http2StreamOf(call: object): http2.ServerHttp2Stream | undefined {
   let c = (call as CallInternals).call as { stream?: unknown; nextCall?: unknown } | undefined;
   for (let depth = 0; depth < 8 && c && typeof c === 'object'; depth++) {
     const s = c.stream as Partial<http2.ServerHttp2Stream> | undefined;

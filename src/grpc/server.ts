@@ -36,6 +36,7 @@ import { emptyKey, type Failure, failureOf, tooLarge, unknownGroup } from './sta
 import { FetchSession } from './stream.js';
 import { serverCredentials, type TlsFiles } from './tls.js';
 import { UnaryLoad } from './unary.js';
+import { UnaryReplies } from './unary-replies.js';
 
 export interface GrpcServerOptions {
   /** Every group registered here is served; looked up per request. */
@@ -112,10 +113,11 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   const health = new HealthImplementation();
   const sessions = new Set<FetchSession>();
   // Streams whose client does not read their replies are reset (stall.ts): one timer, all sessions.
-  const stalls = new StallSweeper(sessions, admission, limits.stallTimeoutMs, (stalled, shed) =>
+  const unaryReplies = new UnaryReplies(admission);
+  const stalls = new StallSweeper(sessions, unaryReplies, admission, limits.stallTimeoutMs, (stalled, shed) =>
     logger?.warn(
       { stalled, shed, heldBytes: admission.held },
-      'grpc: reset Fetch streams whose client does not read its replies',
+      'grpc: reset streams whose client does not read its replies',
     ),
   );
   let closed = false;
@@ -163,10 +165,19 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       ).then(
         (entry: EntryResult) => {
           load.done();
-          admission.release(conn, cost);
-          admission.close(conn);
           if (entry.value.byteLength > maxMessageBytes) {
+            admission.release(conn, cost);
+            admission.close(conn);
             return reply(tooLarge(name, key, entry.value.byteLength, maxMessageBytes));
+          }
+          // The reply stays charged until HTTP/2 has sent it (its stream closes): a client that does
+          // not read would otherwise keep values in memory uncounted (unary-replies.ts).
+          const value = entry.value.byteLength;
+          admission.charge(conn, value);
+          if (unaryReplies.hold(call, conn, cost + value)) stalls.start();
+          else {
+            admission.release(conn, cost + value);
+            admission.close(conn);
           }
           const ttl = wireTtl(entry.ttlMs) || undefined;
           onServed?.('Get', status.OK, performance.now() - start);

@@ -4,7 +4,8 @@
 // the node's whole budget (16 × 16 MiB = 256 MiB by default) and shut out every other client.
 //
 // One timer for the whole server (nothing per request; the reply path only counts messages sent)
-// looks at every Fetch session a few times per stallTimeoutMs:
+// looks at every Fetch session and every unary reply not yet sent (unary-replies.ts) a few times per
+// stallTimeoutMs (a unary reply is one message: no progress until its stream closes):
 //   - a session whose unsent replies made no progress for stallTimeoutMs is reset;
 //   - while the node's held bytes leave less than one connection's budget free, sessions that have
 //     made no progress for SHED_SWEEPS sweeps are shed at once, those holding most unsent bytes
@@ -13,8 +14,10 @@
 // A reset session gives its bytes back at once; its client sees RESOURCE_EXHAUSTED (RST_STREAM
 // ENHANCE_YOUR_CALM), and our own client then loads locally and reopens the stream.
 
+import http2 from 'node:http2';
 import type { Admission } from './limits.js';
 import type { FetchSession } from './stream.js';
+import type { UnaryReplies, UnaryReply } from './unary-replies.js';
 
 /** Longest time between sweeps: how soon shedding starts once the node's budget is nearly spent. */
 const MAX_SWEEP_MS = 250;
@@ -36,6 +39,7 @@ export class StallSweeper {
 
   constructor(
     private readonly sessions: ReadonlySet<FetchSession>,
+    private readonly unary: UnaryReplies,
     private readonly admission: Admission,
     stallTimeoutMs: number,
     /** Called after a sweep that reset sessions (for logs). */
@@ -45,7 +49,7 @@ export class StallSweeper {
     this.stallSweeps = Math.max(1, Math.ceil(stallTimeoutMs / this.sweepMs));
   }
 
-  /** Runs while there are sessions: call after adding one. */
+  /** Runs while there are sessions or unary replies unsent: call after adding one. */
   start(): void {
     if (this.timer) return;
     this.timer = setInterval(this.sweep, this.sweepMs);
@@ -58,31 +62,36 @@ export class StallSweeper {
   }
 
   readonly sweep = (): void => {
-    if (this.sessions.size === 0) {
+    if (this.sessions.size === 0 && this.unary.size === 0) {
       this.stop();
       return;
     }
     const { maxHeldBytes, maxConnectionBytes, stallTimeoutMs } = this.admission.limits;
-    let stalled = 0;
-    let candidates: FetchSession[] | undefined;
-    // Sessions reset here leave the set (their onClose): collect first, reset after.
-    const expired: FetchSession[] = [];
+    let candidates: (FetchSession | UnaryReply)[] | undefined;
+    // Sessions and replies reset here leave their set or list: collect first, reset after.
+    const expired: (FetchSession | UnaryReply)[] = [];
     for (const s of this.sessions) {
       const n = s.observe();
       if (n >= this.stallSweeps) expired.push(s);
       else if (n >= SHED_SWEEPS) (candidates ??= []).push(s);
     }
-    for (const s of expired) {
-      s.reset(`no reply on this stream was read for ${stallTimeoutMs} ms`);
-      stalled++;
+    for (let r = this.unary.head; r; r = r.next) {
+      const n = ++r.sweeps;
+      if (n >= this.stallSweeps) expired.push(r);
+      else if (n >= SHED_SWEEPS) (candidates ??= []).push(r);
     }
+    for (const x of expired) reset(x, `no reply on this stream was read for ${stallTimeoutMs} ms`);
+    const stalled = expired.length;
     let shed = 0;
     if (candidates && this.admission.held > maxHeldBytes - maxConnectionBytes) {
       candidates.sort((a, b) => b.unsentBytes - a.unsentBytes);
+      // What a reset gives back: a Fetch session at once, a unary reply when its stream closes.
+      let held = this.admission.held;
       const target = maxHeldBytes - 2 * maxConnectionBytes;
-      for (const s of candidates) {
-        if (this.admission.held <= target) break;
-        s.reset('shed: the node is at its memory limit and this stream does not read its replies');
+      for (const x of candidates) {
+        if (held <= target) break;
+        held -= x.unsentBytes;
+        reset(x, 'shed: the node is at its memory limit and this stream does not read its replies');
         shed++;
       }
     }
@@ -92,4 +101,9 @@ export class StallSweeper {
       this.onReset?.(stalled, shed);
     }
   };
+}
+
+function reset(x: FetchSession | UnaryReply, message: string): void {
+  if ('observe' in x) x.reset(message);
+  else if (!x.stream.destroyed) x.stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
 }

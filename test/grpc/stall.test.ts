@@ -9,8 +9,8 @@ import http2 from 'node:http2';
 import { describe, test } from 'node:test';
 import { Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { Group, GroupRegistry } from '../../src/group.js';
-import { encodeFetchBatch, type FetchRequest } from '../../src/grpc/codec.js';
-import { createGrpcServer, FETCH_PATH, type GrpcLimits, GrpcPeer } from '../../src/grpc/index.js';
+import { encodeFetchBatch, encodeKeyRequest, type FetchRequest } from '../../src/grpc/codec.js';
+import { createGrpcServer, FETCH_PATH, GET_PATH, type GrpcLimits, GrpcPeer } from '../../src/grpc/index.js';
 import { createMetrics } from '../../src/node/metrics.js';
 import { sleep, waitFor } from '../support/wait.js';
 
@@ -29,7 +29,10 @@ async function node(limits: Partial<GrpcLimits>) {
 
 /** gRPC framing of one FetchBatch: no compression, 4-byte length, message. */
 function frame(reqs: FetchRequest[]): Buffer {
-  const body = encodeFetchBatch(reqs);
+  return grpcFrame(encodeFetchBatch(reqs));
+}
+
+function grpcFrame(body: Buffer): Buffer {
   const msg = Buffer.alloc(5 + body.length);
   msg.writeUInt32BE(body.length, 1);
   body.copy(msg, 5);
@@ -192,6 +195,58 @@ describe('gRPC clients that never read their replies', () => {
       peer.close();
     } finally {
       for (const a of attackers) a.session.destroy();
+      await n.server.close(0);
+    }
+  });
+
+  test('unary Get replies a client does not read stay charged, and are reset after the stall timeout', async () => {
+    const n = await node({ maxConnectionBytes: 1 << 20, stallTimeoutMs: 1500 });
+    const session = http2.connect(`http://${n.addr}`);
+    session.on('error', () => {});
+    const calls = Array.from({ length: 24 }, (_, i) => {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': GET_PATH,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      stream.on('error', () => {});
+      stream.pause();
+      let grpcStatus = '';
+      stream.on('trailers', (t) => (grpcStatus = String(t['grpc-status'] ?? '')));
+      stream.on('response', (h) => (grpcStatus ||= String(h['grpc-status'] ?? '')));
+      stream.end(grpcFrame(encodeKeyRequest({ group: 'g', key: `unread-${i}` })));
+      const closed = new Promise<{ rst: number; grpcStatus: string }>((resolve) =>
+        stream.on('close', () => resolve({ rst: stream.rstCode ?? -1, grpcStatus })),
+      );
+      return closed;
+    });
+    try {
+      // 64 KiB values: the connection's 1 MiB fills with replies it does not read.
+      await waitFor('unread unary replies held', () => n.server.stats().heldBytes > 12 * VALUE_BYTES, {
+        timeoutMs: 10_000,
+        state: () => JSON.stringify(n.server.stats()),
+      });
+      // Meanwhile another connection is served.
+      const peer = new GrpcPeer(n.addr);
+      const r = await peer.getUnary('g', 'good', AbortSignal.timeout(10_000));
+      assert.ok(Buffer.from(r.value).equals(value('good')));
+      peer.close();
+      const ends = await Promise.all(calls);
+      const reset = ends.filter((e) => e.rst === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM).length;
+      const busy = ends.filter((e) => e.grpcStatus === String(status.RESOURCE_EXHAUSTED)).length;
+      console.log(
+        `unary: of 24 unread Gets, ${reset} reset after the stall timeout, ${busy} refused as busy`,
+      );
+      assert.ok(reset >= 12, `${reset} reset`);
+      // The rest were refused at the connection's budget (or sent whole within the HTTP/2 window).
+      assert.ok(reset + busy >= 23, JSON.stringify(ends));
+      assert.equal(n.server.stats().stalledStreams, reset);
+      await waitFor('held bytes given back', () => n.server.stats().heldBytes === 0, {
+        state: () => JSON.stringify(n.server.stats()),
+      });
+    } finally {
+      session.destroy();
       await n.server.close(0);
     }
   });
