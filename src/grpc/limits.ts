@@ -14,8 +14,9 @@
 //   - per node: maxHeldBytes held by all clients together.
 // Past a byte bound, Fetch streams stop reading and unary calls are answered RESOURCE_EXHAUSTED.
 //
-// Bytes held for a client that does not read its replies are given back by time (stall.ts): a Fetch
-// stream whose unsent replies made no progress for stallTimeoutMs is reset, and sooner when the node's
+// A unary reply stays charged until HTTP/2 has sent it (unary-replies.ts). Bytes held for a client
+// that does not read its replies are given back by time (stall.ts): a Fetch stream whose unsent
+// replies made no progress (or a unary reply still unsent) for stallTimeoutMs is reset, and sooner when the node's
 // budget is nearly spent (the stalled streams holding most are shed first), so never-reading
 // connections cannot keep the node's budget from well-behaved clients. What a stream reads ahead of
 // its budget (up to three messages) is bounded per connection by maxFetchStreams.

@@ -78,9 +78,9 @@ export interface GrpcServerStats {
   heldBytes: number;
   /** Fetch streams open. */
   fetchStreams: number;
-  /** Fetch streams reset after stallTimeoutMs without reading (since start). */
+  /** Fetch streams and unary replies reset after stallTimeoutMs without reading (since start). */
   stalledStreams: number;
-  /** Fetch streams reset sooner because the held-bytes budget was nearly spent (since start). */
+  /** The same, reset sooner because the held-bytes budget was nearly spent (since start). */
   shedStreams: number;
 }
 

@@ -8,6 +8,15 @@ import type http2 from 'node:http2';
 import type { Admission, ConnectionBudget } from './limits.js';
 import { http2StreamOf } from './reset.js';
 
+/** The reply an http2 stream carries, for the one shared 'close' listener (no closure per call). */
+const kReply = Symbol('gossipcache.unaryReply');
+type ReplyStream = http2.ServerHttp2Stream & { [kReply]?: UnaryReply };
+
+function onStreamClose(this: ReplyStream): void {
+  const r = this[kReply];
+  if (r) r.list.done(r);
+}
+
 export class UnaryReply {
   prev: UnaryReply | undefined;
   next: UnaryReply | undefined;
@@ -18,6 +27,7 @@ export class UnaryReply {
     readonly conn: ConnectionBudget,
     readonly unsentBytes: number,
     readonly stream: http2.ServerHttp2Stream,
+    readonly list: UnaryReplies,
   ) {}
 }
 
@@ -34,16 +44,17 @@ export class UnaryReplies {
   hold(call: object, conn: ConnectionBudget, cost: number): boolean {
     const stream = http2StreamOf(call);
     if (!stream || stream.closed || stream.destroyed) return false;
-    const r = new UnaryReply(conn, cost, stream);
+    const r = new UnaryReply(conn, cost, stream, this);
     r.next = this.head;
     if (this.head) this.head.prev = r;
     this.head = r;
     this.size++;
-    stream.once('close', () => this.done(r));
+    (stream as ReplyStream)[kReply] = r;
+    stream.on('close', onStreamClose);
     return true;
   }
 
-  private done(r: UnaryReply): void {
+  done(r: UnaryReply): void {
     if (!r.linked) return;
     r.linked = false;
     if (r.prev) r.prev.next = r.next;

@@ -253,7 +253,7 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
     });
     new Counter({
       name: 'gossipcache_grpc_streams_reset_total',
-      help: 'Fetch streams reset because their client did not read its replies: after the stall timeout (stalled), or sooner while the held-bytes budget was nearly spent (shed)',
+      help: 'gRPC streams (Fetch, unary Get) reset because their client did not read its replies: after the stall timeout (stalled), or sooner while the held-bytes budget was nearly spent (shed)',
       labelNames: ['reason'],
       registers: [register],
       collect() {
