@@ -1083,21 +1083,7 @@ export class Group {
     }
     this.stats.peerLoads++;
     const now = this.now();
-    // Absent or Infinity = never expires; anything longer than MAX_TTL_MS is clamped to it, windows too.
-    // A stale answer arrives expired; its windows run from now for the time the owner had left in them.
-    const ttl = r.ttlMs === Number.POSITIVE_INFINITY ? undefined : r.ttlMs;
-    const e = new Entry(
-      value,
-      r.stale === true ? now : ttl === undefined ? 0 : now + Math.min(ttl, MAX_TTL_MS),
-      now,
-      r.minuteQps ?? 0,
-    );
-    e.setWindows(
-      r.staleWhileRevalidateMs ? now + Math.min(r.staleWhileRevalidateMs, MAX_TTL_MS) : 0,
-      r.staleIfErrorMs ? now + Math.min(r.staleIfErrorMs, MAX_TTL_MS) : 0,
-    );
-    if (r.ageMs) e.bornAt = now - Math.min(r.ageMs, MAX_TTL_MS);
-    e.source = 'peer';
+    const e = peerEntry(value, r, now);
     this.mirror(key, e, r.minuteQps, f, now);
     return e;
   }
@@ -1278,18 +1264,7 @@ export class Group {
       this.stats.handoffHits++;
       this.stats.handoffBytes += value.length;
       // Remaining ttl, windows and age travel, clamped like a fill's (fetchFromPeer).
-      const e = new Entry(
-        value,
-        ttl === undefined ? 0 : now + Math.min(ttl, MAX_TTL_MS),
-        now,
-        r.minuteQps ?? 0,
-      );
-      e.setWindows(
-        r.staleWhileRevalidateMs ? now + Math.min(r.staleWhileRevalidateMs, MAX_TTL_MS) : 0,
-        r.staleIfErrorMs ? now + Math.min(r.staleIfErrorMs, MAX_TTL_MS) : 0,
-      );
-      if (r.ageMs) e.bornAt = now - Math.min(r.ageMs, MAX_TTL_MS);
-      e.source = 'peer';
+      const e = peerEntry(value, r, now);
       e.hits = 1;
       if (keep) this.store(key, e, f);
       return e;
@@ -1484,6 +1459,22 @@ function checkSetTtl(ttl: unknown, what: () => string): number | undefined {
     throw new TypeError(`${what()}: ttlMs must be a number of ms > 0 (or Infinity), got ${describe(ttl)}`);
   }
   return ttl;
+}
+
+/**
+ * A peer's answer (the owner's, or a handoff holder's) as an entry here. Absent or Infinity ttl = never
+ * expires; ttl, windows and age longer than MAX_TTL_MS are clamped to it. A stale answer arrives expired;
+ * its windows run from now for the time the peer had left in them.
+ */
+function peerEntry(value: Buffer, r: PeerGetResult, now: number): Entry {
+  const e = new Entry(value, r.stale === true ? now : expiry(r.ttlMs, now), now, r.minuteQps ?? 0);
+  e.setWindows(
+    r.staleWhileRevalidateMs ? now + Math.min(r.staleWhileRevalidateMs, MAX_TTL_MS) : 0,
+    r.staleIfErrorMs ? now + Math.min(r.staleIfErrorMs, MAX_TTL_MS) : 0,
+  );
+  if (r.ageMs) e.bornAt = now - Math.min(r.ageMs, MAX_TTL_MS);
+  e.source = 'peer';
+  return e;
 }
 
 function peerValue(r: PeerGetResult): Buffer {
