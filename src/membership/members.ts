@@ -8,13 +8,8 @@ import type { Suspicion } from './suspicion.js';
 import type { Clock } from './transport.js';
 import type { MemberState, MemberView } from './types.js';
 
-export interface Member {
-  id: string;
-  addr: string;
-  meta: Record<string, string>;
-  generation: number;
-  incarnation: number;
-  state: MemberState;
+/** A member as the table holds it: what a full-state exchange says of it, and this node's own notes. */
+export interface Member extends MemberRecord {
   /** Clock time of the last state change. */
   since: number;
   /** The running suspicion while the member is suspect (its timer, its accusers). */
