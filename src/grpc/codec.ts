@@ -236,33 +236,50 @@ export function encodeKeyRequest(req: KeyRequest): Buffer {
   const g = Buffer.byteLength(req.group);
   const k = Buffer.byteLength(req.key);
   const buf = Buffer.allocUnsafe(lenFieldSize(1, g) + lenFieldSize(1, k));
+  writeGroupKey(buf, req, g, k);
+  return buf;
+}
+
+/**
+ * Writes group = 1 and key = 2 at the start of `buf` (GetRequest, RemoveRequest, SetRequest), `g` and
+ * `k` being their UTF-8 lengths (the caller sized the buffer with them). Returns the position after.
+ */
+function writeGroupKey(buf: Buffer, req: { group: string; key: string }, g: number, k: number): number {
   let pos = 0;
   buf[pos++] = 0x0a;
   pos = writeVarint(buf, pos, g);
   pos += buf.write(req.group, pos, 'utf8');
   buf[pos++] = 0x12;
   pos = writeVarint(buf, pos, k);
-  buf.write(req.key, pos, 'utf8');
-  return buf;
+  return pos + buf.write(req.key, pos, 'utf8');
 }
 
 /** Invalid UTF-8 in the group or key does not throw: the request says why it is `invalid`. */
 export function decodeKeyRequest(buf: Buffer): KeyRequest {
   const r = new Reader(buf);
-  let group = '';
-  let key = '';
-  let invalid: string | undefined;
+  const req: KeyRequest = { group: '', key: '' };
   while (r.pos < r.end) {
     const tag = r.varint();
-    if (tag === 0x0a || tag === 0x12) {
-      const [s, e] = r.span();
-      const str = utf8OrUndefined(buf, s, e);
-      if (str === undefined) invalid = notUtf8(tag === 0x0a ? 'group' : 'key');
-      else if (tag === 0x0a) group = str;
-      else key = str;
-    } else r.skip(tag & 7);
+    if (tag === 0x0a || tag === 0x12) readGroupOrKey(r, tag === 0x0a, req);
+    else r.skip(tag & 7);
   }
-  return invalid === undefined ? { group, key } : { group, key, invalid };
+  return req;
+}
+
+/**
+ * Reads the length-delimited group (`isGroup`) or key field at `r` into `req`; bytes that are not
+ * valid UTF-8 leave it as it was and make the request `invalid`, saying which.
+ */
+function readGroupOrKey(
+  r: Reader,
+  isGroup: boolean,
+  req: { group: string; key: string; invalid?: string },
+): void {
+  const [s, e] = r.span();
+  const str = utf8OrUndefined(r.buf, s, e);
+  if (str === undefined) req.invalid = notUtf8(isGroup ? 'group' : 'key');
+  else if (isGroup) req.group = str;
+  else req.key = str;
 }
 
 function notUtf8(what: 'group' | 'key'): string {
@@ -455,13 +472,8 @@ export class FetchBatchReader {
         while (m.pos < e) {
           const t = m.varint();
           if (t === 0x08) q.id = low32(m.varint());
-          else if (t === 0x12 || t === 0x1a) {
-            const [fs, fe] = m.span();
-            const str = utf8OrUndefined(buf, fs, fe);
-            if (str === undefined) q.invalid = notUtf8(t === 0x12 ? 'group' : 'key');
-            else if (t === 0x12) q.group = str;
-            else q.key = str;
-          } else if (t === 0x20) q.timeoutMs = m.varint();
+          else if (t === 0x12 || t === 0x1a) readGroupOrKey(m, t === 0x12, q);
+          else if (t === 0x20) q.timeoutMs = m.varint();
           else if (t === 0x28) q.cancel = m.varint() !== 0;
           else if (t === 0x40) {
             if (m.varint() !== 0) q.handoff = true;
@@ -700,13 +712,7 @@ export function encodeSetRequest(req: SetRequest): Buffer {
   const buf = Buffer.allocUnsafe(
     lenFieldSize(1, g) + lenFieldSize(1, k) + lenFieldSize(1, v) + (ttl ? 1 + varintSize(ttl) : 0),
   );
-  let pos = 0;
-  buf[pos++] = 0x0a;
-  pos = writeVarint(buf, pos, g);
-  pos += buf.write(req.group, pos, 'utf8');
-  buf[pos++] = 0x12;
-  pos = writeVarint(buf, pos, k);
-  pos += buf.write(req.key, pos, 'utf8');
+  let pos = writeGroupKey(buf, req, g, k);
   buf[pos++] = 0x1a;
   pos = writeVarint(buf, pos, v);
   buf.set(req.value, pos);
@@ -724,13 +730,8 @@ export function decodeSetRequest(buf: Buffer): SetRequest {
   const req: SetRequest = { group: '', key: '', value: EMPTY, ttlMs: 0 };
   while (r.pos < r.end) {
     const tag = r.varint();
-    if (tag === 0x0a || tag === 0x12) {
-      const [s, e] = r.span();
-      const str = utf8OrUndefined(buf, s, e);
-      if (str === undefined) req.invalid = notUtf8(tag === 0x0a ? 'group' : 'key');
-      else if (tag === 0x0a) req.group = str;
-      else req.key = str;
-    } else if (tag === 0x1a) {
+    if (tag === 0x0a || tag === 0x12) readGroupOrKey(r, tag === 0x0a, req);
+    else if (tag === 0x1a) {
       const [s, e] = r.span();
       req.value = buf.subarray(s, e);
     } else if (tag === 0x20) {
