@@ -11,7 +11,7 @@ import {
 } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
-import type { ServedRegistry } from '../group.js';
+import type { ServedGroup, ServedRegistry } from '../group.js';
 import type { Logger } from '../logger.js';
 import type { EntryResult } from '../peers.js';
 import { incomingTraceContext, keyAttributes, SPAN, SpanKind, traced, traceMetadata } from '../tracing.js';
@@ -86,6 +86,15 @@ export interface GrpcServerStats {
 
 const HEALTH_SERVICES = ['', GROUPCACHE_SERVICE, GOSSIPCACHE_SERVICE];
 
+/** A Set's failure: a value over the cache size or a bad ttl is the caller's to fix, not this node's. */
+function setFailure(err: unknown): Failure {
+  const e = err as Error;
+  if (e?.name === 'RangeError' || e?.name === 'TypeError') {
+    return { code: status.INVALID_ARGUMENT, message: e.message };
+  }
+  return failureOf(err);
+}
+
 function busy(a: Admission): Failure {
   return {
     code: status.RESOURCE_EXHAUSTED,
@@ -133,6 +142,35 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       { code: status[f.code], group, key: key.slice(0, 200), err: f.message },
       'grpc: request failed',
     );
+  };
+
+  /**
+   * Remove and Set: checks the request (UTF-8, group, key), then `change` changes the group here and
+   * says what failed, if anything; what it throws fails as `failure` says. The reply is empty.
+   */
+  const changeLocal = (
+    method: 'Remove' | 'Set',
+    req: KeyRequest,
+    callback: sendUnaryData<object>,
+    failure: (err: unknown) => Failure,
+    change: (group: ServedGroup, key: string) => Failure | undefined,
+  ): void => {
+    const { group: name, key, invalid } = req;
+    const group = registry.get(name);
+    let f: Failure | undefined;
+    if (invalid !== undefined) f = { code: status.INVALID_ARGUMENT, message: invalid };
+    else if (!group) f = unknownGroup(name);
+    else if (!key) f = emptyKey();
+    else {
+      try {
+        f = change(group, key);
+      } catch (err) {
+        f = failure(err);
+      }
+    }
+    onServed?.(method, f?.code ?? status.OK, 0);
+    if (f) report(f, name, key);
+    callback(f ? { code: f.code, details: f.message } : null, {});
   };
 
   server.addService(groupCacheService, {
@@ -218,51 +256,24 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       if (closed) session.shutdown();
     },
     Remove(call: ServerUnaryCall<KeyRequest, Record<string, never>>, callback: sendUnaryData<object>) {
-      const { group: name, key, invalid } = call.request;
-      const answer = (f: Failure | undefined) => {
-        onServed?.('Remove', f?.code ?? status.OK, 0);
-        if (f) report(f, name, key);
-        callback(f ? { code: f.code, details: f.message } : null, {});
-      };
-      if (invalid !== undefined) return answer({ code: status.INVALID_ARGUMENT, message: invalid });
-      const group = registry.get(name);
-      if (!group) return answer(unknownGroup(name));
-      if (!key) return answer(emptyKey());
-      try {
+      changeLocal('Remove', call.request, callback, failureOf, (group, key) => {
         group.server.removeLocal(key);
-        answer(undefined);
-      } catch (err) {
-        answer(failureOf(err));
-      }
+        return undefined;
+      });
     },
     Set(call: ServerUnaryCall<SetRequest, Record<string, never>>, callback: sendUnaryData<object>) {
-      const { group: name, key, value, ttlMs, invalid } = call.request;
-      const answer = (f: Failure | undefined) => {
-        onServed?.('Set', f?.code ?? status.OK, 0);
-        if (f) report(f, name, key);
-        callback(f ? { code: f.code, details: f.message } : null, {});
-      };
-      if (invalid !== undefined) return answer({ code: status.INVALID_ARGUMENT, message: invalid });
-      const group = registry.get(name);
-      if (!group) return answer(unknownGroup(name));
-      if (!key) return answer(emptyKey());
-      const served = group.server;
-      if (typeof served.setLocal !== 'function') {
-        return answer({
-          code: status.UNIMPLEMENTED,
-          message: `group ${JSON.stringify(name)} cannot store values`,
-        });
-      }
-      try {
+      const { value, ttlMs } = call.request;
+      changeLocal('Set', call.request, callback, setFailure, (group, key) => {
+        const served = group.server;
+        if (typeof served.setLocal !== 'function') {
+          return {
+            code: status.UNIMPLEMENTED,
+            message: `group ${JSON.stringify(call.request.group)} cannot store values`,
+          };
+        }
         served.setLocal(key, value, { ttlMs: ttlMs > 0 ? ttlMs : undefined });
-        answer(undefined);
-      } catch (err) {
-        // A value over the cache size or a bad ttl is the caller's to fix, not a failure of this node.
-        const e = err as Error;
-        if (e?.name === 'RangeError' || e?.name === 'TypeError') {
-          answer({ code: status.INVALID_ARGUMENT, message: e.message });
-        } else answer(failureOf(err));
-      }
+        return undefined;
+      });
     },
     Push(call: ServerUnaryCall<PushRequest, PushResponse>, callback: sendUnaryData<PushResponse>) {
       const { group: name, entries } = call.request;
