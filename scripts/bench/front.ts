@@ -9,7 +9,7 @@
 
 import { freePort } from '../../test/support/ports.js';
 import { diffStats, groupStats, hasNode, type NodeHandle, startCluster, warmPaths } from './lib/cluster.js';
-import { goGroupcache } from './lib/go-groupcache.js';
+import { goGroupcache, startGoNode } from './lib/go-groupcache.js';
 import { isMain, runAlone } from './lib/main.js';
 import { withCpu } from './lib/measure.js';
 import { hasMemcached, memaslapBinary, runMemaslap, startMemcached } from './lib/memcached.js';
@@ -49,17 +49,8 @@ async function startBare(): Promise<Subject> {
 async function startGo(): Promise<Subject | string> {
   const { bin, reason } = goGroupcache();
   if (!bin) return reason ?? 'unavailable';
-  const [peer, front] = [await freePort(), await freePort()];
-  const self = `http://127.0.0.1:${peer}`;
-  const s = startProcess('go-groupcache', bin, [
-    `-self=${self}`,
-    `-peers=${self}`,
-    `-peer-listen=127.0.0.1:${peer}`,
-    `-front=127.0.0.1:${front}`,
-  ]);
-  await waitForPort(front, 10000, s);
-  await warmPaths(front, paths);
-  return { name: GO, port: front, servers: [s], slices: [] };
+  const { server, port } = await startGoNode(bin, paths);
+  return { name: GO, port, servers: [server], slices: [] };
 }
 
 async function startStandIn(): Promise<Subject> {

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../test/support/ports.js';
 import { hasNode, type NodeHandle, startCluster, warmPaths } from './lib/cluster.js';
-import { goGroupcache } from './lib/go-groupcache.js';
+import { goGroupcache, startGoNode } from './lib/go-groupcache.js';
 import { isMain, runAlone } from './lib/main.js';
 import { withCpu } from './lib/measure.js';
 import { hasMemcached, MemcachedClient, startMemcached } from './lib/memcached.js';
@@ -253,23 +253,14 @@ async function goRows(rounds: number, gc: Subject, rows: BenchRow[]): Promise<Be
     http.push({ name: 'bare node:http (wrk, 64 conns)', port: barePort, server: bare, requests: 0, cpu: 0 });
     await waitForPort(barePort, 5000, bare);
     if (bin) {
-      const [peer, front] = [await freePort(), await freePort()];
-      const self = `http://127.0.0.1:${peer}`;
-      const s = startProcess('go-groupcache', bin, [
-        `-self=${self}`,
-        `-peers=${self}`,
-        `-peer-listen=127.0.0.1:${peer}`,
-        `-front=127.0.0.1:${front}`,
-      ]);
+      const go = await startGoNode(bin, paths);
       http.push({
         name: 'Go groupcache HTTP front (wrk, 64 conns)',
-        port: front,
-        server: s,
+        port: go.port,
+        server: go.server,
         requests: 0,
         cpu: 0,
       });
-      await waitForPort(front, 10000, s);
-      await warmPaths(front, paths);
     } else {
       out.push({
         bench: BENCH,

@@ -8,7 +8,9 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hasTool } from './proc.js';
+import { freePort } from '../../../test/support/ports.js';
+import { warmPaths } from './cluster.js';
+import { hasTool, type Server, startProcess, waitForPort } from './proc.js';
 
 const SOURCE = new URL('../go-groupcache/', import.meta.url).pathname;
 
@@ -18,6 +20,29 @@ let built: { bin?: string; reason?: string } | undefined;
 export function goGroupcache(): { bin?: string; reason?: string } {
   built ??= build();
   return built;
+}
+
+/**
+ * One Go groupcache node, its own only peer, with `paths` warm in its main cache (the front and
+ * memcached benches' subject): the process and its HTTP front's port. Stopped again if it fails to start.
+ */
+export async function startGoNode(bin: string, paths: string[]): Promise<{ server: Server; port: number }> {
+  const [peer, front] = [await freePort(), await freePort()];
+  const self = `http://127.0.0.1:${peer}`;
+  const server = startProcess('go-groupcache', bin, [
+    `-self=${self}`,
+    `-peers=${self}`,
+    `-peer-listen=127.0.0.1:${peer}`,
+    `-front=127.0.0.1:${front}`,
+  ]);
+  try {
+    await waitForPort(front, 10000, server);
+    await warmPaths(front, paths);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return { server, port: front };
 }
 
 function build(): { bin?: string; reason?: string } {
