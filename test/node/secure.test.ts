@@ -3,10 +3,40 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { countingOrigin, type NodePorts, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import {
+  type CountingOrigin,
+  countingOrigin,
+  type NodeProcess,
+  startCliCluster,
+  stopCli,
+  waitForOneRing,
+} from '../support/cli-node.js';
 import { httpGet } from '../support/http.js';
 import { hasOpenssl, makePki } from '../support/pki.js';
-import { waitFor } from '../support/wait.js';
+
+/**
+ * Waits for one ring of the nodes, then checks that ten keys (`prefix`-0..9) read right through every
+ * node with one origin load each, and that the nodes fetched from each other with no peer errors.
+ */
+async function assertServedAcross(
+  nodes: NodeProcess[],
+  origin: CountingOrigin,
+  prefix: string,
+): Promise<void> {
+  await waitForOneRing(nodes);
+  const keys = Array.from({ length: 10 }, (_, i) => `${prefix}-${i}`);
+  for (const k of keys) {
+    for (const n of nodes) assert.equal((await httpGet(`${n.http}/default/${k}`)).text, `value:${k}`);
+  }
+  for (const k of keys) assert.equal(origin.loads.get(k), 1, k);
+  const stats = await Promise.all(
+    nodes.map(async (n) => JSON.parse((await httpGet(`${n.http}/_stats`)).text)),
+  );
+  assert.ok(
+    stats.every((s) => s.groups.default.stats.peerLoads > 0 && s.groups.default.stats.peerErrors === 0),
+    JSON.stringify(stats.map((s) => s.groups.default.stats)),
+  );
+}
 
 test('mTLS between peers and an encrypted gossip ring, configured by env', {
   skip: !hasOpenssl() && 'no openssl',
@@ -14,36 +44,18 @@ test('mTLS between peers and an encrypted gossip ring, configured by env', {
   const pki = makePki();
   const origin = await countingOrigin();
   const key = Buffer.alloc(32, 3).toString('base64');
-  const ports: NodePorts[] = [await nodePorts(), await nodePorts()];
-  const nodes = ports.map((p, i) => {
+  const { nodes } = await startCliCluster(2, (i) => {
     const tls = pki.node(`n${i}`);
-    return startCli(p, {
-      GOSSIPCACHE_SEEDS: `127.0.0.1:${ports[1 - i].gossip}`,
+    return {
       GOSSIPCACHE_SECRET_KEY: key,
       GOSSIPCACHE_TLS_CERT: tls.certFile,
       GOSSIPCACHE_TLS_KEY: tls.keyFile,
       GOSSIPCACHE_TLS_CA: tls.caFile,
       GOSSIPCACHE_ORIGIN: origin.url,
-    });
+    };
   });
   try {
-    await waitFor('one ring of 2', async () => {
-      const views = await Promise.all(
-        nodes.map(async (n) => JSON.parse((await httpGet(`${n.http}/_cluster`)).text)),
-      );
-      return views.every((v) => v.ring.length === 2 && v.ringChecksum === views[0].ringChecksum);
-    });
-    const keys = Array.from({ length: 10 }, (_, i) => `secure-${i}`);
-    for (const k of keys) {
-      for (const n of nodes) assert.equal((await httpGet(`${n.http}/default/${k}`)).text, `value:${k}`);
-    }
-    for (const k of keys) assert.equal(origin.loads.get(k), 1, k);
-    const stats = await Promise.all(
-      nodes.map(async (n) => JSON.parse((await httpGet(`${n.http}/_stats`)).text)),
-    );
-    assert.ok(
-      stats.every((s) => s.groups.default.stats.peerLoads > 0 && s.groups.default.stats.peerErrors === 0),
-    );
+    await assertServedAcross(nodes, origin, 'secure');
     const start =
       nodes[0]
         .output()
@@ -66,37 +78,18 @@ test('mTLS with certificates that name only a DNS name: GOSSIPCACHE_TLS_SERVER_N
 }, async () => {
   const pki = makePki();
   const origin = await countingOrigin();
-  const ports: NodePorts[] = [await nodePorts(), await nodePorts()];
-  const nodes = ports.map((p, i) => {
+  const { nodes } = await startCliCluster(2, (i) => {
     const tls = pki.node(`peer${i}`, 'DNS:gossipcache-peers');
-    return startCli(p, {
-      GOSSIPCACHE_SEEDS: `127.0.0.1:${ports[1 - i].gossip}`,
+    return {
       GOSSIPCACHE_TLS_CERT: tls.certFile,
       GOSSIPCACHE_TLS_KEY: tls.keyFile,
       GOSSIPCACHE_TLS_CA: tls.caFile,
       GOSSIPCACHE_TLS_SERVER_NAME: 'gossipcache-peers',
       GOSSIPCACHE_ORIGIN: origin.url,
-    });
+    };
   });
   try {
-    await waitFor('one ring of 2', async () => {
-      const views = await Promise.all(
-        nodes.map(async (n) => JSON.parse((await httpGet(`${n.http}/_cluster`)).text)),
-      );
-      return views.every((v) => v.ring.length === 2 && v.ringChecksum === views[0].ringChecksum);
-    });
-    const keys = Array.from({ length: 10 }, (_, i) => `named-${i}`);
-    for (const k of keys) {
-      for (const n of nodes) assert.equal((await httpGet(`${n.http}/default/${k}`)).text, `value:${k}`);
-    }
-    for (const k of keys) assert.equal(origin.loads.get(k), 1, k);
-    const stats = await Promise.all(
-      nodes.map(async (n) => JSON.parse((await httpGet(`${n.http}/_stats`)).text)),
-    );
-    assert.ok(
-      stats.every((s) => s.groups.default.stats.peerLoads > 0 && s.groups.default.stats.peerErrors === 0),
-      JSON.stringify(stats.map((s) => s.groups.default.stats)),
-    );
+    await assertServedAcross(nodes, origin, 'named');
   } finally {
     const codes = await Promise.all(nodes.map((n) => stopCli(n)));
     await origin.close();
