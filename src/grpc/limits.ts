@@ -21,6 +21,8 @@
 // connections cannot keep the node's budget from well-behaved clients. What a stream reads ahead of
 // its budget (up to three messages) is bounded per connection by maxFetchStreams.
 
+import { IntakeQueue, IntakeScheduler } from './intake.js';
+
 /** Requests one FetchBatch message may carry. Our client never sends more (mux.ts). */
 export const MAX_BATCH_REQUESTS = 4096;
 /**
@@ -36,13 +38,8 @@ export const MAX_REQUEST_MESSAGE_BYTES = 1024 * 1024;
 export const FETCH_REQUEST_COST = 512;
 /** What a unary call is charged besides its key: grpc-js's call and HTTP/2 stream state. */
 export const UNARY_CALL_COST = 4096;
-/** Requests a Fetch stream takes from a message before yielding to the event loop. */
-export const INTAKE_SLICE = 256;
-/**
- * Requests all Fetch streams together take per event-loop turn (a few ms of work): with 100 streams
- * each taking its slice in the same turn, health checks and other clients would wait ~100 slices.
- */
-export const TURN_REQUESTS = 1024;
+// How the CPU work of taking requests is shared between streams and connections: intake.ts.
+export { INTAKE_SLICE, TURN_REQUESTS } from './intake.js';
 
 export interface GrpcLimits {
   /** Requests one Fetch stream may hold (in flight or reply unwritten). Default 4096. */
@@ -92,6 +89,8 @@ export function checkLimits(l: Partial<GrpcLimits> | undefined): GrpcLimits {
 /** The bytes held on behalf of one client connection. */
 export class ConnectionBudget {
   held = 0;
+  /** Its Fetch streams waiting for a turn to take requests (intake.ts). */
+  readonly intake = new IntakeQueue();
   /** Sessions and unary calls using this budget; it is forgotten when none are left. */
   users = 0;
   /** Open Fetch streams on this connection (GrpcLimits.maxFetchStreams). */
@@ -108,29 +107,10 @@ export class Admission {
   private readonly conns = new Map<string, ConnectionBudget>();
   private readonly waiters = new Set<() => void>();
   private wakeScheduled = false;
-  private turnLeft = TURN_REQUESTS;
-  private turnResetScheduled = false;
+  /** Whose turn it is to take requests from received Fetch messages (round-robin, per turn). */
+  readonly intake = new IntakeScheduler();
 
   constructor(readonly limits: GrpcLimits) {}
-
-  /**
-   * One request's share of this event-loop turn: false when the turn's TURN_REQUESTS are spent (the
-   * caller continues in a setImmediate, which runs after the reset scheduled here).
-   */
-  takeTurn(): boolean {
-    if (this.turnLeft <= 0) return false;
-    this.turnLeft--;
-    if (!this.turnResetScheduled) {
-      this.turnResetScheduled = true;
-      setImmediate(this.resetTurn);
-    }
-    return true;
-  }
-
-  private readonly resetTurn = (): void => {
-    this.turnResetScheduled = false;
-    this.turnLeft = TURN_REQUESTS;
-  };
 
   /** The budget of the connection `peer` (grpc-js getPeer(): address:port). Pair with close(). */
   open(peer: string): ConnectionBudget {

@@ -22,13 +22,8 @@ import {
   type FetchRequest,
   fetchReplyBatchBytes,
 } from './codec.js';
-import {
-  type Admission,
-  type ConnectionBudget,
-  FETCH_REQUEST_COST,
-  INTAKE_SLICE,
-  MAX_BATCH_REQUESTS,
-} from './limits.js';
+import type { IntakeQueue, IntakeTask } from './intake.js';
+import { type Admission, type ConnectionBudget, FETCH_REQUEST_COST, MAX_BATCH_REQUESTS } from './limits.js';
 import { resetCall } from './reset.js';
 import { entryOf, MAX_VALUE_METADATA, wireTtl, wireWindow } from './serve.js';
 import {
@@ -92,7 +87,7 @@ export interface FetchSessionOptions {
   onServed?: (code: status, ms: number) => void;
 }
 
-export class FetchSession {
+export class FetchSession implements IntakeTask {
   private readonly inflight = new ChurnMap<number, InFlight>();
   private out: FetchReply[] = [];
   /**
@@ -114,7 +109,9 @@ export class FetchSession {
   private intake: FetchBatchReader[] = [];
   /** A request decoded and not yet taken: it waits for room. */
   private waitingReq: FetchRequest | undefined;
-  private pumpScheduled = false;
+  /** Waiting for its turn to take requests (set by the node's IntakeScheduler). */
+  intakeWaiting = false;
+  readonly intakeQueue: IntakeQueue;
   private waitingRoom = false;
   private paused = false;
   /** Reply messages the transport has sent (progress, for the stall sweep). */
@@ -135,6 +132,7 @@ export class FetchSession {
         ? Math.min(advertised, opts.maxMessageBytes)
         : opts.maxMessageBytes;
     this.conn = opts.admission.open(call.getPeer());
+    this.intakeQueue = this.conn.intake;
     // A paused stream still reads ahead up to its high-water mark (16 messages in object mode): keep
     // it at one message, so what a peer can make us buffer beyond the budget is at most three messages
     // per stream (two in the intake, one here). readableHighWaterMark has no public setter; the state
@@ -142,7 +140,7 @@ export class FetchSession {
     const state = (call as unknown as { _readableState?: { highWaterMark?: number } })._readableState;
     if (state && typeof state.highWaterMark === 'number') state.highWaterMark = 1;
     // Messages arrive undecoded (the service's deserializer passes the bytes through): they are decoded
-    // one request at a time by pump, under its slice and turn budget.
+    // one request at a time in their connection's turns (intake.ts).
     call.on('data', (message: Buffer) => this.onBatch(message));
     call.on('end', () => {
       this.clientDone = true;
@@ -215,9 +213,9 @@ export class FetchSession {
     }
     this.intake.push(reader);
     // A message arriving while an earlier one is still being taken: stop reading until the intake is
-    // empty. Pausing only then (not whenever pump yields) keeps pause/resume off the common path.
+    // empty. Pausing only then (not whenever a turn ends) keeps pause/resume off the common path.
     if (this.intake.length > 1 || this.waitingReq !== undefined) this.pause();
-    if (!this.pumpScheduled && !this.waitingRoom) this.pump();
+    if (!this.waitingRoom) this.opts.admission.intake.offer(this);
   }
 
   private hasIntake(): boolean {
@@ -241,45 +239,46 @@ export class FetchSession {
   }
 
   /**
-   * Takes (decodes and starts) received requests while the stream, its connection and the node have
-   * room: INTAKE_SLICE per call and the node's TURN_REQUESTS per event-loop turn, then it yields.
-   * While requests are left, a further message stops the stream's reading (onBatch) until they are taken.
+   * Takes (decodes and starts) up to `max` received requests while the stream, its connection and the
+   * node have room; called by the node's IntakeScheduler in this connection's turn (intake.ts). While
+   * requests are left, a further message stops the stream's reading (onBatch) until they are taken.
    */
-  private readonly pump = (): void => {
-    this.pumpScheduled = false;
-    if (this.waitingRoom) {
-      this.waitingRoom = false;
-      this.opts.admission.unwait(this.pump);
-    }
-    if (this.ended) return;
+  take(max: number): number {
+    if (this.ended) return 0;
     const { admission, maxStreamRequests } = this.opts;
     let taken = 0;
     while (this.hasIntake()) {
-      if (taken >= INTAKE_SLICE || !admission.takeTurn()) {
-        this.pumpScheduled = true;
-        setImmediate(this.pump);
-        return;
+      if (taken >= max) {
+        admission.intake.offer(this);
+        return taken;
       }
-      taken++;
       const q = this.nextRequest();
       if (q === undefined) break;
       if (!q.cancel) {
         if (this.inflight.size + this.out.length + this.unsent >= maxStreamRequests) {
-          // Room comes back as this stream's replies are sent (sent() calls pump).
+          // Room comes back as this stream's replies are sent (sent() offers it again).
           this.waitingReq = q;
-          return;
+          return taken;
         }
         if (!admission.hasRoom(this.conn)) {
           this.waitingReq = q;
           this.waitingRoom = true;
-          admission.wait(this.pump);
-          return;
+          admission.wait(this.onRoom);
+          return taken;
         }
       }
+      taken++;
       this.onRequest(q);
     }
     this.resume();
     this.maybeEnd();
+    return taken;
+  }
+
+  /** Bytes were released in the node: try again in this connection's turn. */
+  private readonly onRoom = (): void => {
+    this.waitingRoom = false;
+    if (!this.ended) this.opts.admission.intake.offer(this);
   };
 
   private pause(): void {
@@ -493,10 +492,7 @@ export class FetchSession {
     for (let i = 0; i < batch.length; i++) cost += replyCost(batch[i]);
     this.outCost -= cost;
     this.opts.admission.release(this.conn, cost);
-    if (this.hasIntake() && !this.pumpScheduled && !this.waitingRoom) {
-      this.pumpScheduled = true;
-      setImmediate(this.pump);
-    }
+    if (this.hasIntake() && !this.waitingRoom) this.opts.admission.intake.offer(this);
   }
 
   /** The longest prefix of `out` that fits one message (always at least one reply). */
@@ -542,7 +538,7 @@ export class FetchSession {
     if (this.ended || !(this.clientDone || this.shuttingDown)) return;
     if (this.inflight.size > 0 || this.out.length > 0 || this.flushScheduled || this.waitingDrain) return;
     // Requests received before the client's half-close are still answered (unless shutting down).
-    if (!this.shuttingDown && (this.hasIntake() || this.pumpScheduled || this.waitingRoom)) return;
+    if (!this.shuttingDown && (this.hasIntake() || this.intakeWaiting || this.waitingRoom)) return;
     this.ended = true;
     this.stopSweeper();
     this.dropIntake();
@@ -580,7 +576,7 @@ export class FetchSession {
     this.waitingReq = undefined;
     if (this.waitingRoom) {
       this.waitingRoom = false;
-      this.opts.admission.unwait(this.pump);
+      this.opts.admission.unwait(this.onRoom);
     }
   }
 
