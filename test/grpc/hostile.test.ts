@@ -9,7 +9,6 @@ import {
   credentials,
   Metadata,
   Server,
-  ServerCredentials,
   type ServerDuplexStream,
   type ServiceError,
   status,
@@ -38,6 +37,7 @@ import {
 } from '../../src/grpc/index.js';
 import { MAX_BATCH_REQUESTS } from '../../src/grpc/limits.js';
 import { gossipCacheService } from '../../src/grpc/proto.js';
+import { bindLocal } from '../support/grpc-cluster.js';
 import { GroupCacheClient, insecure, unary } from '../support/grpc-std-client.js';
 
 const root = new protobuf.Root();
@@ -318,11 +318,7 @@ describe('over gRPC', () => {
         Remove: (_c: unknown, cb: (e: null, r: object) => void) => cb(null, {}),
       },
     );
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) =>
-        e ? reject(e) : resolve(p),
-      ),
-    );
+    const port = await bindLocal(server);
     const peer = new GrpcPeer(`127.0.0.1:${port}`);
     try {
       const signal = new AbortController().signal;

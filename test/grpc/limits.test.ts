@@ -4,13 +4,11 @@
 // that never reads its replies stops being read, so the node stops loading for it.
 
 import assert from 'node:assert/strict';
-import http2 from 'node:http2';
 import { describe, test } from 'node:test';
 import {
   type ClientDuplexStream,
   Metadata,
   Server,
-  ServerCredentials,
   type ServerDuplexStream,
   type ServiceError,
   status,
@@ -33,6 +31,7 @@ import {
 } from '../../src/grpc/index.js';
 import { INTAKE_SLICE } from '../../src/grpc/limits.js';
 import { gossipCacheService } from '../../src/grpc/proto.js';
+import { bindLocal, grpcFrame, rawSession, unreadCall } from '../support/grpc-cluster.js';
 import { GroupCacheClient, insecure, unary } from '../support/grpc-std-client.js';
 import { sleep, waitFor } from '../support/wait.js';
 
@@ -109,11 +108,7 @@ describe('gRPC limits', () => {
         call.on('error', () => {});
       },
     });
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) =>
-        e ? reject(e) : resolve(p),
-      ),
-    );
+    const port = await bindLocal(server);
     const peer = new GrpcPeer(`127.0.0.1:${port}`);
     try {
       const signal = new AbortController().signal;
@@ -143,8 +138,7 @@ describe('gRPC limits', () => {
 
   test('maxConcurrentStreams is what the node advertises per connection (HTTP/2 SETTINGS; nghttp2 enforces it)', async () => {
     const n = await node({ maxConcurrentStreams: 7 });
-    const session = http2.connect(`http://${n.addr}`);
-    session.on('error', () => {});
+    const session = rawSession(n.addr);
     try {
       await new Promise((r) => session.once('remoteSettings', r));
       assert.equal(session.remoteSettings.maxConcurrentStreams, 7);
@@ -239,16 +233,8 @@ describe('gRPC limits', () => {
     // never opens its flow-control window (grpc-js clients read ahead into their own memory).
     const n = await node({ maxConnectionBytes: 1 << 20 }, 64 * 1024);
     n.release();
-    const session = http2.connect(`http://${n.addr}`);
-    session.on('error', () => {});
-    const stream = session.request({
-      ':method': 'POST',
-      ':path': FETCH_PATH,
-      'content-type': 'application/grpc',
-      te: 'trailers',
-    });
-    stream.on('error', () => {});
-    stream.pause();
+    const session = rawSession(n.addr);
+    const stream = unreadCall(session, FETCH_PATH);
     try {
       for (let i = 0; i < 2000; i += 100) {
         const body = encodeFetchBatch(
@@ -263,11 +249,7 @@ describe('gRPC limits', () => {
             }),
           ),
         );
-        // gRPC framing: no compression, 4-byte length, message.
-        const msg = Buffer.alloc(5 + body.length);
-        msg.writeUInt32BE(body.length, 1);
-        body.copy(msg, 5);
-        stream.write(msg);
+        stream.write(grpcFrame(body));
       }
       // Wait until the loads stop.
       let last = -1;

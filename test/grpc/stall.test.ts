@@ -12,6 +12,7 @@ import { Group, GroupRegistry } from '../../src/group.js';
 import { encodeFetchBatch, encodeKeyRequest, type FetchRequest } from '../../src/grpc/codec.js';
 import { createGrpcServer, FETCH_PATH, GET_PATH, type GrpcLimits, GrpcPeer } from '../../src/grpc/index.js';
 import { createMetrics } from '../../src/node/metrics.js';
+import { grpcFrame, rawSession, unreadCall } from '../support/grpc-cluster.js';
 import { sleep, waitFor } from '../support/wait.js';
 
 const VALUE_BYTES = 64 * 1024;
@@ -32,28 +33,13 @@ function frame(reqs: FetchRequest[]): Buffer {
   return grpcFrame(encodeFetchBatch(reqs));
 }
 
-function grpcFrame(body: Buffer): Buffer {
-  const msg = Buffer.alloc(5 + body.length);
-  msg.writeUInt32BE(body.length, 1);
-  body.copy(msg, 5);
-  return msg;
-}
-
 /**
  * A raw HTTP/2 connection with one Fetch stream that sends `messages` × `perMessage` requests for
  * distinct keys and never reads a reply (the paused stream never opens its flow-control window).
  */
 function neverReader(addr: string, tag: string, messages: number, perMessage: number) {
-  const session = http2.connect(`http://${addr}`);
-  session.on('error', () => {});
-  const stream = session.request({
-    ':method': 'POST',
-    ':path': FETCH_PATH,
-    'content-type': 'application/grpc',
-    te: 'trailers',
-  });
-  stream.on('error', () => {});
-  stream.pause();
+  const session = rawSession(addr);
+  const stream = unreadCall(session, FETCH_PATH);
   const closed = new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode ?? -1)));
   for (let m = 0; m < messages; m++) {
     const reqs = Array.from(
@@ -201,17 +187,9 @@ describe('gRPC clients that never read their replies', () => {
 
   test('unary Get replies a client does not read stay charged, and are reset after the stall timeout', async () => {
     const n = await node({ maxConnectionBytes: 1 << 20, stallTimeoutMs: 1500 });
-    const session = http2.connect(`http://${n.addr}`);
-    session.on('error', () => {});
+    const session = rawSession(n.addr);
     const calls = Array.from({ length: 24 }, (_, i) => {
-      const stream = session.request({
-        ':method': 'POST',
-        ':path': GET_PATH,
-        'content-type': 'application/grpc',
-        te: 'trailers',
-      });
-      stream.on('error', () => {});
-      stream.pause();
+      const stream = unreadCall(session, GET_PATH);
       let grpcStatus = '';
       stream.on('trailers', (t) => (grpcStatus = String(t['grpc-status'] ?? '')));
       stream.on('response', (h) => (grpcStatus ||= String(h['grpc-status'] ?? '')));

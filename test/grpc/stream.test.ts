@@ -4,11 +4,12 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { describe, test } from 'node:test';
-import { Server, ServerCredentials, type ServerDuplexStream, status } from '@grpc/grpc-js';
+import { Server, type ServerDuplexStream, status } from '@grpc/grpc-js';
 import { Group, GroupRegistry } from '../../src/group.js';
 import type { FetchReply, FetchRequest } from '../../src/grpc/codec.js';
 import { createGrpcServer, GrpcPeer, PeerError } from '../../src/grpc/index.js';
 import { gossipCacheService } from '../../src/grpc/proto.js';
+import { bindLocal } from '../support/grpc-cluster.js';
 import { waitFor } from '../support/wait.js';
 
 /** A node that records every batch it receives and answers only what `answer` says. */
@@ -27,11 +28,7 @@ async function fakeNode(answer: (q: FetchRequest) => FetchReply | undefined) {
     },
     Remove: (_call: unknown, cb: (e: null, r: object) => void) => cb(null, {}),
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) =>
-      e ? reject(e) : resolve(p),
-    ),
-  );
+  const port = await bindLocal(server);
   return { addr: `127.0.0.1:${port}`, batches, close: () => server.forceShutdown() };
 }
 

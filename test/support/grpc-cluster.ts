@@ -1,6 +1,10 @@
 // Several nodes in one test process, each with its own GroupRegistry, gRPC server on 127.0.0.1:0 and
-// RingPeerPicker — the smallest real cluster the gRPC tests need.
+// RingPeerPicker — the smallest real cluster the gRPC tests need. Also what tests build the other end
+// from: a hand-made grpc-js server (a scripted fake peer) bound to 127.0.0.1, and raw HTTP/2 gRPC calls
+// that never read their replies.
 
+import http2 from 'node:http2';
+import { type Server, ServerCredentials } from '@grpc/grpc-js';
 import { type Getter, Group, GroupRegistry } from '../../src/group.js';
 import { createGrpcServer, type GrpcServer, RingPeerPicker, type TlsFiles } from '../../src/grpc/index.js';
 
@@ -94,4 +98,45 @@ export function keyOwnedBy(from: TestNode, owner: TestNode, prefix = 'key'): str
     if ((p === null && owner === from) || p?.id === owner.addr) return key;
   }
   throw new Error('no key found');
+}
+
+/** Binds a hand-made grpc-js server (a fake peer) to 127.0.0.1 on a free port, insecure; its port. */
+export function bindLocal(server: Server): Promise<number> {
+  return new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
+  );
+}
+
+/** A raw HTTP/2 connection to the gRPC server at `addr` (its errors swallowed: the caller closes it). */
+export function rawSession(addr: string): http2.ClientHttp2Session {
+  const session = http2.connect(`http://${addr}`);
+  session.on('error', () => {});
+  return session;
+}
+
+/**
+ * A gRPC call to `path` (FETCH_PATH, GET_PATH) on a raw session whose replies are never read: the
+ * stream is paused, so it never opens its flow-control window (grpc-js clients would read ahead into
+ * their own memory). Write gRPC-framed messages to it (`grpcFrame`); its errors are swallowed.
+ */
+export function unreadCall(session: http2.ClientHttp2Session, path: string): http2.ClientHttp2Stream {
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': path,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+  });
+  stream.on('error', () => {});
+  stream.pause();
+  return stream;
+}
+
+/** gRPC framing of one message: no compression, 4-byte length, the message. */
+export function grpcFrame(body: Buffer): Buffer {
+  const msg = Buffer.alloc(5 + body.length);
+  msg.writeUInt32BE(body.length, 1);
+  body.copy(msg, 5);
+  return msg;
 }
