@@ -372,18 +372,7 @@ export class FetchSession implements IntakeTask {
         this.fail(q, tooLarge(q.group, q.key, entry.value.byteLength, this.maxValueBytes), f.start);
       } else {
         this.opts.onServed?.(status.OK, performance.now() - f.start);
-        this.push({
-          id: q.id,
-          code: 0,
-          value: entry.value,
-          minuteQps: entry.minuteQps,
-          ttlMs: wireTtl(entry.ttlMs),
-          message: '',
-          stale: entry.stale === true,
-          staleWhileRevalidateMs: wireWindow(entry.staleWhileRevalidateMs),
-          staleIfErrorMs: wireWindow(entry.staleIfErrorMs),
-          ageMs: wireWindow(entry.ageMs),
-        });
+        this.push(valueReply(q.id, entry));
       }
     } else {
       // A remembered NotFound travels with the time it has left (the peer may remember it that long).
@@ -421,18 +410,7 @@ export class FetchSession implements IntakeTask {
       this.fail(q, tooLarge(q.group, q.key, entry.value.byteLength, this.maxValueBytes));
     } else {
       this.opts.onServed?.(status.OK, 0);
-      this.push({
-        id: q.id,
-        code: 0,
-        value: entry.value,
-        minuteQps: entry.minuteQps,
-        ttlMs: wireTtl(entry.ttlMs),
-        message: '',
-        stale: entry.stale === true,
-        staleWhileRevalidateMs: wireWindow(entry.staleWhileRevalidateMs),
-        staleIfErrorMs: wireWindow(entry.staleIfErrorMs),
-        ageMs: wireWindow(entry.ageMs),
-      });
+      this.push(valueReply(q.id, entry));
     }
     this.maybeEnd();
   }
@@ -587,6 +565,22 @@ export class FetchSession implements IntakeTask {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The reply carrying an entry: its value, rate, and what is left of its ttl and windows. */
+function valueReply(id: number, entry: EntryResult): FetchReply {
+  return {
+    id,
+    code: 0,
+    value: entry.value,
+    minuteQps: entry.minuteQps,
+    ttlMs: wireTtl(entry.ttlMs),
+    message: '',
+    stale: entry.stale === true,
+    staleWhileRevalidateMs: wireWindow(entry.staleWhileRevalidateMs),
+    staleIfErrorMs: wireWindow(entry.staleIfErrorMs),
+    ageMs: wireWindow(entry.ageMs),
+  };
+}
 
 function replyCost(r: FetchReply): number {
   return REPLY_COST + r.value.byteLength + r.message.length;
