@@ -52,6 +52,16 @@ const setMethod = gossipCacheService.Set;
 const SET_OVERHEAD_BYTES = 32;
 const pushMethod = gossipCacheService.Push;
 
+/**
+ * Marks a Get, Remove or Set as a peer's: served or changed on that node only, never forwarded (the
+ * caller asks each node itself). Without it the node treats the call as an outside client's.
+ */
+function peerMetadata(): Metadata {
+  const md = new Metadata();
+  md.set(PEER_METADATA, '1');
+  return md;
+}
+
 export class GrpcPeer implements Peer {
   readonly id: string;
   private readonly client: Client;
@@ -124,8 +134,7 @@ export class GrpcPeer implements Peer {
     signal?: AbortSignal,
     opts: { peer?: boolean } = {},
   ): Promise<PeerGetResult> {
-    const md = new Metadata();
-    if (opts.peer !== false) md.set(PEER_METADATA, '1');
+    const md = opts.peer !== false ? peerMetadata() : new Metadata();
     const trace = outgoingTraceContext();
     if (trace?.traceparent) md.set('traceparent', trace.traceparent);
     if (trace?.tracestate) md.set('tracestate', trace.tracestate);
@@ -138,7 +147,7 @@ export class GrpcPeer implements Peer {
 
   /** Drop `key` of `group` from the peer's caches. A peer that lacks the group has nothing to drop. */
   remove(group: string, key: string, signal: AbortSignal): Promise<void> {
-    return this.unary(REMOVE_PATH, removeMethod, { group, key }, new Metadata(), signal).then(
+    return this.unary(REMOVE_PATH, removeMethod, { group, key }, peerMetadata(), signal).then(
       () => undefined,
       (err: Error) => {
         if (err instanceof PeerError && err.code === status.NOT_FOUND) return;
@@ -172,7 +181,7 @@ export class GrpcPeer implements Peer {
       );
     }
     const req = { group, key, value, ttlMs: opts.ttlMs ?? 0 };
-    return this.unary(SET_PATH, setMethod, req, new Metadata(), signal).then(() => undefined);
+    return this.unary(SET_PATH, setMethod, req, peerMetadata(), signal).then(() => undefined);
   }
 
   /** Close the stream and the channel; later calls fail with UNAVAILABLE. */

@@ -34,7 +34,10 @@ export function wireWindow(ms: number | undefined): number {
   return ms < MAX_TTL_MS ? Math.ceil(ms) : MAX_TTL_MS;
 }
 
-/** Metadata key that marks a unary Get as a peer's fill (served here, never forwarded). */
+/**
+ * Metadata key that marks a unary Get, Remove or Set as a peer's: served or changed on that node only,
+ * never forwarded. Without it the call is an outside client's (routed / cluster-wide).
+ */
 export const PEER_METADATA = 'gossipcache-peer';
 /** Metadata key on the Fetch stream: the largest value the client accepts, in bytes. */
 export const MAX_VALUE_METADATA = 'gossipcache-max-value-bytes';

@@ -145,32 +145,65 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   };
 
   /**
-   * Remove and Set: checks the request (UTF-8, group, key), then `change` changes the group here and
-   * says what failed, if anything; what it throws fails as `failure` says. The reply is empty.
+   * Remove and Set: checks the request (UTF-8, group, key), then changes the group; what that throws
+   * or rejects with fails as `failure` says. The reply is empty. A peer's request (metadata
+   * `gossipcache-peer: 1`, what GrpcPeer sends) changes this node only (`local`): the peer runs
+   * group.remove / group.set itself and asks each node once, so it is never forwarded again. An outside
+   * client's request gets the cluster-wide semantics (`cluster`: group.remove / group.set, which store
+   * at the key's owner and drop every other node's copy), charged to its connection while it waits
+   * for the other nodes like a unary Get.
    */
-  const changeLocal = (
+  const change = (
     method: 'Remove' | 'Set',
-    req: KeyRequest,
+    call: ServerUnaryCall<KeyRequest | SetRequest, Record<string, never>>,
     callback: sendUnaryData<object>,
     failure: (err: unknown) => Failure,
-    change: (group: ServedGroup, key: string) => Failure | undefined,
-  ): void => {
-    const { group: name, key, invalid } = req;
+    local: (group: ServedGroup, key: string) => Failure | undefined,
+    cluster: (group: ServedGroup, key: string) => Promise<void>,
+  ) => {
+    const { group: name, key, invalid } = call.request;
+    const start = onServed ? performance.now() : 0;
+    const reply = (f: Failure | undefined): void => {
+      onServed?.(method, f?.code ?? status.OK, performance.now() - start);
+      if (f) report(f, name, key);
+      callback(f ? { code: f.code, details: f.message } : null, {});
+    };
     const group = registry.get(name);
-    let f: Failure | undefined;
-    if (invalid !== undefined) f = { code: status.INVALID_ARGUMENT, message: invalid };
-    else if (!group) f = unknownGroup(name);
-    else if (!key) f = emptyKey();
-    else {
+    if (invalid !== undefined) return reply({ code: status.INVALID_ARGUMENT, message: invalid });
+    if (!group) return reply(unknownGroup(name));
+    if (!key) return reply(emptyKey());
+    if (call.metadata.get(PEER_METADATA).length > 0) {
+      let f: Failure | undefined;
       try {
-        f = change(group, key);
+        f = local(group, key);
       } catch (err) {
         f = failure(err);
       }
+      return reply(f);
     }
-    onServed?.(method, f?.code ?? status.OK, 0);
-    if (f) report(f, name, key);
-    callback(f ? { code: f.code, details: f.message } : null, {});
+    const conn = admission.open(call.getPeer());
+    if (!admission.hasRoom(conn)) {
+      admission.close(conn);
+      return reply(busy(admission));
+    }
+    const value = (call.request as Partial<SetRequest>).value;
+    const cost = UNARY_CALL_COST + key.length + name.length + (value?.byteLength ?? 0);
+    admission.charge(conn, cost);
+    const settle = (f: Failure | undefined): void => {
+      admission.release(conn, cost);
+      admission.close(conn);
+      reply(f);
+    };
+    let done: Promise<void>;
+    try {
+      done = cluster(group, key);
+    } catch (err) {
+      done = Promise.reject(err);
+    }
+    done.then(
+      () => settle(undefined),
+      (err: unknown) => settle(failure(err)),
+    );
   };
 
   server.addService(groupCacheService, {
@@ -256,24 +289,39 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       if (closed) session.shutdown();
     },
     Remove(call: ServerUnaryCall<KeyRequest, Record<string, never>>, callback: sendUnaryData<object>) {
-      changeLocal('Remove', call.request, callback, failureOf, (group, key) => {
-        group.server.removeLocal(key);
-        return undefined;
-      });
+      change(
+        'Remove',
+        call,
+        callback,
+        failureOf,
+        (group, key) => {
+          group.server.removeLocal(key);
+          return undefined;
+        },
+        (group, key) => group.remove(key),
+      );
     },
     Set(call: ServerUnaryCall<SetRequest, Record<string, never>>, callback: sendUnaryData<object>) {
       const { value, ttlMs } = call.request;
-      changeLocal('Set', call.request, callback, setFailure, (group, key) => {
-        const served = group.server;
-        if (typeof served.setLocal !== 'function') {
-          return {
-            code: status.UNIMPLEMENTED,
-            message: `group ${JSON.stringify(call.request.group)} cannot store values`,
-          };
-        }
-        served.setLocal(key, value, { ttlMs: ttlMs > 0 ? ttlMs : undefined });
-        return undefined;
-      });
+      const opts = { ttlMs: ttlMs > 0 ? ttlMs : undefined };
+      change(
+        'Set',
+        call,
+        callback,
+        setFailure,
+        (group, key) => {
+          const served = group.server;
+          if (typeof served.setLocal !== 'function') {
+            return {
+              code: status.UNIMPLEMENTED,
+              message: `group ${JSON.stringify(call.request.group)} cannot store values`,
+            };
+          }
+          served.setLocal(key, value, opts);
+          return undefined;
+        },
+        (group, key) => group.set(key, value, opts),
+      );
     },
     Push(call: ServerUnaryCall<PushRequest, PushResponse>, callback: sendUnaryData<PushResponse>) {
       const { group: name, entries } = call.request;

@@ -14,7 +14,13 @@ import {
   type TestNode,
   totalLoads,
 } from '../support/grpc-cluster.js';
-import { GroupCacheClient, insecure, peerMetadata, unary } from '../support/grpc-std-client.js';
+import {
+  GossipCacheClient,
+  GroupCacheClient,
+  insecure,
+  peerMetadata,
+  unary,
+} from '../support/grpc-std-client.js';
 import { sleep, within } from '../support/wait.js';
 
 async function withCluster(c: Promise<Cluster>, fn: (c: Cluster) => Promise<void>): Promise<void> {
@@ -207,6 +213,62 @@ describe('cluster over gRPC', () => {
       assert.ok(a.group.stats.removeErrors >= 1, `removeErrors ${a.group.stats.removeErrors}`);
       await a.group.getString(k2);
       assert.equal(b.loads.get(k2), 2);
+    }));
+
+  test("an outside client's Set or Remove on a node that does not own the key changes it cluster-wide; a peer's stays local", () =>
+    withCluster(startCluster({ nodes: 3 }), async (c) => {
+      const [a, b, owner] = c.nodes;
+      const k = keyOwnedBy(a, owner, 'outside-set');
+      const clients = c.nodes.map((n) => new GroupCacheClient(n.addr, insecure));
+      const gossip = new GossipCacheClient(a.addr, insecure);
+      /** The value of k as an outside client of each node sees it, and as each node's group sees it. */
+      const everywhere = async (): Promise<string[]> => {
+        const out: string[] = [];
+        for (const client of clients) {
+          const r = await unary<{ value: Buffer }>(client, 'Get', { group: 'g', key: k });
+          out.push(r.value.toString());
+        }
+        for (const n of c.nodes) out.push(await n.group.getString(k));
+        return out;
+      };
+      const cached = (n: TestNode): string | undefined => {
+        const v = n.group.server.getCached(k);
+        return v === undefined ? undefined : Buffer.from(v).toString();
+      };
+      try {
+        assert.deepEqual(new Set(await everywhere()), new Set([`${k}@${owner.addr}`]));
+        assert.equal(owner.loads.get(k), 1);
+
+        await unary(gossip, 'Set', { group: 'g', key: k, value: Buffer.from('set-via-a'), ttl_ms: 0 });
+        assert.deepEqual(await everywhere(), Array(6).fill('set-via-a'), 'every node sees the new value');
+        assert.equal(cached(owner), 'set-via-a', 'stored at the owner');
+        assert.equal(owner.loads.get(k), 1);
+
+        // A peer's Set (what group.set sends the owner) is stored where it lands, never forwarded.
+        await unary(
+          gossip,
+          'Set',
+          { group: 'g', key: k, value: Buffer.from('peer-set'), ttl_ms: 0 },
+          { metadata: peerMetadata() },
+        );
+        assert.equal(cached(a), 'peer-set');
+        assert.equal(cached(owner), 'set-via-a', 'a peer Set is not forwarded');
+
+        // A peer's Remove drops the key on that node only.
+        await unary(gossip, 'Remove', { group: 'g', key: k }, { metadata: peerMetadata() });
+        assert.equal(a.group.server.getCached(k), undefined);
+        assert.equal(cached(owner), 'set-via-a', 'a peer Remove is not forwarded');
+
+        // An outside client's Remove on a non-owner drops it everywhere: the owner loads it again.
+        await unary(gossip, 'Remove', { group: 'g', key: k });
+        assert.equal(owner.group.server.getCached(k), undefined, 'the owner dropped it');
+        assert.deepEqual(new Set(await everywhere()), new Set([`${k}@${owner.addr}`]));
+        assert.equal(owner.loads.get(k), 2);
+        assert.equal(b.loads.get(k), undefined);
+      } finally {
+        for (const client of clients) client.close();
+        gossip.close();
+      }
     }));
 
   test('the peer stream reconnects after the peer restarts on the same address', async () => {
