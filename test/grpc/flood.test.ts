@@ -16,7 +16,7 @@ import { Client, type ClientDuplexStream, credentials, Metadata, status } from '
 import { encodeFetchBatch, type FetchRequest } from '../../src/grpc/codec.js';
 import { FETCH_PATH, GrpcPeer } from '../../src/grpc/index.js';
 import { MAX_BATCH_REQUESTS } from '../../src/grpc/limits.js';
-import { type NodeProcess, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { type NodeProcess, nodePorts, startCli, stopCli, waitHealthy } from '../support/cli-node.js';
 import { httpGet } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
 
@@ -72,10 +72,7 @@ describe('a flood at the peer port', () => {
     const ports = await nodePorts();
     node = startCli(ports, { GOSSIPCACHE_GROUP: 'g', GOSSIPCACHE_ORIGIN: 'demo:200ms', LOG_LEVEL: 'warn' });
     addr = `127.0.0.1:${ports.grpc}`;
-    await waitFor(
-      'the node to be healthy',
-      async () => (await httpGet(`${node.http}/healthz`)).status === 200,
-    );
+    await waitHealthy(node);
   });
 
   after(async () => {

@@ -34,11 +34,10 @@ import {
 import { FETCH_PATH, GET_PATH, GrpcPeer, REMOVE_PATH } from '../../src/grpc/index.js';
 import { MAX_BATCH_REQUESTS } from '../../src/grpc/limits.js';
 import { PUSH_PATH, SET_PATH } from '../../src/grpc/proto.js';
-import { type NodeProcess, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { type NodeProcess, nodePorts, startCli, stopCli, waitHealthy } from '../support/cli-node.js';
 import { GroupCacheClient, insecure, unary } from '../support/grpc-std-client.js';
 import { httpGet } from '../support/http.js';
 import { prng } from '../support/prng.js';
-import { waitFor } from '../support/wait.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000_007);
 
@@ -237,10 +236,7 @@ describe(`fuzz: a live node's gRPC port (seed ${SEED})`, () => {
     const ports = await nodePorts();
     node = startCli(ports, { GOSSIPCACHE_GROUP: 'g', GOSSIPCACHE_ORIGIN: 'demo', LOG_LEVEL: 'error' });
     addr = `127.0.0.1:${ports.grpc}`;
-    await waitFor(
-      'the node to be healthy',
-      async () => (await httpGet(`${node.http}/healthz`)).status === 200,
-    );
+    await waitHealthy(node);
   });
 
   after(async () => {

@@ -9,9 +9,8 @@ import { connect } from 'node:net';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { type BadKey, decodeKey } from '../../src/node/http.js';
-import { nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { nodePorts, startCli, stopCli, waitHealthy } from '../support/cli-node.js';
 import { prng } from '../support/prng.js';
-import { waitFor } from '../support/wait.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
 const CASES = 3000;
@@ -164,7 +163,7 @@ test(`fuzzing the HTTP front of a live node (${CASES} payloads, seed ${SEED})`, 
     LOG_LEVEL: 'error',
   });
   try {
-    await waitFor('node up', async () => (await fetch(`${node.http}/healthz`)).ok, 20_000);
+    await waitHealthy(node);
     const rnd = prng(SEED);
     const statuses = new Map<string, number>();
     const wrong: string[] = [];

@@ -2,7 +2,6 @@
 // reserve, the request-head timeout, and a flood of slow partial heads against a real node process.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -11,7 +10,7 @@ import { describe, test } from 'node:test';
 import { Group, GroupRegistry } from '../../src/group.js';
 import { defaultMaxConnections, headerBytesFor } from '../../src/node/connections.js';
 import { createHttpFront, type FrontOptions, type HttpFront } from '../../src/node/http.js';
-import { CLI, countingOrigin, type NodeProcess, nodePorts, startCli, stopCli } from '../support/cli-node.js';
+import { countingOrigin, nodePorts, startCli, stopCli, waitHealthy } from '../support/cli-node.js';
 import { HealthClient, insecure, unary } from '../support/grpc-std-client.js';
 import { sleep, waitFor } from '../support/wait.js';
 
@@ -225,7 +224,7 @@ test('a flood of slow partial heads: the node keeps serving keep-alive clients a
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const attackers: Socket[] = [];
   try {
-    await waitFor('node up', async () => (await fetch(`${node.http}/healthz`)).ok, 20_000);
+    await waitHealthy(node);
     const pid = node.child.pid as number;
     const get = (path: string, a: Agent | false = agent) =>
       new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -310,31 +309,16 @@ test('under a low fd limit, hundreds of idle connections leave fds for gRPC, the
   // `ulimit -n` in sh sets the hard limit too, so Node cannot raise it: 320 fds, default cap 64.
   const ports = await nodePorts();
   const origin = await countingOrigin();
-  let out = '';
-  const child = spawn('/bin/sh', ['-c', `ulimit -n 320 && exec "${process.execPath}" "${CLI}"`], {
-    env: {
-      PATH: process.env.PATH,
-      GOSSIPCACHE_HTTP_ADDR: `127.0.0.1:${ports.http}`,
-      GOSSIPCACHE_GRPC_ADDR: `127.0.0.1:${ports.grpc}`,
-      GOSSIPCACHE_GOSSIP_ADDR: `127.0.0.1:${ports.gossip}`,
-      GOSSIPCACHE_ADVERTISE_HOST: '127.0.0.1',
-      GOSSIPCACHE_ORIGIN: origin.url,
-      GOSSIPCACHE_HTTP_HEADERS_TIMEOUT: '30s',
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const node = {
-    child,
-    exited: new Promise<number | string>((r) => child.on('exit', (c, sig) => r(c ?? sig ?? -1))),
-  } as NodeProcess;
-  const http = `http://127.0.0.1:${ports.http}`;
+  const node = startCli(
+    ports,
+    { GOSSIPCACHE_ORIGIN: origin.url, GOSSIPCACHE_HTTP_HEADERS_TIMEOUT: '30s', LOG_LEVEL: 'warn' },
+    { fdLimit: 320 },
+  );
+  const http = node.http;
   const idle: Socket[] = [];
   const health = new HealthClient(`127.0.0.1:${ports.grpc}`, insecure);
   try {
-    await waitFor('node up', async () => (await fetch(`${http}/healthz`)).ok, 20_000);
+    await waitHealthy(node);
     for (let wave = 0; wave < 10; wave++) {
       idle.push(
         ...(await Promise.all(Array.from({ length: 50 }, () => raw(ports.http).then((r) => r.socket)))),
@@ -351,7 +335,7 @@ test('under a low fd limit, hundreds of idle connections leave fds for gRPC, the
       const r = await fetch(`${http}/default/fd-${i}`);
       assert.equal(await r.text(), `value:fd-${i}`, 'misses still open origin connections');
     }
-    assert.doesNotMatch(out, /EMFILE/);
+    assert.doesNotMatch(node.output(), /EMFILE/);
   } finally {
     health.close();
     for (const s of idle) s.destroy();

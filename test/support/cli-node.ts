@@ -33,10 +33,26 @@ export async function nodePorts(): Promise<NodePorts> {
   return { http: await freePort(), grpc: await freePort(), gossip: await freePort() };
 }
 
+export interface CliOptions {
+  /**
+   * Run under `ulimit -n fdLimit` (through /bin/sh, which sets the hard limit too, so Node cannot raise
+   * it); the child is still the node itself (`exec`), stopped by its PID.
+   */
+  fdLimit?: number;
+}
+
 /** Spawns `node dist/cli.js` on 127.0.0.1 with `ports` and extra environment. */
-export function startCli(ports: NodePorts, env: Record<string, string> = {}): NodeProcess {
+export function startCli(
+  ports: NodePorts,
+  env: Record<string, string> = {},
+  opts: CliOptions = {},
+): NodeProcess {
   let out = '';
-  const child = spawn(process.execPath, [CLI], {
+  const [command, args] =
+    opts.fdLimit === undefined
+      ? [process.execPath, [CLI]]
+      : ['/bin/sh', ['-c', `ulimit -n ${opts.fdLimit} && exec "${process.execPath}" "${CLI}"`]];
+  const child = spawn(command, args, {
     env: {
       PATH: process.env.PATH,
       GOSSIPCACHE_HTTP_ADDR: `127.0.0.1:${ports.http}`,
@@ -61,6 +77,15 @@ export function startCli(ports: NodePorts, env: Record<string, string> = {}): No
     output: () => out,
     exited,
   };
+}
+
+/** Waits until the node's /healthz answers 200 (it is up and serving HTTP). */
+export async function waitHealthy(node: Pick<NodeProcess, 'http'>, ms = 20_000): Promise<void> {
+  await waitFor(
+    `${node.http} to be healthy`,
+    async () => (await httpGet(`${node.http}/healthz`)).status === 200,
+    ms,
+  );
 }
 
 /** Stops a node (SIGTERM, then SIGKILL after `ms`) and returns its exit code. */
