@@ -12,12 +12,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { OPTIONS, parseBindAddr, parseBytes, parseDuration } from '../../src/node/config.js';
 import { createHttpFront } from '../../src/node/http.js';
+import { listenLocal } from '../support/http.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const DIR = join(ROOT, 'deploy/kubernetes');
@@ -260,8 +260,7 @@ describe('deploy/kubernetes manifests', () => {
     // The front: /readyz follows `ready` (503 while joining or shutting down), /healthz is always 200.
     let ready = false;
     const front = createHttpFront({ registry: { get: () => undefined, list: () => [] }, ready: () => ready });
-    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
-    const base = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+    const base = await listenLocal(front);
     try {
       assert.equal((await fetch(`${base}/readyz`)).status, 503);
       assert.equal((await fetch(`${base}/healthz`)).status, 200);

@@ -16,7 +16,7 @@ import { ringShares } from '../../src/node/dashboard.js';
 import { createHttpFront } from '../../src/node/http.js';
 import { Ring } from '../../src/ring.js';
 import { countingOrigin, startCliCluster, stopCli } from '../support/cli-node.js';
-import { httpGet } from '../support/http.js';
+import { httpGet, listenLocal } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
 
 test('ringShares: each member’s share of a fixed key sample, summing to 1', () => {
@@ -40,8 +40,7 @@ test('/_hotkeys lists each group’s hottest keys by rate; /_dashboard is one pa
     for (let i = 0; i < times; i++) await g.get(key);
   }
   const front = createHttpFront({ registry });
-  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
-  const base = `http://127.0.0.1:${(front.address() as { port: number }).port}`;
+  const base = await listenLocal(front);
   try {
     const hot = JSON.parse((await httpGet(`${base}/_hotkeys`)).text);
     const keys = hot.groups.g.map((k: { key: string }) => k.key);

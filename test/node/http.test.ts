@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { NotFoundError } from '../../src/errors.js';
 import { Group, GroupRegistry } from '../../src/group.js';
 import { type BadKey, createHttpFront, decodeKey } from '../../src/node/http.js';
 import { createMetrics } from '../../src/node/metrics.js';
+import { listenLocal } from '../support/http.js';
 
 // A real Group behind a real server; the getter's behaviour is chosen by the key.
 const registry = new GroupRegistry();
@@ -69,8 +69,7 @@ const front = createHttpFront({
 let base: string;
 
 before(async () => {
-  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+  base = await listenLocal(front);
 });
 after(() => {
   front.closeAllConnections();

@@ -18,6 +18,7 @@ import {
 } from '../../src/node/http.js';
 import { createMetrics } from '../../src/node/metrics.js';
 import { httpOrigin } from '../../src/node/origin.js';
+import { listenLocal } from '../support/http.js';
 
 let t = 1_000_000;
 const registry = new GroupRegistry();
@@ -41,8 +42,7 @@ const front = createHttpFront({
 let base: string;
 
 before(async () => {
-  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+  base = await listenLocal(front);
 });
 after(() => {
   front.closeAllConnections();

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createOrigin, demoOrigin, httpOrigin, maxAgeMs, OriginError } from '../../src/node/origin.js';
+import { listenLocal } from '../support/http.js';
 
 // A local origin: the path after /items/ picks the behaviour.
 let server: Server;
@@ -33,8 +33,7 @@ before(async () => {
       res.end(`origin:${key}`);
     }
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenLocal(server);
 });
 
 after(() => {
