@@ -64,6 +64,12 @@ export interface GrpcLimits {
    * Default 10 s: a peer whose event loop stalls longer is presumed failing anyway.
    */
   stallTimeoutMs: number;
+  /**
+   * Client connections the gRPC port holds (each costs a file descriptor). At the cap a connection
+   * that has sent nothing since it connected is closed to make room, else the new one (connections.ts).
+   * Default 512; the node program derives its default from the fd limit (src/node/connections.ts).
+   */
+  maxConnections: number;
 }
 
 export const DEFAULT_GRPC_LIMITS: Readonly<GrpcLimits> = {
@@ -73,6 +79,7 @@ export const DEFAULT_GRPC_LIMITS: Readonly<GrpcLimits> = {
   maxConcurrentStreams: 100,
   maxFetchStreams: 16,
   stallTimeoutMs: 10_000,
+  maxConnections: 512,
 };
 
 /** Fills in defaults and checks a user's limits (each a positive integer). */

@@ -16,6 +16,7 @@ import type { Logger } from '../logger.js';
 import type { EntryResult } from '../peers.js';
 import { incomingTraceContext, keyAttributes, SPAN, SpanKind, traced, traceMetadata } from '../tracing.js';
 import type { FetchReply, GetResponse, KeyRequest, PushRequest, PushResponse, SetRequest } from './codec.js';
+import { ConnectionCap } from './connections.js';
 import {
   Admission,
   checkLimits,
@@ -82,6 +83,11 @@ export interface GrpcServerStats {
   stalledStreams: number;
   /** The same, reset sooner because the held-bytes budget was nearly spent (since start). */
   shedStreams: number;
+  /** Client connections open on the gRPC port. */
+  connections: number;
+  /** Connections closed at the connection cap (limits.maxConnections): silent ones shed, new ones refused. */
+  connectionsShed: number;
+  connectionsRefused: number;
 }
 
 const HEALTH_SERVICES = ['', GROUPCACHE_SERVICE, GOSSIPCACHE_SERVICE];
@@ -110,6 +116,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   const maxMessageBytes = checkMaxMessageBytes(opts.maxMessageBytes);
   const limits = checkLimits(opts.limits);
   const admission = new Admission(limits);
+  const connectionCap = new ConnectionCap(limits.maxConnections);
   const server = new Server({
     ...messageLimitOptions(maxMessageBytes),
     // Clients send only requests (keys): a message bigger than this is refused by grpc-js before it is
@@ -354,6 +361,12 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       return new Promise((resolve, reject) => {
         server.bindAsync(addr, serverCredentials(opts.tls), (err, port) => {
           if (err) return reject(new Error(`gRPC server cannot listen on ${addr}: ${err.message}`));
+          if (!connectionCap.attach(server)) {
+            logger?.warn(
+              { maxConnections: limits.maxConnections },
+              'grpc: cannot watch connections (grpc-js internals changed); the connection cap is not enforced',
+            );
+          }
           setServing(true);
           resolve(port);
         });
@@ -390,6 +403,9 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       fetchStreams: sessions.size,
       stalledStreams: stalls.counts.stalled,
       shedStreams: stalls.counts.shed,
+      connections: connectionCap.counts.open,
+      connectionsShed: connectionCap.counts.shed,
+      connectionsRefused: connectionCap.counts.refused,
     }),
   };
 }

@@ -8,6 +8,7 @@ import { networkInterfaces } from 'node:os';
 import { AddressError, formatHostPort, type HostPort, isHost, parseHostPort } from '../address.js';
 import { DEFAULT_GRPC_LIMITS, type GrpcLimits } from '../grpc/limits.js';
 import { parseSecretKeys, RECEIVER_BINDINGS, type ReceiverBinding } from '../membership/keyring.js';
+import { defaultGrpcMaxConnections } from './connections.js';
 import { parseOriginTemplate } from './origin-url.js';
 
 /** PEM files for gRPC TLS between peers. */
@@ -132,6 +133,7 @@ type RawConfig = {
   grpcMaxConnectionBytes: string;
   grpcMaxHeldBytes: string;
   grpcMaxFetchStreams: string;
+  grpcMaxConnections: string;
   grpcStallTimeout: string;
   config: string;
   memcachedAddr: string;
@@ -331,6 +333,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     doc: 'peer Fetch streams per gRPC client connection (each may read up to 3 MiB ahead of the byte budgets); more are refused with RESOURCE_EXHAUSTED',
   },
   {
+    key: 'grpcMaxConnections',
+    env: 'GOSSIPCACHE_GRPC_MAX_CONNECTIONS',
+    flag: '--grpc-max-connections',
+    default: '',
+    doc: 'most gRPC client connections held at once; at the cap the oldest connection that has sent nothing is closed for a new one, else the new one is; empty = a quarter of the open-file limit beyond 256, between 64 and 1024',
+  },
+  {
     key: 'grpcStallTimeout',
     env: 'GOSSIPCACHE_GRPC_STALL_TIMEOUT',
     flag: '--grpc-stall-timeout',
@@ -486,6 +495,10 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
     maxHeldBytes: parseBytes(raw.grpcMaxHeldBytes, source.grpcMaxHeldBytes),
     maxFetchStreams: parseCount(raw.grpcMaxFetchStreams, source.grpcMaxFetchStreams),
     stallTimeoutMs: parseDuration(raw.grpcStallTimeout, source.grpcStallTimeout),
+    maxConnections:
+      raw.grpcMaxConnections === ''
+        ? defaultGrpcMaxConnections()
+        : parseCount(raw.grpcMaxConnections, source.grpcMaxConnections),
   };
   if (grpcLimits.stallTimeoutMs <= 0)
     throw new ConfigError(source.grpcStallTimeout, 'must be more than 0, e.g. 10s');

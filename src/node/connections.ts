@@ -38,6 +38,16 @@ export function defaultMaxConnections(fdLimit = readFdLimit()): number {
   return Math.max(MIN_DEFAULT_CONNECTIONS, Math.min(MAX_DEFAULT_CONNECTIONS, half));
 }
 
+/**
+ * The gRPC port's default connection cap (GrpcLimits.maxConnections): a quarter of the fds left after
+ * NON_HTTP_FDS, between 64 and 1 024, so with the HTTP front's half at most three quarters go to
+ * clients of the two. (The memcached front, when enabled, has its own cap of 1 024.)
+ */
+export function defaultGrpcMaxConnections(fdLimit = readFdLimit()): number {
+  const quarter = Math.floor((fdLimit - NON_HTTP_FDS) / 4);
+  return Math.max(MIN_DEFAULT_CONNECTIONS, Math.min(MAX_DEFAULT_CONNECTIONS, quarter));
+}
+
 /** The soft `Max open files` of this process, or ASSUMED_FD_LIMIT. */
 export function readFdLimit(): number {
   try {

@@ -15,6 +15,7 @@ import {
   parseDuration,
   usage,
 } from '../../src/node/config.js';
+import { defaultGrpcMaxConnections } from '../../src/node/connections.js';
 
 const CLI = join(import.meta.dirname, '../../dist/cli.js');
 
@@ -263,12 +264,16 @@ describe('the CLI on bad configuration', () => {
 });
 
 describe('config: gRPC limits', () => {
-  test('defaults are the library defaults; each is settable and validated', () => {
-    assert.deepEqual(config([]).grpcLimits, DEFAULT_GRPC_LIMITS);
+  test('defaults are the library defaults (the connection cap from the fd limit); each is settable and validated', () => {
+    assert.deepEqual(config([]).grpcLimits, {
+      ...DEFAULT_GRPC_LIMITS,
+      maxConnections: defaultGrpcMaxConnections(),
+    });
     const c = config(['--grpc-max-streams', '8', '--grpc-max-held-bytes=1GiB', '--grpc-stall-timeout=2s'], {
       GOSSIPCACHE_GRPC_MAX_STREAM_REQUESTS: '100',
       GOSSIPCACHE_GRPC_MAX_CONNECTION_BYTES: '4MiB',
       GOSSIPCACHE_GRPC_MAX_FETCH_STREAMS: '3',
+      GOSSIPCACHE_GRPC_MAX_CONNECTIONS: '20',
     });
     assert.deepEqual(c.grpcLimits, {
       maxConcurrentStreams: 8,
@@ -277,7 +282,12 @@ describe('config: gRPC limits', () => {
       maxHeldBytes: 1024 ** 3,
       maxFetchStreams: 3,
       stallTimeoutMs: 2000,
+      maxConnections: 20,
     });
+    // A quarter of the fds beyond 256, between 64 and 1024.
+    assert.equal(defaultGrpcMaxConnections(1024), 192);
+    assert.equal(defaultGrpcMaxConnections(256), 64);
+    assert.equal(defaultGrpcMaxConnections(1 << 20), 1024);
     assert.match(
       configError(['--grpc-stall-timeout=0']).message,
       /^--grpc-stall-timeout: must be more than 0/,

@@ -1,0 +1,120 @@
+// The gRPC port's connection cap (src/grpc/connections.ts): many raw TCP connections that send
+// nothing cannot fill the port and lock a well-behaved peer out; at the cap, silent ones are closed
+// for new ones, and when every connection has spoken the new one is closed.
+
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { describe, test } from 'node:test';
+import { Client, connectivityState, credentials } from '@grpc/grpc-js';
+import { Group, GroupRegistry } from '../../src/group.js';
+import { createGrpcServer, GrpcPeer } from '../../src/grpc/index.js';
+import { waitFor } from '../support/wait.js';
+
+const CAP = 8;
+
+async function node() {
+  const registry = new GroupRegistry();
+  new Group({ name: 'g', cacheBytes: 1 << 20, registry, getter: async (k) => `v:${k}` });
+  const server = createGrpcServer({ registry, limits: { maxConnections: CAP } });
+  const port = await server.listen('127.0.0.1:0');
+  return { server, port, addr: `127.0.0.1:${port}` };
+}
+
+/** `n` raw TCP connections that never send a byte; `closed` counts those the server closed. */
+async function silent(port: number, n: number) {
+  const sockets: net.Socket[] = [];
+  const state = { closed: 0 };
+  for (let i = 0; i < n; i++) {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    s.on('close', () => state.closed++);
+    // Read, so the server's close is seen (it never sends anything else).
+    s.resume();
+    await new Promise<void>((resolve) => {
+      s.once('connect', resolve);
+      s.once('close', resolve);
+    });
+    sockets.push(s);
+  }
+  return {
+    sockets,
+    state,
+    destroy: () => {
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
+
+describe('gRPC connection cap', () => {
+  test('silent connections beyond the cap are closed, and a good peer still gets values', async () => {
+    const { server, port, addr } = await node();
+    const idle = await silent(port, 5 * CAP);
+    try {
+      // All but CAP of them are closed as the later ones arrive (oldest silent first).
+      await waitFor(
+        'the server to close the silent connections over the cap',
+        async () => idle.state.closed >= 4 * CAP,
+      );
+      assert.ok(server.stats().connections <= CAP, `${server.stats().connections} open`);
+      const good = new GrpcPeer(addr);
+      try {
+        for (let i = 0; i < 5; i++) {
+          const r = await good.get('g', `k${i}`, AbortSignal.timeout(5000));
+          assert.equal(Buffer.from(r.value).toString(), `v:k${i}`);
+        }
+        // The good peer's connection took the place of a silent one.
+        assert.ok(server.stats().connectionsShed >= 4 * CAP + 1, JSON.stringify(server.stats()));
+        assert.ok(server.stats().connections <= CAP);
+        // More silent connections now shed the other silent ones, never the good peer.
+        const more = await silent(port, 2 * CAP);
+        try {
+          await waitFor('more silent connections to be closed', async () => more.state.closed >= CAP);
+          const r = await good.get('g', 'after', AbortSignal.timeout(5000));
+          assert.equal(Buffer.from(r.value).toString(), 'v:after');
+        } finally {
+          more.destroy();
+        }
+      } finally {
+        good.close();
+      }
+    } finally {
+      idle.destroy();
+      await server.close(0);
+    }
+  });
+
+  test('when every connection has spoken, a new one is closed (refused), not an established one', async () => {
+    const { server, port, addr } = await node();
+    const talkers: net.Socket[] = [];
+    const peers: Client[] = [];
+    try {
+      for (let i = 0; i < CAP; i++) {
+        // Distinct options and a local pool: grpc-js would otherwise share one connection between them.
+        const p = new Client(addr, credentials.createInsecure(), {
+          'grpc.use_local_subchannel_pool': 1,
+          'test.conn': i,
+        });
+        peers.push(p);
+        await new Promise<void>((resolve, reject) =>
+          p.waitForReady(Date.now() + 5000, (err) => (err ? reject(err) : resolve())),
+        );
+      }
+      assert.equal(server.stats().connections, CAP);
+      const s = net.connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      s.resume();
+      talkers.push(s);
+      await new Promise<void>((resolve) => s.once('close', () => resolve()));
+      assert.equal(server.stats().connectionsRefused, 1);
+      // The established connections were left alone.
+      await new Promise((r) => setTimeout(r, 100));
+      for (const p of peers)
+        assert.equal(p.getChannel().getConnectivityState(false), connectivityState.READY);
+      assert.equal(server.stats().connections, CAP);
+    } finally {
+      for (const p of peers) p.close();
+      for (const t of talkers) t.destroy();
+      await server.close(0);
+    }
+  });
+});
