@@ -70,7 +70,22 @@ export function demoOrigin(delayMs: number): Origin {
 
 /**
  * GET `template` with `{key}` replaced by the percent-encoded key (see origin-url.ts), over a pool of
- * at most `connections` keep-alive connections (undici's Pool: it queues the requests beyond them).
+ * at most `connections` keep-alive connections (undici's Pool).
+ *
+ * A load whose caller gives up (its signal, or `timeoutMs`) never aborts an undici request: over
+ * HTTP/1.1 the only way to cancel a request is to close its connection, and undici does that even for
+ * a request it still had queued (when it reaches a connection). Under a burst of distinct misses with
+ * callers timing out, that turned into one new TCP connection per abandoned load (thousands of sockets
+ * in TIME_WAIT). So loads wait for a connection here (OriginSlots), at most `connections` requests are
+ * handed to undici, and undici never queues: a load given up while it waits is dropped without a
+ * trace; one already sent finishes in the background — its body read and discarded, at most `maxBytes`
+ * of it — and keeps its connection. A request the origin does not finish within `timeoutMs` of being
+ * sent (undici's headersTimeout / bodyTimeout, or our whole-request deadline) is aborted after all: that
+ * connection is closed, which bounds what a stuck origin holds.
+ *
+ * undici's Pool does not retry a request (checked: 7.x, a body cut short by FIN or RST, or a connection
+ * closed before the answer, is one request and one failure). One attempt per load is what the group
+ * expects; a load that fails here fails its flight (a non-owner whose owner failed loads it itself).
  *
  * Only bodies whose end the origin marked are cached: a Content-Length that arrived in full or a
  * complete chunked body (undici fails the request when either is cut short). A body delimited by the
@@ -89,6 +104,7 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
   });
+  const slots = new OriginSlots(connections);
   const headers: Record<string, string> = { accept: '*/*' };
   if (t.authorization !== undefined) headers.authorization = t.authorization;
 
@@ -97,8 +113,7 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
     if (signal.aborted) throw signal.reason;
     const what = `GET ${t.origin}${path}`;
     // One controller for the caller's abort and our timeout; `failure` says which fired first. The
-    // load settles at once when either fires: undici settles a request still queued behind a busy
-    // connection only once that connection frees up, which would let a timeout run past its time.
+    // load settles at once when either fires; what it started goes on alone (see above).
     const ac = new AbortController();
     let failure: unknown;
     let fail!: (err: unknown) => void;
@@ -114,7 +129,7 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
     const onAbort = () => stop(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => {
-      const queued = pool.stats.queued;
+      const queued = slots.queued;
       stop(
         new OriginError(
           `origin did not answer within ${timeoutMs}ms` +
@@ -123,7 +138,16 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
         ),
       );
     }, timeoutMs);
-    const work = fetchValue(path, what, ac.signal);
+    // Waiting for a connection is abandoned with the load; a request once sent is not.
+    const work = slots.take(ac.signal).then(() => {
+      if (failure !== undefined) {
+        slots.give();
+        throw failure;
+      }
+      const sent = fetchValue(path, what, () => failure === undefined);
+      sent.then(slots.give, slots.give);
+      return sent;
+    });
     work.catch(() => {}); // settles after `failed` when stopped
     try {
       return await Promise.race([work, failed]);
@@ -137,7 +161,30 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
     }
   }
 
-  async function fetchValue(path: string, what: string, signal: AbortSignal): Promise<OriginResult> {
+  /**
+   * One request, from sending it to its last byte, however long its caller waits: `wanted()` false =
+   * the caller left, so the body is read (keeping the connection) but not kept. Aborted — closing its
+   * connection — only if it is not done `timeoutMs` after it was sent.
+   */
+  async function fetchValue(path: string, what: string, wanted: () => boolean): Promise<OriginResult> {
+    const ac = new AbortController();
+    const deadline = setTimeout(
+      () => ac.abort(new OriginError(`origin did not finish the request within ${timeoutMs}ms: ${what}`)),
+      timeoutMs,
+    );
+    try {
+      return await readValue(path, what, ac.signal, wanted);
+    } finally {
+      clearTimeout(deadline);
+    }
+  }
+
+  async function readValue(
+    path: string,
+    what: string,
+    signal: AbortSignal,
+    wanted: () => boolean,
+  ): Promise<OriginResult> {
     const res = await pool.request({ path, method: 'GET', headers, signal });
     // Errors after we stop reading (our destroy, a late reset) have nobody else to go to.
     res.body.on('error', () => {});
@@ -168,7 +215,9 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
         res.body.destroy();
         throw new OriginError(`origin value is over the ${maxBytes}-byte limit: ${what}`);
       }
-      chunks.push(chunk);
+      // A caller that left gets nothing: read to the end only to keep the connection.
+      if (wanted()) chunks.push(chunk);
+      else chunks.length = 0;
     }
     const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
     if (!endIsKnown(status, res.headers)) return { value: body, ttlMs: 0 };
@@ -182,9 +231,67 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
     description: `http origin ${t.description} (at most ${connections} connections)`,
     load,
     close: () => {
+      slots.close();
       pool.destroy().catch(() => {});
     },
   };
+}
+
+/**
+ * The origin's connections as slots: at most `size` requests handed to undici at once, so its Pool
+ * never queues one (aborting a request undici queued closes a connection, see httpOrigin). Loads
+ * beyond wait here, first come first served; one whose caller gives up leaves the line at once.
+ */
+class OriginSlots {
+  private used = 0;
+  private closed = false;
+  /** Waiting loads in arrival order (a Set keeps insertion order and drops any of them in O(1)). */
+  private readonly waiting = new Set<() => void>();
+
+  constructor(private readonly size: number) {}
+
+  /** Loads waiting for a slot. */
+  get queued(): number {
+    return this.waiting.size;
+  }
+
+  /** Resolves with a slot (give it back with give()), or rejects with the signal's reason. */
+  take(signal: AbortSignal): Promise<void> {
+    if (this.closed) return Promise.reject(new OriginError('the origin was closed'));
+    if (signal.aborted) return Promise.reject(signal.reason);
+    if (this.used < this.size && this.waiting.size === 0) {
+      this.used++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const granted = () => {
+        signal.removeEventListener('abort', left);
+        resolve();
+      };
+      const left = () => {
+        this.waiting.delete(granted);
+        reject(signal.reason);
+      };
+      this.waiting.add(granted);
+      signal.addEventListener('abort', left, { once: true });
+    });
+  }
+
+  /** A request is done: its slot goes to the longest-waiting load, if any. */
+  readonly give = (): void => {
+    const next = this.waiting.values().next();
+    if (next.done) {
+      this.used--;
+      return;
+    }
+    this.waiting.delete(next.value);
+    next.value();
+  };
+
+  /** New loads fail at once; those still waiting get a slot as the requests in flight fail, then fail too. */
+  close(): void {
+    this.closed = true;
+  }
 }
 
 /**

@@ -27,9 +27,12 @@ interface RawOrigin {
   /** Sockets open now, and the most ever open at once. */
   open: number;
   maxOpen: number;
+  /** Connections accepted since the start. */
+  accepted: number;
   /** Answers written so far. */
   answered: number;
-  answer: (target: string) => { bytes: string | Buffer; close?: boolean; delayMs?: number };
+  /** `reset`: close with a TCP RST after the bytes (else FIN when `close`). */
+  answer: (target: string) => { bytes: string | Buffer; close?: boolean; reset?: boolean; delayMs?: number };
   server: Server;
 }
 
@@ -39,6 +42,7 @@ async function rawOrigin(answer: RawOrigin['answer']): Promise<RawOrigin> {
     lines: [],
     open: 0,
     maxOpen: 0,
+    accepted: 0,
     answered: 0,
     answer,
     server: createServer(),
@@ -46,6 +50,7 @@ async function rawOrigin(answer: RawOrigin['answer']): Promise<RawOrigin> {
   const sockets = new Set<Socket>();
   o.server.on('connection', (socket) => {
     sockets.add(socket);
+    o.accepted++;
     o.open++;
     o.maxOpen = Math.max(o.maxOpen, o.open);
     socket.on('close', () => {
@@ -66,7 +71,8 @@ async function rawOrigin(answer: RawOrigin['answer']): Promise<RawOrigin> {
           if (socket.destroyed) return;
           o.answered++;
           socket.write(a.bytes);
-          if (a.close) socket.end();
+          if (a.reset) setTimeout(() => socket.resetAndDestroy(), 10);
+          else if (a.close) socket.end();
         };
         if (a.delayMs) setTimeout(send, a.delayMs);
         else send();
@@ -288,6 +294,107 @@ describe('origin connections are bounded', () => {
       );
       // All three timed out on time: none waited for the origin's first answer (due at 1 500 ms).
       assert.equal(o.answered, 0, 'the queued loads did not wait for the busy connection');
+    } finally {
+      origin.close();
+      o.server.close();
+    }
+  });
+});
+
+describe('loads whose callers give up keep the origin connections', () => {
+  test('timed-out loads: the sent ones finish in the background, the queued ones are dropped; no new connections', async () => {
+    const o = await rawOrigin((target) => ({ ...echo(target), delayMs: 150 }));
+    const origin = httpOrigin(`http://127.0.0.1:${o.port}/items/{key}`, {
+      timeoutMs: 400,
+      maxBytes: 1000,
+      connections: 2,
+    });
+    try {
+      // 2 connections, 150 ms per answer: loads 0-5 are sent within the 400 ms every load waits; loads 4
+      // and 5 (sent at ~300 ms) time out before their answer, the 14 still queued time out unsent.
+      const keys = Array.from({ length: 20 }, (_, i) => `t${i}`);
+      const results = await Promise.all(
+        keys.map((k) =>
+          origin.load(k, ctx()).then(
+            (v) => text(v),
+            (e: Error) => e,
+          ),
+        ),
+      );
+      const loaded = results.filter((r) => typeof r === 'string');
+      const failed = results.filter((r) => r instanceof Error) as Error[];
+      assert.ok(
+        loaded.length >= 2 && failed.length >= 10,
+        `loaded ${loaded.length}, failed ${failed.length}`,
+      );
+      for (const [i, r] of results.entries()) if (typeof r === 'string') assert.equal(r, `value:t${i}`);
+      for (const e of failed) assert.match(e.message, /did not answer within 400ms/);
+      assert.ok(o.accepted <= 2, `at most 2 connections opened, saw ${o.accepted}`);
+      // The requests sent before their callers left are answered and read on their connection.
+      await waitFor('the sent requests answered', async () => o.answered === o.lines.length, 5000);
+      assert.ok(o.lines.length <= 8, `the dropped loads were never sent (${o.lines.length} requests)`);
+      assert.equal(text(await origin.load('after', ctx())), 'value:after');
+      assert.ok(o.accepted <= 2, `at most 2 connections ever opened, saw ${o.accepted}`);
+      assert.equal(o.open, o.accepted, 'none of them was closed');
+    } finally {
+      origin.close();
+      o.server.close();
+    }
+  });
+
+  test('200 loads, half abandoned by their callers at random times: correct values, at most `connections` sockets', async () => {
+    const o = await rawOrigin((target) => ({ ...echo(target), delayMs: 20 }));
+    const origin = httpOrigin(`http://127.0.0.1:${o.port}/items/{key}`, {
+      timeoutMs: 10_000,
+      maxBytes: 1000,
+      connections: 4,
+    });
+    try {
+      const loads = Array.from({ length: 200 }, (_, i) => {
+        const ac = new AbortController();
+        if (i % 2 === 1) setTimeout(() => ac.abort(new Error(`left ${i}`)), (i * 37) % 600);
+        return origin.load(`r${i}`, { signal: ac.signal }).then(
+          (v) => text(v),
+          (e: Error) => e.message,
+        );
+      });
+      const results = await Promise.all(loads);
+      for (const [i, r] of results.entries()) {
+        if (i % 2 === 0) assert.equal(r, `value:r${i}`);
+        else assert.ok(r === `value:r${i}` || r === `left ${i}`, r);
+      }
+      assert.ok(
+        results.some((r, i) => r === `left ${i}`),
+        'some callers left before their value came',
+      );
+      assert.ok(o.accepted <= 4, `at most 4 connections opened, saw ${o.accepted}`);
+      await waitFor('the sent requests answered', async () => o.answered === o.lines.length, 5000);
+      assert.ok(o.accepted <= 4, `at most 4 connections ever opened, saw ${o.accepted}`);
+      assert.equal(o.open, o.accepted, 'none of them was closed');
+    } finally {
+      origin.close();
+      o.server.close();
+    }
+  });
+
+  test('a body cut short (FIN or RST) or a connection closed before the answer is requested once per load', async () => {
+    const o = await rawOrigin((target) => {
+      if (target === '/items/fin')
+        return { bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123', close: true };
+      if (target === '/items/rst')
+        return { bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123', reset: true };
+      if (target === '/items/none') return { bytes: '', close: true };
+      return echo(target);
+    });
+    const origin = httpOrigin(`http://127.0.0.1:${o.port}/items/{key}`, { timeoutMs: 2000, maxBytes: 1000 });
+    try {
+      for (const key of ['fin', 'rst', 'none']) {
+        // On a kept-alive connection, as after any earlier load.
+        assert.equal(text(await origin.load(`ok-${key}`, ctx())), `value:ok-${key}`);
+        o.lines.length = 0;
+        await assert.rejects(origin.load(key, ctx()), OriginError);
+        assert.deepEqual(o.lines, [`GET /items/${key} HTTP/1.1`], `${key}: one request, no retry`);
+      }
     } finally {
       origin.close();
       o.server.close();
