@@ -263,6 +263,26 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
         this.inc({ reason: 'shed' }, s?.shedStreams ?? 0);
       },
     });
+    new Gauge({
+      name: 'gossipcache_grpc_connections',
+      help: 'gRPC client connections open on the peer port',
+      registers: [register],
+      collect() {
+        this.set(grpc()?.connections ?? 0);
+      },
+    });
+    new Counter({
+      name: 'gossipcache_grpc_connections_closed_total',
+      help: 'gRPC connections closed at the connection cap: a silent one shed for a new one (shed), or the new one because every open one had spoken (refused)',
+      labelNames: ['reason'],
+      registers: [register],
+      collect() {
+        this.reset();
+        const s = grpc();
+        this.inc({ reason: 'shed' }, s?.connectionsShed ?? 0);
+        this.inc({ reason: 'refused' }, s?.connectionsRefused ?? 0);
+      },
+    });
   }
 
   const cluster = opts.cluster;

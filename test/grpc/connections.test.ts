@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import { Client, connectivityState, credentials } from '@grpc/grpc-js';
 import { Group, GroupRegistry } from '../../src/group.js';
 import { createGrpcServer, GrpcPeer } from '../../src/grpc/index.js';
+import { createMetrics } from '../../src/node/metrics.js';
 import { waitFor } from '../support/wait.js';
 
 const CAP = 8;
@@ -17,7 +18,9 @@ async function node() {
   new Group({ name: 'g', cacheBytes: 1 << 20, registry, getter: async (k) => `v:${k}` });
   const server = createGrpcServer({ registry, limits: { maxConnections: CAP } });
   const port = await server.listen('127.0.0.1:0');
-  return { server, port, addr: `127.0.0.1:${port}` };
+  // The node program's metrics read the same stats (src/node/main.ts).
+  const metrics = createMetrics({ registry, grpc: () => server.stats(), processMetrics: false });
+  return { server, port, addr: `127.0.0.1:${port}`, metrics };
 }
 
 /** `n` raw TCP connections that never send a byte; `closed` counts those the server closed. */
@@ -84,7 +87,7 @@ describe('gRPC connection cap', () => {
   });
 
   test('when every connection has spoken, a new one is closed (refused), not an established one', async () => {
-    const { server, port, addr } = await node();
+    const { server, port, addr, metrics } = await node();
     const talkers: net.Socket[] = [];
     const peers: Client[] = [];
     try {
@@ -106,6 +109,9 @@ describe('gRPC connection cap', () => {
       talkers.push(s);
       await new Promise<void>((resolve) => s.once('close', () => resolve()));
       assert.equal(server.stats().connectionsRefused, 1);
+      const text = await metrics.text();
+      assert.match(text, /gossipcache_grpc_connections_closed_total\{reason="refused"\} 1\n/);
+      assert.match(text, /gossipcache_grpc_connections 8\n/);
       // The established connections were left alone.
       await new Promise((r) => setTimeout(r, 100));
       for (const p of peers)
