@@ -107,9 +107,7 @@ export class MemPeer implements Peer {
   ): Promise<void> {
     this.target.peerSetsReceived++;
     await this.fault(signal);
-    const g = this.target.registry.get(group);
-    if (g === undefined) throw new Error(`peer ${this.id}: no group ${group}`);
-    g.server.setLocal(key, value, opts);
+    this.group(group).server.setLocal(key, value, opts);
   }
 
   private async fault(signal: AbortSignal): Promise<void> {
