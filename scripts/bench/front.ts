@@ -7,13 +7,12 @@
 // installed. The subjects are measured in alternating 2 s slices (bare, node, go, go, node, bare, ...) so a
 // change in the box's speed hits all alike; their rows sum the slices (latencies: mean of slices).
 
-import { freePort } from '../../test/support/ports.js';
 import { diffStats, groupStats, hasNode, type NodeHandle, startCluster, warmPaths } from './lib/cluster.js';
 import { goGroupcache, startGoNode } from './lib/go-groupcache.js';
 import { isMain, runAlone } from './lib/main.js';
 import { withCpu } from './lib/measure.js';
 import { hasMemcached, memaslapBinary, runMemaslap, startMemcached } from './lib/memcached.js';
-import { type Server, startProcess, stopAll, waitForPort } from './lib/proc.js';
+import { type Server, startLibServer, stopAll } from './lib/proc.js';
 import type { BenchOptions, BenchRow } from './lib/types.js';
 import { hasWrk, runWrk, type WrkResult, wrkErrors } from './lib/wrk.js';
 
@@ -39,10 +38,8 @@ interface Subject {
 }
 
 async function startBare(): Promise<Subject> {
-  const port = await freePort();
-  const s = startProcess('bare-http', process.execPath, ['scripts/bench/lib/bare-http.mjs', String(port)]);
-  await waitForPort(port, 5000, s);
-  return { name: BARE, port, servers: [s], slices: [] };
+  const { server, port } = await startLibServer('bare-http');
+  return { name: BARE, port, servers: [server], slices: [] };
 }
 
 /** Go groupcache's node (scripts/bench/go-groupcache), one node, every key warm: net/http + groupcache hits. */
@@ -54,13 +51,8 @@ async function startGo(): Promise<Subject | string> {
 }
 
 async function startStandIn(): Promise<Subject> {
-  const port = await freePort();
-  const s = startProcess('standin-http', process.execPath, [
-    'scripts/bench/lib/standin-http.mjs',
-    String(port),
-  ]);
-  await waitForPort(port, 5000, s);
-  return { name: 'stand-in Map server (no gossipcache node)', port, servers: [s], slices: [] };
+  const { server, port } = await startLibServer('standin-http');
+  return { name: 'stand-in Map server (no gossipcache node)', port, servers: [server], slices: [] };
 }
 
 async function startGossipcache(

@@ -18,7 +18,7 @@ import { goGroupcache, startGoNode } from './lib/go-groupcache.js';
 import { isMain, runAlone } from './lib/main.js';
 import { withCpu } from './lib/measure.js';
 import { hasMemcached, MemcachedClient, startMemcached } from './lib/memcached.js';
-import { hasTool, runMeasured, type Server, startProcess, stopAll, waitForPort } from './lib/proc.js';
+import { hasTool, runMeasured, type Server, startLibServer, stopAll, waitForPort } from './lib/proc.js';
 import type { BenchOptions, BenchRow } from './lib/types.js';
 import { hasWrk, runWrk } from './lib/wrk.js';
 
@@ -106,13 +106,8 @@ async function startGossipcache(): Promise<{ subject: Subject; nodes: NodeHandle
 }
 
 async function startBare(): Promise<Subject> {
-  const port = await freePort();
-  const s = startProcess('bare-memcached', process.execPath, [
-    new URL('./lib/bare-memcached.mjs', import.meta.url).pathname,
-    String(port),
-  ]);
-  await waitForPort(port, 5000, s);
-  return { name: BARE, port, servers: [s], slices: new Map() };
+  const { server, port } = await startLibServer('bare-memcached');
+  return { name: BARE, port, servers: [server], slices: new Map() };
 }
 
 async function startMemcachedSubject(): Promise<Subject> {
@@ -245,13 +240,14 @@ async function goRows(rounds: number, gc: Subject, rows: BenchRow[]): Promise<Be
   const paths = Array.from({ length: KEYS }, (_, i) => `/${GROUP}/${keyOf(i)}`);
   const http: Array<{ name: string; port: number; server: Server; requests: number; cpu: number }> = [];
   try {
-    const barePort = await freePort();
-    const bare = startProcess('bare-http', process.execPath, [
-      new URL('./lib/bare-http.mjs', import.meta.url).pathname,
-      String(barePort),
-    ]);
-    http.push({ name: 'bare node:http (wrk, 64 conns)', port: barePort, server: bare, requests: 0, cpu: 0 });
-    await waitForPort(barePort, 5000, bare);
+    const bare = await startLibServer('bare-http');
+    http.push({
+      name: 'bare node:http (wrk, 64 conns)',
+      port: bare.port,
+      server: bare.server,
+      requests: 0,
+      cpu: 0,
+    });
     if (bin) {
       const go = await startGoNode(bin, paths);
       http.push({

@@ -3,6 +3,7 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { freePort } from '../../../test/support/ports.js';
 import { sleep } from '../../../test/support/wait.js';
 
 const live = new Set<ChildProcess>();
@@ -120,6 +121,25 @@ export function cpuSplit(pid: number): { user: number; sys: number } {
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state); utime is field 14, stime field 15.
   return { user: Number(rest[11]) / ticksPerSecond(), sys: Number(rest[12]) / ticksPerSecond() };
+}
+
+/**
+ * One of the benches' stand-in servers, lib/<name>.mjs run by this Node with its port as the argument, on
+ * a free 127.0.0.1 port once it listens (stopped again if it does not).
+ */
+export async function startLibServer(name: string): Promise<{ server: Server; port: number }> {
+  const port = await freePort();
+  const server = startProcess(name, process.execPath, [
+    new URL(`./${name}.mjs`, import.meta.url).pathname,
+    String(port),
+  ]);
+  try {
+    await waitForPort(port, 5000, server);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return { server, port };
 }
 
 /** Resident set size in bytes, from /proc/<pid>/status. */
