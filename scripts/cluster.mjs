@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm run cluster`: three cache nodes on 127.0.0.1 in one terminal: a whole cluster
 // in one command. HTTP 8080-8082, gRPC 9090-9092, gossip 7946-7948; each node seeds the other two.
+// GOSSIPCACHE_MEMCACHED_ADDR=127.0.0.1:11211 adds memcached fronts on 11211-11213 (scripts/cluster-nodes.mjs).
 // Logs are prefixed with the node's name. Ctrl-C (or SIGTERM) stops all three gracefully.
 //
 // Extra environment (GOSSIPCACHE_ORIGIN, LOG_LEVEL, ...) is passed to every node. The nodes' stdout is a
@@ -10,18 +11,21 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { clusterNode, NODES } from './cluster-nodes.mjs';
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-const N = 3;
 const pretty = process.stdout.isTTY && process.env.LOG_FORMAT === undefined;
 const children = [];
 
-for (let i = 0; i < N; i++) {
-  const name = `node-${i + 1}`;
-  const seeds = Array.from({ length: N }, (_, j) => j)
-    .filter((j) => j !== i)
-    .map((j) => `127.0.0.1:${7946 + j}`)
-    .join(',');
+let nodes;
+try {
+  nodes = Array.from({ length: NODES }, (_, i) => clusterNode(i));
+} catch (err) {
+  process.stderr.write(`cluster: ${err.message}\n`);
+  process.exit(2);
+}
+
+for (const { name, env } of nodes) {
   const child = spawn(process.execPath, [cli], {
     stdio: ['ignore', 'pipe', 'pipe'],
     // Own process group: Ctrl-C reaches only this script, which forwards one SIGTERM (a node that
@@ -29,11 +33,7 @@ for (let i = 0; i < N; i++) {
     detached: true,
     env: {
       ...process.env,
-      GOSSIPCACHE_HTTP_ADDR: `127.0.0.1:${8080 + i}`,
-      GOSSIPCACHE_GRPC_ADDR: `127.0.0.1:${9090 + i}`,
-      GOSSIPCACHE_GOSSIP_ADDR: `127.0.0.1:${7946 + i}`,
-      GOSSIPCACHE_ADVERTISE_HOST: '127.0.0.1',
-      GOSSIPCACHE_SEEDS: seeds,
+      ...env,
       ...(pretty ? { LOG_FORMAT: 'pretty', FORCE_COLOR: '1' } : {}),
     },
   });
@@ -53,6 +53,8 @@ for (let i = 0; i < N; i++) {
 process.stdout.write(
   'cluster: 3 nodes on 127.0.0.1 — try: curl http://127.0.0.1:8080/default/Tom ; curl http://127.0.0.1:8081/_cluster\n',
 );
+const memcached = nodes.map((n) => n.env.GOSSIPCACHE_MEMCACHED_ADDR).filter(Boolean);
+if (memcached.length > 0) process.stdout.write(`cluster: memcached on ${memcached.join(', ')}\n`);
 
 let stopping = false;
 function stop(signal) {
