@@ -4,7 +4,11 @@
 // At the cap a new connection is not simply refused: a connection that has sent nothing at all since it
 // connected (not even HTTP/2's preface: how an fd-exhaustion attack looks; a real client's first bytes
 // leave with its connect) is closed instead, the oldest first, so holding idle sockets cannot lock
-// peers out. Only when every connection has spoken is the new one closed.
+// peers out; failing that, the connection that has sent nothing for longest, if that is at least
+// IDLE_SHED_MS (our peers' keepalive pings every 10 s, so a live peer is never that quiet; an outside
+// client that is simply reconnects when it next calls). Only when every connection has spoken within
+// IDLE_SHED_MS is the new one closed. Quietness is sampled by one timer per port (every IDLE_SHED_MS / 4
+// while connections are open), reading each socket's byte count: nothing per request.
 //
 // grpc-js has no public per-connection hook on a bound port; its http2 servers are reached through
 // its internals (Server.http2Servers, grpc-js 1.10–1.14), each step checked. Without them the cap is
@@ -21,13 +25,26 @@ export interface ConnectionCapCounts {
   refused: number;
 }
 
+/** A connection that has sent nothing for this long may be shed at the cap (see above). */
+export const IDLE_SHED_MS = 30_000;
+
+/** A socket's byte count at the last sample, and when it last grew. */
+interface Activity {
+  bytes: number;
+  since: number;
+}
+
 export class ConnectionCap {
-  /** Open connections, oldest first (a Set keeps insertion order). */
-  private readonly sockets = new Set<Socket>();
+  /** Open connections, oldest first (a Map keeps insertion order). */
+  private readonly sockets = new Map<Socket, Activity>();
+  private sampler: NodeJS.Timeout | undefined;
   private readonly attached = new WeakSet<object>();
   readonly counts: ConnectionCapCounts = { open: 0, shed: 0, refused: 0 };
 
-  constructor(readonly maxConnections: number) {}
+  constructor(
+    readonly maxConnections: number,
+    readonly idleShedMs = IDLE_SHED_MS,
+  ) {}
 
   /**
    * Watches the listening servers of a grpc-js Server (after bindAsync). Returns false when grpc-js's
@@ -50,19 +67,18 @@ export class ConnectionCap {
   }
 
   private readonly onConnection = (socket: Socket): void => {
-    this.sockets.add(socket);
+    this.sockets.set(socket, { bytes: 0, since: performance.now() });
     socket.once('close', () => {
       this.sockets.delete(socket);
       this.counts.open = this.sockets.size;
+      if (this.sockets.size === 0) this.stopSampling();
     });
+    if (!this.sampler) {
+      this.sampler = setInterval(this.sample, Math.max(1, Math.floor(this.idleShedMs / 4)));
+      this.sampler.unref();
+    }
     if (this.sockets.size > this.maxConnections) {
-      let victim: Socket | undefined;
-      for (const s of this.sockets) {
-        if (s !== socket && s.bytesRead === 0) {
-          victim = s;
-          break;
-        }
-      }
+      const victim = this.victim(socket);
       if (victim) {
         this.counts.shed++;
         this.sockets.delete(victim);
@@ -75,4 +91,34 @@ export class ConnectionCap {
     }
     this.counts.open = this.sockets.size;
   };
+
+  /** The oldest silent connection, else the one quiet longest if that is idleShedMs or more. */
+  private victim(newcomer: Socket): Socket | undefined {
+    let quietest: Socket | undefined;
+    let quietSince = performance.now() - this.idleShedMs;
+    for (const [s, a] of this.sockets) {
+      if (s === newcomer) continue;
+      if (s.bytesRead === 0) return s;
+      if (s.bytesRead === a.bytes && a.since <= quietSince) {
+        quietest = s;
+        quietSince = a.since;
+      }
+    }
+    return quietest;
+  }
+
+  private readonly sample = (): void => {
+    const now = performance.now();
+    for (const [s, a] of this.sockets) {
+      if (s.bytesRead !== a.bytes) {
+        a.bytes = s.bytesRead;
+        a.since = now;
+      }
+    }
+  };
+
+  private stopSampling(): void {
+    if (this.sampler) clearInterval(this.sampler);
+    this.sampler = undefined;
+  }
 }

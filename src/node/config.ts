@@ -337,7 +337,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'GOSSIPCACHE_GRPC_MAX_CONNECTIONS',
     flag: '--grpc-max-connections',
     default: '',
-    doc: 'most gRPC client connections held at once; at the cap the oldest connection that has sent nothing is closed for a new one, else the new one is; empty = a quarter of the open-file limit beyond 256, between 64 and 1024',
+    doc: 'most gRPC client connections held at once; at the cap the oldest connection that has sent nothing (else nothing for 30 s) is closed for a new one, else the new one is; empty = a quarter of the open-file limit beyond 256, between 64 and 1024',
   },
   {
     key: 'grpcStallTimeout',

@@ -7,9 +7,10 @@ import net from 'node:net';
 import { describe, test } from 'node:test';
 import { Client, connectivityState, credentials } from '@grpc/grpc-js';
 import { Group, GroupRegistry } from '../../src/group.js';
+import { ConnectionCap } from '../../src/grpc/connections.js';
 import { createGrpcServer, GrpcPeer } from '../../src/grpc/index.js';
 import { createMetrics } from '../../src/node/metrics.js';
-import { waitFor } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const CAP = 8;
 
@@ -121,6 +122,47 @@ describe('gRPC connection cap', () => {
       for (const p of peers) p.close();
       for (const t of talkers) t.destroy();
       await server.close(0);
+    }
+  });
+
+  test('at the cap, a connection quiet for the idle time is shed for a new one; a talking one is not', async () => {
+    // ConnectionCap on a plain TCP server, shaped like grpc-js's (its listening servers in http2Servers).
+    const tcp = net.createServer((s) => s.resume());
+    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    const port = (tcp.address() as net.AddressInfo).port;
+    const cap = new ConnectionCap(2, 200);
+    assert.ok(cap.attach({ http2Servers: new Map([[tcp, {}]]) }));
+    const open = (): Promise<{ s: net.Socket; closed: Promise<void> }> =>
+      new Promise((resolve) => {
+        const s = net.connect(port, '127.0.0.1');
+        s.on('error', () => {});
+        s.resume();
+        const closed = new Promise<void>((r) => s.once('close', () => r()));
+        s.once('connect', () => resolve({ s, closed }));
+      });
+    const quiet = await open();
+    quiet.s.write('x');
+    const talker = await open();
+    talker.s.write('x');
+    // The talker keeps sending; the quiet one has sent nothing since its first byte.
+    const chatter = setInterval(() => talker.s.write('x'), 20);
+    try {
+      await sleep(500);
+      const third = await open();
+      await quiet.closed;
+      assert.deepEqual(cap.counts, { open: 2, shed: 1, refused: 0 });
+      assert.ok(!talker.s.destroyed && !third.s.destroyed);
+      // Now both open ones have spoken recently: a fourth is refused.
+      third.s.write('x');
+      await sleep(100); // read and sampled (every 50 ms) by the server
+      const fourth = await open();
+      await fourth.closed;
+      assert.deepEqual(cap.counts, { open: 2, shed: 1, refused: 1 });
+      third.s.destroy();
+    } finally {
+      clearInterval(chatter);
+      talker.s.destroy();
+      await new Promise((r) => tcp.close(r));
     }
   });
 });
