@@ -12,6 +12,12 @@ export class NotFoundError extends Error {
   override name = 'NotFoundError';
   /** How long "no value" may be remembered, in ms (> 0); undefined = not at all. */
   readonly ttlMs?: number;
+  /**
+   * Where the group that rejects with it learnt there is no value (set by that group): a NotFound it
+   * remembered (`hit`), the key's owner (`peer`), or its getter just now (`getter`). For the HTTP front's
+   * `Cache-Status`; undefined when unknown.
+   */
+  source?: 'hit' | 'peer' | 'getter';
   constructor(message?: string, opts?: { ttlMs?: number }) {
     super(message);
     const ttl = opts?.ttlMs;

@@ -1058,6 +1058,7 @@ export class Group {
       value = peerValue(r);
     } catch (err) {
       if (isNotFound(err)) {
+        notFoundFrom(err, 'peer');
         // The owner remembers this NotFound for a while: so may a mirror, for what is left of it.
         const ttl = (err as NotFoundError).ttlMs;
         if (!f.aborted && typeof ttl === 'number' && ttl > 0) {
@@ -1202,6 +1203,7 @@ export class Group {
       bytes = entryBytes(key, e.value);
     } catch (err) {
       this.stats.localLoadErrs++;
+      if (isNotFound(err)) notFoundFrom(err, 'getter');
       // Negative caching: a NotFound with a ttl is remembered (in the byte budget) for that long.
       const ttl = (err as NotFoundError | undefined)?.ttlMs;
       if (typeof ttl === 'number' && ttl > 0 && isNotFound(err) && !f.aborted) {
@@ -1439,7 +1441,18 @@ function negativeEntry(err: Error, ttlMs: number, now: number): Entry {
 /** The NotFoundError a remembered NotFound answers with, carrying the time it has left. */
 function notFoundOf(e: Entry, now: number): NotFoundError {
   const ttlMs = e.expiresAt === 0 ? undefined : Math.max(1, e.expiresAt - now);
-  return new NotFoundError(e.value.toString('utf8') || 'key not found', { ttlMs });
+  const err = new NotFoundError(e.value.toString('utf8') || 'key not found', { ttlMs });
+  err.source = 'hit';
+  return err;
+}
+
+/** Notes on a NotFound (a getter's or a peer's) where it came from (NotFoundError.source). */
+function notFoundFrom(err: unknown, source: 'peer' | 'getter'): void {
+  try {
+    (err as NotFoundError).source = source;
+  } catch {
+    // A frozen error from a getter: its answer carries no source.
+  }
 }
 
 /** expiresAt for a ttl: Infinity = never (0); clamped to MAX_TTL_MS. */

@@ -8,6 +8,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { NotFoundError } from '../errors.js';
 import { DEFAULT_MAX_KEY_BYTES, type ServedGroup, type ServedRegistry } from '../group.js';
 import type { EntryResult } from '../peers.js';
 import { maxAgeMs } from './cache-control.js';
@@ -182,6 +183,29 @@ export const STATUS_OWNER = 'gossipcache; fwd=uri-miss; detail=owner';
 export const STATUS_OWNER_STALE = 'gossipcache; fwd=uri-miss; detail=owner-stale';
 /** Loaded from the origin by this node. */
 export const STATUS_ORIGIN = 'gossipcache; fwd=uri-miss; detail=origin';
+
+/** No value (404), remembered here (negative caching). */
+export const STATUS_NOT_FOUND_HIT = 'gossipcache; hit; detail=not-found';
+/** No value (404): the key's owner (another node) said so. */
+export const STATUS_NOT_FOUND_OWNER = 'gossipcache; fwd=uri-miss; detail=owner-not-found';
+/** No value (404): the origin said so to this node's load. */
+export const STATUS_NOT_FOUND_ORIGIN = 'gossipcache; fwd=uri-miss; detail=origin-not-found';
+/** No value (404), from a group that does not say where it learnt it. */
+export const STATUS_NOT_FOUND = 'gossipcache; fwd=uri-miss; detail=not-found';
+
+/** The Cache-Status of a NotFound answer (NotFoundError.source). */
+function notFoundStatus(err: unknown): string {
+  switch ((err as NotFoundError).source) {
+    case 'hit':
+      return STATUS_NOT_FOUND_HIT;
+    case 'peer':
+      return STATUS_NOT_FOUND_OWNER;
+    case 'getter':
+      return STATUS_NOT_FOUND_ORIGIN;
+    default:
+      return STATUS_NOT_FOUND;
+  }
+}
 
 /** The Cache-Status of a miss-path answer. */
 function cacheStatusOf(e: EntryResult): string {
@@ -415,6 +439,7 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
       const ttl = (err as { ttlMs?: number }).ttlMs;
       if (typeof ttl === 'number' && ttl > 0)
         res.setHeader('Cache-Control', `max-age=${Math.floor(ttl / 1000)}`);
+      res.setHeader('Cache-Status', notFoundStatus(err));
       sendJson(res, 404, { error: 'not found', group: group.name, key, cause: message });
     } else if (name === 'InvalidKeyError') {
       sendJson(res, 400, { error: 'invalid key', group: group.name, cause: message });

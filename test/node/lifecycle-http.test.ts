@@ -12,12 +12,16 @@ import { staleWindowsMs } from '../../src/node/cache-control.js';
 import {
   createHttpFront,
   STATUS_HIT,
+  STATUS_NOT_FOUND_HIT,
+  STATUS_NOT_FOUND_ORIGIN,
+  STATUS_NOT_FOUND_OWNER,
   STATUS_ORIGIN,
   STATUS_STALE,
   STATUS_STALE_IF_ERROR,
 } from '../../src/node/http.js';
 import { createMetrics } from '../../src/node/metrics.js';
 import { httpOrigin } from '../../src/node/origin.js';
+import { keyOwnedBy, startCluster } from '../support/grpc-cluster.js';
 import { listenLocal } from '../support/http.js';
 
 let t = 1_000_000;
@@ -156,8 +160,22 @@ describe('Cache-Status and stale answers', () => {
       const r = await http('/g/missing');
       assert.equal(r.status, 404);
       assert.equal(r.headers.get('cache-control'), 'max-age=30');
+      // RFC 9211: the first from the getter (origin), then from the remembered NotFound (a hit).
+      assert.equal(r.headers.get('cache-status'), i === 0 ? STATUS_NOT_FOUND_ORIGIN : STATUS_NOT_FOUND_HIT);
     }
     assert.equal(loads.length - before, 1);
+  });
+
+  test('a NotFound that is not remembered says it came from the origin every time', async () => {
+    next = async () => {
+      throw new NotFoundError('gone');
+    };
+    for (let i = 0; i < 2; i++) {
+      const r = await http('/g/gone');
+      assert.equal(r.status, 404);
+      assert.equal(r.headers.get('cache-control'), null);
+      assert.equal(r.headers.get('cache-status'), STATUS_NOT_FOUND_ORIGIN);
+    }
   });
 
   test('/_stats and /metrics count stale answers, refreshes, negative hits and sets', async () => {
@@ -227,5 +245,35 @@ test('the HTTP origin returns RFC 5861 windows and remembers a 404/410 only with
   } finally {
     o.close();
     srv.close();
+  }
+});
+
+test('a 404 through a node that does not own the key says the owner answered it; a mirrored one is a hit', async () => {
+  const c = await startCluster({
+    nodes: 2,
+    getter: () => async (key) => {
+      throw new NotFoundError(`no ${key}`, key.startsWith('kept') ? { ttlMs: 60_000 } : undefined);
+    },
+  });
+  const [a, owner] = c.nodes;
+  const front = createHttpFront({ registry: a.registry, maxValueBytes: 1000 });
+  try {
+    const url = await listenLocal(front);
+    const k = keyOwnedBy(a, owner, 'plain');
+    const r = await fetch(`${url}/g/${k}`);
+    assert.equal(r.status, 404);
+    assert.equal(r.headers.get('cache-status'), STATUS_NOT_FOUND_OWNER);
+    assert.equal(owner.loads.get(k), 1);
+    // A NotFound the owner remembers is mirrored here for what is left of it: the next is answered here.
+    const kept = keyOwnedBy(a, owner, 'kept');
+    assert.equal((await fetch(`${url}/g/${kept}`)).headers.get('cache-status'), STATUS_NOT_FOUND_OWNER);
+    const again = await fetch(`${url}/g/${kept}`);
+    assert.equal(again.status, 404);
+    assert.equal(again.headers.get('cache-status'), STATUS_NOT_FOUND_HIT);
+    assert.equal(owner.loads.get(kept), 1);
+  } finally {
+    front.closeAllConnections();
+    front.close();
+    await c.close();
   }
 });
