@@ -8,7 +8,7 @@ import { networkInterfaces } from 'node:os';
 import { AddressError, formatHostPort, type HostPort, isHost, parseHostPort } from '../address.js';
 import { DEFAULT_GRPC_LIMITS, type GrpcLimits } from '../grpc/limits.js';
 import { parseSecretKeys, RECEIVER_BINDINGS, type ReceiverBinding } from '../membership/keyring.js';
-import { defaultGrpcMaxConnections } from './connections.js';
+import { defaultGrpcMaxConnections, defaultMemcachedMaxConnections } from './connections.js';
 import { parseOriginTemplate } from './origin-url.js';
 
 /** PEM files for gRPC TLS between peers. */
@@ -364,8 +364,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     key: 'memcachedMaxConnections',
     env: 'GOSSIPCACHE_MEMCACHED_MAX_CONNECTIONS',
     flag: '--memcached-max-connections',
-    default: '1024',
-    doc: 'memcached clients connected at once; at the cap the connection quiet the longest that owes no reply is closed for a new one; when all owe replies, the new one is told `SERVER_ERROR too many open connections` and closed',
+    default: '',
+    doc: 'memcached clients connected at once (empty = a quarter of the open-file limit beyond 256, between 64 and 1024); at the cap the connection quiet the longest that owes no reply is closed for a new one; when all owe replies, the new one is told `SERVER_ERROR too many open connections` and closed',
   },
   {
     key: 'memcachedIdleTimeout',
@@ -505,7 +505,10 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
   const joinTimeoutMs = parseDuration(raw.joinTimeout, source.joinTimeout);
   const memcached: MemcachedConfig = {
     addr: raw.memcachedAddr === '' ? undefined : parseBindAddr(raw.memcachedAddr, source.memcachedAddr),
-    maxConnections: parseCount(raw.memcachedMaxConnections, source.memcachedMaxConnections),
+    maxConnections:
+      raw.memcachedMaxConnections === ''
+        ? defaultMemcachedMaxConnections()
+        : parseCount(raw.memcachedMaxConnections, source.memcachedMaxConnections),
     idleTimeoutMs: parseDuration(raw.memcachedIdleTimeout, source.memcachedIdleTimeout),
   };
   const shutdownTimeoutMs = parseDuration(raw.shutdownTimeout, source.shutdownTimeout);

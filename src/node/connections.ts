@@ -40,10 +40,20 @@ export function defaultMaxConnections(fdLimit = readFdLimit()): number {
 
 /**
  * The gRPC port's default connection cap (GrpcLimits.maxConnections): a quarter of the fds left after
- * NON_HTTP_FDS, between 64 and 1 024, so with the HTTP front's half at most three quarters go to
- * clients of the two. (The memcached front, when enabled, has its own cap of 1 024.)
+ * NON_HTTP_FDS, between 64 and 1 024. With the HTTP front's half and the memcached front's quarter
+ * (`defaultMemcachedMaxConnections`), clients of the three fronts together cannot take the NON_HTTP_FDS
+ * that peers, gossip and origins need (above the 64-connection floors, i.e. fd limits ≥ 768).
  */
 export function defaultGrpcMaxConnections(fdLimit = readFdLimit()): number {
+  return quarterOfClientFds(fdLimit);
+}
+
+/** The memcached front's default connection cap: a quarter, as for gRPC (see defaultGrpcMaxConnections). */
+export function defaultMemcachedMaxConnections(fdLimit = readFdLimit()): number {
+  return quarterOfClientFds(fdLimit);
+}
+
+function quarterOfClientFds(fdLimit: number): number {
   const quarter = Math.floor((fdLimit - NON_HTTP_FDS) / 4);
   return Math.max(MIN_DEFAULT_CONNECTIONS, Math.min(MAX_DEFAULT_CONNECTIONS, quarter));
 }

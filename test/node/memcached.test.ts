@@ -14,6 +14,12 @@ import type { GroupStats, ServedGroup } from '../../src/group.js';
 import { Group, GroupRegistry } from '../../src/group.js';
 import type { CacheStats, GroupServer } from '../../src/index.js';
 import { parseConfig } from '../../src/node/config.js';
+import {
+  DEFAULT_RESERVE_CONNECTIONS,
+  defaultGrpcMaxConnections,
+  defaultMaxConnections,
+  defaultMemcachedMaxConnections,
+} from '../../src/node/connections.js';
 import { createMemcachedFront } from '../../src/node/memcached/server.js';
 import { encodeItem, exptimeToTtlMs, flagsOf } from '../../src/node/memcached/values.js';
 import { waitFor } from '../support/wait.js';
@@ -615,6 +621,25 @@ describe('configuration', () => {
       () => parseConfig([], { GOSSIPCACHE_MEMCACHED_MAX_CONNECTIONS: '0' }),
       /GOSSIPCACHE_MEMCACHED_MAX_CONNECTIONS: "0" is not a count/,
     );
+  });
+
+  test('the default connection cap is a quarter of the fds beyond 256: the three fronts fit the fd limit', () => {
+    const d = parseConfig([], { GOSSIPCACHE_MEMCACHED_ADDR: '127.0.0.1:11211' });
+    assert.ok(!d.help);
+    if (!d.help) assert.equal(d.config.memcached.maxConnections, defaultMemcachedMaxConnections());
+    assert.equal(defaultMemcachedMaxConnections(1024), 192);
+    assert.equal(defaultMemcachedMaxConnections(256), 64);
+    assert.equal(defaultMemcachedMaxConnections(1 << 20), 1024);
+    // HTTP (with its reserve), gRPC and memcached clients together leave 256 fds for peers, gossip and
+    // origins at every fd limit where no floor applies.
+    for (const fds of [768, 1024, 4096, 4352]) {
+      const clients =
+        defaultMaxConnections(fds) +
+        DEFAULT_RESERVE_CONNECTIONS +
+        defaultGrpcMaxConnections(fds) +
+        defaultMemcachedMaxConnections(fds);
+      assert.ok(fds - clients >= 256 - DEFAULT_RESERVE_CONNECTIONS, `${fds} fds: ${clients} for clients`);
+    }
   });
 
   test('a group of the groups file may have a memcached port of its own', () => {
