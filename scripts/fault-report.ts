@@ -1,5 +1,5 @@
 // Prints the latest fault-suite figures (bench-results/faults-*-latest.json, written by
-// test/cluster/*.test.ts) as a Markdown table, for docs/faults.md and the README.
+// test/cluster/*.test.ts) as a Markdown table, for docs/faults.md.
 // Usage: node --import tsx scripts/fault-report.ts
 
 import { existsSync, readFileSync } from 'node:fs';

@@ -48,8 +48,8 @@ export interface GrpcServerOptions {
   maxMessageBytes?: number;
   /**
    * What clients can make this node hold: requests per Fetch stream, bytes per connection and in
-   * total, streams per connection. Defaults in limits.ts (DEFAULT_GRPC_LIMITS), documented in the
-   * README's Security section.
+   * total, streams per connection. Defaults in limits.ts (DEFAULT_GRPC_LIMITS), documented in
+   * docs/security.md.
    */
   limits?: Partial<GrpcLimits>;
   logger?: Logger;

@@ -52,7 +52,7 @@ export interface MembershipOptions {
    * upgrade from a version without it (see ReceiverBinding and docs/membership-ops.md).
    */
   receiverBinding?: ReceiverBinding;
-  /** Limits of the gossip TCP port (defaults in UdpTcpTransportOptions and README Security). */
+  /** Limits of the gossip TCP port (defaults in UdpTcpTransportOptions and docs/security.md). */
   limits?: Pick<
     UdpTcpTransportOptions,
     | 'maxStreamBytes'

@@ -1,5 +1,5 @@
 // Configuration of a cache node: environment variables, each also a CLI flag (the flag wins).
-// One table (OPTIONS) drives parsing, `--help` and the README table, so they cannot drift apart.
+// One table (OPTIONS) drives parsing, `--help` and the table in docs/node.md, so they cannot drift apart.
 // Every error names the variable (or flag) and the expected form: the CLI prints it as one line
 // and exits with code 2.
 
@@ -102,7 +102,7 @@ interface OptionSpec {
   env: string;
   flag: string;
   default: string;
-  /** What the value means and which forms are accepted (help text and README table). */
+  /** What the value means and which forms are accepted (help text and the docs/node.md table). */
   doc: string;
 }
 
@@ -148,7 +148,7 @@ type RawConfig = {
   logFormat: string;
 };
 
-/** Every setting, in the order of the README table. */
+/** Every setting, in the order of the docs/node.md table. */
 export const OPTIONS: readonly OptionSpec[] = [
   {
     key: 'httpAddr',

@@ -7,7 +7,7 @@
 // commands, no promise, no per-request object. Anything that waits (a miss, a write) takes a Slot in the
 // connection's queue, so replies still leave in command order.
 //
-// Bounds (all documented in README Security): connections (maxConnections; at the cap the quietest
+// Bounds (all documented in docs/security.md): connections (maxConnections; at the cap the quietest
 // connection that owes no reply makes room, and only when all are busy is a client told
 // `SERVER_ERROR too many open connections` and closed), idle time (idleTimeoutMs: a client that sends
 // nothing and drains no replies for that long is closed, a half-sent command included), line length and value
