@@ -1,4 +1,4 @@
-// Same-run A/B of the in-process hit paths of two builds (issue 16: "hits must not get slower"): both
+// Same-run A/B of the in-process hit paths of two builds (a change to the storage must not make hits slower): both
 // builds' Group in one process, the same keys and values, measured in alternating slices so a drift in
 // the box's speed hits both alike. Prints one JSON line per case.
 //   node --import tsx scripts/bench/lib/hit-ab.ts <distA> <distB> [<keys> [<valueBytes> [<slices>]]]
