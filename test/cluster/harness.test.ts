@@ -11,6 +11,7 @@ import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { httpGet } from '../support/netns/client.js';
 import { cleanStaleRuns, NetLab, netnsUnavailableReason, PREFIX, sh } from '../support/netns/lab.js';
+import { sleep } from '../support/wait.js';
 
 const skip = netnsUnavailableReason() ?? false;
 const execFileAsync = promisify(execFile);
@@ -122,7 +123,7 @@ function nodeInBackground(ns: string, script: string) {
 async function waitOk(get: () => Promise<{ status: number }>): Promise<void> {
   for (let i = 0; i < 100; i++) {
     if ((await get()).status === 200) return;
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   throw new Error('server in the namespace never answered');
 }

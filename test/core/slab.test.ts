@@ -4,6 +4,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { CHUNK_SIZES, SLAB_MAX_VALUE, SlabStore } from '../../src/slab.js';
+import { sleep } from '../support/wait.js';
 
 /** A store plus a model of what it should hold; reclaimed items leave the model. */
 function harness(limitBytes: number, pageBytes?: number) {
@@ -44,7 +45,7 @@ const gc = runInNewContext('gc') as () => void;
 /** A full collection, then the turns in which FinalizationRegistry callbacks run. */
 async function collect(): Promise<void> {
   gc();
-  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; i < 5; i++) await sleep(5);
 }
 
 const bytes = (n: number, seed: number) => {

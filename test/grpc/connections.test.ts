@@ -114,7 +114,7 @@ describe('gRPC connection cap', () => {
       assert.match(text, /gossipcache_grpc_connections_closed_total\{reason="refused"\} 1\n/);
       assert.match(text, /gossipcache_grpc_connections 8\n/);
       // The established connections were left alone.
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       for (const p of peers)
         assert.equal(p.getChannel().getConnectivityState(false), connectivityState.READY);
       assert.equal(server.stats().connections, CAP);

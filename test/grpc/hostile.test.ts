@@ -39,6 +39,7 @@ import { MAX_BATCH_REQUESTS } from '../../src/grpc/limits.js';
 import { gossipCacheService } from '../../src/grpc/proto.js';
 import { bindLocal } from '../support/grpc-cluster.js';
 import { GroupCacheClient, insecure, unary } from '../support/grpc-std-client.js';
+import { sleep } from '../support/wait.js';
 
 const root = new protobuf.Root();
 root.loadSync([`${PROTO_DIR}groupcache.proto`, `${PROTO_DIR}gossipcache.proto`], { keepCase: true });
@@ -234,7 +235,7 @@ describe('over gRPC', () => {
         );
       call.write(Buffer.concat([entry(1, BAD), entry(2, BAD2), entry(3, Buffer.from('fine'))]));
       const end = Date.now() + 5000;
-      while (replies.length < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+      while (replies.length < 3 && Date.now() < end) await sleep(5);
       call.end();
       const byId = new Map(replies.map((r) => [r.id, r]));
       assert.equal(byId.get(1)?.code, status.INVALID_ARGUMENT);

@@ -15,6 +15,7 @@ import {
   ReflectionClient,
   unary,
 } from '../support/grpc-std-client.js';
+import { sleep } from '../support/wait.js';
 
 function node(getter: (key: string, ctx: { signal: AbortSignal }) => Promise<string>) {
   const registry = new GroupRegistry();
@@ -65,11 +66,11 @@ describe('server', () => {
       }
       assert.equal(getEventListeners(ac.signal, 'abort').length, 1);
       const p = peer.getUnary('g', 'hang', ac.signal);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       ac.abort(new Error('caller left'));
       await assert.rejects(p, /caller left/);
       const end = Date.now() + 5000;
-      while (aborted === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      while (aborted === undefined && Date.now() < end) await sleep(10);
       assert.ok(aborted !== undefined, 'the cancel reached the getter');
     } finally {
       peer.close();

@@ -8,7 +8,7 @@ import { NotFoundError } from '../../src/errors.js';
 import { Group, GroupRegistry } from '../../src/group.js';
 import { createGrpcServer, GrpcPeer, type GrpcServer, PeerError } from '../../src/grpc/index.js';
 import { GroupCacheClient, insecure, unary } from '../support/grpc-std-client.js';
-import { deferred, waitFor, within } from '../support/wait.js';
+import { deferred, sleep, waitFor, within } from '../support/wait.js';
 
 const MAX = 4096;
 
@@ -221,7 +221,7 @@ describe('status codes, deadlines, cancel, sizes', () => {
       ac.abort(new Error('caller gave up'));
       await assert.rejects(first, /caller gave up/);
       // Give the cancel time to reach the node before the load finishes.
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       assert.equal(slow.get('slow-c1')!.signal.aborted, false);
       slow.get('slow-c1')!.release();
       assert.equal(Buffer.from((await second).value).toString(), 'value:slow-c1');
@@ -256,7 +256,7 @@ describe('status codes, deadlines, cancel, sizes', () => {
     await within(started('slow-c4'), 5000, 'getter start');
     uc.abort();
     await assert.rejects(u);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     slow.get('slow-c4')!.release();
     assert.equal(Buffer.from((await s).value).toString(), 'value:slow-c4');
     assert.equal(calls.get('slow-c4'), 1);

@@ -17,6 +17,7 @@ import {
 import { decodeFetchBatch, encodeFetchBatch, type FetchRequest } from '../../src/grpc/codec.js';
 import { SPAN } from '../../src/tracing.js';
 import { type Cluster, keyOwnedBy, startCluster } from '../support/grpc-cluster.js';
+import { sleep } from '../support/wait.js';
 
 const exporter = new InMemorySpanExporter();
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
@@ -29,7 +30,7 @@ before(async () => {
     getter:
       ({ addr }) =>
       async (key) => {
-        await new Promise((r) => setTimeout(r, 20));
+        await sleep(20);
         return `${key}@${addr}`;
       },
   });
@@ -56,7 +57,7 @@ test('one cold get through a non-owner is one trace across the two nodes', async
   const key = keyOwnedBy(cluster.nodes[0], cluster.nodes[1], 'traced');
   const caller = cluster.nodes[0];
   assert.equal(await caller.group.getString(key), `${key}@${cluster.addrs[1]}`);
-  await new Promise((r) => setTimeout(r, 50)); // the owner's server span ends as its reply is sent
+  await sleep(50); // the owner's server span ends as its reply is sent
   const spans = exporter.getFinishedSpans();
   const traceIds = new Set(spans.map((s) => s.spanContext().traceId));
   assert.equal(traceIds.size, 1, spans.map((s) => `${s.name} ${s.spanContext().traceId}`).join('\n'));

@@ -17,7 +17,7 @@ import { createHttpFront } from '../../src/node/http.js';
 import { Ring } from '../../src/ring.js';
 import { countingOrigin, startCliCluster, stopCli } from '../support/cli-node.js';
 import { httpGet, listenLocal } from '../support/http.js';
-import { waitFor } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 test('ringShares: each member’s share of a fixed key sample, summing to 1', () => {
   const three = ringShares(['10.0.0.1:9090', '10.0.0.2:9090', '10.0.0.3:9090']);
@@ -154,7 +154,7 @@ test('the page in Chromium: 3 members with their shares, a hostile key shown as 
       for (let i = 0; trafficOn && Date.now() < until; i++) {
         const key = `item-${Math.floor(Math.random() ** 2 * 60)}`;
         await httpGet(`${nodes[i % 3].http}/default/${key}`);
-        await new Promise((r) => setTimeout(r, 5));
+        await sleep(5);
       }
     })();
     try {
@@ -166,7 +166,7 @@ test('the page in Chromium: 3 members with their shares, a hostile key shown as 
         { timeout: 15_000 },
       );
       // More points, so the screenshot shows lines rather than dots.
-      if (process.env.DASHBOARD_SCREENSHOT) await new Promise((r) => setTimeout(r, 14_000));
+      if (process.env.DASHBOARD_SCREENSHOT) await sleep(14_000);
       if (process.env.DASHBOARD_SCREENSHOT) {
         await page.screenshot({ path: process.env.DASHBOARD_SCREENSHOT as `${string}.png` });
       }

@@ -20,7 +20,7 @@ import {
   stopCli,
 } from '../support/cli-node.js';
 import { httpGet } from '../support/http.js';
-import { waitFor } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const KEYS = Array.from({ length: 1000 }, (_, i) => `item-${i}`);
 
@@ -216,7 +216,7 @@ describe('warm handoff with CLI nodes', () => {
         assert.equal(r.text, `v1:${key}`);
         stale++;
         assert.ok(t < HOT_MAX_AGE_MS + 3_000, `A still serves the removed value ${t} ms after mirroring it`);
-        await new Promise((res) => setTimeout(res, 250));
+        await sleep(250);
       }
       const t = Date.now() - mirroredAt;
       console.log(`# frozen node: served the removed value ${stale} times, fresh ${t} ms after mirroring`);

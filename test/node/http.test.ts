@@ -5,6 +5,7 @@ import { Group, GroupRegistry } from '../../src/group.js';
 import { type BadKey, createHttpFront, decodeKey } from '../../src/node/http.js';
 import { createMetrics } from '../../src/node/metrics.js';
 import { listenLocal } from '../support/http.js';
+import { sleep } from '../support/wait.js';
 
 // A real Group behind a real server; the getter's behaviour is chosen by the key.
 const registry = new GroupRegistry();
@@ -32,7 +33,7 @@ new Group({
     }
     if (key === 'missing') throw new NotFoundError(`no ${key}`);
     if (key === 'broken') throw new Error('database on fire');
-    if (key === 'slow') await new Promise((r) => setTimeout(r, 300));
+    if (key === 'slow') await sleep(300);
     if (key.startsWith('bin-')) return binaryValue(Number(key.slice(4)));
     if (key.startsWith('ttl')) return { value: `v:${key}`, ttlMs: 30_500 };
     return `v:${key}`;

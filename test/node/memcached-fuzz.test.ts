@@ -17,6 +17,7 @@ import {
 } from '../../src/node/memcached/parser.js';
 import { createMemcachedFront } from '../../src/node/memcached/server.js';
 import { prng } from '../support/prng.js';
+import { sleep } from '../support/wait.js';
 import { RawConn } from './memcached-client.js';
 
 /** Seeded, so a failure names a seed that reproduces it. `next()`: an unsigned 32-bit integer. */
@@ -250,7 +251,7 @@ test('server: 400 hostile streams over sockets; a good client keeps its answers;
           const c = await RawConn.open(port);
           for (let j = 0; j < 3; j++) c.send(stream(r));
           if (r.int(2) === 0) c.sock.pause();
-          await new Promise((res) => setTimeout(res, r.int(20)));
+          await sleep(r.int(20));
           c.close();
         }),
       );
@@ -266,7 +267,7 @@ test('server: 400 hostile streams over sockets; a good client keeps its answers;
     const deadline = Date.now() + 6000;
     while (server.counters.currConnections > 1 && Date.now() < deadline) {
       assert.equal(await good.ask('version\r\n'), 'VERSION x\r\n');
-      await new Promise((res) => setTimeout(res, 250));
+      await sleep(250);
     }
     assert.equal(server.counters.currConnections, 1, 'every hostile connection was cleaned up');
     assert.equal(await good.ask('version\r\n'), 'VERSION x\r\n');

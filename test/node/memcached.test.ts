@@ -22,7 +22,7 @@ import {
 } from '../../src/node/connections.js';
 import { createMemcachedFront } from '../../src/node/memcached/server.js';
 import { encodeItem, exptimeToTtlMs, flagsOf } from '../../src/node/memcached/values.js';
-import { waitFor } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 import { RawConn } from './memcached-client.js';
 
 const loads: string[] = [];
@@ -35,7 +35,7 @@ const group = new Group({
     loads.push(key);
     if (key.startsWith('missing')) throw new NotFoundError(`no ${key}`);
     if (key.startsWith('broken')) throw new Error('database\r\non fire');
-    if (key.startsWith('slow')) await new Promise((r) => setTimeout(r, 150));
+    if (key.startsWith('slow')) await sleep(150);
     if (key.startsWith('big')) return Buffer.alloc(Number(key.slice(3)), 0x61);
     return `v:${key}`;
   },
@@ -372,7 +372,7 @@ describe('limits', () => {
     const n = 1000;
     const req = Buffer.from('get big100000\r\n'.repeat(n));
     c.send(req);
-    await new Promise((r) => setTimeout(r, 800));
+    await sleep(800);
     assert.ok(front.counters.backpressurePauses > before, 'the server paused reading this client');
     // What the server holds for this client is about HIGH_WATER (1 MiB) plus one batch, not 100 MB.
     const held = front.writeBufferedBytes();
@@ -402,7 +402,7 @@ function storingGroup() {
   const server: Partial<GroupServer> = {
     getCached: (k) => store.get(k)?.value,
     loadAfterMiss: async (k) => {
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
       if (k.startsWith('origin-'))
         return { value: Buffer.from(`o:${k}`), ageMs: 0, source: 'getter', minuteQps: 0 };
       throw new NotFoundError(k);
@@ -430,7 +430,7 @@ function storingGroup() {
       store.delete(k);
     },
     set: async (key, value, opts) => {
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
       sets.push({ key, value: Buffer.from(value), ttlMs: opts?.ttlMs });
       store.set(key, { value: Buffer.from(value), ttlMs: opts?.ttlMs });
     },
@@ -569,14 +569,14 @@ describe('storage commands over a group with set', () => {
     try {
       const a = await RawConn.open(sp);
       a.send('set half 0 0 800\r\n0123456789'); // declares 800 bytes, sends 10, stalls
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       const b = await RawConn.open(sp);
       assert.equal(
         await b.ask(`set other 0 0 500\r\n${'x'.repeat(500)}\r\n`),
         'SERVER_ERROR out of memory storing object\r\n',
       );
       a.close();
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       assert.equal(await b.ask(`set other 0 0 500\r\n${'x'.repeat(500)}\r\n`), 'STORED\r\n');
       b.close();
     } finally {

@@ -15,7 +15,7 @@ import { Group, GroupRegistry } from '../../src/group.js';
 import { createHttpFront } from '../../src/node/http.js';
 import { httpOrigin, OriginError } from '../../src/node/origin.js';
 import { isDotSegment, parseOriginTemplate } from '../../src/node/origin-url.js';
-import { waitFor } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 /**
  * A raw-TCP HTTP/1.1 origin: records each request line as received and answers per `answer`, which
@@ -244,7 +244,7 @@ describe('origin connections are bounded', () => {
       const ac = new AbortController();
       const queued = origin.load('queued', { signal: ac.signal });
       await waitFor('the slow request at the origin', async () => o.lines.length === 1, 5000);
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
       assert.equal(o.lines.length, 1, 'the second load waits in the queue');
       assert.equal(o.maxOpen, 1, 'it did not open a second connection');
       let firstDone = false;
