@@ -195,6 +195,7 @@ test('the page in Chromium: 3 members with their shares, a hostile key shown as 
       { timeout: 15_000 },
     );
     const two = (await members()).filter((m) => m.state === 'alive');
+    assert.equal(two.length, 2);
     for (const m of two) {
       const s = Number.parseFloat(m.share);
       assert.ok(s > 45 && s < 55, `share ${s}% after the leave`);
