@@ -8,7 +8,7 @@ import { networkInterfaces } from 'node:os';
 import { AddressError, formatHostPort, type HostPort, isHost, parseHostPort } from '../address.js';
 import { DEFAULT_GRPC_LIMITS, type GrpcLimits } from '../grpc/limits.js';
 import { parseSecretKeys, RECEIVER_BINDINGS, type ReceiverBinding } from '../membership/keyring.js';
-import { defaultGrpcMaxConnections, defaultMemcachedMaxConnections } from './connections.js';
+import { defaultGrpcMaxConnections, defaultMemcachedMaxConnections, readFdLimit } from './connections.js';
 import { parseOriginTemplate } from './origin-url.js';
 
 /** PEM files for gRPC TLS between peers. */
@@ -488,6 +488,8 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
   if (originTimeoutMs <= 0) throw new ConfigError(source.originTimeout, 'must be more than 0, e.g. 5s');
   const originMaxBytes = parseBytes(raw.originMaxBytes, source.originMaxBytes);
   const originConnections = parseCount(raw.originConnections, source.originConnections);
+  // Read once: the gRPC and memcached caps share the fds beyond what peers, gossip and origins need.
+  const fdLimit = readFdLimit();
   const grpcLimits: GrpcLimits = {
     maxConcurrentStreams: parseCount(raw.grpcMaxStreams, source.grpcMaxStreams),
     maxStreamRequests: parseCount(raw.grpcMaxStreamRequests, source.grpcMaxStreamRequests),
@@ -497,7 +499,7 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
     stallTimeoutMs: parseDuration(raw.grpcStallTimeout, source.grpcStallTimeout),
     maxConnections:
       raw.grpcMaxConnections === ''
-        ? defaultGrpcMaxConnections()
+        ? defaultGrpcMaxConnections(fdLimit)
         : parseCount(raw.grpcMaxConnections, source.grpcMaxConnections),
   };
   if (grpcLimits.stallTimeoutMs <= 0)
@@ -507,7 +509,7 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
     addr: raw.memcachedAddr === '' ? undefined : parseBindAddr(raw.memcachedAddr, source.memcachedAddr),
     maxConnections:
       raw.memcachedMaxConnections === ''
-        ? defaultMemcachedMaxConnections()
+        ? defaultMemcachedMaxConnections(fdLimit)
         : parseCount(raw.memcachedMaxConnections, source.memcachedMaxConnections),
     idleTimeoutMs: parseDuration(raw.memcachedIdleTimeout, source.memcachedIdleTimeout),
   };
@@ -670,7 +672,11 @@ function parseGroupName(value: string, source: string): string {
 
 /** Validates a loader spec (see origin.ts for what it means, origin-url.ts for the template). */
 export function parseOrigin(value: string, source: string): string {
-  if (/^demo(:\d+(\.\d+)?(ms|s|m)?)?$/.test(value)) return value;
+  if (value === 'demo') return value;
+  if (value.startsWith('demo:')) {
+    parseDuration(value.slice(5), source); // the delay: throws a ConfigError naming `source`
+    return value;
+  }
   if (/^https?:\/\//.test(value)) {
     try {
       parseOriginTemplate(value);

@@ -118,6 +118,7 @@ export function createMemcachedFront(opts: MemcachedFrontOptions): Server & {
     group: opts.group,
     started: Date.now(),
     idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
+    maxConnections: opts.maxConnections ?? 1024,
     budget: {
       take(n) {
         if (budgetUsed + n > budgetMax) return false;
@@ -133,7 +134,7 @@ export function createMemcachedFront(opts: MemcachedFrontOptions): Server & {
     activity: 0,
     sweeper: undefined,
   };
-  const maxConnections = opts.maxConnections ?? 1024;
+  const { maxConnections } = ctx;
   // allowHalfOpen: a client that sends its commands and then shuts its side (`printf … | nc -N`, or a
   // script that pipelines `set … noreply` and closes) still has every command run and answered, as on
   // memcached; Node would otherwise end our side at the client's FIN and drop what was not run yet.
@@ -188,6 +189,7 @@ interface Ctx {
   group: ServedGroup;
   started: number;
   idleTimeoutMs: number;
+  maxConnections: number;
   budget: ValueBudget;
   conns: Set<Conn>;
   /** Idle sweeps so far; a connection records the tick of its last activity. */
@@ -722,7 +724,7 @@ class Conn implements ParserSink {
       ['curr_connections', counters.currConnections],
       ['total_connections', counters.totalConnections],
       ['rejected_connections', counters.rejectedConnections],
-      ['max_connections', this.ctx.opts.maxConnections ?? 1024],
+      ['max_connections', this.ctx.maxConnections],
       // groupcache's counters of the whole group (every front, the library and peers' requests).
       ['cmd_get', s.gets],
       ['get_hits', s.cacheHits],
