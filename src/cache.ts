@@ -306,14 +306,9 @@ export class ByteCache {
   }
 
   /**
-   * Every entry (expired ones included), most recently used first, without touching recency. Each is a
-   * snapshot made as it is reached (not for the request path; see `ids`).
+   * Every entry (expired ones included) as store ids, most recently used first, without touching
+   * recency: valid until the cache next changes (read them in the same tick).
    */
-  *entries(): IterableIterator<[string, Entry]> {
-    for (const [k, id] of this.lru.entries()) yield [k, this.entryOf(id)];
-  }
-
-  /** Like entries, as store ids: valid until the cache next changes (read them in the same tick). */
   ids(): IterableIterator<[string, number]> {
     return this.lru.entries();
   }

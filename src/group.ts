@@ -741,12 +741,7 @@ export class Group {
       // A copy: the value may be a view into a large received message.
       const value = Buffer.from(v);
       const qps = typeof h.minuteQps === 'number' && h.minuteQps >= 0 ? h.minuteQps : 0;
-      const e = new Entry(
-        value,
-        ttl === undefined || ttl === Number.POSITIVE_INFINITY ? 0 : now + Math.min(ttl, MAX_TTL_MS),
-        now,
-        qps,
-      );
+      const e = new Entry(value, expiry(ttl, now), now, qps);
       e.source = 'peer';
       if (!this.main.set(key, e, bytes)) continue;
       kept++;
@@ -788,7 +783,7 @@ export class Group {
     }
     candidates.sort((a, b) => b.rate - a.rate);
     // Per peer: batches of entries, hottest first.
-    const byPeer = new Map<Peer, HandoffEntry[][]>();
+    const byPeer = new Map<Peer, { entries: HandoffEntry[]; bytes: number }[]>();
     let budget = maxBytes;
     for (const c of candidates) {
       const n = Buffer.byteLength(c.key, 'utf8') + st.length(c.id);
@@ -798,16 +793,17 @@ export class Group {
       }
       budget -= n;
       let batches = byPeer.get(c.peer);
-      if (batches === undefined) byPeer.set(c.peer, (batches = [[]]));
+      if (batches === undefined) byPeer.set(c.peer, (batches = [{ entries: [], bytes: 0 }]));
       let last = batches[batches.length - 1];
-      if (last.length > 0 && batchBytes(last) + n > PUSH_BATCH_BYTES) {
-        batches.push((last = []));
+      if (last.entries.length > 0 && last.bytes + n > PUSH_BATCH_BYTES) {
+        batches.push((last = { entries: [], bytes: 0 }));
       }
       const value = st.inSlab(c.id) ? st.copy(c.id) : st.stable(c.id);
       const h: HandoffEntry = { key: c.key, value, minuteQps: c.rate };
       const exp = st.expiresAt[c.id];
       if (exp !== 0) h.ttlMs = Math.max(1, exp - now);
-      last.push(h);
+      last.entries.push(h);
+      last.bytes += n;
     }
     const ac = new AbortController();
     const left = Math.max(1, timeoutMs - (Date.now() - started));
@@ -815,7 +811,7 @@ export class Group {
       timeoutMs > 0 ? setTimeout(() => ac.abort(new Error('handoff push time is up')), left) : undefined;
     await Promise.all(
       [...byPeer].map(async ([peer, batches]) => {
-        for (const batch of batches) {
+        for (const { entries: batch, bytes } of batches) {
           if (ac.signal.aborted) {
             result.skipped += batch.length;
             continue;
@@ -829,7 +825,7 @@ export class Group {
             );
             result.entries += Math.min(batch.length, Math.max(0, Number(kept) || 0));
             result.sent += batch.length;
-            result.bytes += batchBytes(batch);
+            result.bytes += bytes;
           } catch {
             result.skipped += batch.length;
           }
@@ -1500,12 +1496,6 @@ function peerValue(r: PeerGetResult): Buffer {
 }
 
 /** Key + value bytes of a push batch. */
-function batchBytes(batch: readonly HandoffEntry[]): number {
-  let n = 0;
-  for (const h of batch) n += entryBytes(h.key, h.value);
-  return n;
-}
-
 function checkMs(group: string, what: string, v: number | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   if (typeof v !== 'number' || Number.isNaN(v) || v < 0) {

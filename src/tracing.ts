@@ -122,12 +122,6 @@ export function tracedSync<T>(
   }
 }
 
-/** Sets an attribute on the active span, if one records. */
-export function annotate(key: string, value: string | number | boolean): void {
-  const span = trace.getActiveSpan();
-  if (span?.isRecording()) span.setAttribute(key, value);
-}
-
 function endSpan(span: Span, err: unknown): void {
   const name = (err as Error | undefined)?.name;
   if (name === 'NotFoundError') {

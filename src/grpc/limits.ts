@@ -154,11 +154,6 @@ export class Admission {
     }
   }
 
-  /** Streams are waiting for room (held bytes at a bound). */
-  get waiting(): boolean {
-    return this.waiters.size > 0;
-  }
-
   /** Calls `waker` after bytes are released (again and again until unwait). */
   wait(waker: () => void): void {
     this.waiters.add(waker);
@@ -166,11 +161,6 @@ export class Admission {
 
   unwait(waker: () => void): void {
     this.waiters.delete(waker);
-  }
-
-  /** Connections holding bytes now (for tests and metrics). */
-  get connections(): number {
-    return this.conns.size;
   }
 
   private readonly wake = (): void => {
