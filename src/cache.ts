@@ -248,6 +248,11 @@ export class ByteCache {
     return id === undefined ? undefined : this.windows.get(id);
   }
 
+  /** The stale windows of item `id`, if it has any (no key lookup: the hit path already has the id). */
+  windowsOfId(id: number): StaleWindows | undefined {
+    return this.store.flags[id] & HAS_WINDOWS ? this.windows.get(id) : undefined;
+  }
+
   /** Item `id` as an Entry: value (the store's stable Buffer, shared, read-only) and metadata as stored. */
   entryOf(id: number): Entry {
     const st = this.store;

@@ -511,7 +511,7 @@ export class Group {
     const exp = st.expiresAt[id];
     if (exp !== 0) {
       r.ttlMs = Math.max(exp - now, 0);
-      const w = c.windowsOf(st.keys[id]!);
+      const w = c.windowsOfId(id);
       if (w !== undefined) {
         if (w.swrUntil > now) r.staleWhileRevalidateMs = w.swrUntil - now;
         if (w.sieUntil > now) r.staleIfErrorMs = w.sieUntil - now;

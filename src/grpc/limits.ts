@@ -39,7 +39,6 @@ export const FETCH_REQUEST_COST = 512;
 /** What a unary call is charged besides its key: grpc-js's call and HTTP/2 stream state. */
 export const UNARY_CALL_COST = 4096;
 // How the CPU work of taking requests is shared between streams and connections: intake.ts.
-export { INTAKE_SLICE, TURN_REQUESTS } from './intake.js';
 
 export interface GrpcLimits {
   /** Requests one Fetch stream may hold (in flight or reply unwritten). Default 4096. */

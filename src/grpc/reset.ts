@@ -35,10 +35,15 @@ export function http2StreamOf(call: object): http2.ServerHttp2Stream | undefined
  */
 export function resetCall(call: NodeJS.EventEmitter & object, message: string): boolean {
   const stream = http2StreamOf(call);
-  if (stream && !stream.destroyed) {
-    stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  if (stream) {
+    resetStream(stream);
     return true;
   }
   call.emit('error', { code: status.RESOURCE_EXHAUSTED, details: message });
   return false;
+}
+
+/** RST_STREAM ENHANCE_YOUR_CALM on `stream` unless it is already gone. */
+export function resetStream(stream: http2.Http2Stream): void {
+  if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
 }

@@ -14,8 +14,8 @@
 // A reset session gives its bytes back at once; its client sees RESOURCE_EXHAUSTED (RST_STREAM
 // ENHANCE_YOUR_CALM), and our own client then loads locally and reopens the stream.
 
-import http2 from 'node:http2';
 import type { Admission } from './limits.js';
+import { resetStream } from './reset.js';
 import type { FetchSession } from './stream.js';
 import type { UnaryReplies, UnaryReply } from './unary-replies.js';
 
@@ -105,5 +105,5 @@ export class StallSweeper {
 
 function reset(x: FetchSession | UnaryReply, message: string): void {
   if ('observe' in x) x.reset(message);
-  else if (!x.stream.destroyed) x.stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  else resetStream(x.stream);
 }

@@ -29,7 +29,7 @@ import {
   MAX_REQUEST_MESSAGE_BYTES,
   PeerError,
 } from '../../src/grpc/index.js';
-import { INTAKE_SLICE } from '../../src/grpc/limits.js';
+import { INTAKE_SLICE } from '../../src/grpc/intake.js';
 import { gossipCacheService } from '../../src/grpc/proto.js';
 import { bindLocal, grpcFrame, rawSession, unreadCall } from '../support/grpc-cluster.js';
 import { GroupCacheClient, insecure, unary } from '../support/grpc-std-client.js';
