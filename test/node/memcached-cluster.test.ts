@@ -13,8 +13,8 @@ import { after, before, test } from 'node:test';
 import { MemcacheClient } from 'memcache-client';
 import { type NodeProcess, startCliCluster, stopCli, waitForOneRing } from '../support/cli-node.js';
 import { httpGet } from '../support/http.js';
+import { RawConn } from '../support/memcached-client.js';
 import { freePort } from '../support/ports.js';
-import { RawConn } from './memcached-client.js';
 
 const PYTHON = '/usr/bin/python3';
 const hasPymemcache = spawnSync(PYTHON, ['-c', 'import pymemcache'], { stdio: 'ignore' }).status === 0;

@@ -16,9 +16,9 @@ import {
   type ValueBudget,
 } from '../../src/node/memcached/parser.js';
 import { createMemcachedFront } from '../../src/node/memcached/server.js';
+import { RawConn } from '../support/memcached-client.js';
 import { prng } from '../support/prng.js';
 import { sleep } from '../support/wait.js';
-import { RawConn } from './memcached-client.js';
 
 /** Seeded, so a failure names a seed that reproduces it. `next()`: an unsigned 32-bit integer. */
 function rng(seed: number) {

@@ -22,8 +22,8 @@ import {
 } from '../../src/node/connections.js';
 import { createMemcachedFront } from '../../src/node/memcached/server.js';
 import { encodeItem, exptimeToTtlMs, flagsOf } from '../../src/node/memcached/values.js';
+import { RawConn } from '../support/memcached-client.js';
 import { sleep, waitFor } from '../support/wait.js';
-import { RawConn } from './memcached-client.js';
 
 const loads: string[] = [];
 const registry = new GroupRegistry();
