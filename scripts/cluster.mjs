@@ -9,11 +9,15 @@
 // unless LOG_FORMAT is set; elsewhere they log JSON lines.
 
 import { spawn } from 'node:child_process';
+import { delimiter, dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { clusterNode, NODES } from './cluster-nodes.mjs';
 
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+// The `gossipcache` command (it execs node on dist/cli.js with glibc's mmap threshold fixed: docs/memory.md),
+// with this script's node first on its PATH.
+const launcher = fileURLToPath(new URL('../bin/gossipcache', import.meta.url));
+const PATH = `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`;
 const pretty = process.stdout.isTTY && process.env.LOG_FORMAT === undefined;
 const children = [];
 
@@ -26,13 +30,15 @@ try {
 }
 
 for (const { name, env } of nodes) {
-  const child = spawn(process.execPath, [cli], {
+  // The child's PID is the node's: the launcher execs it.
+  const child = spawn('/bin/sh', [launcher], {
     stdio: ['ignore', 'pipe', 'pipe'],
     // Own process group: Ctrl-C reaches only this script, which forwards one SIGTERM (a node that
     // got the terminal's SIGINT and then our SIGTERM would take the second as "exit now").
     detached: true,
     env: {
       ...process.env,
+      PATH,
       ...env,
       ...(pretty ? { LOG_FORMAT: 'pretty', FORCE_COLOR: '1' } : {}),
     },

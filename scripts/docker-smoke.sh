@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Smoke test of the Docker packaging without a registry: builds an image by `docker import` of a root
-# filesystem assembled from this machine (node binary + its shared libraries + the built app with its
-# production node_modules), starts docker-compose.yml with 3 node replicas and the example origin,
-# checks that they form one ring (3 alive members, equal ring checksums on every node) and that a GET
-# through any node works with one origin load per key, that every replica's published memcached port
-# answers (a get, and a set read back through every node), then tears everything down.
+# filesystem assembled from this machine (node binary + its shared libraries + /bin/sh + the built app with
+# its production node_modules), starts docker-compose.yml with 3 node replicas and the example origin,
+# checks that each replica's PID 1 is node with the mmap threshold bin/gossipcache sets, that they form one
+# ring (3 alive members, equal ring checksums on every node) and that a GET through any node works with one
+# origin load per key, that every replica's published memcached port answers (a get, and a set read back
+# through every node), then tears everything down.
 #
 # Needs root (starts dockerd if it is not running). Installs docker.io / docker-compose with apt-get
 # when missing. Usage: scripts/docker-smoke.sh   (KEEP=1 leaves the cluster running)
@@ -72,9 +73,11 @@ printf 'root:x:0:\nnode:x:1000:\n' >"$FS/etc/group"
 printf 'hosts: files dns\n' >"$FS/etc/nsswitch.conf"
 chown 1000:1000 "$FS/home/node"
 
+# /bin/sh: the entrypoint, bin/gossipcache, is a shell launcher (node:20-slim has one).
+copy_bin "$(readlink -f /bin/sh)" /bin/sh
+
 if [ -n "${SMOKE_DOCKERFILE:-}" ]; then
-  # The stand-in base also needs what the Dockerfile's build stage runs: sh, env (npm bins' shebang), npm.
-  copy_bin "$(readlink -f /bin/sh)" /bin/sh
+  # The stand-in base also needs what the Dockerfile's build stage runs: env (npm bins' shebang), npm.
   copy_bin "$(command -v env)" /usr/bin/env
   NPM_DIR=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
   mkdir -p "$FS/usr/local/lib/node_modules"
@@ -107,7 +110,7 @@ else
   log "building the app"
   npm run build --silent
   mkdir -p "$FS/app"
-  cp -r dist proto package.json "$FS/app/"
+  cp -r bin dist proto package.json "$FS/app/"
   # Production dependencies only (npm's own list), keeping their node_modules paths.
   npm ls --omit=dev --parseable --all 2>/dev/null | grep '/node_modules/' | while read -r dir; do
     rel=${dir#"$ROOT"/}
@@ -119,7 +122,7 @@ else
     --change 'USER node' --change 'WORKDIR /app' --change 'ENV NODE_ENV=production' \
     --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
     --change 'EXPOSE 8080 9090 7946/udp 7946/tcp' \
-    --change 'ENTRYPOINT ["node", "dist/cli.js"]' - "$IMAGE" >/dev/null
+    --change 'ENTRYPOINT ["bin/gossipcache"]' - "$IMAGE" >/dev/null
 fi
 
 # 3. The cluster (3 replicas from the compose file itself, no --scale).
@@ -154,6 +157,13 @@ for id in $ids; do
     *) log "replica ${id:0:12}: host port ${hp:-none} did not answer; using container IP $ip" ;; esac
   URLS+=("$url")
 done
+
+# 3b. The launcher exec'd node as PID 1 with glibc's mmap threshold fixed (docs/memory.md, "The allocator").
+for id in $ids; do
+  pid1=$(docker exec "$id" node -e 'const f=require("fs");process.stdout.write(f.readFileSync("/proc/1/comm","utf8").trim()+" "+f.readFileSync("/proc/1/environ","utf8").split("\0").filter(v=>v.startsWith("MALLOC_MMAP_THRESHOLD_=")).join(","))')
+  [ "$pid1" = "node MALLOC_MMAP_THRESHOLD_=131072" ] || fail "replica ${id:0:12}: PID 1 is '$pid1', expected node with MALLOC_MMAP_THRESHOLD_=131072"
+done
+log "PID 1 of every replica is node, with MALLOC_MMAP_THRESHOLD_=131072"
 
 # 4. One ring: every node sees 3 alive members and the same checksum.
 log "waiting for one ring of 3"

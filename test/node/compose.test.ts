@@ -56,5 +56,8 @@ test('Dockerfile: multi-stage on node:20-slim, non-root, healthcheck without cur
   const healthcheck = /^HEALTHCHECK[^\n]*(\\\n[^\n]*)*/m.exec(dockerfile)?.[0] ?? '';
   assert.doesNotMatch(healthcheck, /curl|wget/, 'the slim image has neither');
   assert.match(dockerfile, /^EXPOSE 8080 9090 7946\/udp 7946\/tcp 11211$/m);
-  assert.match(dockerfile, /^ENTRYPOINT \["node", "dist\/cli\.js"\]$/m);
+  // The launcher (test/node/launcher.test.ts), which sets glibc's mmap threshold: not a second ENV copy of it.
+  assert.match(dockerfile, /^ENTRYPOINT \["bin\/gossipcache"\]$/m);
+  assert.match(dockerfile, /^COPY bin \.\/bin$/m);
+  assert.doesNotMatch(dockerfile, /MALLOC_MMAP_THRESHOLD_/);
 });

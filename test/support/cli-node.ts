@@ -1,16 +1,19 @@
-// The node program as child processes: `node dist/cli.js` on 127.0.0.1 ports (build first), stopped
-// by PID; and a counting HTTP origin for it to load from.
+// The node program as child processes: `node dist/cli.js` (or the `gossipcache` command, bin/gossipcache,
+// which execs it) on 127.0.0.1 ports (build first), stopped by PID; and a counting HTTP origin for it to load
+// from.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { httpGet } from './http.js';
 import { freePort } from './ports.js';
 import { waitFor } from './wait.js';
 
 export const CLI = join(import.meta.dirname, '../../dist/cli.js');
+/** The `gossipcache` command: a /bin/sh launcher that execs `node dist/cli.js` (package.json "bin"). */
+export const LAUNCHER = join(import.meta.dirname, '../../bin/gossipcache');
 
 export interface NodeProcess {
   child: ChildProcess;
@@ -39,6 +42,11 @@ export interface CliOptions {
    * it); the child is still the node itself (`exec`), stopped by its PID.
    */
   fdLimit?: number;
+  /**
+   * Start it as users do, through the `gossipcache` command (bin/gossipcache, run by /bin/sh; it execs this
+   * test's node, first on its PATH): the child's PID is still the node's.
+   */
+  launcher?: boolean;
 }
 
 /** Spawns `node dist/cli.js` on 127.0.0.1 with `ports` and extra environment. */
@@ -48,13 +56,15 @@ export function startCli(
   opts: CliOptions = {},
 ): NodeProcess {
   let out = '';
-  const [command, args] =
-    opts.fdLimit === undefined
+  if (opts.launcher && opts.fdLimit !== undefined) throw new Error('startCli: launcher or fdLimit, not both');
+  const [command, args] = opts.launcher
+    ? ['/bin/sh', [LAUNCHER]]
+    : opts.fdLimit === undefined
       ? [process.execPath, [CLI]]
       : ['/bin/sh', ['-c', `ulimit -n ${opts.fdLimit} && exec "${process.execPath}" "${CLI}"`]];
   const child = spawn(command, args, {
     env: {
-      PATH: process.env.PATH,
+      PATH: opts.launcher ? `${dirname(process.execPath)}${delimiter}${process.env.PATH}` : process.env.PATH,
       GOSSIPCACHE_HTTP_ADDR: `127.0.0.1:${ports.http}`,
       GOSSIPCACHE_GRPC_ADDR: `127.0.0.1:${ports.grpc}`,
       GOSSIPCACHE_GOSSIP_ADDR: `127.0.0.1:${ports.gossip}`,
