@@ -7,6 +7,7 @@
 // the same run, so before/after figures share the box's state.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { launcherEnv } from './lib/launcher.js';
 import { isMain, runAlone } from './lib/main.js';
 import { hasMemcached, MemcachedClient, startMemcached } from './lib/memcached.js';
 import type { ChildConfig, ChurnReport, ItemsReport } from './lib/memory-child.js';
@@ -136,9 +137,10 @@ async function memcached(c: Case): Promise<BenchRow> {
 
 /**
  * glibc raises its mmap threshold (up to 32 MiB) after freeing a large block, so later values of 1–4 MB come
- * from the heap, whose free holes stay in RSS; a fixed threshold (the Dockerfile sets it) keeps them mmapped.
+ * from the heap, whose free holes stay in RSS; a fixed threshold (bin/gossipcache sets it) keeps them mmapped.
+ * scripts/bench/allocator.ts compares both ways over several runs, and what the fixed one costs.
  */
-const FIXED_MMAP_THRESHOLD = { MALLOC_MMAP_THRESHOLD_: '131072' };
+const FIXED_MMAP_THRESHOLD = launcherEnv();
 
 async function churn(
   dist: string,
@@ -154,7 +156,7 @@ async function churn(
   const over = r.maxRss - r.before.rss - cacheBytes;
   return {
     bench: BENCH,
-    case: `${who}, churn: 1 KB–4 MB values, ${round(r.loadedBytes / cacheBytes)}× cacheBytes ${cacheBytes / MiB} MiB${env ? ', MALLOC_MMAP_THRESHOLD_=131072' : ''}`,
+    case: `${who}, churn: 1 KB–4 MB values, ${round(r.loadedBytes / cacheBytes)}× cacheBytes ${cacheBytes / MiB} MiB${env ? `, MALLOC_MMAP_THRESHOLD_=${env.MALLOC_MMAP_THRESHOLD_}` : ''}`,
     metrics: {
       values: r.values,
       rss_before_MiB: round(r.before.rss / MiB),
