@@ -1,6 +1,8 @@
 // Group: the load path. A get looks in the main cache, then the hot cache; on a miss it joins (or starts)
-// the key's flight, which asks the key's owner — or, when this process owns it or the owner fails, the
-// getter — and caches the result. Same shape as groupcache's Group, plus expiry, remove and abort.
+// the key's flight, which asks the key's owner — or, when this process owns it or the owner cannot be
+// reached, the getter — and caches the result. An owner whose own load failed is not worked around: its
+// error is the answer (OwnerLoadError), so a failing origin is asked once per key, not once per node.
+// Same shape as groupcache's Group, plus expiry, remove and abort.
 
 import type { CacheStats } from './cache.js';
 import {
@@ -17,6 +19,7 @@ import {
   GetterTimeoutError,
   InvalidKeyError,
   isNotFound,
+  isOwnerLoadError,
   NotFoundError,
   PeerTimeoutError,
 } from './errors.js';
@@ -48,7 +51,7 @@ export interface GetterValue {
 }
 
 /**
- * Loads the value of a key this process owns (or must load because its owner failed). Throw
+ * Loads the value of a key this process owns (or must load because its owner could not be reached). Throw
  * `NotFoundError` when the key has no value. Stop work when `signal` aborts: every waiter gave up, or the
  * group's `getterTimeoutMs` passed. The value is copied, so the getter may reuse its buffer.
  */
@@ -129,8 +132,17 @@ export interface GroupStats {
   cacheHits: number;
   /** Values fetched from an owner. */
   peerLoads: number;
-  /** Fetches from an owner that failed other than by NotFound (the key was then loaded locally). */
+  /**
+   * Fetches from an owner that failed other than by NotFound or an OwnerLoadError: it could not be
+   * reached, did not answer in time, or refused (the key was then loaded locally).
+   */
   peerErrors: number;
+  /**
+   * Fetches the owner answered with OwnerLoadError: it was reached and its own load of the key failed
+   * (its getter threw or timed out). The get failed too (or answered a stale-if-error value) without
+   * running the getter here.
+   */
+  ownerLoadErrors: number;
   /** Gets that missed the caches (= gets - cacheHits, before flight de-duplication). */
   loads: number;
   /** Loads after de-duplication: flights actually started. */
@@ -237,6 +249,7 @@ export class Group {
     cacheHits: 0,
     peerLoads: 0,
     peerErrors: 0,
+    ownerLoadErrors: 0,
     loads: 0,
     loadsDeduped: 0,
     localLoads: 0,
@@ -387,7 +400,8 @@ export class Group {
 
   /**
    * The value of `key`, as a copy the caller owns. Rejects with NotFoundError, InvalidKeyError,
-   * GetterTimeoutError, the signal's reason, or the getter's own error. Errors are never cached.
+   * GetterTimeoutError, the signal's reason, the getter's own error, or OwnerLoadError (the key's owner
+   * is another process, whose load of it failed). Errors are never cached.
    */
   get(key: string, opts?: GetOptions): Promise<Buffer> {
     // Not an async function: a hit returns an already-resolved promise without an async frame.
@@ -1064,6 +1078,14 @@ export class Group {
         throw err;
       }
       if (f.aborted) throw err;
+      if (isOwnerLoadError(err)) {
+        // The owner answered: its own load failed, so the origin is failing for this key. Loading it
+        // here too would ask the origin once more per node that wants the key, right when it is weakest,
+        // and make this caller wait for a second failure. The owner's failure is the answer (a stale
+        // value in its stale-if-error window still answers instead: loadOrStale).
+        this.stats.ownerLoadErrors++;
+        throw err;
+      }
       this.stats.peerErrors++;
       // The owner is down, leaving or broken. The key's next member may hold it (a leaving owner pushed
       // it there): ask it, cache-only, before the getter — whether or not the ring changed lately.

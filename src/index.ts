@@ -8,7 +8,10 @@ export {
   GetterTimeoutError,
   InvalidKeyError,
   isNotFound,
+  isOwnerLoadError,
+  loadFailureName,
   NotFoundError,
+  OwnerLoadError,
   PeerTimeoutError,
 } from './errors.js';
 export type {

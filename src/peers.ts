@@ -120,10 +120,13 @@ export interface Peer {
   readonly id: string;
   /**
    * Fetch `key` of `group` from this peer. The peer serves it from its cache or loads it itself and
-   * never forwards it again. Rejects with `NotFoundError` when the key has no value; with any other
-   * error when the peer could not answer (the caller then loads locally). A NotFoundError may carry
-   * `ttlMs`: how long the owner still remembers that NotFound (the caller may remember it that long).
-   * Windows and ttls are remaining times, so a copy never outlives the owner's.
+   * never forwards it again. Rejects with `NotFoundError` when the key has no value; with
+   * `OwnerLoadError` when the peer answered that its own load of the key failed — what
+   * `loadFailureName` (errors.ts) names for the rejection of its `getEntry(key, { local: true })` — and
+   * the caller then fails too, without running its getter; with any other error when the peer could
+   * not answer (down, leaving, a transport error, its deadline; the caller then loads locally). A
+   * NotFoundError may carry `ttlMs`: how long the owner still remembers that NotFound (the caller may
+   * remember it that long). Windows and ttls are remaining times, so a copy never outlives the owner's.
    */
   get(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult>;
   /** Drop `key` of `group` from the peer's caches (main and hot). Optional: static test peers may omit it. */

@@ -19,7 +19,7 @@ import {
   SET_PATH,
 } from './proto.js';
 import { checkMaxMessageBytes, messageLimitOptions, PEER_METADATA } from './serve.js';
-import { errorOf, PeerError, UNKNOWN_GROUP } from './status.js';
+import { errorOf, LOAD_ERROR_METADATA, PeerError, UNKNOWN_GROUP } from './status.js';
 import { channelCredentials, type TlsFiles, tlsChannelOptions } from './tls.js';
 
 export interface GrpcPeerOptions {
@@ -35,8 +35,9 @@ export interface GrpcPeerOptions {
   /** Largest value accepted from the peer (default 64 MiB); bigger ones fail with RESOURCE_EXHAUSTED. */
   maxMessageBytes?: number;
   /**
-   * Called when each fill settles, with its latency in ms and whether it was answered (a value or
-   * "not found") rather than failed — for peer RPC latency histograms and error counters.
+   * Called when each fill settles, with its latency in ms and whether it was answered (a value, "not
+   * found", or "my load of it failed": the peer worked, its origin did not) rather than failed — for
+   * peer RPC latency histograms and error counters.
    */
   onPeerRpc?: (ms: number, ok: boolean, peer: string) => void;
 }
@@ -126,7 +127,8 @@ export class GrpcPeer implements Peer {
 
   /**
    * groupcache's unary Get. `peer: true` (default) marks it as a peer's fill (served by that node,
-   * never forwarded); `peer: false` asks like an outside client (routed to the key's owner).
+   * never forwarded); `peer: false` asks like an outside client (routed to the key's owner). Rejects
+   * like `get`: OwnerLoadError when the node's load failed (its `gossipcache-load-error` trailer).
    */
   getUnary(
     group: string,
@@ -138,7 +140,7 @@ export class GrpcPeer implements Peer {
     const trace = outgoingTraceContext();
     if (trace?.traceparent) md.set('traceparent', trace.traceparent);
     if (trace?.tracestate) md.set('tracestate', trace.tracestate);
-    return this.unary<GetResponse>(GET_PATH, getMethod, { group, key }, md, signal).then((r) => ({
+    return this.unary<GetResponse>(GET_PATH, getMethod, { group, key }, md, signal, true).then((r) => ({
       value: r.value,
       minuteQps: r.minuteQps,
       ttlMs: r.ttlMs === undefined ? undefined : Math.min(r.ttlMs, MAX_TTL_MS),
@@ -198,6 +200,8 @@ export class GrpcPeer implements Peer {
     req: KeyRequest | SetRequest | PushRequest,
     md: Metadata,
     signal: AbortSignal | undefined,
+    /** A Get: a failure's load-error trailer makes it an OwnerLoadError. */
+    loadErrors = false,
   ): Promise<R> {
     if (this.closed) {
       return Promise.reject(new PeerError(this.id, status.UNAVAILABLE, 'the peer was removed'));
@@ -216,7 +220,16 @@ export class GrpcPeer implements Peer {
           waiter?.unwatch();
           if (err) {
             if (signal?.aborted) return reject(signal.reason);
-            return reject(errorOf(this.id, err.code, err.details || err.message));
+            const loadError = loadErrors ? err.metadata?.get(LOAD_ERROR_METADATA)[0] : undefined;
+            return reject(
+              errorOf(
+                this.id,
+                err.code,
+                err.details || err.message,
+                0,
+                typeof loadError === 'string' ? loadError : undefined,
+              ),
+            );
           }
           resolve(res as R);
         },

@@ -82,6 +82,11 @@ export interface FetchReply {
   staleIfErrorMs?: number;
   /** Time since the value was loaded or set, ms. */
   ageMs?: number;
+  /**
+   * On a failure: the name of the error when it is the node's own failed load (status.ts
+   * Failure.loadError). Absent/empty = any other failure (and what nodes before it send).
+   */
+  loadError?: string;
 }
 
 /** gossipcachepb.SetRequest. */
@@ -517,7 +522,7 @@ export class BatchRefused {
 
 // ---- gossipcachepb.FetchReplyBatch { repeated FetchReply replies = 1 } ----
 
-function fetchReplySize(p: FetchReply, msg: number): number {
+function fetchReplySize(p: FetchReply, msg: number, loadError: number): number {
   let size = p.id ? 1 + varintSize(p.id) : 0;
   if (p.code) size += 1 + varintSize(p.code);
   if (p.value.byteLength) size += lenFieldSize(1, p.value.byteLength);
@@ -528,17 +533,22 @@ function fetchReplySize(p: FetchReply, msg: number): number {
   if (p.staleWhileRevalidateMs) size += 1 + varintSize(p.staleWhileRevalidateMs);
   if (p.staleIfErrorMs) size += 1 + varintSize(p.staleIfErrorMs);
   if (p.ageMs) size += 1 + varintSize(p.ageMs);
+  if (loadError) size += lenFieldSize(1, loadError);
   return size;
+}
+
+function loadErrorBytes(p: FetchReply): number {
+  return p.loadError ? Buffer.byteLength(p.loadError) : 0;
 }
 
 /** Encoded size of one reply inside a batch (for splitting batches under the message limit). */
 export function fetchReplyBatchBytes(p: FetchReply): number {
-  const inner = fetchReplySize(p, p.message ? Buffer.byteLength(p.message) : 0);
+  const inner = fetchReplySize(p, p.message ? Buffer.byteLength(p.message) : 0, loadErrorBytes(p));
   return 1 + varintSize(inner) + inner;
 }
 
 export function encodeFetchReplyBatch(replies: readonly FetchReply[]): Buffer {
-  const sizes = new Array<number>(replies.length * 2);
+  const sizes = new Array<number>(replies.length * 3);
   let total = 0;
   for (let i = 0; i < replies.length; i++) {
     const p = replies[i];
@@ -549,9 +559,11 @@ export function encodeFetchReplyBatch(replies: readonly FetchReply[]): Buffer {
     if (p.staleIfErrorMs) p.staleIfErrorMs = int64(p.staleIfErrorMs);
     if (p.ageMs) p.ageMs = int64(p.ageMs);
     const msg = p.message ? Buffer.byteLength(p.message) : 0;
-    const inner = fetchReplySize(p, msg);
-    sizes[i * 2] = inner;
-    sizes[i * 2 + 1] = msg;
+    const le = loadErrorBytes(p);
+    const inner = fetchReplySize(p, msg, le);
+    sizes[i * 3] = inner;
+    sizes[i * 3 + 1] = msg;
+    sizes[i * 3 + 2] = le;
     total += 1 + varintSize(inner) + inner;
   }
   const buf = Buffer.allocUnsafe(total);
@@ -559,7 +571,7 @@ export function encodeFetchReplyBatch(replies: readonly FetchReply[]): Buffer {
   for (let i = 0; i < replies.length; i++) {
     const p = replies[i];
     buf[pos++] = 0x0a;
-    pos = writeVarint(buf, pos, sizes[i * 2]);
+    pos = writeVarint(buf, pos, sizes[i * 3]);
     if (p.id) {
       buf[pos++] = 0x08;
       pos = writeVarint(buf, pos, p.id);
@@ -583,7 +595,7 @@ export function encodeFetchReplyBatch(replies: readonly FetchReply[]): Buffer {
       buf[pos++] = 0x28;
       pos = writeVarint(buf, pos, p.ttlMs);
     }
-    const msg = sizes[i * 2 + 1];
+    const msg = sizes[i * 3 + 1];
     if (msg) {
       buf[pos++] = 0x32;
       pos = writeVarint(buf, pos, msg);
@@ -604,6 +616,12 @@ export function encodeFetchReplyBatch(replies: readonly FetchReply[]): Buffer {
     if (p.ageMs) {
       buf[pos++] = 0x50;
       pos = writeVarint(buf, pos, p.ageMs);
+    }
+    const le = sizes[i * 3 + 2];
+    if (le) {
+      buf[pos++] = 0x5a;
+      pos = writeVarint(buf, pos, le);
+      pos += buf.write(p.loadError as string, pos, 'utf8');
     }
   }
   return buf;
@@ -660,6 +678,7 @@ export function decodeFetchReplyBatch(buf: Buffer): FetchReply[] {
         else if (t === 0x40) p.staleWhileRevalidateMs = int64Field(m, 'stale_while_revalidate_ms');
         else if (t === 0x48) p.staleIfErrorMs = int64Field(m, 'stale_if_error_ms');
         else if (t === 0x50) p.ageMs = int64Field(m, 'age_ms');
+        else if (t === 0x5a) p.loadError = m.string();
         else m.skip(t & 7);
       }
     } catch (err) {
@@ -673,6 +692,7 @@ export function decodeFetchReplyBatch(buf: Buffer): FetchReply[] {
       p.staleWhileRevalidateMs = 0;
       p.staleIfErrorMs = 0;
       p.ageMs = 0;
+      p.loadError = undefined;
       p.message = `the peer's reply could not be decoded: ${err.message}`;
     }
     // Not a uint32 (protobuf would keep its low 32 bits, which may read as 0 = OK): a failure.

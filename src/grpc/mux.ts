@@ -227,8 +227,9 @@ export class FetchMux {
         ageMs: r.ageMs,
       });
     } else {
-      this.settle(p, r.code === status.NOT_FOUND);
-      p.reject(errorOf(this.opts.peer, r.code, r.message, r.ttlMs));
+      // A NotFound, or the peer's own load failing (load_error), is an answer: the peer worked.
+      this.settle(p, r.code === status.NOT_FOUND || !!r.loadError);
+      p.reject(errorOf(this.opts.peer, r.code, r.message, r.ttlMs, r.loadError));
     }
   }
 

@@ -3,6 +3,7 @@
 // load balancers work.
 
 import {
+  Metadata,
   Server,
   type ServerDuplexStream,
   type ServerUnaryCall,
@@ -33,7 +34,7 @@ import {
 } from './proto.js';
 import { checkMaxMessageBytes, entryOf, messageLimitOptions, PEER_METADATA, wireTtl } from './serve.js';
 import { StallSweeper } from './stall.js';
-import { emptyKey, type Failure, failureOf, tooLarge, unknownGroup } from './status.js';
+import { emptyKey, type Failure, failureOf, LOAD_ERROR_METADATA, tooLarge, unknownGroup } from './status.js';
 import { FetchSession } from './stream.js';
 import { serverCredentials, type TlsFiles } from './tls.js';
 import { UnaryLoad } from './unary.js';
@@ -220,7 +221,13 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       const reply = (f: Failure) => {
         report(f, name, key);
         onServed?.('Get', f.code, performance.now() - start);
-        callback({ code: f.code, details: f.message });
+        // This node's load failed: a trailer says so, so a peer does not load the key itself.
+        let metadata: Metadata | undefined;
+        if (f.loadError) {
+          metadata = new Metadata();
+          metadata.set(LOAD_ERROR_METADATA, f.loadError);
+        }
+        callback({ code: f.code, details: f.message, metadata });
       };
       if (invalid !== undefined) return reply({ code: status.INVALID_ARGUMENT, message: invalid });
       const group = registry.get(name);

@@ -393,7 +393,8 @@ export class FetchSession implements IntakeTask {
         incomingTraceContext(q.trace),
       );
     } catch (err) {
-      this.fail(q, failureOf(err));
+      // Never a failed load: the handoff question does not load.
+      this.fail(q, { ...failureOf(err), loadError: undefined });
       return;
     }
     if (entry === undefined) {
@@ -425,6 +426,7 @@ export class FetchSession implements IntakeTask {
       minuteQps: 0,
       ttlMs: f.code === status.NOT_FOUND ? ttlMs : 0,
       message: f.message,
+      loadError: f.loadError,
     });
   }
 
@@ -583,7 +585,7 @@ function valueReply(id: number, entry: EntryResult): FetchReply {
 }
 
 function replyCost(r: FetchReply): number {
-  return REPLY_COST + r.value.byteLength + r.message.length;
+  return REPLY_COST + r.value.byteLength + r.message.length + (r.loadError?.length ?? 0);
 }
 /** NOT_FOUND message of a handoff question for a key this node does not hold. */
 const NOT_HELD = 'handoff: this node does not hold the key';

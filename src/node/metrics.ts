@@ -47,6 +47,11 @@ const GROUP_COUNTERS: [field: string, name: string, help: string][] = [
   ['cacheHits', 'cache_hits', 'Gets answered from the main or hot cache'],
   ['peerLoads', 'peer_loads', 'Misses answered by the owning peer'],
   ['peerErrors', 'peer_errors', 'Peer requests that failed (the key was then loaded locally)'],
+  [
+    'ownerLoadErrors',
+    'owner_load_errors',
+    'Peer requests the owner answered with its own failed load (the get failed without loading here)',
+  ],
   ['loads', 'loads', 'Misses (gets minus cache hits)'],
   ['loadsDeduped', 'loads_deduped', 'Misses after joining concurrent identical loads (singleflight)'],
   ['localLoads', 'local_loads', 'Values loaded by this node’s loader'],

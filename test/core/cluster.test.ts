@@ -278,10 +278,16 @@ describe('cluster (in-process peers)', () => {
       },
     });
     const key = c.keyOwnedBy(1);
-    // the owner's timeout reaches node0 as a peer error, so node0 loads it itself (and that works)
-    assert.equal(await c.nodes[0].group.getString(key), 'ok');
-    assert.equal(c.nodes[0].group.stats.peerErrors, 1);
+    // the owner's timeout reaches node0 as the owner's failed load: node0 fails too, without loading
+    await assert.rejects(c.nodes[0].group.getString(key), {
+      name: 'OwnerLoadError',
+      ownerError: 'GetterTimeoutError',
+    });
+    assert.equal(c.nodes[0].group.stats.ownerLoadErrors, 1);
+    assert.equal(c.getterCalls[0], 0);
     assert.equal(c.nodes[1].group.stats.localLoadErrs, 1);
+    // and the key is not wedged: the next get through either node loads it at the owner
+    assert.equal(await c.nodes[0].group.getString(key), 'ok');
     assert.equal(await c.nodes[1].group.getString(key), 'ok');
     c.close();
   });

@@ -167,6 +167,7 @@ describe('codec', () => {
       staleWhileRevalidateMs: ttl,
       staleIfErrorMs: ttl,
       ageMs: ttl,
+      loadError: key,
     });
     fc.assert(
       fc.property(fc.array(rep, { maxLength: 8 }), (reps: FetchReply[]) => {
@@ -183,12 +184,14 @@ describe('codec', () => {
           stale_while_revalidate_ms: r.staleWhileRevalidateMs,
           stale_if_error_ms: r.staleIfErrorMs,
           age_ms: r.ageMs,
+          load_error: r.loadError,
         }));
         assert.deepEqual(got.replies, expected);
         const theirs = T('gossipcachepb.FetchReplyBatch').encode({ replies: expected }).finish();
         const back = decodeFetchReplyBatch(Buffer.from(theirs));
+        // An empty load_error is not sent (proto3): it decodes as absent.
         assert.deepEqual(
-          back.map((r) => ({ ...r, value: Buffer.from(r.value) })),
+          back.map((r) => ({ ...r, value: Buffer.from(r.value), loadError: r.loadError ?? '' })),
           reps.map((r) => ({ ...r, value: Buffer.from(r.value) })),
         );
       }),

@@ -422,6 +422,7 @@ function storingGroup() {
       loadsDeduped: 0,
       peerLoads: 0,
       peerErrors: 0,
+      ownerLoadErrors: 0,
       localLoads: 0,
       localLoadErrs: 0,
     } as Partial<GroupStats> as GroupStats,

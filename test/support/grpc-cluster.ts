@@ -28,6 +28,7 @@ export interface ClusterOptions {
   tls?: TlsFiles | (() => TlsFiles);
   maxMessageBytes?: number;
   timeoutMs?: number;
+  getterTimeoutMs?: number;
   peerTimeoutMs?: number;
   onPeerRpc?: (ms: number, ok: boolean, peer: string) => void;
 }
@@ -50,6 +51,7 @@ export async function startNode(opts: ClusterOptions, port = 0): Promise<TestNod
     name: opts.groupName ?? 'g',
     cacheBytes: 1 << 24,
     registry,
+    getterTimeoutMs: opts.getterTimeoutMs,
     peerTimeoutMs: opts.peerTimeoutMs,
     getter: (key, ctx) => {
       loads.set(key, (loads.get(key) ?? 0) + 1);

@@ -1,8 +1,10 @@
 // In-process multi-peer harness: several "nodes", each a Group in its own GroupRegistry, wired by an
 // in-memory PeerPicker over src/ring.ts. A peer call is a direct getEntry({ local: true }) on the
-// owner's group, so tests see the real load path on both sides without any network.
+// owner's group, so tests see the real load path on both sides without any network. Its failures are
+// what Peer.get's contract says (and the gRPC layer sends): the owner's own failed load is an
+// OwnerLoadError, anything else the owner rejects with is passed on as is.
 
-import { NotFoundError } from '../../src/errors.js';
+import { loadFailureName, NotFoundError, OwnerLoadError } from '../../src/errors.js';
 import type { GetterResult, GroupOptions } from '../../src/group.js';
 import { Group, GroupRegistry } from '../../src/group.js';
 import { HandoffWindow, handoffCandidates, successorOf } from '../../src/handoff.js';
@@ -39,6 +41,11 @@ export interface NodeFaults {
   hang: boolean;
   /** Remove requests to this node are lost (it answers them but keeps the key), as for a frozen node. */
   dropRemoves: boolean;
+  /**
+   * Its failed loads reach peers as the getter's raw error, not OwnerLoadError: a node from before
+   * OwnerLoadError existed (its peers then load the key themselves).
+   */
+  legacyErrors: boolean;
 }
 
 export interface ClusterNode {
@@ -70,7 +77,15 @@ export class MemPeer implements Peer {
   async get(group: string, key: string, signal: AbortSignal): Promise<PeerGetResult> {
     this.target.peerGetsReceived++;
     await this.fault(signal);
-    return this.group(group).server.getEntry(key, { signal, local: true });
+    const g = this.group(group);
+    try {
+      return await g.server.getEntry(key, { signal, local: true });
+    } catch (err) {
+      // After the caller's abort the rejection is its signal's reason, not a failed load.
+      const name = signal.aborted || this.target.faults.legacyErrors ? undefined : loadFailureName(err);
+      if (name === undefined) throw err;
+      throw new OwnerLoadError(this.id, name, err instanceof Error ? err.message : String(err));
+    }
   }
 
   async remove(group: string, key: string, signal: AbortSignal): Promise<void> {
@@ -186,7 +201,7 @@ export class Cluster {
         registry,
         group: this.makeGroup(i, registry),
         picker: undefined as unknown as MemPicker,
-        faults: { down: false, hang: false, dropRemoves: false },
+        faults: { down: false, hang: false, dropRemoves: false, legacyErrors: false },
         peerGetsReceived: 0,
         peerRemovesReceived: 0,
         peerSetsReceived: 0,

@@ -742,6 +742,7 @@ class Conn implements ParserSink {
       ['gossipcache_loads_deduped', s.loadsDeduped],
       ['gossipcache_peer_loads', s.peerLoads],
       ['gossipcache_peer_errors', s.peerErrors],
+      ['gossipcache_owner_load_errors', s.ownerLoadErrors],
       ['gossipcache_local_loads', s.localLoads],
       ['gossipcache_local_load_errors', s.localLoadErrs],
       ['gossipcache_hot_items', hot.items],
