@@ -3,8 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, status } from '@grpc/grpc-js';
-import { NotFoundError } from '../../src/errors.js';
+import { Client, type ServiceError, status } from '@grpc/grpc-js';
+import { NotFoundError, OwnerLoadError } from '../../src/errors.js';
 import { Group, GroupRegistry } from '../../src/group.js';
 import { createGrpcServer, GrpcPeer, type GrpcServer, PeerError } from '../../src/grpc/index.js';
 import { GroupCacheClient, insecure, unary } from '../support/grpc-std-client.js';
@@ -84,11 +84,11 @@ describe('status codes, deadlines, cancel, sizes', () => {
   const fetch = (group: string, key: string, signal = new AbortController().signal, p = peer) =>
     p.get(group, key, signal);
 
-  async function unaryCode(group: string, key: string): Promise<{ code: number; details: string }> {
+  async function unaryCode(group: string, key: string): Promise<ServiceError> {
     try {
       await get(group, key);
     } catch (err) {
-      return err as { code: number; details: string };
+      return err as ServiceError;
     }
     assert.fail(`Get ${group}/${key} succeeded; expected an error`);
   }
@@ -147,13 +147,16 @@ describe('status codes, deadlines, cancel, sizes', () => {
     }
   });
 
-  test('getter failure → UNAVAILABLE carrying the cause', async () => {
+  test('getter failure → UNAVAILABLE carrying the cause, marked as a failed load', async () => {
     const u = await unaryCode('g', 'fail');
     assert.equal(u.code, status.UNAVAILABLE);
-    assert.match(u.details, /database down/);
+    assert.equal(u.details, 'getter failed: database down');
+    assert.deepEqual(u.metadata.get('gossipcache-load-error'), ['Error']);
+    // The peer stream: the caller learns the node's load failed (and does not load it itself).
     const s = await streamErr('g', 'fail');
-    assert.equal((s as PeerError).code, status.UNAVAILABLE);
-    assert.match(s.message, /database down/);
+    assert.ok(s instanceof OwnerLoadError, `${s}`);
+    assert.equal(s.ownerError, 'Error');
+    assert.match(s.message, /failed to load it: Error: database down$/);
   });
 
   test('values up to maxMessageBytes pass; bigger → RESOURCE_EXHAUSTED saying what to do', async () => {

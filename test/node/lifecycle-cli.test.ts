@@ -1,7 +1,8 @@
 // The value lifecycle through three `gossipcache` CLI processes on 127.0.0.1 over a real HTTP origin
 // that sends RFC 5861 directives, goes down and comes back: stale-while-revalidate (one refresh per key
-// cluster-wide), stale-if-error, remembered 404s, PUT (visible through every node, racing a get, over
-// the size limit), and the counters in /metrics.
+// cluster-wide), stale-if-error, remembered 404s, an origin answering 503 (one origin call per request,
+// at the owner), PUT (visible through every node, racing a get, over the size limit), and the counters
+// in /metrics.
 
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -26,6 +27,8 @@ function handler(req: import('node:http').IncomingMessage, res: import('node:htt
   const answer = () => {
     if (key.startsWith('missing-')) {
       res.writeHead(404, { 'cache-control': 'max-age=30' }).end('no such item');
+    } else if (key.startsWith('fail-')) {
+      res.writeHead(503).end('origin overloaded');
     } else if (key.startsWith('swr-')) {
       // The first version expires after 1 s; later ones live a minute (so a test sees exactly one refresh).
       const cc = `max-age=${n === 1 ? 1 : 60}, stale-while-revalidate=30, stale-if-error=60`;
@@ -144,6 +147,33 @@ test('a 404 with max-age is remembered: 5 reads through 3 nodes make one origin 
     assert.match(r.headers.get('cache-control') ?? '', /^max-age=(29|30)$/);
   }
   assert.equal(loads.get('missing-a'), 1);
+});
+
+test('the origin answers 503: one origin call per request, at the owner, whichever node it reached', async () => {
+  const causes: string[] = [];
+  for (const i of [0, 1, 2, 0, 1, 2]) {
+    const r = await get(i, 'fail-a');
+    assert.equal(r.status, 502, r.text);
+    const cause = String(JSON.parse(r.text).cause);
+    assert.match(cause, /origin answered HTTP 503: GET /);
+    causes.push(cause);
+  }
+  // Before, a request through a non-owner made two origin calls (the owner's, then its own fallback).
+  assert.equal(loads.get('fail-a'), 6);
+  // Two of the three nodes are not the owner: their answers say the owner's load failed.
+  const viaOwner = causes.filter((c) => c.startsWith('OriginError: '));
+  const viaOthers = causes.filter((c) =>
+    /^OwnerLoadError: the key's owner \S+ failed to load it: OriginError: /.test(c),
+  );
+  assert.deepEqual([viaOwner.length, viaOthers.length], [2, 4], causes.join('\n'));
+  const m = (await Promise.all(nodes.map((n) => httpGet(`${n.http}/metrics`)))).map((r) => r.text);
+  const counted = m.map((text) =>
+    Number(/^gossipcache_group_owner_load_errors_total\{group="default"\} (\d+)/m.exec(text)?.[1]),
+  );
+  assert.ok(
+    counted.every((n) => Number.isInteger(n)) && counted.reduce((a, b) => a + b, 0) >= 4,
+    `owner_load_errors per node: ${counted}`,
+  );
 });
 
 test('PUT through one node is visible through every node right after it returns', async () => {
