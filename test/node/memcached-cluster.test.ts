@@ -1,7 +1,8 @@
 // Real memcached clients, unchanged, against three `gossipcache` CLI nodes with the memcached front on:
 // pymemcache (Debian python3-pymemcache), libmemcached's memccat (Debian libmemcached-tools) and the npm
 // memcache-client. Plus: 300 concurrent gets of one fresh key over every node's memcached port make one
-// origin load; a multi-get spanning every owner; protocol errors on a live node.
+// origin load; a multi-get spanning every owner; an origin answering 503 (SERVER_ERROR through every
+// node, one origin call per get); protocol errors on a live node.
 
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
@@ -22,7 +23,10 @@ const MEMCCAT = ['/usr/bin/memccat', '/usr/bin/memcat'].find(
   (b) => spawnSync(b, ['--help'], { stdio: 'ignore' }).error === undefined,
 );
 
-/** An HTTP origin: `/items/<key>` → `value:<key>` after `delayMs`, 404 for keys starting with `missing`. */
+/**
+ * An HTTP origin: `/items/<key>` → `value:<key>` after `delayMs`, 404 for keys starting with `missing`,
+ * 503 for keys starting with `fail`.
+ */
 const loads = new Map<string, number>();
 let delayMs = 0;
 const origin = createServer((req, res) => {
@@ -32,6 +36,9 @@ const origin = createServer((req, res) => {
     if (key.startsWith('missing')) {
       res.writeHead(404);
       res.end();
+    } else if (key.startsWith('fail')) {
+      res.writeHead(503);
+      res.end('overloaded');
     } else res.end(`value:${key}`);
   }, delayMs);
 });
@@ -180,6 +187,27 @@ test('one multi-get spanning every owner: every value, one load per key', async 
   const stats = await c.ask('stats\r\n');
   assert.match(stats, /^STAT gossipcache_peer_loads [1-9]\d*\r$/m, 'some keys came from their owners');
   c.close();
+});
+
+test('an origin answering 503: SERVER_ERROR through every node, one origin call per get (at the owner)', async () => {
+  const replies: string[] = [];
+  for (const port of mcPorts) {
+    const c = await RawConn.open(port);
+    try {
+      replies.push(await c.ask('get fail-mc\r\n'));
+    } finally {
+      c.close();
+    }
+  }
+  for (const r of replies) assert.match(r, /^SERVER_ERROR .*origin answered HTTP 503: GET [^\r]*\r\n$/);
+  // The owner answers with its getter's error, the two others with the owner's (no load of their own).
+  assert.equal(replies.filter((r) => r.startsWith('SERVER_ERROR OriginError: ')).length, 1, replies.join(''));
+  assert.equal(
+    replies.filter((r) => r.startsWith('SERVER_ERROR OwnerLoadError: ')).length,
+    2,
+    replies.join(''),
+  );
+  assert.equal(loads.get('fail-mc'), 3);
 });
 
 test('protocol errors on a live node, and the node keeps serving', async () => {
