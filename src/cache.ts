@@ -1,12 +1,12 @@
-// A byte-bounded LRU of immutable values with expiry and stats: lru-cache is the index (key → item id,
-// recency, sizes) and a SlabStore holds the values and their metadata in typed arrays (slab.ts), so the
-// number of cached items does not add to the garbage collector's work. A Group keeps two of them — the
+// A byte-bounded LRU of immutable values with expiry and stats: a KeyIndex finds a key's item id and keeps
+// recency (keyindex.ts), and a SlabStore holds the keys, the values and their metadata in typed arrays and
+// large pages (slab.ts), so the number of cached items does not add to the garbage collector's work. A Group keeps two of them — the
 // main cache (keys this process owns) and the hot cache (mirrors of hot keys owned by peers) — over one
 // store and under one shared byte budget, evicted the way groupcache does (see `enforceBudget`).
 
-import { LRUCache } from 'lru-cache';
 import type { RateState } from './hotkeys.js';
 import { readRate } from './hotkeys.js';
+import { KeyIndex, NONE } from './keyindex.js';
 import { defaultPageBytes, ITEM_OVERHEAD, SlabStore } from './slab.js';
 
 /** How an entry came to this process (for `Cache-Status`): loaded by the getter, fetched from its owner, or set. */
@@ -106,11 +106,11 @@ export function entryBytes(key: string, value: Uint8Array): number {
 }
 
 /**
- * What an item costs beyond its key and value bytes: its index entry and metadata (ITEM_OVERHEAD), chunk
- * rounding, or a Buffer of its own for a value over 1 KiB (slab.ts).
+ * What an item costs beyond its key and value bytes: its index entry and metadata (ITEM_OVERHEAD), the
+ * rounding of its key's and value's chunks, or a Buffer of its own for a value (or key) over 1 KiB (slab.ts).
  */
-export function itemOverhead(valueBytes: number): number {
-  return ITEM_OVERHEAD + SlabStore.storeOverhead(valueBytes);
+export function itemOverhead(keyBytes: number, valueBytes: number): number {
+  return ITEM_OVERHEAD + SlabStore.storeOverhead(keyBytes) + SlabStore.storeOverhead(valueBytes);
 }
 
 /**
@@ -121,17 +121,42 @@ export function itemOverhead(valueBytes: number): number {
 export const FREE_OVERHEAD_BYTES = 1 << 20;
 /** Partly used pages the store may hold beyond the budget before it takes pages back (one per size class). */
 const SLACK_PAGES = 24;
+/**
+ * Evicted values the collector has not freed yet that do not count against the budget (SlabOptions'
+ * limboAllowanceBytes): V8 collects when external memory has grown by ~64 MB, so under churn of large
+ * values tens of MiB are always waiting. Without an allowance every eviction would only move bytes from
+ * "cached" to "waiting", and new values would be refused until the next collection. Past it they are.
+ */
+export const LIMBO_ALLOWANCE_BYTES = 32 << 20;
 
-/** A store for a byte budget: room for the budget, the free overhead, and slack for partly used pages. */
-export function newStore(budgetBytes: number, reclaim: (id: number) => void): SlabStore {
+/** What a group's main and hot cache share: the store of keys and values, and the key index over it. */
+export interface CacheSpace {
+  store: SlabStore;
+  index: KeyIndex;
+}
+
+/**
+ * A store for a byte budget (room for the budget, the free overhead, and slack for partly used pages)
+ * and an index over it with `lists` lists (one per cache). `reclaim` and `evict` are the store's
+ * (SlabOptions).
+ */
+export function newSpace(
+  budgetBytes: number,
+  reclaim: (id: number) => void,
+  evict: () => boolean,
+  lists = 1,
+): CacheSpace {
   const pageBytes = defaultPageBytes(budgetBytes + FREE_OVERHEAD_BYTES);
-  return new SlabStore({
+  const store = new SlabStore({
     limitBytes: budgetBytes + FREE_OVERHEAD_BYTES + SLACK_PAGES * pageBytes,
     // Values in Buffers of their own need no slack: they are held to the budget itself.
     slackBytes: SLACK_PAGES * pageBytes,
     pageBytes,
+    limboAllowanceBytes: LIMBO_ALLOWANCE_BYTES,
     reclaim,
+    evict,
   });
+  return { store, index: new KeyIndex(store, lists) };
 }
 
 // Item flags in the store.
@@ -141,63 +166,67 @@ const SOURCE_SHIFT = 2;
 const SOURCES: readonly Source[] = ['getter', 'peer', 'set'];
 
 export class ByteCache {
-  private readonly lru: LRUCache<string, number>;
   readonly store: SlabStore;
+  /** Key → item id and recency, shared with the other caches of the space (this cache's list: `tag`). */
+  private readonly index: KeyIndex;
   /** Stale windows of the items that have them (most have none). */
   private readonly windows = new Map<number, StaleWindows>();
   gets = 0;
   hits = 0;
   evictions = 0;
+  /** Σ key + value bytes over the items held (what `maxBytes` bounds and `stats().bytes` reports). */
+  bytes = 0;
   /** Σ itemOverhead over the items held (charged by enforceBudget beyond FREE_OVERHEAD_BYTES). */
   overheadBytes = 0;
 
   /**
    * @param maxBytes this cache's own ceiling (the group's budget still applies on top, see enforceBudget)
    * @param now the group's clock, read only for entries that expire
-   * @param store where values live; shared by a group's main and hot cache. Default: a store of its own.
-   * @param tag this cache's mark on its items in a shared store (the store's `reclaim` routes by it)
+   * @param space where keys and values live, shared by a group's main and hot cache. Default: its own.
+   * @param tag this cache's mark on its items in a shared store (the store's `reclaim` routes by it), and
+   *   its list in the shared index
    */
   constructor(
     readonly maxBytes: number,
     private readonly now: () => number,
-    store?: SlabStore,
+    space?: CacheSpace,
     readonly tag = 0,
   ) {
-    this.store = store ?? newStore(maxBytes, (id) => this.reclaimed(id));
-    this.lru = new LRUCache<string, number>({
-      maxSize: Math.max(1, maxBytes),
-      dispose: (id, _k, reason) => {
-        if (reason === 'evict') this.evictions++;
-        const st = this.store;
-        this.overheadBytes -= itemOverhead(st.length(id));
-        if (st.flags[id] & HAS_WINDOWS) this.windows.delete(id);
-        st.free(id);
-      },
-    });
+    const s =
+      space ??
+      newSpace(
+        maxBytes,
+        (id) => this.reclaimed(id),
+        () => this.evictOldest(),
+        tag + 1,
+      );
+    this.store = s.store;
+    this.index = s.index;
   }
 
   /**
    * The hit path: the store id of the fresh item for `key` (marked most recently used, hit counted) or
    * -1. An expired item reads as a miss; it is dropped unless a stale window still keeps it (see
-   * `getKept`). lru-cache's own TTL is not used because it runs on performance.now(), not on the group's
-   * (fakeable) clock. Allocates nothing.
+   * `getKept`). Allocates nothing.
    */
   getId(key: string): number {
     this.gets++;
-    const id = this.lru.get(key);
-    if (id === undefined) return -1;
+    const id = this.index.find(this.tag, key);
+    if (id === NONE) return -1;
     const st = this.store;
     const exp = st.expiresAt[id];
     // The expired case is out of line: this function stays small enough for V8 to inline it.
-    if (exp !== 0 && exp <= this.now()) return this.expired(key, id);
+    if (exp !== 0 && exp <= this.now()) return this.expired(id);
+    this.index.touch(this.tag, id);
     this.hits++;
     st.hits[id]++;
     return id;
   }
 
   /** An expired item reads as a miss (-1); it is dropped unless a stale window still keeps it. */
-  private expired(key: string, id: number): -1 {
-    if (this.keepUntil(id) <= this.now()) this.lru.delete(key);
+  private expired(id: number): -1 {
+    if (this.keepUntil(id) <= this.now()) this.drop(id, false);
+    else this.index.touch(this.tag, id);
     return -1;
   }
 
@@ -212,11 +241,11 @@ export class ByteCache {
    * `get` said miss); undefined if none. Not counted as a lookup: it re-reads the one `get` counted.
    */
   getKept(key: string): Entry | undefined {
-    const id = this.lru.peek(key);
-    if (id === undefined) return undefined;
+    const id = this.index.find(this.tag, key);
+    if (id === NONE) return undefined;
     const keep = this.keepUntil(id);
     if (keep !== 0 && keep <= this.now()) {
-      this.lru.delete(key);
+      this.drop(id, false);
       return undefined;
     }
     return this.entryOf(id);
@@ -224,13 +253,13 @@ export class ByteCache {
 
   /** Like get, without counting or touching recency (for re-checks inside a flight). */
   peek(key: string): Entry | undefined {
-    const id = this.lru.peek(key);
-    if (id === undefined) return undefined;
+    const id = this.index.find(this.tag, key);
+    if (id === NONE) return undefined;
     const exp = this.store.expiresAt[id];
     if (exp !== 0) {
       const now = this.now();
       if (exp <= now) {
-        if (this.keepUntil(id) <= now) this.lru.delete(key);
+        if (this.keepUntil(id) <= now) this.drop(id, false);
         return undefined;
       }
     }
@@ -239,13 +268,13 @@ export class ByteCache {
 
   /** Whether `key` is held at all, fresh or stale (no clock read, no counting). */
   has(key: string): boolean {
-    return this.lru.has(key);
+    return this.index.find(this.tag, key) !== NONE;
   }
 
   /** The stale windows of what `key` holds now (to tell whether it is still the item a refresh was for). */
   windowsOf(key: string): StaleWindows | undefined {
-    const id = this.lru.peek(key);
-    return id === undefined ? undefined : this.windows.get(id);
+    const id = this.index.find(this.tag, key);
+    return id === NONE ? undefined : this.windows.get(id);
   }
 
   /** The stale windows of item `id`, if it has any (no key lookup: the hit path already has the id). */
@@ -278,22 +307,23 @@ export class ByteCache {
   }
 
   /**
-   * Stores a copy of `e` (its value goes to the store, its metadata to the store's arrays) unless it alone
-   * is over this cache's ceiling or the store cannot hold it (then it is simply not cached). `bytes` is
-   * what the LRU charges (key + value bytes); the per-item overhead is counted in `overheadBytes`.
+   * Stores a copy of `e` under `key` (its value goes to the store, its metadata to the store's arrays),
+   * replacing what `key` held, as the most recently used item; evicts the least recently used ones while
+   * this cache holds more than `maxBytes`. Not cached (and what `key` held dropped) when it alone is over
+   * `maxBytes` or the store cannot hold it. `bytes` is what it is charged: key + value bytes; the per-item
+   * overhead is counted in `overheadBytes`.
    */
   set(key: string, e: Entry, bytes: number): boolean {
     if (bytes > this.maxBytes) {
-      this.lru.delete(key);
+      this.delete(key);
       return false;
     }
     const st = this.store;
     // Adopted, not copied, when it is a whole Buffer: an Entry's value is never written to.
     const id = st.put(key, e.value, this.tag, true);
-    if (id < 0) {
-      this.lru.delete(key);
-      return false;
-    }
+    // After the put: making room may have taken `key`'s old item back already.
+    this.delete(key);
+    if (id < 0) return false;
     st.expiresAt[id] = e.expiresAt;
     st.hits[id] = e.hits;
     st.rate[id] = e.rate;
@@ -305,41 +335,60 @@ export class ByteCache {
       this.windows.set(id, e.windows);
     }
     st.flags[id] = f;
-    this.overheadBytes += itemOverhead(e.value.byteLength);
-    this.lru.set(key, id, { size: bytes });
+    this.overheadBytes += itemOverhead(st.keyLength(id), e.value.byteLength);
+    this.bytes += bytes;
+    this.index.insert(this.tag, id, key);
+    while (this.bytes > this.maxBytes && this.evictOldest());
     return true;
   }
 
   /**
-   * Every entry (expired ones included) as store ids, most recently used first, without touching
-   * recency: valid until the cache next changes (read them in the same tick).
+   * Every entry (expired ones included) as [key, store id], most recently used first, without touching
+   * recency: valid until the cache next changes (read them in the same tick). Each key is a new string.
    */
-  ids(): IterableIterator<[string, number]> {
-    return this.lru.entries();
+  *ids(): IterableIterator<[string, number]> {
+    for (let id = this.index.newest(this.tag); id !== NONE; id = this.index.older(id)) {
+      yield [this.store.keyOf(id), id];
+    }
   }
 
   delete(key: string): boolean {
-    return this.lru.delete(key);
+    const id = this.index.find(this.tag, key);
+    if (id === NONE) return false;
+    this.drop(id, false);
+    return true;
   }
 
   /** The store took item `id` back (its page went to another size class): drop it, as an eviction. */
   reclaimed(id: number): void {
-    const key = this.store.keys[id];
-    if (key !== undefined && this.lru.peek(key) === id) {
-      this.evictions++;
-      this.lru.delete(key);
-    }
+    if (this.store.has(id) && this.store.tag[id] === this.tag) this.drop(id, true);
   }
 
   /** Evicts the least recently used entry; false when empty. */
   evictOldest(): boolean {
-    return this.lru.pop() !== undefined;
+    const id = this.index.oldest(this.tag);
+    if (id === NONE) return false;
+    this.drop(id, true);
+    return true;
+  }
+
+  /** Takes item `id` out of this cache and frees it in the store. */
+  private drop(id: number, evicted: boolean): void {
+    const st = this.store;
+    this.index.remove(this.tag, id);
+    if (evicted) this.evictions++;
+    const kn = st.keyLength(id);
+    const n = st.length(id);
+    this.bytes -= kn + n;
+    this.overheadBytes -= itemOverhead(kn, n);
+    if (st.flags[id] & HAS_WINDOWS) this.windows.delete(id);
+    st.free(id);
   }
 
   /** The least recently used entry's current rate (requests per minute), or undefined when empty. */
   coldestRate(now: number): number | undefined {
-    for (const id of this.lru.rvalues()) if (id !== undefined) return this.readRate(id, now);
-    return undefined;
+    const id = this.index.oldest(this.tag);
+    return id === NONE ? undefined : this.readRate(id, now);
   }
 
   /** Item `id`'s rate (requests per minute) as of `now`, pending hits folded in (hotkeys.readRate). */
@@ -356,32 +405,34 @@ export class ByteCache {
    * the cache's size. Reads recency without changing it. For the dashboard, not the request path.
    */
   hottest(n: number, scan: number, now: number): { key: string; minuteQps: number; bytes: number }[] {
-    const top: { key: string; minuteQps: number; bytes: number }[] = [];
+    const top: { id: number; minuteQps: number }[] = [];
     const st = this.store;
     let seen = 0;
-    for (const [key, id] of this.lru.entries()) {
-      if (seen++ >= scan) break;
+    for (let id = this.index.newest(this.tag); id !== NONE && seen++ < scan; id = this.index.older(id)) {
       const exp = st.expiresAt[id];
       if (exp !== 0 && exp <= now) continue;
       const minuteQps = this.readRate(id, now);
       if (top.length === n && minuteQps <= top[n - 1].minuteQps) continue;
-      top.push({ key, minuteQps, bytes: Buffer.byteLength(key, 'utf8') + st.length(id) });
+      top.push({ id, minuteQps });
       top.sort((a, b) => b.minuteQps - a.minuteQps);
       if (top.length > n) top.pop();
     }
-    return top;
+    return top.map(({ id, minuteQps }) => ({
+      key: st.keyOf(id),
+      minuteQps,
+      bytes: st.keyLength(id) + st.length(id),
+    }));
   }
 
   clear(): void {
-    this.lru.clear();
-  }
-
-  get bytes(): number {
-    return this.lru.calculatedSize;
+    for (let id = this.index.oldest(this.tag); id !== NONE; id = this.index.oldest(this.tag)) {
+      this.drop(id, false);
+    }
+    this.index.clear(this.tag);
   }
 
   get items(): number {
-    return this.lru.size;
+    return this.index.size(this.tag);
   }
 
   stats(): CacheStats {
@@ -405,7 +456,12 @@ export function enforceBudget(main: ByteCache, hot: ByteCache, maxBytes: number)
     main.bytes + hot.bytes + Math.max(0, main.overheadBytes + hot.overheadBytes - FREE_OVERHEAD_BYTES) >
     maxBytes
   ) {
-    const victim = hot.bytes > main.bytes / 8 ? hot : main;
-    if (!victim.evictOldest() && !(victim === hot ? main : hot).evictOldest()) return;
+    if (!evictOne(main, hot)) return;
   }
+}
+
+/** Evicts one entry by groupcache's rule (see enforceBudget); false when both caches are empty. */
+export function evictOne(main: ByteCache, hot: ByteCache): boolean {
+  const victim = hot.bytes > main.bytes / 8 ? hot : main;
+  return victim.evictOldest() || (victim === hot ? main : hot).evictOldest();
 }

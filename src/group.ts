@@ -10,8 +10,9 @@ import {
   Entry,
   enforceBudget,
   entryBytes,
+  evictOne,
   MAX_TTL_MS,
-  newStore,
+  newSpace,
   type StaleWindows,
 } from './cache.js';
 import {
@@ -368,12 +369,16 @@ export class Group {
     );
     this.defaultSieMs = Math.min(checkMs(name, 'staleIfErrorMs', opts.staleIfErrorMs, 0), MAX_TTL_MS);
     // One store for both caches: the budget is shared, and a page freed by one serves the other.
-    const store = (this.slab = newStore(cacheBytes, (id) =>
-      (store.tag[id] === HOT ? this.hot : this.main).reclaimed(id),
-    ));
-    this.main = new ByteCache(cacheBytes, this.now, store, MAIN);
+    const space = newSpace(
+      cacheBytes,
+      (id) => (space.store.tag[id] === HOT ? this.hot : this.main).reclaimed(id),
+      () => evictOne(this.main, this.hot),
+      2,
+    );
+    this.slab = space.store;
+    this.main = new ByteCache(cacheBytes, this.now, space, MAIN);
     // The hot cache never takes more than 1/8 of the budget; enforceBudget keeps it ≤ 1/8 of main when full.
-    this.hot = new ByteCache(Math.floor(cacheBytes / 8), this.now, store, HOT);
+    this.hot = new ByteCache(Math.floor(cacheBytes / 8), this.now, space, HOT);
     const { main, hot } = this;
     this.hotView = {
       hasRoom: (bytes) =>

@@ -32,12 +32,11 @@ const CLASS_OF: Uint8Array = (() => {
 })();
 
 /**
- * What an item costs beyond its key and value bytes: in the JS heap ~115 B (lru-cache's Map slot ~28,
- * its key/value/next/prev/size arrays 5 × 8 plus growth, the key string's header ~21, this store's key
- * reference 8), and ~49 B of this store's typed arrays (up to twice that just after they grow).
- * Measured at 1M items (scripts/bench/memory.ts: heap_B/item 125 with 11-byte keys), rounded up.
+ * What an item costs beyond its key and value bytes and their chunks: 66 B of this store's item table and
+ * 16 B of the key index's (keyindex.ts), 4–8 B of hash buckets, with room for the arrays' growth (they
+ * double). Nothing per item is in the JS heap. Measured at 1M items (scripts/bench/memory.ts), rounded up.
  */
-export const ITEM_OVERHEAD = 168;
+export const ITEM_OVERHEAD = 96;
 /** A value with a Buffer of its own also pays for that Buffer: V8's objects, the backing store, malloc. */
 export const OWN_BUFFER_OVERHEAD = 320;
 /** Own-buffer values are malloc'd to this granularity (glibc chunks): charged, so counted. */
@@ -72,6 +71,13 @@ export interface SlabOptions {
    * Default 0.
    */
   slackBytes?: number;
+  /**
+   * Memory the store dropped that the garbage collector has not freed yet ("limbo", see `drop`) that
+   * does not count against limitBytes: up to this much, a dropped value makes room at once; past it,
+   * the excess counts as held until the collector catches up. Owners put it in their fixed allowance
+   * above the budget. Default 0 (limbo always counts).
+   */
+  limboAllowanceBytes?: number;
   /** Page size. Default: 1 MiB, less for small limits (at least 64 KiB; chunks never span pages). */
   pageBytes?: number;
   /**
@@ -79,6 +85,13 @@ export interface SlabOptions {
    * Called only from inside `put` (the page it sits in is being given to another size class).
    */
   reclaim: (id: number) => void;
+  /**
+   * Drop the least recently used item (by the owner's rule: which cache, which item) and `free` it;
+   * false when there is none. Called from inside `put` when a value over SLAB_MAX_VALUE needs room that
+   * only live items hold: without it a store full of large values would refuse every new one, and the
+   * owner's LRU would never get to evict. Default: none (such a put fails).
+   */
+  evict?: () => boolean;
 }
 
 export interface SlabStats {
@@ -96,7 +109,7 @@ export interface SlabStats {
   ownBytes: number;
   /** Dropped (evicted values, released pages) but not yet freed by the garbage collector. */
   limboBytes: number;
-  /** pageBytes + ownBytes + limboBytes: what `limitBytes` bounds. */
+  /** pageBytes + ownBytes + limboBytes; what `limitBytes` bounds is this less the limbo allowance. */
   heldBytes: number;
   limitBytes: number;
   /** Pages taken from one size class for another (items evicted out of LRU order to do it). */
@@ -115,6 +128,7 @@ export interface ItemRate {
 export class SlabStore {
   readonly limitBytes: number;
   readonly slackBytes: number;
+  readonly limboAllowanceBytes: number;
   readonly pageBytes: number;
   // ── item table, by id ──
   /** Page of a slab item; -1 = own buffer; -2 = id not in use. */
@@ -123,6 +137,10 @@ export class SlabStore {
   private off: Int32Array;
   /** Value length in bytes. */
   private len: Int32Array;
+  /** Where the item's key bytes (UTF-8) are: page (-1 = a Buffer of its own), offset, length. */
+  private kpage: Int32Array;
+  private koff: Int32Array;
+  private klen: Int32Array;
   /** Owner's tag (e.g. which cache), kept for `reclaim` callers. */
   tag: Uint8Array;
   /** Group clock (ms) at which the item expires; 0 = never. */
@@ -135,8 +153,6 @@ export class SlabStore {
   bornAt: Float64Array;
   /** The owner's bits (e.g. negative entry, source, has stale windows). */
   flags: Uint8Array;
-  /** The key each item was stored under (for `reclaim` callers; the string is the index's own). */
-  readonly keys: (string | undefined)[] = [];
   private freeIds: Int32Array;
   private freeIdCount = 0;
   private nextId = 0;
@@ -160,9 +176,15 @@ export class SlabStore {
   private pagesHeld = 0;
   /** Page being emptied by `reassign`: not returned to the pool by `free`. */
   private draining = -1;
+  /** Page holding the key chunk of a `put` in progress: `reassign` must not take it. */
+  private pinned = -1;
   // ── own buffers ──
   private readonly own = new Map<number, Buffer>();
+  /** Keys over SLAB_MAX_VALUE bytes (rare: keys are usually short), by item id. */
+  private readonly ownKeys = new Map<number, Buffer>();
   private ownBytes = 0;
+  /** For comparing a non-ASCII key with stored bytes without allocating (grown to the longest such key). */
+  private scratch = Buffer.allocUnsafeSlow(256);
   /**
    * Bytes dropped by the store (evicted own-buffer values, released pages) that the garbage collector
    * has not freed yet: still in RSS, so still counted against the limit until their finalizer runs.
@@ -180,6 +202,7 @@ export class SlabStore {
   private pagesReassigned = 0;
   private itemsReclaimed = 0;
   private readonly reclaim: (id: number) => void;
+  private readonly evict: () => boolean;
   /** What readRate works on for one item at a time (loadRate / storeRate), so a read allocates nothing. */
   readonly rateCursor: ItemRate = { hits: 0, rate: 0, rateAt: 0 };
 
@@ -190,16 +213,21 @@ export class SlabStore {
     }
     this.limitBytes = limitBytes;
     this.slackBytes = Math.min(limitBytes, Math.max(0, opts.slackBytes ?? 0));
+    this.limboAllowanceBytes = Math.max(0, opts.limboAllowanceBytes ?? 0);
     this.pageBytes = opts.pageBytes ?? defaultPageBytes(limitBytes);
     const lastChunk = CHUNK_SIZES[CHUNK_SIZES.length - 1];
     if (!Number.isSafeInteger(this.pageBytes) || this.pageBytes < lastChunk || this.pageBytes > 2 ** 30) {
       throw new RangeError(`SlabStore: pageBytes must be an integer in [${lastChunk}, 2^30]`);
     }
     this.reclaim = opts.reclaim;
+    this.evict = opts.evict ?? (() => false);
     const cap = 1024;
     this.page = new Int32Array(cap).fill(-2);
     this.off = new Int32Array(cap);
     this.len = new Int32Array(cap);
+    this.kpage = new Int32Array(cap);
+    this.koff = new Int32Array(cap);
+    this.klen = new Int32Array(cap);
     this.tag = new Uint8Array(cap);
     this.expiresAt = new Float64Array(cap);
     this.rate = new Float64Array(cap);
@@ -223,31 +251,63 @@ export class SlabStore {
   }
 
   /**
-   * Copies `value` in and returns its item id (metadata zeroed, `tag` and `key` recorded), or -1 when
-   * it cannot be held under `limitBytes` even after taking pages back. May call `reclaim` first.
-   * `adopt`: a value over SLAB_MAX_VALUE that is a whole Buffer nobody will write to again is kept as
-   * it is instead of copied (a slice is always copied: keeping it would keep its whole parent buffer).
+   * Copies `key` (as UTF-8) and `value` in and returns their item id (metadata zeroed, `tag` recorded),
+   * or -1 when they cannot be held under `limitBytes` even after taking pages back. May call `reclaim`
+   * first. `adopt`: a value over SLAB_MAX_VALUE that is a whole Buffer nobody will write to again is kept
+   * as it is instead of copied (a slice is always copied: keeping it would keep its whole parent buffer).
    */
   put(key: string, value: Uint8Array, tag: number, adopt = false): number {
+    // The key first, in a chunk (or a Buffer) of its own: a separate chunk wastes less than one chunk for
+    // key + value would (11 + 32 bytes: chunks of 16 + 32, not 56), and a 1 KiB value keeps its exact
+    // 1 KiB chunk. Its page is pinned so that making room for the value cannot take it back.
+    const kn = Buffer.byteLength(key, 'utf8');
+    let kpage = -1;
+    let koff = 0;
+    let kbuf: Buffer | undefined;
+    if (kn <= SLAB_MAX_VALUE) {
+      const c = CLASS_OF[(kn + 7) >> 3];
+      kpage = this.pageWithRoom(c);
+      if (kpage < 0) return -1;
+      koff = this.takeChunk(kpage, c);
+      this.chunkBytes += CHUNK_SIZES[c];
+      this.pinned = kpage;
+    } else {
+      if (!this.makeRoom(kn)) return -1;
+      kbuf = Buffer.from(key, 'utf8');
+      this.ownBytes += kn;
+    }
     const n = value.byteLength;
     let page = -1;
     let off = 0;
     let buf: Buffer | undefined;
-    if (n <= SLAB_MAX_VALUE) {
-      const c = CLASS_OF[(n + 7) >> 3];
-      page = this.pageWithRoom(c);
-      if (page < 0) return -1;
-      off = this.takeChunk(page, c);
-    } else {
-      if (!this.makeRoom(n)) return -1;
-      if (adopt && Buffer.isBuffer(value) && value.byteOffset === 0 && value.buffer.byteLength === n)
-        buf = value;
-      else {
-        buf = Buffer.allocUnsafeSlow(n);
-        buf.set(value);
+    try {
+      if (n <= SLAB_MAX_VALUE) {
+        const c = CLASS_OF[(n + 7) >> 3];
+        page = this.pageWithRoom(c);
+        if (page >= 0) off = this.takeChunk(page, c);
+      } else if (this.makeRoom(n)) {
+        if (adopt && Buffer.isBuffer(value) && value.byteOffset === 0 && value.buffer.byteLength === n)
+          buf = value;
+        else {
+          buf = Buffer.allocUnsafeSlow(n);
+          buf.set(value);
+        }
       }
+    } finally {
+      this.pinned = -1;
+    }
+    if (page < 0 && buf === undefined) {
+      if (kbuf === undefined) this.freeChunk(kpage, koff);
+      else this.ownBytes -= kn;
+      return -1;
     }
     const id = this.newId();
+    if (kbuf === undefined) {
+      this.pages[kpage]!.write(key, koff, kn, 'utf8');
+    } else this.ownKeys.set(id, kbuf);
+    this.kpage[id] = kpage;
+    this.koff[id] = koff;
+    this.klen[id] = kn;
     if (buf === undefined) {
       this.pages[page]!.set(value, off);
       this.chunkBytes += CHUNK_SIZES[this.pageClass[page]];
@@ -261,7 +321,6 @@ export class SlabStore {
     }
     this.len[id] = n;
     this.tag[id] = tag;
-    this.keys[id] = key;
     this.expiresAt[id] = 0;
     this.rate[id] = 0;
     this.rateAt[id] = 0;
@@ -289,8 +348,15 @@ export class SlabStore {
         this.stableBufs[s] = undefined;
       }
     }
+    const kpage = this.kpage[id];
+    if (kpage >= 0) this.freeChunk(kpage, this.koff[id]);
+    else {
+      const kn = this.klen[id];
+      this.ownBytes -= kn;
+      this.drop(this.ownKeys.get(id)!.buffer, kn);
+      this.ownKeys.delete(id);
+    }
     this.page[id] = -2;
-    this.keys[id] = undefined;
     this.items--;
     if (this.freeIdCount === this.freeIds.length) {
       const f = new Int32Array(this.freeIds.length * 2);
@@ -304,8 +370,46 @@ export class SlabStore {
     return id >= 0 && id < this.nextId && this.page[id] !== -2;
   }
 
+  /** The value's length in bytes. */
   length(id: number): number {
     return this.len[id];
+  }
+
+  /** The key's length in bytes (UTF-8). */
+  keyLength(id: number): number {
+    return this.klen[id];
+  }
+
+  /**
+   * Whether item `id`'s key is `key`, allocating nothing: an ASCII key is compared code unit by byte;
+   * any other is encoded into a scratch buffer first.
+   */
+  keyEquals(id: number, key: string): boolean {
+    const n = this.klen[id];
+    const kp = this.kpage[id];
+    const buf = kp >= 0 ? this.pages[kp]! : this.ownKeys.get(id)!;
+    const off = kp >= 0 ? this.koff[id] : 0;
+    // UTF-8 is never shorter than UTF-16 code units, and as long only when every unit is ASCII.
+    if (n < key.length) return false;
+    if (n === key.length) {
+      for (let i = 0; i < n; i++) {
+        const c = key.charCodeAt(i);
+        if (c !== buf[off + i] || c >= 0x80) return false;
+      }
+      return true;
+    }
+    if (Buffer.byteLength(key, 'utf8') !== n) return false;
+    if (this.scratch.length < n) this.scratch = Buffer.allocUnsafeSlow(n);
+    this.scratch.write(key, 0, n, 'utf8');
+    return buf.compare(this.scratch, 0, n, off, off + n) === 0;
+  }
+
+  /** Item `id`'s key (a new string). */
+  keyOf(id: number): string {
+    const kp = this.kpage[id];
+    if (kp < 0) return this.ownKeys.get(id)!.toString('utf8');
+    const off = this.koff[id];
+    return this.pages[kp]!.toString('utf8', off, off + this.klen[id]);
   }
 
   /** True if the value lives in a slab chunk (≤ SLAB_MAX_VALUE), false if in a Buffer of its own. */
@@ -405,9 +509,9 @@ export class SlabStore {
    */
   clear(): void {
     for (const [id, b] of this.own) this.drop(b.buffer, this.len[id]);
+    for (const [id, b] of this.ownKeys) this.drop(b.buffer, this.klen[id]);
     for (const p of this.pages) if (p !== undefined) this.drop(p.buffer, this.pageBytes);
     this.page.fill(-2);
-    this.keys.length = 0;
     this.nextId = 0;
     this.freeIdCount = 0;
     this.pages.length = 0;
@@ -421,6 +525,7 @@ export class SlabStore {
     this.deadPages.length = 0;
     this.pagesHeld = 0;
     this.own.clear();
+    this.ownKeys.clear();
     this.ownBytes = 0;
     this.stableIds.fill(-1);
     this.stableBufs.fill(undefined);
@@ -447,6 +552,9 @@ export class SlabStore {
     this.page = g(this.page, -2);
     this.off = g(this.off);
     this.len = g(this.len);
+    this.kpage = g(this.kpage);
+    this.koff = g(this.koff);
+    this.klen = g(this.klen);
     this.tag = g(this.tag);
     this.expiresAt = g(this.expiresAt);
     this.rate = g(this.rate);
@@ -528,8 +636,10 @@ export class SlabStore {
     return p;
   }
 
+  /** What limitBytes bounds: pages, own buffers, and limbo beyond its allowance. */
   private held(): number {
-    return this.pagesHeld * this.pageBytes + this.ownBytes + this.limboBytes;
+    const overAllowance = Math.max(0, this.limboBytes - this.limboAllowanceBytes);
+    return this.pagesHeld * this.pageBytes + this.ownBytes + overAllowance;
   }
 
   /** Lets go of memory the collector will free later; counted in limboBytes until it has. */
@@ -538,13 +648,21 @@ export class SlabStore {
     this.limbo.register(ab, bytes);
   }
 
-  /** Gets `bytes` of room under the limit for an own-buffer value: releases pooled pages, then takes pages back. */
+  /**
+   * Gets `bytes` of room under the limit for an own-buffer value: releases pooled pages, then has the
+   * owner evict its least recently used items, then takes pages back. Fails, evicting nothing more, when
+   * what stands in the way is limbo past its allowance: the value is then not cached, and the next one
+   * fits once the collector has run.
+   */
   private makeRoom(bytes: number): boolean {
     const limit = this.limitBytes - this.slackBytes;
     if (bytes > limit) return false;
     while (this.held() + bytes > limit) {
       let p = this.freePool.pop();
       if (p === undefined) {
+        // Only limbo past its allowance in the way: evicting would move bytes into limbo, not out.
+        if (this.pagesHeld * this.pageBytes + this.ownBytes + bytes <= limit) return false;
+        if (this.evict()) continue;
         p = this.reassign();
         if (p < 0) return false;
       }
@@ -565,7 +683,7 @@ export class SlabStore {
     let victim = -1;
     let fewest = Number.POSITIVE_INFINITY;
     for (let p = 0; p < this.pages.length; p++) {
-      if (this.pages[p] === undefined || this.pageClass[p] < 0) continue;
+      if (this.pages[p] === undefined || this.pageClass[p] < 0 || p === this.pinned) continue;
       if (this.pageLive[p] < fewest) {
         fewest = this.pageLive[p];
         victim = p;
@@ -576,10 +694,10 @@ export class SlabStore {
     this.draining = victim;
     try {
       for (let id = 0; id < this.nextId && this.pageLive[victim] > 0; id++) {
-        if (this.page[id] !== victim) continue;
+        if (this.page[id] !== victim && (this.kpage[id] !== victim || this.page[id] === -2)) continue;
         this.itemsReclaimed++;
         this.reclaim(id);
-        if (this.page[id] === victim) this.free(id); // the owner did not
+        if (this.page[id] !== -2) this.free(id); // the owner did not
       }
     } finally {
       this.draining = -1;

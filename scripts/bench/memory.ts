@@ -159,6 +159,7 @@ async function churn(
     case: `${who}, churn: 1 KB–4 MB values, ${round(r.loadedBytes / cacheBytes)}× cacheBytes ${cacheBytes / MiB} MiB${env ? `, MALLOC_MMAP_THRESHOLD_=${env.MALLOC_MMAP_THRESHOLD_}` : ''}`,
     metrics: {
       values: r.values,
+      cached_share: round(r.cachedValues / r.values, 2),
       rss_before_MiB: round(r.before.rss / MiB),
       max_rss_MiB: round(r.maxRss / MiB),
       'max_rss_over_cacheBytes_MiB (over before)': round(over / MiB),

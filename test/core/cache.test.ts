@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { ByteCache, Entry, enforceBudget, entryBytes } from '../../src/cache.js';
 import { Group, GroupRegistry, type Peer } from '../../src/index.js';
 import { fakeClock } from '../support/in-process-cluster.js';
+import { sleep } from '../support/wait.js';
 
 const entry = (v: string, expiresAt = 0, now = 0) => new Entry(Buffer.from(v), expiresAt, now, 0);
 
@@ -114,5 +117,32 @@ describe('shared budget (groupcache rule)', () => {
       ),
       { numRuns: 150 },
     );
+  });
+});
+
+describe('large values under a full budget', () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+
+  it('a new value larger than the uncharged margin evicts the least recently used ones instead of being refused', async () => {
+    const MiB = 1 << 20;
+    const g = new Group({
+      name: 'large',
+      cacheBytes: 16 * MiB,
+      registry: new GroupRegistry(),
+      getter: async (key) => Buffer.alloc(3 * MiB, key),
+    });
+    for (let i = 0; i < 20; i++) {
+      await g.get(`k${i}`);
+      // the evicted values' memory counts until the collector frees it: let it run, as it would in time
+      gc();
+      await sleep(5);
+      assert.ok(g.server.getCached(`k${i}`), `k${i}, just loaded, is cached`);
+    }
+    const main = g.cacheStats('main');
+    assert.ok(main.items >= 4 && main.items <= 5, `${main.items} values of 3 MiB in 16 MiB`);
+    assert.ok(main.evictions >= 15, `evicted ${main.evictions}`);
+    assert.ok(g.server.getCached('k19') && !g.server.getCached('k0'), 'the oldest went first');
+    g.close();
   });
 });

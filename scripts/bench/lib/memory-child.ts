@@ -61,6 +61,8 @@ export interface ChurnReport {
   cacheBytes: number;
   loadedBytes: number;
   values: number;
+  /** Of them, how many were cached (the others were returned to the caller but not kept). */
+  cachedValues: number;
   /** RSS (bytes) after every tenth of the load. */
   samples: number[];
   maxRss: number;
@@ -247,8 +249,11 @@ async function churn(): Promise<ChurnReport> {
   const loadS = (performance.now() - t0) / 1000;
   const g = await watch.stop();
   const finalRss = process.memoryUsage.rss();
+  // Values that went into the cache (held now, or evicted since): the rest were returned but not cached.
+  const main = group.cacheStats('main');
+  const cachedValues = main.items + main.evictions;
   group.close();
-  return { before, cacheBytes, loadedBytes, values, samples, maxRss, finalRss, loadS, gc: g };
+  return { before, cacheBytes, loadedBytes, values, cachedValues, samples, maxRss, finalRss, loadS, gc: g };
 }
 
 const out = cfg.mode === 'churn' ? await churn() : await items();

@@ -1,0 +1,240 @@
+// The key index under a group's caches: key → item id, and each cache's recency order, kept in typed
+// arrays by item id — a chained hash table per cache and a doubly linked list per cache. The keys
+// themselves are bytes in the value store (slab.ts), so a million cached keys are a dozen arrays to the
+// garbage collector, not a million strings, a Map and lru-cache's arrays of references it has to mark on
+// every full collection. docs/memory.md says why this replaced lru-cache as the index, and what it costs.
+
+import { randomBytes } from 'node:crypto';
+
+/** Where the index reads keys: the store that holds them as bytes. */
+export interface KeyBytes {
+  /** Whether item `id`'s key is `key`. Allocates nothing. */
+  keyEquals(id: number, key: string): boolean;
+  /** Item `id`'s key as a string (allocates: for rebuilds, iteration and the dashboard, not hit paths). */
+  keyOf(id: number): string;
+}
+
+/** No item. */
+export const NONE = -1;
+
+/**
+ * A chain longer than this on insert means the keys collide under the current seed — by bad luck (about
+ * never: chains average one item) or by someone choosing keys to slow lookups down. The index then picks a
+ * new seed and rebuilds, at most once per `count` inserts, so even keys that collide under every seed cost
+ * O(items) per rebuild, amortised O(1) per insert.
+ */
+const MAX_CHAIN = 32;
+const INITIAL_BUCKETS = 16;
+const INITIAL_IDS = 1024;
+
+/**
+ * Lists (one per cache, by a small number: the cache's tag) over item ids handed out by the store. An id
+ * is in at most one list at a time. Per id it costs 16 bytes (chain, hash, two links), per list 4–8 bytes
+ * an item for the buckets (one bucket per item, doubled when the items outgrow them).
+ */
+export class KeyIndex {
+  private readonly buckets: Int32Array[] = [];
+  private readonly counts: number[] = [];
+  private readonly newestId: number[] = [];
+  private readonly oldestId: number[] = [];
+  /** Next id in the same bucket. */
+  private chain = new Int32Array(INITIAL_IDS);
+  /** The key's hash under the current seed (compared before the key; used to rebuild buckets). */
+  private hashes = new Uint32Array(INITIAL_IDS);
+  /** Recency links: toward the least and the most recently used item of its list. */
+  private olderId = new Int32Array(INITIAL_IDS);
+  private newerId = new Int32Array(INITIAL_IDS);
+  private seed: number;
+  /** Inserts left before another re-seed is allowed. */
+  private reseedCredit = 0;
+  /** The last key hashed and its hash: a miss in the main cache looks the same key up in the hot cache. */
+  private lastKey: string | undefined;
+  private lastHash = 0;
+  /** Times the index picked a new seed because a chain grew past MAX_CHAIN (in stats: a sign of an attack). */
+  reseeds = 0;
+
+  /**
+   * @param keys where the keys are (the store)
+   * @param lists how many lists (caches) share the index
+   * @param seed test-only: the first hash seed (default: random), to make colliding keys on purpose
+   */
+  constructor(
+    private readonly keys: KeyBytes,
+    lists: number,
+    seed = randomSeed(),
+  ) {
+    this.seed = seed >>> 0;
+    for (let l = 0; l < lists; l++) {
+      this.buckets.push(new Int32Array(INITIAL_BUCKETS).fill(NONE));
+      this.counts.push(0);
+      this.newestId.push(NONE);
+      this.oldestId.push(NONE);
+    }
+  }
+
+  /**
+   * `key`'s hash under the current seed: one multiply per UTF-16 code unit (a bijection of the state, so
+   * keys of one length collide only by the final mix), then murmur3's finaliser so the low bits — the
+   * bucket — depend on every unit. Read straight from the string: cheaper than V8's own hashing of a
+   * request's new key string, and than writing it to bytes first (measured). Seeded per process so that
+   * which keys share a bucket cannot be worked out from outside.
+   */
+  hash(key: string): number {
+    if (key === this.lastKey) return this.lastHash;
+    let h = this.seed ^ key.length;
+    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x5bd1e995);
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    h = (h ^ (h >>> 16)) >>> 0;
+    this.lastKey = key;
+    this.lastHash = h;
+    return h;
+  }
+
+  /** The id of `key` in `list`, or NONE. Touches nothing. */
+  find(list: number, key: string): number {
+    const h = this.hash(key);
+    const b = this.buckets[list];
+    for (let id = b[h & (b.length - 1)]; id !== NONE; id = this.chain[id]) {
+      if (this.hashes[id] === h && this.keys.keyEquals(id, key)) return id;
+    }
+    return NONE;
+  }
+
+  /** Adds item `id` (not in any list) for `key` as `list`'s most recently used. */
+  insert(list: number, id: number, key: string): void {
+    if (id >= this.chain.length) this.grow(Math.max(id + 1, this.chain.length * 2));
+    const h = this.hash(key);
+    this.hashes[id] = h;
+    const b = this.buckets[list];
+    const at = h & (b.length - 1);
+    let n = 0;
+    for (let x = b[at]; x !== NONE && n <= MAX_CHAIN; x = this.chain[x]) n++;
+    this.chain[id] = b[at];
+    b[at] = id;
+    this.linkNewest(list, id);
+    const count = ++this.counts[list];
+    this.reseedCredit--;
+    if (n > MAX_CHAIN && this.reseedCredit <= 0) this.reseed();
+    else if (count > b.length) this.rebuild(list, b.length * 2);
+  }
+
+  /** Takes item `id` out of `list`. */
+  remove(list: number, id: number): void {
+    const b = this.buckets[list];
+    const at = this.hashes[id] & (b.length - 1);
+    let x = b[at];
+    if (x === id) b[at] = this.chain[id];
+    else {
+      while (this.chain[x] !== id) x = this.chain[x];
+      this.chain[x] = this.chain[id];
+    }
+    this.unlink(list, id);
+    this.counts[list]--;
+  }
+
+  /** Makes item `id` the most recently used of `list`. */
+  touch(list: number, id: number): void {
+    if (this.newestId[list] === id) return;
+    this.unlink(list, id);
+    this.linkNewest(list, id);
+  }
+
+  /** Empties `list` (its ids are the caller's to free). */
+  clear(list: number): void {
+    this.buckets[list] = new Int32Array(INITIAL_BUCKETS).fill(NONE);
+    this.counts[list] = 0;
+    this.newestId[list] = NONE;
+    this.oldestId[list] = NONE;
+  }
+
+  /** The longest chain of `list` (for tests and diagnostics: walks every bucket). */
+  longestChain(list: number): number {
+    let longest = 0;
+    for (const head of this.buckets[list]) {
+      let n = 0;
+      for (let x = head; x !== NONE; x = this.chain[x]) n++;
+      if (n > longest) longest = n;
+    }
+    return longest;
+  }
+
+  size(list: number): number {
+    return this.counts[list];
+  }
+
+  newest(list: number): number {
+    return this.newestId[list];
+  }
+
+  oldest(list: number): number {
+    return this.oldestId[list];
+  }
+
+  /** The next less recently used item after `id`, or NONE. */
+  older(id: number): number {
+    return this.olderId[id];
+  }
+
+  private linkNewest(list: number, id: number): void {
+    const head = this.newestId[list];
+    this.olderId[id] = head;
+    this.newerId[id] = NONE;
+    if (head === NONE) this.oldestId[list] = id;
+    else this.newerId[head] = id;
+    this.newestId[list] = id;
+  }
+
+  private unlink(list: number, id: number): void {
+    const older = this.olderId[id];
+    const newer = this.newerId[id];
+    if (newer === NONE) this.newestId[list] = older;
+    else this.olderId[newer] = older;
+    if (older === NONE) this.oldestId[list] = newer;
+    else this.newerId[older] = newer;
+  }
+
+  /** Re-threads `list`'s chains over `size` buckets from the stored hashes. */
+  private rebuild(list: number, size: number): void {
+    const b = new Int32Array(size).fill(NONE);
+    for (let id = this.oldestId[list]; id !== NONE; id = this.newerId[id]) {
+      const at = this.hashes[id] & (size - 1);
+      this.chain[id] = b[at];
+      b[at] = id;
+    }
+    this.buckets[list] = b;
+  }
+
+  /** A new seed: every key hashed again (read back from the store), every list rebuilt. */
+  private reseed(): void {
+    this.seed = randomSeed();
+    this.lastKey = undefined;
+    this.reseeds++;
+    let total = 0;
+    for (let l = 0; l < this.buckets.length; l++) {
+      for (let id = this.oldestId[l]; id !== NONE; id = this.newerId[id]) {
+        this.hashes[id] = this.hash(this.keys.keyOf(id));
+      }
+      this.rebuild(l, this.buckets[l].length);
+      total += this.counts[l];
+    }
+    this.lastKey = undefined;
+    this.reseedCredit = Math.max(total, INITIAL_BUCKETS);
+  }
+
+  private grow(cap: number): void {
+    const g = <T extends Int32Array | Uint32Array>(a: T): T => {
+      const b = new (a.constructor as new (n: number) => T)(cap);
+      b.set(a);
+      return b;
+    };
+    this.chain = g(this.chain);
+    this.hashes = g(this.hashes);
+    this.olderId = g(this.olderId);
+    this.newerId = g(this.newerId);
+  }
+}
+
+function randomSeed(): number {
+  return randomBytes(4).readUInt32LE(0);
+}

@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { ByteCache, Entry, entryBytes } from '../../src/cache.js';
+import { type KeyBytes, KeyIndex, NONE } from '../../src/keyindex.js';
+import { SLAB_MAX_VALUE, SlabStore } from '../../src/slab.js';
+
+/** Keys held in a Map by id: the index alone, without a store. */
+function fakeKeys(): KeyBytes & { byId: Map<number, string> } {
+  const byId = new Map<number, string>();
+  return { byId, keyEquals: (id, key) => byId.get(id) === key, keyOf: (id) => byId.get(id)! };
+}
+
+const entry = (v: string) => new Entry(Buffer.from(v), 0, 0, 0);
+
+/** Ids of `list` from most to least recently used. */
+function order(index: KeyIndex, list: number): number[] {
+  const ids: number[] = [];
+  for (let id = index.newest(list); id !== NONE; id = index.older(id)) ids.push(id);
+  return ids;
+}
+
+describe('KeyIndex', () => {
+  it('finds keys per list, keeps recency per list, removes from the middle of chains and lists', () => {
+    const keys = fakeKeys();
+    const index = new KeyIndex(keys, 2);
+    for (let id = 0; id < 2000; id++) {
+      const key = `key-${id}`;
+      keys.byId.set(id, key);
+      index.insert(id % 2, id, key);
+    }
+    assert.equal(index.size(0), 1000);
+    assert.equal(index.size(1), 1000);
+    assert.equal(index.find(0, 'key-10'), 10);
+    assert.equal(index.find(1, 'key-10'), NONE, 'a key is found only in its own list');
+    assert.equal(index.find(1, 'key-11'), 11);
+    assert.equal(index.oldest(0), 0);
+    index.touch(0, 0);
+    assert.equal(index.newest(0), 0);
+    assert.equal(index.oldest(0), 2);
+    for (let id = 0; id < 2000; id += 3) index.remove(id % 2, id);
+    for (let id = 0; id < 2000; id++) {
+      assert.equal(index.find(id % 2, `key-${id}`), id % 3 === 0 ? NONE : id);
+    }
+    const ids = order(index, 1);
+    assert.equal(ids.length, index.size(1));
+    assert.ok(
+      ids.every((id, i) => i === 0 || id < ids[i - 1]),
+      'newest first: inserted later',
+    );
+  });
+
+  it('keys that collide on purpose make it pick a new seed, and every key is still found', () => {
+    const seed = 12345;
+    const probe = new KeyIndex(fakeKeys(), 1, seed);
+    // 40 keys whose hashes share their low 12 bits under this seed: one chain, whatever the table size
+    const colliding: string[] = [];
+    const want = probe.hash('x0') & 4095;
+    for (let i = 1; colliding.length < 40; i++)
+      if ((probe.hash(`x${i}`) & 4095) === want) colliding.push(`x${i}`);
+    const keys = fakeKeys();
+    const index = new KeyIndex(keys, 1, seed);
+    colliding.forEach((key, id) => {
+      keys.byId.set(id, key);
+      index.insert(0, id, key);
+    });
+    assert.equal(index.reseeds, 1);
+    assert.ok(index.longestChain(0) < 8, `longest chain after the re-seed: ${index.longestChain(0)}`);
+    for (const [id, key] of colliding.entries()) assert.equal(index.find(0, key), id);
+    assert.deepEqual(order(index, 0), [...colliding.keys()].reverse(), 'recency kept across the re-seed');
+  });
+});
+
+describe('keys as bytes in the store', () => {
+  const store = (): SlabStore => {
+    const s: SlabStore = new SlabStore({ limitBytes: 8 << 20, reclaim: (id) => s.free(id) });
+    return s;
+  };
+
+  it('compares a key with its UTF-8 bytes: never equal to another string with the same bytes read as Latin-1', () => {
+    const s = store();
+    const id = s.put('é', Buffer.from('v'), 0);
+    assert.equal(s.keyLength(id), 2);
+    assert.ok(s.keyEquals(id, 'é'));
+    assert.ok(!s.keyEquals(id, '\u00c3\u00a9'), 'the two bytes of é as Latin-1 characters');
+    assert.ok(!s.keyEquals(id, 'e'));
+    const latin = s.put('\u00c3\u00a9', Buffer.from('w'), 0);
+    assert.ok(s.keyEquals(latin, '\u00c3\u00a9'));
+    assert.ok(!s.keyEquals(latin, 'é'));
+    assert.equal(s.keyOf(latin), '\u00c3\u00a9');
+  });
+
+  it('holds empty, astral and long keys (over SLAB_MAX_VALUE: a Buffer of their own)', () => {
+    const s = store();
+    const long = 'k'.repeat(SLAB_MAX_VALUE * 3) + '😀';
+    for (const key of ['', '😀 emoji', long, 'ascii']) {
+      const id = s.put(key, Buffer.from(`value of ${key.length}`), 0);
+      assert.ok(id >= 0);
+      assert.equal(s.keyOf(id), key);
+      assert.ok(s.keyEquals(id, key));
+      assert.ok(!s.keyEquals(id, `${key}x`));
+      assert.ok(!s.keyEquals(id, key.slice(0, -1) || 'z'));
+    }
+    assert.ok(s.stats().ownBytes >= Buffer.byteLength(long), 'the long key counts as held bytes');
+  });
+
+  it('property: a ByteCache behaves like an LRU map of strings (any keys, evictions, deletes, re-sets)', () => {
+    const keyArb = fc.oneof(
+      fc.string({ maxLength: 6 }),
+      fc.string({ unit: 'binary', maxLength: 4 }),
+      fc.constantFrom('é', '\u00c3\u00a9', 'a'.repeat(1500), 'a'.repeat(1501)),
+    );
+    const op = fc.oneof(
+      fc.record({ set: keyArb, value: fc.string({ maxLength: 40 }) }),
+      fc.record({ get: keyArb }),
+      fc.record({ del: keyArb }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 300 }), (ops) => {
+        const maxBytes = 4000;
+        const c = new ByteCache(maxBytes, () => 0);
+        // the model: a Map in recency order (least recent first), with each entry's charged bytes
+        const model = new Map<string, { v: string; bytes: number }>();
+        for (const o of ops) {
+          if ('set' in o) {
+            const e = entry(o.value);
+            const bytes = entryBytes(o.set, e.value);
+            const stored = c.set(o.set, e, bytes);
+            model.delete(o.set);
+            if (stored) {
+              model.set(o.set, { v: o.value, bytes });
+              let total = [...model.values()].reduce((a, x) => a + x.bytes, 0);
+              for (const [k, x] of model) {
+                if (total <= maxBytes) break;
+                model.delete(k);
+                total -= x.bytes;
+              }
+            }
+          } else if ('get' in o) {
+            const got = c.get(o.get);
+            const want = model.get(o.get);
+            assert.equal(got?.value.toString(), want?.v);
+            if (want !== undefined) {
+              model.delete(o.get);
+              model.set(o.get, want);
+            }
+          } else {
+            assert.equal(c.delete(o.del), model.delete(o.del));
+          }
+          assert.equal(c.items, model.size);
+          assert.equal(
+            c.bytes,
+            [...model.values()].reduce((a, x) => a + x.bytes, 0),
+          );
+        }
+        assert.deepEqual(
+          [...c.ids()].map(([k]) => k),
+          [...model.keys()].reverse(),
+        );
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
