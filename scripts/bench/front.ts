@@ -58,8 +58,9 @@ async function startStandIn(): Promise<Subject> {
 async function startGossipcache(
   name = 'gossipcache node A of 3',
   cli?: string,
+  nodeArgs?: string[],
 ): Promise<{ subject: Subject; nodes: NodeHandle[] }> {
-  const nodes = await startCluster(3, { group: GROUP, origin: 'demo:0ms', cacheBytes: '64MiB', cli });
+  const nodes = await startCluster(3, { group: GROUP, origin: 'demo:0ms', cacheBytes: '64MiB', cli, nodeArgs });
   const a = nodes[0];
   try {
     // Every key loaded by its owner and, for keys other nodes own, fetched into A's hot cache.
@@ -172,7 +173,11 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     const baselineDist = process.env.FRONT_BASELINE_DIST;
     let baseline: Subject | undefined;
     if (baselineDist && subject.before) {
-      baseline = (await startGossipcache(`baseline node A of 3 (${baselineDist})`, `${baselineDist}/cli.js`))
+      // FRONT_BASELINE_NODE_ARGS="--flag ...": node flags for the baseline's processes only (e.g. the same
+      // build with and without a V8 flag: FRONT_BASELINE_DIST=dist).
+      const nodeArgs = process.env.FRONT_BASELINE_NODE_ARGS?.split(' ').filter(Boolean);
+      const label = `baseline node A of 3 (${baselineDist}${nodeArgs ? ` ${nodeArgs.join(' ')}` : ''})`;
+      baseline = (await startGossipcache(label, `${baselineDist}/cli.js`, nodeArgs))
         .subject;
       servers.push(...baseline.servers);
       subjects.push(baseline);
