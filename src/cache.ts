@@ -127,7 +127,7 @@ const SLACK_PAGES = 24;
  * values tens of MiB are always waiting. Without an allowance every eviction would only move bytes from
  * "cached" to "waiting", and new values would be refused until the next collection. Past it they are.
  */
-export const LIMBO_ALLOWANCE_BYTES = 32 << 20;
+export const LIMBO_ALLOWANCE_BYTES = 16 << 20;
 
 /** What a group's main and hot cache share: the store of keys and values, and the key index over it. */
 export interface CacheSpace {

@@ -60,7 +60,13 @@ async function startGossipcache(
   cli?: string,
   nodeArgs?: string[],
 ): Promise<{ subject: Subject; nodes: NodeHandle[] }> {
-  const nodes = await startCluster(3, { group: GROUP, origin: 'demo:0ms', cacheBytes: '64MiB', cli, nodeArgs });
+  const nodes = await startCluster(3, {
+    group: GROUP,
+    origin: 'demo:0ms',
+    cacheBytes: '64MiB',
+    cli,
+    nodeArgs,
+  });
   const a = nodes[0];
   try {
     // Every key loaded by its owner and, for keys other nodes own, fetched into A's hot cache.
@@ -177,8 +183,7 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
       // build with and without a V8 flag: FRONT_BASELINE_DIST=dist).
       const nodeArgs = process.env.FRONT_BASELINE_NODE_ARGS?.split(' ').filter(Boolean);
       const label = `baseline node A of 3 (${baselineDist}${nodeArgs ? ` ${nodeArgs.join(' ')}` : ''})`;
-      baseline = (await startGossipcache(label, `${baselineDist}/cli.js`, nodeArgs))
-        .subject;
+      baseline = (await startGossipcache(label, `${baselineDist}/cli.js`, nodeArgs)).subject;
       servers.push(...baseline.servers);
       subjects.push(baseline);
     }

@@ -272,6 +272,31 @@ describe('SlabStore', () => {
     );
   });
 
+  it('limbo past its allowance: the store asks V8 for a collection, once, and the dropped values are freed without a gc flag', async () => {
+    const MiB = 1 << 20;
+    const store: SlabStore = new SlabStore({
+      limitBytes: 64 * MiB,
+      limboAllowanceBytes: 4 * MiB,
+      reclaim: (id) => store.free(id),
+    });
+    // 3 × 2 MiB values dropped: 6 MiB in limbo, past the 4 MiB allowance
+    for (let i = 0; i < 3; i++) store.free(store.put(`v${i}`, Buffer.alloc(2 * MiB, i), 0));
+    assert.ok(store.stats().limboBytes >= 6 * MiB);
+    assert.equal(store.collectionsAsked, 1, 'asked once, not once per value');
+    // No gc() here: a server keeps trying to cache, and each refusal (only limbo in the way) asks again
+    // at most once a second, until a collection has freed the dropped values and the big one fits.
+    const big = Buffer.alloc(63 * MiB);
+    const deadline = Date.now() + 15_000;
+    let id = store.put('big', big, 0);
+    assert.equal(id, -1, 'the 2 MiB of limbo past the allowance are in the way of 63 MiB in 64');
+    while (id < 0 && Date.now() < deadline) {
+      await sleep(50);
+      id = store.put('big', big, 0);
+    }
+    assert.ok(id >= 0, `still refused after 15 s: limbo ${store.stats().limboBytes} bytes`);
+    assert.ok(store.stats().limboBytes <= 4 * MiB);
+  });
+
   it('clear() drops everything (held until the collector frees it)', async () => {
     const store: SlabStore = new SlabStore({ limitBytes: 1 << 20, reclaim: (id) => store.free(id) });
     for (let i = 0; i < 100; i++) store.put(`k${i}`, Buffer.alloc(i * 20), 0);
