@@ -675,7 +675,12 @@ export class SlabStore {
     // and a collection that ran now — V8 may run it at once — would keep it and then not run again for
     // another 64 MB. After the current operation it is garbage.
     // (This closure runs at most once a second: never optimised enough for the allocation to be dropped.)
-    queueMicrotask(() => void new ArrayBuffer(COLLECTION_NUDGE_BYTES));
+    // Address space can be limited (ulimit -v): then there is no nudge, and the collector comes in its time.
+    queueMicrotask(() => {
+      try {
+        void new ArrayBuffer(COLLECTION_NUDGE_BYTES);
+      } catch {}
+    });
   }
 
   /**
