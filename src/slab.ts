@@ -685,26 +685,39 @@ export class SlabStore {
 
   /**
    * Gets `bytes` of room under the limit for an own-buffer value: releases pooled pages, then has the
-   * owner evict its least recently used items, then takes pages back. Fails, evicting nothing more, when
-   * what stands in the way is limbo past its allowance: the value is then not cached, and the next one
-   * fits once the collector has run.
+   * owner evict its least recently used items, then takes pages back. Evicting small items frees memory
+   * only once every chunk of a page is free, which in LRU order can take nearly the whole cache (items of
+   * all ages share pages): after a page's worth of evicted chunks with nothing given back, a page is
+   * taken back instead — its items go out of LRU order, but the cost is bounded by two pages' worth of
+   * items per page of room. Fails, evicting nothing more, when what stands in the way is limbo past its
+   * allowance: the value is then not cached, and the next one fits once the collector has run.
    */
   private makeRoom(bytes: number): boolean {
     const limit = this.limitBytes - this.slackBytes;
     if (bytes > limit) return false;
+    /** Chunk bytes evicted since memory was last given back. */
+    let evictedChunks = 0;
     while (this.held() + bytes > limit) {
       let p = this.freePool.pop();
       if (p === undefined) {
-        // Only limbo past its allowance in the way: evicting would move bytes into limbo, not out. Ask
-        // again (at most once a second): a collection already under way when the last ask came keeps what
-        // was alive when it started.
-        if (this.pagesHeld * this.pageBytes + this.ownBytes + bytes <= limit) {
-          this.askForCollection();
+        // Only limbo past its allowance in the way: evicting would move bytes into limbo, not out.
+        if (this.pagesHeld * this.pageBytes + this.ownBytes + bytes <= limit) return false;
+        if (evictedChunks < this.pageBytes) {
+          const held = this.held();
+          const chunks = this.chunkBytes;
+          if (this.evict()) {
+            const gaveBack = this.freePool.length > 0 || this.held() < held;
+            evictedChunks = gaveBack ? 0 : evictedChunks + chunks - this.chunkBytes;
+            continue;
+          }
+        }
+        p = this.reassign();
+        evictedChunks = 0;
+        // No page with live chunks: what is left to evict is in Buffers of its own.
+        if (p < 0) {
+          if (this.evict()) continue;
           return false;
         }
-        if (this.evict()) continue;
-        p = this.reassign();
-        if (p < 0) return false;
       }
       this.drop(this.pages[p]!.buffer, this.pageBytes);
       this.pages[p] = undefined;

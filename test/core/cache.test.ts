@@ -145,4 +145,29 @@ describe('large values under a full budget', () => {
     assert.ok(g.server.getCached('k19') && !g.server.getCached('k0'), 'the oldest went first');
     g.close();
   });
+
+  it('room for a large value among small ones costs a page or two of them, not the whole cache', () => {
+    // Small values spread over the pages in no LRU order (reads of random keys): freeing a page by
+    // evicting in LRU order empties one only when nearly every item is gone. Past a page's worth of
+    // evicted chunks the store takes a page back instead (it evicted 99 % of the items before).
+    const MiB = 1 << 20;
+    const c = new ByteCache(4 * MiB, () => 0);
+    const small = Buffer.alloc(100, 1);
+    let n = 0;
+    for (; n < 100_000; n++) c.set(`k${n}`, new Entry(small, 0, 0, 0), entryBytes(`k${n}`, small));
+    let seed = 1;
+    const random = () => ((seed = Math.imul(seed, 48271) % 0x7fffffff) & 0x7fffffff) / 0x7fffffff;
+    for (let j = 0; j < 100_000; j++) c.getId(`k${Math.floor(random() * n)}`);
+    const before = c.stats();
+    assert.ok(c.store.stats().freePages === 0 || c.store.stats().freePages <= 1, 'pages are all in use');
+    const big = Buffer.alloc(300 * 1024, 2);
+    assert.ok(c.set('big', new Entry(big, 0, 0, 0), entryBytes('big', big)), 'cached');
+    const evicted = c.stats().evictions - before.evictions;
+    // its own budget alone evicts ~300 KiB / 106 B ≈ 2900 items; the store's limit a few pages more
+    assert.ok(
+      evicted < before.items / 4,
+      `evicted ${evicted} of ${before.items} items for one 300 KiB value`,
+    );
+    assert.ok(c.store.stats().pagesReassigned > 0, 'it took pages back');
+  });
 });
