@@ -7,7 +7,7 @@
 import type { RateState } from './hotkeys.js';
 import { readRate } from './hotkeys.js';
 import { KeyIndex, NONE } from './keyindex.js';
-import { defaultPageBytes, ITEM_OVERHEAD, SlabStore } from './slab.js';
+import { defaultPageBytes, ITEM_OVERHEAD, isWellFormed, SlabStore } from './slab.js';
 
 /** How an entry came to this process (for `Cache-Status`): loaded by the getter, fetched from its owner, or set. */
 export type Source = 'getter' | 'peer' | 'set';
@@ -310,14 +310,18 @@ export class ByteCache {
    * Stores a copy of `e` under `key` (its value goes to the store, its metadata to the store's arrays),
    * replacing what `key` held, as the most recently used item; evicts the least recently used ones while
    * this cache holds more than `maxBytes`. Not cached (and what `key` held dropped) when it alone is over
-   * `maxBytes` or the store cannot hold it. `bytes` is what it is charged: key + value bytes; the per-item
-   * overhead is counted in `overheadBytes`.
+   * `maxBytes` or the store cannot hold it; not cached when `key` has a lone surrogate. `bytes` is what
+   * it is charged: key + value bytes; the per-item overhead is counted in `overheadBytes`.
    */
   set(key: string, e: Entry, bytes: number): boolean {
     if (bytes > this.maxBytes) {
       this.delete(key);
       return false;
     }
+    // A key with a lone surrogate would be stored as U+FFFD's bytes: found by neither key, and read back
+    // as the other one when the index re-seeds (it re-hashes keys from their stored bytes). Groups refuse
+    // such keys before they get here.
+    if (!isWellFormed(key)) return false;
     const st = this.store;
     // Adopted, not copied, when it is a whole Buffer: an Entry's value is never written to.
     const id = st.put(key, e.value, this.tag, true);

@@ -52,6 +52,11 @@ const OWN_ALIGN = 16;
  */
 const STABLE_SLOTS = 16384;
 
+/** False when `s` has a lone UTF-16 surrogate (no UTF-8 form: it would be written as U+FFFD). */
+export function isWellFormed(s: string): boolean {
+  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+}
+
 function align8(n: number): number {
   return (n + 7) & ~7;
 }
@@ -389,7 +394,8 @@ export class SlabStore {
 
   /**
    * Whether item `id`'s key is `key`, allocating nothing: an ASCII key is compared code unit by byte;
-   * any other is encoded into a scratch buffer first.
+   * any other is encoded into a scratch buffer first. A key with a lone surrogate (no UTF-8 form) equals
+   * no stored key.
    */
   keyEquals(id: number, key: string): boolean {
     const n = this.klen[id];
@@ -406,6 +412,9 @@ export class SlabStore {
       return true;
     }
     if (Buffer.byteLength(key, 'utf8') !== n) return false;
+    // A lone surrogate is written as U+FFFD's bytes: without this, "\uD800" would equal a stored "\uFFFD"
+    // (reached only after a full 32-bit hash match, so the scan costs nothing on the hit path).
+    if (!isWellFormed(key)) return false;
     if (this.scratch.length < n) this.scratch = Buffer.allocUnsafeSlow(n);
     this.scratch.write(key, 0, n, 'utf8');
     return buf.compare(this.scratch, 0, n, off, off + n) === 0;

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ByteCache, Entry, entryBytes } from '../../src/cache.js';
 import { type KeyBytes, KeyIndex, NONE } from '../../src/keyindex.js';
+import { Group, GroupRegistry, InvalidKeyError } from '../../src/index.js';
 import { SLAB_MAX_VALUE, SlabStore } from '../../src/slab.js';
 
 /** Keys held in a Map by id: the index alone, without a store. */
@@ -90,6 +91,27 @@ describe('keys as bytes in the store', () => {
     assert.equal(s.keyOf(latin), '\u00c3\u00a9');
   });
 
+  it('a key with a lone surrogate equals no stored key, and a ByteCache does not cache it', () => {
+    // "\uD800" has no UTF-8 form: written as U+FFFD's bytes, it would match a stored "\uFFFD" after a
+    // full hash match, and a stored "\uD800" would read back (and re-hash, on a re-seed) as "\uFFFD"
+    const s = store();
+    const id = s.put('a\uFFFD', Buffer.from('v'), 0);
+    assert.ok(s.keyEquals(id, 'a\uFFFD'));
+    for (const lone of ['a\uD800', 'a\uDFFF', 'a\uDBFF']) assert.ok(!s.keyEquals(id, lone), lone);
+    const c = new ByteCache(1000, () => 0);
+    assert.equal(c.set('a\uD800', entry('lone'), entryBytes('a\uD800', Buffer.from('lone'))), false);
+    assert.equal(c.items, 0);
+    assert.equal(c.bytes, 0);
+    assert.equal(c.store.stats().items, 0, 'nothing left in the store');
+    assert.ok(c.set('a\uFFFD', entry('ok'), entryBytes('a\uFFFD', Buffer.from('ok'))));
+    assert.equal(c.get('a\uD800'), undefined);
+    assert.equal(c.get('a\uFFFD')?.value.toString(), 'ok');
+    assert.ok(
+      c.set('😀', entry('astral'), entryBytes('😀', Buffer.from('astral'))),
+      'a surrogate pair is fine',
+    );
+  });
+
   it('holds empty, astral and long keys (over SLAB_MAX_VALUE: a Buffer of their own)', () => {
     const s = store();
     const long = 'k'.repeat(SLAB_MAX_VALUE * 3) + '😀';
@@ -160,5 +182,56 @@ describe('keys as bytes in the store', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('hostile keys through a Group', () => {
+  it('refuses empty, lone-surrogate and over-limit keys on every entry point; caches the rest apart', async () => {
+    const loads: string[] = [];
+    const g = new Group({
+      name: 'hostile',
+      cacheBytes: 1 << 20,
+      registry: new GroupRegistry(),
+      getter: async (key) => {
+        loads.push(key);
+        return Buffer.from(`v:${key.length}:${key.slice(-2)}`);
+      },
+    });
+    const bad = ['', '\uD800', 'a\uDFFF', '\uDBFFb', 'x'.repeat(65_537), 'é'.repeat(32_769)];
+    for (const key of bad) {
+      await assert.rejects(g.get(key), InvalidKeyError);
+      assert.throws(() => g.server.getCached(key), InvalidKeyError);
+      assert.throws(() => g.server.setLocal(key, 'v'), InvalidKeyError);
+      assert.throws(() => g.server.removeLocal(key), InvalidKeyError);
+      assert.equal(g.server.acceptHandoff([{ key, value: Buffer.from('v') }]), 0);
+    }
+    assert.equal(g.memoryStats().items, 0, 'nothing of them reached the store');
+    assert.deepEqual(loads, []);
+    // keys that differ only beyond ASCII (NFC vs NFD é, é vs its Latin-1 misreading), 1 unit, the slab
+    // limit and one over it (a key Buffer of its own), and the default maximum of 64 KiB
+    const good = [
+      'é',
+      'e\u0301',
+      '\u00c3\u00a9',
+      'a',
+      '\uFFFD',
+      'k'.repeat(1024),
+      'k'.repeat(1025),
+      `${'é'.repeat(512)}`,
+      `${'é'.repeat(512)}a`,
+      'x'.repeat(65_536),
+      `${'😀'.repeat(16_383)}abcd`,
+    ];
+    for (const key of good) assert.equal((await g.get(key)).toString(), `v:${key.length}:${key.slice(-2)}`);
+    for (const key of good) {
+      assert.equal(g.server.getCached(key)?.toString(), `v:${key.length}:${key.slice(-2)}`, key.slice(0, 4));
+    }
+    assert.equal(loads.length, good.length, 'each loaded once, then a hit');
+    assert.equal(g.cacheStats('main').items, good.length);
+    assert.equal(
+      g.cacheStats('main').bytes,
+      good.reduce((n, k) => n + Buffer.byteLength(k) + Buffer.byteLength(`v:${k.length}:${k.slice(-2)}`), 0),
+    );
+    g.close();
   });
 });
