@@ -30,7 +30,8 @@ const INITIAL_IDS = 1024;
 /**
  * Lists (one per cache, by a small number: the cache's tag) over item ids handed out by the store. An id
  * is in at most one list at a time. Per id it costs 16 bytes (chain, hash, two links), per list 4–8 bytes
- * an item for the buckets (one bucket per item, doubled when the items outgrow them).
+ * an item for the buckets (one bucket per item, doubled when the items outgrow them, halved when they
+ * are down to a quarter). The per-id arrays keep the size of the most ids ever in use.
  */
 export class KeyIndex {
   private readonly buckets: Int32Array[] = [];
@@ -130,7 +131,9 @@ export class KeyIndex {
       this.chain[x] = this.chain[id];
     }
     this.unlink(list, id);
-    this.counts[list]--;
+    const count = --this.counts[list];
+    // Gives the buckets of a spike back: a quarter full, halve them (they double again past full).
+    if (count < b.length >> 2 && b.length > INITIAL_BUCKETS) this.rebuild(list, b.length >> 1);
   }
 
   /** Makes item `id` the most recently used of `list`. */
@@ -157,6 +160,11 @@ export class KeyIndex {
       if (n > longest) longest = n;
     }
     return longest;
+  }
+
+  /** How many buckets `list` has (for tests and diagnostics). */
+  bucketCount(list: number): number {
+    return this.buckets[list].length;
   }
 
   size(list: number): number {

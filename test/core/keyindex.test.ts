@@ -72,6 +72,71 @@ describe('KeyIndex', () => {
   });
 });
 
+describe('KeyIndex sizes', () => {
+  it('gives the buckets of a spike back as items leave, and finds the rest', () => {
+    const keys = fakeKeys();
+    const index = new KeyIndex(keys, 2);
+    const n = 100_000;
+    for (let id = 0; id < n; id++) {
+      keys.byId.set(id, `k${id}`);
+      index.insert(0, id, `k${id}`);
+    }
+    assert.ok(index.bucketCount(0) >= n, `${index.bucketCount(0)} buckets for ${n} items`);
+    assert.equal(index.bucketCount(1), 16, 'the other list is untouched');
+    for (let id = 0; id < n - 10; id++) index.remove(0, id);
+    assert.ok(index.bucketCount(0) <= 64, `${index.bucketCount(0)} buckets left for 10 items`);
+    for (let id = n - 10; id < n; id++) assert.equal(index.find(0, `k${id}`), id);
+    assert.equal(index.find(0, 'k0'), NONE);
+    assert.deepEqual(
+      order(index, 0),
+      Array.from({ length: 10 }, (_, i) => n - 1 - i),
+    );
+    // and grows again
+    for (let id = 0; id < 1000; id++) index.insert(0, id, `k${id}`);
+    assert.ok(index.bucketCount(0) >= 1010 && index.bucketCount(0) <= 4096);
+    for (let id = 0; id < 1000; id++) assert.equal(index.find(0, `k${id}`), id);
+  });
+
+  it('re-seeds at most once per as many inserts as it holds, even when keys collide under every seed it picks', () => {
+    const keys = fakeKeys();
+    const index = new KeyIndex(keys, 1, 12345);
+    const seedOf = () => (index as unknown as { seed: number }).seed;
+    /** `n` new keys whose hashes share their low 16 bits under the index's current seed. */
+    let next = 0;
+    const colliding = (n: number): string[] => {
+      const probe = new KeyIndex(fakeKeys(), 1, seedOf());
+      const want = probe.hash(`c${next++}`) & 0xffff;
+      const out: string[] = [];
+      while (out.length < n) {
+        const k = `c${next++}`;
+        if ((probe.hash(k) & 0xffff) === want) out.push(k);
+      }
+      return out;
+    };
+    let id = 0;
+    const insert = (k: string) => {
+      keys.byId.set(id, k);
+      index.insert(0, id++, k);
+    };
+    // an attacker who knew every seed: 34 colliding keys among 500 make a chain over 32, the first re-seed
+    for (let i = 0; i < 500; i++) insert(`plain${i}`);
+    for (const k of colliding(34)) insert(k);
+    assert.equal(index.reseeds, 1);
+    // the next burst collides under the new seed: no re-seed until as many inserts as the index held
+    const held = index.size(0);
+    let inserts = 0;
+    while (index.reseeds === 1) {
+      for (const k of colliding(40)) {
+        insert(k);
+        inserts++;
+        if (index.reseeds > 1) break;
+      }
+    }
+    assert.ok(inserts >= held, `re-seeded again after ${inserts} inserts, holding ${held}`);
+    for (const [i, k] of keys.byId) assert.equal(index.find(0, k), i);
+  });
+});
+
 describe('keys as bytes in the store', () => {
   const store = (): SlabStore => {
     const s: SlabStore = new SlabStore({ limitBytes: 8 << 20, reclaim: (id) => s.free(id) });
