@@ -21,18 +21,23 @@ export function maxAgeMs(header: string | undefined): number | undefined {
 
 /**
  * The stale windows of RFC 5861 from `Cache-Control`: `stale-while-revalidate=N` and
- * `stale-if-error=N` (seconds, after the value's max-age), in ms; 0 when absent. Both are 0 when the
- * response forbids serving it stale: `no-store` (never kept), `no-cache`, `must-revalidate` and
- * `proxy-revalidate` (RFC 9111 §5.2.2: no reuse without validation).
+ * `stale-if-error=N` (seconds, after the value's max-age), in ms; undefined when the response names
+ * none, so that the group's default window (GOSSIPCACHE_STALE_WHILE_REVALIDATE / _IF_ERROR) applies.
+ * Both are 0 — overriding any default — when the response forbids serving it stale: `no-store` (never
+ * kept), `no-cache`, `must-revalidate` and `proxy-revalidate` (RFC 9111 §5.2.2: no reuse without
+ * validation).
  */
-export function staleWindowsMs(header: string | undefined): { swr: number; sie: number } {
-  if (!header) return { swr: 0, sie: 0 };
+export function staleWindowsMs(header: string | undefined): {
+  swr: number | undefined;
+  sie: number | undefined;
+} {
+  if (!header) return { swr: undefined, sie: undefined };
   const h = header.toLowerCase();
   if (/(?:^|[,\s])(no-store|no-cache|must-revalidate|proxy-revalidate)\b/.test(h)) return { swr: 0, sie: 0 };
   const swr = /(?:^|[,\s])stale-while-revalidate\s*=\s*"?(\d+)/.exec(h);
   const sie = /(?:^|[,\s])stale-if-error\s*=\s*"?(\d+)/.exec(h);
   return {
-    swr: swr ? Math.min(Number(swr[1]) * 1000, MAX_TTL_MS) : 0,
-    sie: sie ? Math.min(Number(sie[1]) * 1000, MAX_TTL_MS) : 0,
+    swr: swr ? Math.min(Number(swr[1]) * 1000, MAX_TTL_MS) : undefined,
+    sie: sie ? Math.min(Number(sie[1]) * 1000, MAX_TTL_MS) : undefined,
   };
 }

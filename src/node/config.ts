@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { AddressError, formatHostPort, type HostPort, isHost, parseHostPort } from '../address.js';
+import { MAX_TTL_MS } from '../cache.js';
 import { DEFAULT_GRPC_LIMITS, type GrpcLimits } from '../grpc/limits.js';
 import { parseSecretKeys, RECEIVER_BINDINGS, type ReceiverBinding } from '../membership/keyring.js';
 import { defaultGrpcMaxConnections, defaultMemcachedMaxConnections, readFdLimit } from './connections.js';
@@ -29,6 +30,14 @@ export interface GroupConfig {
   origin: string;
   /** A memcached front of its own for this group (groups file only; see docs/memcached.md). */
   memcachedAddr?: HostPort;
+  /**
+   * Default stale-while-revalidate window (ms, 0 = off) of values whose origin names none: the group's
+   * `staleWhileRevalidateMs`. An origin's own `stale-while-revalidate=N` (or `must-revalidate` & co,
+   * which turn it off) wins. Costs memory: an expired value stays cached until its window ends.
+   */
+  staleWhileRevalidateMs: number;
+  /** Default stale-if-error window (ms, 0 = off), likewise: the group's `staleIfErrorMs`. */
+  staleIfErrorMs: number;
 }
 
 /** The memcached text-protocol front (docs/memcached.md); absent = off. */
@@ -119,6 +128,8 @@ type RawConfig = {
   group: string;
   cacheBytes: string;
   origin: string;
+  staleWhileRevalidate: string;
+  staleIfError: string;
   originTimeout: string;
   originMaxBytes: string;
   originConnections: string;
@@ -233,6 +244,20 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: '--origin',
     default: 'demo:400ms',
     doc: 'the loader: `demo[:<delay>]` (returns `Value of <key>` after the delay) or an `http(s)://…{key}…` URL template',
+  },
+  {
+    key: 'staleWhileRevalidate',
+    env: 'GOSSIPCACHE_STALE_WHILE_REVALIDATE',
+    flag: '--stale-while-revalidate',
+    default: '0',
+    doc: "default stale-while-revalidate window (RFC 5861) of origin values that expire and name none (and of PUT values): for this long after expiry a get answers the stale value at once and refreshes it in the background; the origin's `stale-while-revalidate=N`, `must-revalidate`, `no-cache` win; an expired value stays cached (in the cache size) until its window ends; at most a year; `0` = off; in a groups file, per group as `staleWhileRevalidate`",
+  },
+  {
+    key: 'staleIfError',
+    env: 'GOSSIPCACHE_STALE_IF_ERROR',
+    flag: '--stale-if-error',
+    default: '0',
+    doc: "default stale-if-error window (RFC 5861), likewise: for this long after expiry a load that fails answers the stale value instead; the origin's `stale-if-error=N` wins; `0` = off; in a groups file, per group as `staleIfError`",
   },
   {
     key: 'originTimeout',
@@ -351,7 +376,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'GOSSIPCACHE_CONFIG',
     flag: '--config',
     default: '',
-    doc: 'JSON file `{ "groups": [{ "name", "cacheBytes", "origin", "memcachedAddr"? }] }` for several groups (replaces GROUP/CACHE_BYTES/ORIGIN)',
+    doc: 'JSON file `{ "groups": [{ "name", "cacheBytes", "origin", "memcachedAddr"?, "staleWhileRevalidate"?, "staleIfError"? }] }` for several groups (replaces GROUP/CACHE_BYTES/ORIGIN; the stale windows default to STALE_WHILE_REVALIDATE/STALE_IF_ERROR)',
   },
   {
     key: 'memcachedAddr',
@@ -531,6 +556,8 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
       `"${raw.logFormat}" is not a log format; expected auto, json or pretty`,
     );
   }
+  const staleWhileRevalidateMs = parseWindow(raw.staleWhileRevalidate, source.staleWhileRevalidate);
+  const staleIfErrorMs = parseWindow(raw.staleIfError, source.staleIfError);
   const groups =
     raw.config === ''
       ? [
@@ -538,9 +565,11 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
             name: parseGroupName(raw.group, source.group),
             cacheBytes: parseBytes(raw.cacheBytes, source.cacheBytes),
             origin: parseOrigin(raw.origin, source.origin),
+            staleWhileRevalidateMs,
+            staleIfErrorMs,
           },
         ]
-      : readGroupsFile(raw.config, source.config);
+      : readGroupsFile(raw.config, source.config, { staleWhileRevalidateMs, staleIfErrorMs });
   let secretKeys: Buffer[];
   try {
     secretKeys = parseSecretKeys(raw.secretKey);
@@ -660,6 +689,14 @@ export function parseDuration(value: string, source: string): number {
   return Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms']);
 }
 
+/**
+ * A stale window: a duration, clamped to MAX_TTL_MS (one year) as the group clamps it, so a huge value
+ * means "as long as a value can live" rather than an error or Infinity.
+ */
+export function parseWindow(value: string, source: string): number {
+  return Math.min(parseDuration(value, source), MAX_TTL_MS);
+}
+
 function parseGroupName(value: string, source: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(value)) {
     throw new ConfigError(
@@ -703,7 +740,11 @@ export function parseCount(value: string, source: string): number {
   return n;
 }
 
-function readGroupsFile(path: string, source: string): GroupConfig[] {
+function readGroupsFile(
+  path: string,
+  source: string,
+  windows: Pick<GroupConfig, 'staleWhileRevalidateMs' | 'staleIfErrorMs'>,
+): GroupConfig[] {
   let doc: unknown;
   try {
     doc = JSON.parse(readFileSync(path, 'utf8'));
@@ -728,6 +769,14 @@ function readGroupsFile(path: string, source: string): GroupConfig[] {
       name,
       cacheBytes: parseBytes(String(g.cacheBytes ?? '64MiB'), `${where}.cacheBytes`),
       origin: parseOrigin(String(g.origin ?? 'demo:400ms'), `${where}.origin`),
+      staleWhileRevalidateMs:
+        g.staleWhileRevalidate === undefined
+          ? windows.staleWhileRevalidateMs
+          : parseWindow(String(g.staleWhileRevalidate), `${where}.staleWhileRevalidate`),
+      staleIfErrorMs:
+        g.staleIfError === undefined
+          ? windows.staleIfErrorMs
+          : parseWindow(String(g.staleIfError), `${where}.staleIfError`),
     };
     if (g.memcachedAddr !== undefined) {
       group.memcachedAddr = parseBindAddr(String(g.memcachedAddr), `${where}.memcachedAddr`);

@@ -4,15 +4,15 @@
 import type { AddressInfo } from 'node:net';
 import { formatHostPort } from '../address.js';
 import { createNode, type GossipNode, RING_META } from '../cluster/node.js';
-import { Group, GroupRegistry } from '../group.js';
+import { GroupRegistry } from '../group.js';
 import { VERSION } from '../version.js';
 import type { NodeConfig } from './config.js';
 import { ringShares } from './dashboard.js';
+import { createGroups } from './groups.js';
 import { createHttpFront, newFrontCounters } from './http.js';
 import { createLogger, type PinoLogger, RateLimitedLog } from './log.js';
 import { type RunningMemcachedFront, startMemcachedFronts } from './memcached/start.js';
 import { createMetrics } from './metrics.js';
-import { createOrigin, type Origin } from './origin.js';
 import { startTracing } from './otel.js';
 
 /** Starts a node from a validated configuration; returns when it is serving. Exits on fatal errors. */
@@ -32,22 +32,7 @@ async function start(config: NodeConfig, log: PinoLogger): Promise<void> {
   // Trace export, if the OTEL_* environment asks for it (otel.ts); registered before any request.
   const tracing = await startTracing(process.env, log, VERSION);
   const registry = new GroupRegistry();
-  const origins: Origin[] = [];
-  for (const g of config.groups) {
-    const origin = createOrigin(g.origin, {
-      timeoutMs: config.originTimeoutMs,
-      maxBytes: config.originMaxBytes,
-      connections: config.originConnections,
-    });
-    origins.push(origin);
-    new Group({
-      name: g.name,
-      cacheBytes: g.cacheBytes,
-      getter: origin.load,
-      registry,
-      hotMaxAgeMs: config.hotMaxAgeMs,
-    });
-  }
+  const origins = createGroups(config, registry);
 
   let node: GossipNode | undefined;
   let shuttingDown = false;

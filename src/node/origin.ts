@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { NotFoundError } from '../errors.js';
-import type { GetterResult } from '../group.js';
+import type { GetterResult, GetterValue } from '../group.js';
 import { maxAgeMs, staleWindowsMs } from './cache-control.js';
 import { DEFAULT_ORIGIN_CONNECTIONS, parseDuration } from './config.js';
 import { originTarget, parseOriginTemplate } from './origin-url.js';
@@ -220,12 +220,19 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
       else chunks.length = 0;
     }
     const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-    if (!endIsKnown(status, res.headers)) return { value: body, ttlMs: 0 };
+    // Windows 0, not the group's defaults: a body that may be truncated is never kept, even stale.
+    if (!endIsKnown(status, res.headers)) {
+      return { value: body, ttlMs: 0, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 };
+    }
     const cc = headerString(res.headers['cache-control']);
     const ttlMs = maxAgeMs(cc);
     if (ttlMs === undefined) return body;
+    // A window the response does not name is left out: the group's default applies to it.
     const w = staleWindowsMs(cc);
-    return { value: body, ttlMs, staleWhileRevalidateMs: w.swr, staleIfErrorMs: w.sie };
+    const r: GetterValue = { value: body, ttlMs };
+    if (w.swr !== undefined) r.staleWhileRevalidateMs = w.swr;
+    if (w.sie !== undefined) r.staleIfErrorMs = w.sie;
+    return r;
   }
   return {
     description: `http origin ${t.description} (at most ${connections} connections)`,

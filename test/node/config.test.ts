@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { MAX_TTL_MS } from '../../src/group.js';
 import { DEFAULT_GRPC_LIMITS } from '../../src/grpc/limits.js';
 import {
   ConfigError,
@@ -41,7 +42,15 @@ describe('config defaults', () => {
     assert.deepEqual(c.httpAddr, { host: '0.0.0.0', port: 8080 });
     assert.deepEqual(c.grpcAddr, { host: '0.0.0.0', port: 9090 });
     assert.deepEqual(c.gossipAddr, { host: '0.0.0.0', port: 7946 });
-    assert.deepEqual(c.groups, [{ name: 'default', cacheBytes: 64 * 1024 * 1024, origin: 'demo:400ms' }]);
+    assert.deepEqual(c.groups, [
+      {
+        name: 'default',
+        cacheBytes: 64 * 1024 * 1024,
+        origin: 'demo:400ms',
+        staleWhileRevalidateMs: 0,
+        staleIfErrorMs: 0,
+      },
+    ]);
     assert.deepEqual(c.seeds, []);
     assert.deepEqual(c.secretKeys, []);
     assert.equal(c.tls, undefined);
@@ -165,14 +174,63 @@ describe('config values', () => {
           ],
         }),
       );
+      const none = { staleWhileRevalidateMs: 0, staleIfErrorMs: 0 };
       assert.deepEqual(config(['--config', file]).groups, [
-        { name: 'a', cacheBytes: 1024 * 1024, origin: 'demo:400ms' },
-        { name: 'b', cacheBytes: 64 * 1024 * 1024, origin: 'demo:10ms' },
+        { name: 'a', cacheBytes: 1024 * 1024, origin: 'demo:400ms', ...none },
+        { name: 'b', cacheBytes: 64 * 1024 * 1024, origin: 'demo:10ms', ...none },
       ]);
       writeFileSync(file, JSON.stringify({ groups: [{ name: 'a' }, { name: 'a' }] }));
       assert.match(configError(['--config', file]).message, /groups\[1\]\.name: "a" appears twice/);
       writeFileSync(file, '{');
       assert.match(configError([], { GOSSIPCACHE_CONFIG: file }).message, /^GOSSIPCACHE_CONFIG: cannot read/);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  test('default stale windows: flag or variable (the flag wins), clamped to a year, bad ones named', () => {
+    const g = config(['--stale-while-revalidate', '30s'], {
+      GOSSIPCACHE_STALE_WHILE_REVALIDATE: '5m',
+      GOSSIPCACHE_STALE_IF_ERROR: '2m',
+    }).groups[0];
+    assert.equal(g.staleWhileRevalidateMs, 30_000);
+    assert.equal(g.staleIfErrorMs, 120_000);
+    assert.equal(config(['--stale-if-error=1500ms']).groups[0].staleIfErrorMs, 1500);
+    assert.equal(config(['--stale-if-error', '250']).groups[0].staleIfErrorMs, 250);
+    // Longer than a value can live: the longest a value can live, as the group clamps it (not Infinity).
+    const huge = config([], { GOSSIPCACHE_STALE_WHILE_REVALIDATE: `${'9'.repeat(400)}m` }).groups[0];
+    assert.equal(huge.staleWhileRevalidateMs, MAX_TTL_MS);
+    for (const bad of ['-1s', '1h', 'soon', '5 s']) {
+      const e = configError([], { GOSSIPCACHE_STALE_WHILE_REVALIDATE: bad });
+      assert.equal(e.source, 'GOSSIPCACHE_STALE_WHILE_REVALIDATE');
+      assert.match(e.message, /is not a duration; expected e\.g\. 400ms, 5s or 1m/);
+    }
+    assert.match(configError(['--stale-if-error', 'x']).message, /^--stale-if-error: "x" is not a duration/);
+  });
+
+  test('a groups file sets stale windows per group; the others take the flags', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gc-config-'));
+    try {
+      const file = join(dir, 'groups.json');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          groups: [{ name: 'a', staleWhileRevalidate: '1m', staleIfError: 0 }, { name: 'b' }],
+        }),
+      );
+      const [a, b] = config([
+        '--config',
+        file,
+        '--stale-while-revalidate=10s',
+        '--stale-if-error=20s',
+      ]).groups;
+      assert.deepEqual([a.staleWhileRevalidateMs, a.staleIfErrorMs], [60_000, 0]);
+      assert.deepEqual([b.staleWhileRevalidateMs, b.staleIfErrorMs], [10_000, 20_000]);
+      writeFileSync(file, JSON.stringify({ groups: [{ name: 'a' }, { name: 'b', staleIfError: '1 day' }] }));
+      assert.match(
+        configError(['--config', file]).message,
+        /groups\[1\]\.staleIfError: "1 day" is not a duration/,
+      );
     } finally {
       rmSync(dir, { recursive: true });
     }

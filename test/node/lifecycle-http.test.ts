@@ -203,7 +203,10 @@ test('staleWindowsMs reads RFC 5861 directives; must-revalidate and no-store tur
   });
   assert.deepEqual(staleWindowsMs('max-age=1, must-revalidate, stale-if-error=60'), { swr: 0, sie: 0 });
   assert.deepEqual(staleWindowsMs('no-store, stale-while-revalidate=5'), { swr: 0, sie: 0 });
-  assert.deepEqual(staleWindowsMs(undefined), { swr: 0, sie: 0 });
+  // Not named: undefined, so that the group's default windows apply (GOSSIPCACHE_STALE_*).
+  assert.deepEqual(staleWindowsMs(undefined), { swr: undefined, sie: undefined });
+  assert.deepEqual(staleWindowsMs('max-age=1, stale-if-error=60'), { swr: undefined, sie: 60_000 });
+  assert.deepEqual(staleWindowsMs('max-age=1, stale-while-revalidate=0'), { swr: 0, sie: undefined });
   assert.equal(staleWindowsMs(`stale-if-error=${'9'.repeat(400)}`).sie, 365 * 24 * 3600 * 1000);
 });
 

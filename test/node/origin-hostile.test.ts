@@ -11,7 +11,7 @@ import {
   type Socket,
 } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { Group, GroupRegistry } from '../../src/group.js';
+import { type GetterValue, Group, GroupRegistry } from '../../src/group.js';
 import { createHttpFront } from '../../src/node/http.js';
 import { httpOrigin, OriginError } from '../../src/node/origin.js';
 import { isDotSegment, parseOriginTemplate } from '../../src/node/origin-url.js';
@@ -447,9 +447,12 @@ describe('bodies cut short are never cached', () => {
   test('a close-delimited body is returned with TTL 0 whatever its Cache-Control says', async () => {
     const origin = httpOrigin(`http://127.0.0.1:${o.port}/items/{key}`, { timeoutMs: 2000, maxBytes: 1000 });
     try {
-      const r = (await origin.load('close-delimited', ctx())) as { value: Uint8Array; ttlMs: number };
+      const r = (await origin.load('close-delimited', ctx())) as GetterValue;
       assert.equal(Buffer.from(r.value).toString(), 'whole-or-not');
       assert.equal(r.ttlMs, 0);
+      // Windows 0, not absent: a node's default stale windows must not keep it either.
+      assert.equal(r.staleWhileRevalidateMs, 0);
+      assert.equal(r.staleIfErrorMs, 0);
       const old = (await origin.load('http10', ctx())) as { value: Uint8Array; ttlMs: number };
       assert.equal(Buffer.from(old.value).toString(), 'old-style');
       assert.equal(old.ttlMs, 0);
