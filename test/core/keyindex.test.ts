@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ByteCache, Entry, entryBytes } from '../../src/cache.js';
-import { type KeyBytes, KeyIndex, NONE } from '../../src/keyindex.js';
 import { Group, GroupRegistry, InvalidKeyError } from '../../src/index.js';
+import { type KeyBytes, KeyIndex, NONE } from '../../src/keyindex.js';
 import { SLAB_MAX_VALUE, SlabStore } from '../../src/slab.js';
 
 /** Keys held in a Map by id: the index alone, without a store. */
