@@ -29,6 +29,7 @@ import { deadline, Flights, withTimeout } from './flight.js';
 import { DEFAULT_HANDOFF_WINDOW_MS } from './handoff.js';
 import type { HotCacheView, HotKeyPolicy } from './hotkeys.js';
 import { rateBasedPromotion, readRate } from './hotkeys.js';
+import type { KeyIndex } from './keyindex.js';
 import type { EntryResult, GroupServer, HandoffEntry, Peer, PeerGetResult, PeerPicker } from './peers.js';
 import { noPeers } from './peers.js';
 import type { SlabStats, SlabStore } from './slab.js';
@@ -39,6 +40,12 @@ import { keyAttributes, SPAN, SpanKind, traced, tracedSync } from './tracing.js'
  * The windows start when the ttl ends (RFC 5861) and matter only for a value with a ttl; absent, the
  * group's defaults apply (see GroupOptions).
  */
+
+/** What `group.memoryStats()` returns: the store's figures and the key index's re-seeds. */
+export interface MemoryStats extends SlabStats {
+  indexReseeds: number;
+}
+
 export type GetterResult = Uint8Array | string | GetterValue;
 
 export interface GetterValue {
@@ -286,6 +293,7 @@ export class Group {
   private readonly defaultSieMs: number;
   /** Values and metadata of both caches (slab.ts). */
   private readonly slab: SlabStore;
+  private readonly index: KeyIndex;
   private readonly main: ByteCache;
   private readonly hot: ByteCache;
   private readonly hotView: HotCacheView;
@@ -376,6 +384,7 @@ export class Group {
       2,
     );
     this.slab = space.store;
+    this.index = space.index;
     this.main = new ByteCache(cacheBytes, this.now, space, MAIN);
     // The hot cache never takes more than 1/8 of the budget; enforceBudget keeps it ≤ 1/8 of main when full.
     this.hot = new ByteCache(Math.floor(cacheBytes / 8), this.now, space, HOT);
@@ -858,10 +867,11 @@ export class Group {
 
   /**
    * Where the bytes of both caches are: slab pages, values in Buffers of their own, memory dropped but
-   * not yet collected, and pages taken from one size class for another (docs/memory.md).
+   * not yet collected, and pages taken from one size class for another (docs/memory.md); and how often
+   * the key index had to pick a new hash seed (keys colliding: by a rare chance, or chosen to).
    */
-  memoryStats(): SlabStats {
-    return this.slab.stats();
+  memoryStats(): MemoryStats {
+    return { ...this.slab.stats(), indexReseeds: this.index.reseeds };
   }
 
   cacheStats(which: Which): CacheStats {

@@ -24,6 +24,7 @@ export type {
   HandOffOptions,
   HandOffResult,
   HotKey,
+  MemoryStats,
   ServedGroup,
   ServedRegistry,
   SetOptions,
@@ -56,3 +57,4 @@ export type {
   PeerPicker,
 } from './peers.js';
 export { noPeers } from './peers.js';
+export type { SlabStats } from './slab.js';

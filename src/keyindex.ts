@@ -51,7 +51,7 @@ export class KeyIndex {
   /** The last key hashed and its hash: a miss in the main cache looks the same key up in the hot cache. */
   private lastKey: string | undefined;
   private lastHash = 0;
-  /** Times the index picked a new seed because a chain grew past MAX_CHAIN (in stats: a sign of an attack). */
+  /** Times the index picked a new seed because a chain grew past MAX_CHAIN (`group.memoryStats().indexReseeds`). */
   reseeds = 0;
 
   /**

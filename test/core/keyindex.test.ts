@@ -293,6 +293,7 @@ describe('hostile keys through a Group', () => {
     }
     assert.equal(loads.length, good.length, 'each loaded once, then a hit');
     assert.equal(g.cacheStats('main').items, good.length);
+    assert.equal(g.memoryStats().indexReseeds, 0, 'ordinary keys never make the index re-seed');
     assert.equal(
       g.cacheStats('main').bytes,
       good.reduce((n, k) => n + Buffer.byteLength(k) + Buffer.byteLength(`v:${k.length}:${k.slice(-2)}`), 0),
