@@ -48,9 +48,6 @@ export class KeyIndex {
   private seed: number;
   /** Inserts left before another re-seed is allowed. */
   private reseedCredit = 0;
-  /** The last key hashed and its hash: a miss in the main cache looks the same key up in the hot cache. */
-  private lastKey: string | undefined;
-  private lastHash = 0;
   /** Times the index picked a new seed because a chain grew past MAX_CHAIN (`group.memoryStats().indexReseeds`). */
   reseeds = 0;
 
@@ -81,15 +78,11 @@ export class KeyIndex {
    * which keys share a bucket cannot be worked out from outside.
    */
   hash(key: string): number {
-    if (key === this.lastKey) return this.lastHash;
     let h = this.seed ^ key.length;
     for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x5bd1e995);
     h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
     h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-    h = (h ^ (h >>> 16)) >>> 0;
-    this.lastKey = key;
-    this.lastHash = h;
-    return h;
+    return (h ^ (h >>> 16)) >>> 0;
   }
 
   /** The id of `key` in `list`, or NONE. Touches nothing. */
@@ -216,7 +209,6 @@ export class KeyIndex {
   /** A new seed: every key hashed again (read back from the store), every list rebuilt. */
   private reseed(): void {
     this.seed = randomSeed();
-    this.lastKey = undefined;
     this.reseeds++;
     let total = 0;
     for (let l = 0; l < this.buckets.length; l++) {
@@ -226,7 +218,6 @@ export class KeyIndex {
       this.rebuild(l, this.buckets[l].length);
       total += this.counts[l];
     }
-    this.lastKey = undefined;
     this.reseedCredit = Math.max(total, INITIAL_BUCKETS);
   }
 
