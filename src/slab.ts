@@ -39,8 +39,6 @@ const CLASS_OF: Uint8Array = (() => {
 export const ITEM_OVERHEAD = 96;
 /** A value with a Buffer of its own also pays for that Buffer: V8's objects, the backing store, malloc. */
 export const OWN_BUFFER_OVERHEAD = 320;
-/** What `askForCollection` allocates and drops: V8's external-memory step (kExternalAllocationSoftLimit). */
-const COLLECTION_NUDGE_BYTES = 64 * 1024 * 1024;
 /** Own-buffer values are malloc'd to this granularity (glibc chunks): charged, so counted. */
 const OWN_ALIGN = 16;
 
@@ -199,12 +197,7 @@ export class SlabStore {
   private limboBytes = 0;
   private readonly limbo = new FinalizationRegistry<number>((bytes) => {
     this.limboBytes -= bytes;
-    this.collectionAskedAt = 0;
   });
-  /** When the store last asked V8 for a collection (`askForCollection`); 0 = none pending. */
-  private collectionAskedAt = 0;
-  /** Test-only: collections asked for. */
-  collectionsAsked = 0;
   // ── stable copies for callers that keep the value (see `stable`) ──
   private readonly stableIds = new Int32Array(STABLE_SLOTS).fill(-1);
   private readonly stableBufs: (Buffer | undefined)[] = new Array(STABLE_SLOTS).fill(undefined);
@@ -662,34 +655,6 @@ export class SlabStore {
   private drop(ab: ArrayBufferLike, bytes: number): void {
     this.limboBytes += bytes;
     this.limbo.register(ab, bytes);
-    if (this.limboBytes > this.limboAllowanceBytes) this.askForCollection();
-  }
-
-  /**
-   * Limbo is past its allowance: ask V8 for a full collection, at most once a second until one has freed
-   * something. V8 collects when the memory held outside its heap has grown by ~64 MB since the last full
-   * collection, but a cache whose new values are refused allocates nothing more, so without this the
-   * refusals could last until something else made V8 collect (in the churn bench: 89 % of values refused).
-   * No flag or native code offers a collection: a large ArrayBuffer, dropped at once, is counted as
-   * external memory when created, which makes V8 start its incremental (mostly concurrent) marking as it
-   * would for a program that allocated that much. Its pages are never touched, so it costs no RSS (a
-   * calloc of this size is fresh zero pages from mmap).
-   */
-  private askForCollection(): void {
-    const now = Date.now();
-    if (this.collectionAskedAt !== 0 && now - this.collectionAskedAt < 1000) return;
-    this.collectionAskedAt = now;
-    this.collectionsAsked++;
-    // Not now: the value being dropped is still referenced (by the caller, by `own` until `free` returns),
-    // and a collection that ran now — V8 may run it at once — would keep it and then not run again for
-    // another 64 MB. After the current operation it is garbage.
-    // (This closure runs at most once a second: never optimised enough for the allocation to be dropped.)
-    // Address space can be limited (ulimit -v): then there is no nudge, and the collector comes in its time.
-    queueMicrotask(() => {
-      try {
-        void new ArrayBuffer(COLLECTION_NUDGE_BYTES);
-      } catch {}
-    });
   }
 
   /**
