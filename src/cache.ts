@@ -323,10 +323,14 @@ export class ByteCache {
     // such keys before they get here.
     if (!isWellFormed(key)) return false;
     const st = this.store;
+    // Hashed once for the lookup of the old item and the insert (making room only removes: same seed).
+    const index = this.index;
+    const h = index.hash(key);
     // Adopted, not copied, when it is a whole Buffer: an Entry's value is never written to.
     const id = st.put(key, e.value, this.tag, true);
     // After the put: making room may have taken `key`'s old item back already.
-    this.delete(key);
+    const old = index.find(this.tag, key, h);
+    if (old !== NONE) this.drop(old, false);
     if (id < 0) return false;
     st.expiresAt[id] = e.expiresAt;
     st.hits[id] = e.hits;
@@ -341,7 +345,7 @@ export class ByteCache {
     st.flags[id] = f;
     this.overheadBytes += itemOverhead(st.keyLength(id), e.value.byteLength);
     this.bytes += bytes;
-    this.index.insert(this.tag, id, key);
+    index.insert(this.tag, id, h);
     while (this.bytes > this.maxBytes && this.evictOldest());
     return true;
   }

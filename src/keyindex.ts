@@ -85,9 +85,8 @@ export class KeyIndex {
     return (h ^ (h >>> 16)) >>> 0;
   }
 
-  /** The id of `key` in `list`, or NONE. Touches nothing. */
-  find(list: number, key: string): number {
-    const h = this.hash(key);
+  /** The id of `key` in `list`, or NONE. Touches nothing. `h`: the key's `hash`, when the caller has it. */
+  find(list: number, key: string, h = this.hash(key)): number {
     const b = this.buckets[list];
     for (let id = b[h & (b.length - 1)]; id !== NONE; id = this.chain[id]) {
       if (this.hashes[id] === h && this.keys.keyEquals(id, key)) return id;
@@ -95,10 +94,12 @@ export class KeyIndex {
     return NONE;
   }
 
-  /** Adds item `id` (not in any list) for `key` as `list`'s most recently used. */
-  insert(list: number, id: number, key: string): void {
+  /**
+   * Adds item `id` (not in any list), whose key hashes to `h` (`hash`, under the current seed: nothing
+   * between that call and this one may insert), as `list`'s most recently used.
+   */
+  insert(list: number, id: number, h: number): void {
     if (id >= this.chain.length) this.grow(Math.max(id + 1, this.chain.length * 2));
-    const h = this.hash(key);
     this.hashes[id] = h;
     const b = this.buckets[list];
     const at = h & (b.length - 1);

@@ -704,7 +704,8 @@ export class SlabStore {
   /**
    * Empties the page with the fewest live chunks (memcached's slab reassignment): its items go to
    * `reclaim`, out of LRU order. Returns the empty page (class -1), or -1 when no page holds anything.
-   * Finds the page's items by a scan of the item table (rare: only when value sizes shift).
+   * Finds the page's items by a scan of the item table: a size-class shift, or room for a large value that
+   * evicting a page's worth of small items did not make. O(items) each time.
    */
   private reassign(): number {
     let victim = -1;
