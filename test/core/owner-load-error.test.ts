@@ -14,21 +14,11 @@ import {
   randomPromotion,
 } from '../../src/index.js';
 import { Cluster, fakeClock } from '../support/in-process-cluster.js';
-import { deferred, sleep } from '../support/wait.js';
+import { deferred, rejection, sleep } from '../support/wait.js';
 
 /** A getter's own error class, like the node's OriginError. */
 class OriginError extends Error {
   override name = 'OriginError';
-}
-
-/** The rejection of `p` (fails the test if it resolves). */
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  assert.fail('expected a rejection');
 }
 
 describe('owner reached, its load failed: the non-owner fails too, without its getter', () => {

@@ -16,6 +16,7 @@ import type { Peer } from '../../src/peers.js';
 import { bindLocal, type Cluster, keyOwnedBy, startCluster } from '../support/grpc-cluster.js';
 import { GroupCacheClient, insecure, peerMetadata, unary } from '../support/grpc-std-client.js';
 import { freePort } from '../support/ports.js';
+import { rejection } from '../support/wait.js';
 
 class OriginError extends Error {
   override name = 'OriginError';
@@ -43,15 +44,6 @@ async function withCluster(c: Promise<Cluster>, fn: (c: Cluster) => Promise<void
   } finally {
     await cluster.close();
   }
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  assert.fail('expected a rejection');
 }
 
 /** A node that answers every Fetch request with `reply` (a node of any version, scripted). */

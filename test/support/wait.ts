@@ -1,7 +1,17 @@
-// Waiting in tests: sleep, a hand-released promise, and polling until a condition holds.
+// Waiting in tests: sleep, a hand-released promise, a promise's rejection, and polling until a condition holds.
 // Polling is for real I/O (sockets, child processes); logic with timers uses a fake clock instead.
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The error `p` rejects with; fails the test if it resolves. */
+export async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection, the promise resolved');
+}
 
 /** A promise and its resolve/reject, for work that a test releases by hand. */
 export function deferred<T = void>(): {
