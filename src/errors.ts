@@ -86,9 +86,17 @@ export function isOwnerLoadError(err: unknown): err is OwnerLoadError {
 
 /**
  * Errors a group's load rejects with that are not a failed load: no value (an answer), a bad key (the
- * request's fault), a caller giving up, a peer that did not answer.
+ * request's fault), a caller giving up (AbortError; the gRPC server's CancelledError and DeadlineError),
+ * a peer that did not answer. grpc/status.ts failureOf answers the same (a test holds them together).
  */
-const NOT_LOAD_FAILURES = new Set(['NotFoundError', 'InvalidKeyError', 'AbortError', 'PeerTimeoutError']);
+const NOT_LOAD_FAILURES = new Set([
+  'NotFoundError',
+  'InvalidKeyError',
+  'AbortError',
+  'CancelledError',
+  'DeadlineError',
+  'PeerTimeoutError',
+]);
 
 /**
  * What a peer reports to the node that asked it for a key when its own load of the key failed: the name

@@ -63,7 +63,7 @@ export class CancelledError extends Error {
 /**
  * How the server reports an error from group.getEntry. A failed load (the getter threw or timed out,
  * or the owner the get was routed to reported so) carries `loadError`: the peer that asked must not
- * load the key itself (errors.ts loadFailureName says which errors those are; this switch agrees).
+ * load the key itself (errors.ts loadFailureName names the same errors; test/grpc/status.test.ts checks).
  */
 export function failureOf(err: unknown): Failure {
   const e = err instanceof Error ? err : new Error(String(err));

@@ -4,9 +4,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, type ServiceError, status } from '@grpc/grpc-js';
-import { NotFoundError, OwnerLoadError } from '../../src/errors.js';
+import { loadFailureName, NotFoundError, OwnerLoadError } from '../../src/errors.js';
 import { Group, GroupRegistry } from '../../src/group.js';
 import { createGrpcServer, GrpcPeer, type GrpcServer, PeerError } from '../../src/grpc/index.js';
+import { CancelledError, DeadlineError, failureOf } from '../../src/grpc/status.js';
 import { GroupCacheClient, insecure, unary } from '../support/grpc-std-client.js';
 import { deferred, sleep, waitFor, within } from '../support/wait.js';
 
@@ -318,4 +319,26 @@ describe('status codes, deadlines, cancel, sizes', () => {
     }
     assert.equal((await get('g', 'plain')).value?.toString(), 'value:plain');
   });
+});
+
+test('failureOf marks as a failed load (loadError) exactly the errors loadFailureName names', () => {
+  const named = (name: string) => Object.assign(new Error('x'), { name });
+  const errors: unknown[] = [
+    new NotFoundError('none'),
+    named('InvalidKeyError'),
+    named('AbortError'),
+    new CancelledError('gone'),
+    new DeadlineError('late'),
+    named('PeerTimeoutError'),
+    named('GetterTimeoutError'),
+    named('TimeoutError'),
+    new OwnerLoadError('peer', 'OriginError', 'boom'),
+    named('OriginError'),
+    new Error('plain'),
+    'a string thrown',
+    named('bad name!'),
+  ];
+  for (const err of errors) {
+    assert.equal(failureOf(err).loadError, loadFailureName(err), `for ${String((err as Error).name ?? err)}`);
+  }
 });
