@@ -4,6 +4,8 @@
 // values are a few hundred page Buffers and a handful of arrays to the garbage collector, not a million
 // Buffers and Entry objects it has to walk on every collection. docs/memory.md has the design and costs.
 
+import { Limbo } from './limbo.js';
+
 /** Values up to this many bytes go in slab chunks; bigger values get a Buffer of their own. */
 export const SLAB_MAX_VALUE = 1024;
 /** Chunk sizes grow by this factor (memcached's default -f 1.25): at most ~20 % of a chunk unused. */
@@ -39,6 +41,8 @@ const CLASS_OF: Uint8Array = (() => {
 export const ITEM_OVERHEAD = 96;
 /** A value with a Buffer of its own also pays for that Buffer: V8's objects, the backing store, malloc. */
 export const OWN_BUFFER_OVERHEAD = 320;
+/** Share of the limbo allowance at which the store asks V8 to collect (limbo.ts). */
+const ASK_AT = 0.5;
 /** Own-buffer values are malloc'd to this granularity (glibc chunks): charged, so counted. */
 const OWN_ALIGN = 16;
 
@@ -83,6 +87,12 @@ export interface SlabOptions {
    * above the budget. Default 0 (limbo always counts).
    */
   limboAllowanceBytes?: number;
+  /**
+   * When limbo past its allowance refuses a value, make V8 collect soon (limbo.ts: a 64 MiB ArrayBuffer
+   * allocated and dropped, never touched; at most 4 a second). Default true; false leaves collections to
+   * V8, and under churn of large values most of them are then refused (~12 % cached in the churn bench).
+   */
+  askForCollection?: boolean;
   /** Page size. Default: 1 MiB, less for small limits (at least 64 KiB; chunks never span pages). */
   pageBytes?: number;
   /**
@@ -114,6 +124,8 @@ export interface SlabStats {
   ownBytes: number;
   /** Dropped (evicted values, released pages) but not yet freed by the garbage collector. */
   limboBytes: number;
+  /** Collections the store asked V8 for because limbo stood in the way of a value (limbo.ts). */
+  collectionsAsked: number;
   /** pageBytes + ownBytes + limboBytes; what `limitBytes` bounds is this less the limbo allowance. */
   heldBytes: number;
   limitBytes: number;
@@ -192,12 +204,9 @@ export class SlabStore {
   private scratch = Buffer.allocUnsafeSlow(256);
   /**
    * Bytes dropped by the store (evicted own-buffer values, released pages) that the garbage collector
-   * has not freed yet: still in RSS, so still counted against the limit until their finalizer runs.
+   * has not freed yet: still in RSS, so still counted against the limit until it has (limbo.ts).
    */
-  private limboBytes = 0;
-  private readonly limbo = new FinalizationRegistry<number>((bytes) => {
-    this.limboBytes -= bytes;
-  });
+  readonly limbo: Limbo;
   // ── stable copies for callers that keep the value (see `stable`) ──
   private readonly stableIds = new Int32Array(STABLE_SLOTS).fill(-1);
   private readonly stableBufs: (Buffer | undefined)[] = new Array(STABLE_SLOTS).fill(undefined);
@@ -219,6 +228,7 @@ export class SlabStore {
     this.limitBytes = limitBytes;
     this.slackBytes = Math.min(limitBytes, Math.max(0, opts.slackBytes ?? 0));
     this.limboAllowanceBytes = Math.max(0, opts.limboAllowanceBytes ?? 0);
+    this.limbo = new Limbo({ nudge: opts.askForCollection });
     this.pageBytes = opts.pageBytes ?? defaultPageBytes(limitBytes);
     const lastChunk = CHUNK_SIZES[CHUNK_SIZES.length - 1];
     if (!Number.isSafeInteger(this.pageBytes) || this.pageBytes < lastChunk || this.pageBytes > 2 ** 30) {
@@ -496,6 +506,8 @@ export class SlabStore {
 
   stats(): SlabStats {
     const pageBytes = this.pagesHeld * this.pageBytes;
+    // A scan now: stats are read outside the allocation path (limbo.ts says why that matters).
+    const limboBytes = this.limbo.sweep();
     return {
       items: this.items,
       pageBytes,
@@ -504,8 +516,9 @@ export class SlabStore {
       chunkBytes: this.chunkBytes,
       ownItems: this.own.size,
       ownBytes: this.ownBytes,
-      limboBytes: this.limboBytes,
-      heldBytes: pageBytes + this.ownBytes + this.limboBytes,
+      limboBytes,
+      collectionsAsked: this.limbo.asked,
+      heldBytes: pageBytes + this.ownBytes + limboBytes,
       limitBytes: this.limitBytes,
       pagesReassigned: this.pagesReassigned,
       itemsReclaimed: this.itemsReclaimed,
@@ -647,14 +660,16 @@ export class SlabStore {
 
   /** What limitBytes bounds: pages, own buffers, and limbo beyond its allowance. */
   private held(): number {
-    const overAllowance = Math.max(0, this.limboBytes - this.limboAllowanceBytes);
+    const overAllowance = Math.max(0, this.limbo.bytes() - this.limboAllowanceBytes);
     return this.pagesHeld * this.pageBytes + this.ownBytes + overAllowance;
   }
 
-  /** Lets go of memory the collector will free later; counted in limboBytes until it has. */
+  /** Lets go of memory the collector will free later; counted in limbo until it has. */
   private drop(ab: ArrayBufferLike, bytes: number): void {
-    this.limboBytes += bytes;
-    this.limbo.register(ab, bytes);
+    this.limbo.add(ab, bytes);
+    // Ask before limbo stands in the way: the collection then runs while the rest of the allowance
+    // still takes new values.
+    if (this.limbo.bytes() > this.limboAllowanceBytes * ASK_AT) this.limbo.askForCollection();
   }
 
   /**
@@ -675,7 +690,10 @@ export class SlabStore {
       let p = this.freePool.pop();
       if (p === undefined) {
         // Only limbo past its allowance in the way: evicting would move bytes into limbo, not out.
-        if (this.pagesHeld * this.pageBytes + this.ownBytes + bytes <= limit) return false;
+        if (this.pagesHeld * this.pageBytes + this.ownBytes + bytes <= limit) {
+          this.limbo.askForCollection();
+          return false;
+        }
         if (evictedChunks < this.pageBytes) {
           const held = this.held();
           const chunks = this.chunkBytes;
