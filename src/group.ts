@@ -1389,6 +1389,8 @@ export interface ServedGroup {
   cacheStats(which: 'main' | 'hot'): CacheStats;
   /** The hottest keys held here (HTTP `/_hotkeys`). */
   hotKeys(n?: number): readonly HotKey[];
+  /** What the value store holds (metrics); optional for stubs. */
+  memoryStats?(): MemoryStats;
 }
 
 /** The groups a server serves (a GroupRegistry). Looked up per request, so groups may come and go. */

@@ -137,6 +137,74 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
     });
   }
 
+  // The value store under both caches (docs/memory.md): what the process really holds for them.
+  new Gauge({
+    name: 'gossipcache_store_bytes',
+    help: 'Memory the value store holds: slab pages, values and keys in Buffers of their own, and dropped memory the collector has not freed yet (limbo)',
+    labelNames: ['group', 'kind'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const g of registry.list()) {
+        const m = g.memoryStats?.();
+        if (m === undefined) continue;
+        this.set({ group: g.name, kind: 'pages' }, m.pageBytes);
+        this.set({ group: g.name, kind: 'own' }, m.ownBytes);
+        this.set({ group: g.name, kind: 'limbo' }, m.limboBytes);
+      }
+    },
+  });
+  new Gauge({
+    name: 'gossipcache_store_limit_bytes',
+    help: 'Most the value store holds (cacheBytes + the uncharged overhead + room for partly used pages)',
+    labelNames: ['group'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const g of registry.list()) {
+        const m = g.memoryStats?.();
+        if (m !== undefined) this.set({ group: g.name }, m.limitBytes);
+      }
+    },
+  });
+  const STORE_COUNTERS: [
+    field: 'pagesReassigned' | 'itemsReclaimed' | 'collectionsAsked' | 'indexReseeds',
+    name: string,
+    help: string,
+  ][] = [
+    [
+      'pagesReassigned',
+      'store_pages_reassigned',
+      'Slab pages taken from one size class for another (their items evicted out of LRU order)',
+    ],
+    ['itemsReclaimed', 'store_items_reclaimed', 'Items evicted to take their page back'],
+    [
+      'collectionsAsked',
+      'store_collections_asked',
+      'Garbage collections the store asked V8 for because evicted values awaited it',
+    ],
+    [
+      'indexReseeds',
+      'store_index_reseeds',
+      'Times the key index drew a new hash seed (a hash chain grew past 32: colliding keys)',
+    ],
+  ];
+  for (const [field, name, help] of STORE_COUNTERS) {
+    new Counter({
+      name: `gossipcache_${name}_total`,
+      help,
+      labelNames: ['group'],
+      registers: [register],
+      collect() {
+        this.reset();
+        for (const g of registry.list()) {
+          const m = g.memoryStats?.();
+          if (m !== undefined) this.inc({ group: g.name }, m[field]);
+        }
+      },
+    });
+  }
+
   const front = opts.front;
   if (front) {
     new Counter({

@@ -243,6 +243,11 @@ describe('operational routes', () => {
     const again = await get('/metrics');
     assert.match(again.text, new RegExp(`^gossipcache_group_gets_total\\{group="g"\\} ${before + 1}$`, 'm'));
     assert.match(again.text, /^gossipcache_cache_bytes\{group="g",cache="main"\} [1-9]\d*$/m);
+    // the value store: a page holds the key and the value; nothing dropped yet
+    assert.match(again.text, /^gossipcache_store_bytes\{group="g",kind="pages"\} [1-9]\d*$/m);
+    assert.match(again.text, /^gossipcache_store_bytes\{group="g",kind="limbo"\} 0$/m);
+    assert.match(again.text, /^gossipcache_store_limit_bytes\{group="g"\} [1-9]\d*$/m);
+    assert.match(again.text, /^gossipcache_store_index_reseeds_total\{group="g"\} 0$/m);
     assert.match(again.text, /^gossipcache_members\{state="alive"\} 1$/m);
     assert.match(again.text, /^gossipcache_membership\{name="probes"\} 3$/m);
     assert.match(again.text, /^gossipcache_membership\{name="transport.packetsSent"\} 7$/m);
