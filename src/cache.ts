@@ -211,7 +211,7 @@ export class ByteCache {
    */
   getId(key: string): number {
     this.gets++;
-    const id = this.index.find(this.tag, key);
+    const id = this.index.findHit(this.tag, key);
     if (id === NONE) return -1;
     const st = this.store;
     const exp = st.expiresAt[id];

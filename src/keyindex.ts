@@ -28,6 +28,27 @@ const INITIAL_BUCKETS = 16;
 const INITIAL_IDS = 1024;
 
 /**
+ * The hit path's memo (see `findHit`): how many key strings it remembers. A loop over more distinct keys
+ * than this misses it (and switches it off); 16 384 covers a hot set of that many keys, for ~1 MiB of
+ * JS heap at most (the Map, the slot arrays, the key strings it keeps alive).
+ */
+const MEMO_SLOTS = 16384;
+/** While the memo is off, one lookup in this many (a power of 2) still goes through it, to see whether it would pay. */
+const MEMO_PROBE_EVERY = 64;
+/** Lookups per verdict (a window): the memo stays on while at least 7 in 8 of them hit it. */
+const MEMO_WINDOW = 1024;
+/** While on, of every MEMO_ROUND windows the last MEMO_CONTROL go without the memo, timed against the others. */
+const MEMO_ROUND = 16;
+const MEMO_CONTROL = 2;
+/** Probe windows the memo stays off after it lost to `find` on time (then it is tried again). */
+const MEMO_BACKOFF = 64;
+// findHit's memo states.
+const MEMO_OFF = 0;
+const MEMO_ON = 1;
+/** On, but this window's lookups skip the memo: the time to beat. */
+const MEMO_CONTROL_WINDOW = 2;
+
+/**
  * Lists (one per cache, by a small number: the cache's tag) over item ids handed out by the store. An id
  * is in at most one list at a time. Per id it costs 16 bytes (chain, hash, two links), per list 4–8 bytes
  * an item for the buckets (one bucket per item, doubled when the items outgrow them, halved when they
@@ -50,18 +71,48 @@ export class KeyIndex {
   private reseedCredit = 0;
   /** Times the index picked a new seed because a chain grew past MAX_CHAIN (`group.memoryStats().indexReseeds`). */
   reseeds = 0;
+  // ── the hit path's memo of key strings (see `findHit`) ──
+  /** Key string → memo slot. Its keys are exactly the defined `slotKey`s: one entry per slot in use. */
+  private readonly memo = new Map<string, number>();
+  private readonly slotKey: (string | undefined)[] = new Array(MEMO_SLOTS).fill(undefined);
+  /** The item the slot's key had when it was remembered; NONE once that item left its list. */
+  private readonly slotId = new Int32Array(MEMO_SLOTS).fill(NONE);
+  private readonly slotList = new Uint8Array(MEMO_SLOTS);
+  /** Per item id: its memo slot, or NONE (so that `remove` can invalidate it). */
+  private idSlot = new Int32Array(INITIAL_IDS).fill(NONE);
+  /** Next slot to reuse (the memo forgets in insertion order). */
+  private memoNext = 0;
+  private memoState: number;
+  private readonly memoAlways: boolean;
+  private memoTick = 0;
+  /** Lookups and memo hits in the current window. */
+  private memoLookups = 0;
+  private memoHits = 0;
+  private windowStart = 0;
+  private readonly clock: () => number;
+  /** Windows into the current round (MEMO_ON), or probe windows left before the memo may go on (MEMO_OFF). */
+  private memoCount = 0;
+  /** The fastest window of this round with the memo and without it (ms). */
+  private fastestOn = Number.POSITIVE_INFINITY;
+  private fastestOff = Number.POSITIVE_INFINITY;
 
   /**
    * @param keys where the keys are (the store)
    * @param lists how many lists (caches) share the index
    * @param seed test-only: the first hash seed (default: random), to make colliding keys on purpose
+   * @param memo test-only: `always` keeps `findHit`'s memo on whatever its hit rate and speed; `clock`
+   *   times its windows (ms, default performance.now)
    */
   constructor(
     private readonly keys: KeyBytes,
     lists: number,
     seed = randomSeed(),
+    memo: { always?: boolean; clock?: () => number } = {},
   ) {
     this.seed = seed >>> 0;
+    this.memoAlways = memo.always === true;
+    this.clock = memo.clock ?? performance.now.bind(performance);
+    this.memoState = this.memoAlways ? MEMO_ON : MEMO_OFF;
     for (let l = 0; l < lists; l++) {
       this.buckets.push(new Int32Array(INITIAL_BUCKETS).fill(NONE));
       this.counts.push(0);
@@ -95,6 +146,121 @@ export class KeyIndex {
   }
 
   /**
+   * `find` for the hit path, through a memo of the key strings recently found when that pays. V8 keeps a
+   * string's hash in the string, so a `Map` looking up the same string object again (a caller looping over
+   * an array of keys) neither hashes nor reads its characters, where `find` hashes it and compares it with
+   * the stored bytes every time — slower still on a string built by concatenation, whose characters V8
+   * reads through an indirection until a collection flattens it. A request's key is a new string each
+   * time, which the Map hashes and compares too, a little slower than `find` does. So the memo is used
+   * only while at least 7 in 8 lookups hit it and it is faster: while on, 2 windows in 16 go without it
+   * and the fastest window of each kind is compared (a fastest window leaves out collections and other
+   * interruptions); if it lost, it stays off for MEMO_BACKOFF probe windows. While off, one lookup in
+   * MEMO_PROBE_EVERY still goes through it, to notice when it would hit. A memo entry never outlives its
+   * item's place in the list (`remove` and `clear` invalidate it), so what it returns is what `find` would.
+   */
+  findHit(list: number, key: string): number {
+    // Small, so that it inlines into the hit path whole (the two paths are calls).
+    return this.memoState === MEMO_ON ? this.findMemo(list, key) : this.findWithout(list, key);
+  }
+
+  /** findHit while the memo is off (one lookup in MEMO_PROBE_EVERY probes it) or in a control window. */
+  private findWithout(list: number, key: string): number {
+    if (this.memoState === MEMO_OFF) {
+      if ((++this.memoTick & (MEMO_PROBE_EVERY - 1)) === 0) return this.findMemo(list, key);
+      return this.find(list, key);
+    }
+    const id = this.find(list, key);
+    if (++this.memoLookups === MEMO_WINDOW) this.memoVerdict();
+    return id;
+  }
+
+  private findMemo(list: number, key: string): number {
+    const s = this.memo.get(key);
+    if (s !== undefined && this.slotList[s] === list) {
+      const id = this.slotId[s];
+      if (id !== NONE) {
+        this.memoHits++;
+        if (++this.memoLookups === MEMO_WINDOW) this.memoVerdict();
+        return id;
+      }
+    }
+    const id = this.find(list, key);
+    if (id !== NONE) this.remember(key, s, list, id);
+    if (++this.memoLookups === MEMO_WINDOW) this.memoVerdict();
+    return id;
+  }
+
+  /** Remembers that `key` is item `id` of `list`; `s`: the key's slot already (stale or for another list). */
+  private remember(key: string, s: number | undefined, list: number, id: number): void {
+    if (s === undefined) {
+      s = this.memoNext;
+      this.memoNext = (s + 1) & (MEMO_SLOTS - 1);
+      const old = this.slotKey[s];
+      if (old !== undefined) this.memo.delete(old);
+      this.memo.set(key, s);
+      this.slotKey[s] = key;
+    }
+    const was = this.slotId[s];
+    if (was !== NONE) this.idSlot[was] = NONE;
+    const other = this.idSlot[id];
+    if (other !== NONE) this.slotId[other] = NONE;
+    this.slotId[s] = id;
+    this.slotList[s] = list;
+    this.idSlot[id] = s;
+  }
+
+  /** At the end of a window: whether the memo goes (or stays) on or off. */
+  private memoVerdict(): void {
+    const now = this.clock();
+    const ms = now - this.windowStart;
+    this.windowStart = now;
+    const hit = this.memoHits * 8 >= MEMO_WINDOW * 7;
+    const state = this.memoState;
+    this.memoLookups = 0;
+    this.memoHits = 0;
+    if (this.memoAlways) return;
+    if (state === MEMO_OFF) {
+      if (this.memoCount > 0) this.memoCount--;
+      else if (hit) this.startRound();
+    } else if (state === MEMO_ON) {
+      if (!hit) {
+        this.memoState = MEMO_OFF;
+        this.memoCount = 0;
+        return;
+      }
+      if (ms < this.fastestOn) this.fastestOn = ms;
+      if (++this.memoCount === MEMO_ROUND - MEMO_CONTROL) this.memoState = MEMO_CONTROL_WINDOW;
+    } else {
+      if (ms < this.fastestOff) this.fastestOff = ms;
+      if (++this.memoCount < MEMO_ROUND) return;
+      // Slower than without it (by more than timing noise): off for a while.
+      if (this.fastestOff < this.fastestOn * 0.95) {
+        this.memoState = MEMO_OFF;
+        this.memoCount = MEMO_BACKOFF;
+      } else this.startRound();
+    }
+  }
+
+  private startRound(): void {
+    this.memoState = MEMO_ON;
+    this.memoCount = 0;
+    this.fastestOn = Number.POSITIVE_INFINITY;
+    this.fastestOff = Number.POSITIVE_INFINITY;
+  }
+
+  /** Forgets every memo entry (their items left, or may have). */
+  private clearMemo(): void {
+    for (let s = 0; s < MEMO_SLOTS; s++) {
+      const id = this.slotId[s];
+      if (id !== NONE) this.idSlot[id] = NONE;
+    }
+    this.memo.clear();
+    this.slotKey.fill(undefined);
+    this.slotId.fill(NONE);
+    this.memoNext = 0;
+  }
+
+  /**
    * Adds item `id` (not in any list), whose key hashes to `h` (`hash`, under the current seed: nothing
    * between that call and this one may insert), as `list`'s most recently used.
    */
@@ -125,6 +291,11 @@ export class KeyIndex {
       this.chain[x] = this.chain[id];
     }
     this.unlink(list, id);
+    const s = this.idSlot[id];
+    if (s !== NONE) {
+      this.slotId[s] = NONE;
+      this.idSlot[id] = NONE;
+    }
     const count = --this.counts[list];
     // Gives the buckets of a spike back: a quarter full, halve them (they double again past full).
     if (count < b.length >> 2 && b.length > INITIAL_BUCKETS) this.rebuild(list, b.length >> 1);
@@ -139,6 +310,7 @@ export class KeyIndex {
 
   /** Empties `list` (its ids are the caller's to free). */
   clear(list: number): void {
+    this.clearMemo();
     this.buckets[list] = new Int32Array(INITIAL_BUCKETS).fill(NONE);
     this.counts[list] = 0;
     this.newestId[list] = NONE;
@@ -154,6 +326,11 @@ export class KeyIndex {
       if (n > longest) longest = n;
     }
     return longest;
+  }
+
+  /** Whether `findHit` goes through its memo now (for tests and diagnostics). */
+  get memoActive(): boolean {
+    return this.memoState === MEMO_ON;
   }
 
   /** How many buckets `list` has (for tests and diagnostics). */
@@ -232,6 +409,9 @@ export class KeyIndex {
     this.hashes = g(this.hashes);
     this.olderId = g(this.olderId);
     this.newerId = g(this.newerId);
+    const slots = new Int32Array(cap).fill(NONE);
+    slots.set(this.idSlot);
+    this.idSlot = slots;
   }
 }
 

@@ -301,3 +301,146 @@ describe('hostile keys through a Group', () => {
     g.close();
   });
 });
+
+describe("findHit's memo of key strings", () => {
+  /** A store and an index over it with the memo always on (ids are reused by the store's free list). */
+  function space() {
+    const store: SlabStore = new SlabStore({ limitBytes: 8 << 20, reclaim: (id) => store.free(id) });
+    const index = new KeyIndex(store, 2, undefined, { always: true });
+    const put = (list: number, key: string): number => {
+      const id = store.put(key, Buffer.from(`v:${key}`), list);
+      index.insert(list, id, index.hash(key));
+      return id;
+    };
+    const drop = (list: number, id: number): void => {
+      index.remove(list, id);
+      store.free(id);
+    };
+    return { store, index, put, drop };
+  }
+
+  it('never returns an item for a key after its id was reused for another key', () => {
+    const { store, index, put, drop } = space();
+    const a = put(0, 'alpha');
+    assert.equal(index.findHit(0, 'alpha'), a);
+    assert.equal(index.findHit(0, 'alpha'), a, 'remembered');
+    drop(0, a);
+    const b = put(0, 'beta');
+    assert.equal(b, a, 'the store reuses the freed id');
+    assert.equal(index.findHit(0, 'alpha'), NONE);
+    assert.equal(index.findHit(0, 'beta'), b);
+    drop(0, b);
+    const c = put(1, 'alpha');
+    assert.equal(c, a, 'reused again, by the same key in the other list');
+    assert.equal(index.findHit(0, 'alpha'), NONE, 'not in list 0 any more');
+    assert.equal(index.findHit(1, 'alpha'), c);
+    assert.equal(store.keyOf(index.findHit(1, 'alpha')), 'alpha');
+  });
+
+  it('forgets the oldest key strings past its slots, and keeps finding every key', () => {
+    const { index, put } = space();
+    const keys = Array.from({ length: 20_000 }, (_, i) => `k${i}`);
+    const ids = keys.map((k) => put(0, k));
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < keys.length; i++) assert.equal(index.findHit(0, keys[i]), ids[i]);
+    }
+    index.clear(0);
+    assert.equal(index.findHit(0, keys[19_999]), NONE, 'cleared with its list');
+  });
+
+  it('property: findHit answers what find answers (inserts, removes, id reuse, two lists, clears)', () => {
+    const names = ['a', 'b', 'c', 'é', 'user:1:profile', 'user:2:profile', 'x'.repeat(1100)];
+    const op = fc.oneof(
+      fc.record({ put: fc.integer({ min: 0, max: names.length - 1 }), list: fc.integer({ min: 0, max: 1 }) }),
+      fc.record({
+        drop: fc.integer({ min: 0, max: names.length - 1 }),
+        list: fc.integer({ min: 0, max: 1 }),
+      }),
+      fc.record({
+        find: fc.integer({ min: 0, max: names.length - 1 }),
+        list: fc.integer({ min: 0, max: 1 }),
+        // a new string with the same characters, as a request's key would be
+        fresh: fc.boolean(),
+      }),
+      fc.record({ clear: fc.integer({ min: 0, max: 1 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 200, size: 'max' }), (ops) => {
+        const { store, index, put, drop } = space();
+        const model = [new Map<string, number>(), new Map<string, number>()];
+        for (const o of ops) {
+          if ('put' in o) {
+            const key = names[o.put];
+            const old = model[o.list].get(key);
+            if (old !== undefined) drop(o.list, old);
+            model[o.list].set(key, put(o.list, key));
+          } else if ('drop' in o) {
+            const key = names[o.drop];
+            const id = model[o.list].get(key);
+            if (id !== undefined) drop(o.list, id);
+            model[o.list].delete(key);
+          } else if ('find' in o) {
+            const name = names[o.find];
+            const key = o.fresh ? [...name].join('') : name;
+            const want = model[o.list].get(name) ?? NONE;
+            assert.equal(index.findHit(o.list, key), want);
+            assert.equal(index.find(o.list, key), want);
+          } else {
+            for (const id of model[o.clear].values()) store.free(id);
+            model[o.clear].clear();
+            index.clear(o.clear);
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('turns itself on for a loop over a few key strings, off when they are more than it holds', () => {
+    const keys = fakeKeys();
+    const index = new KeyIndex(keys, 1);
+    const n = 40_000;
+    const names = Array.from({ length: n }, (_, id) => {
+      const key = `key-${id}`;
+      keys.byId.set(id, key);
+      index.insert(0, id, index.hash(key));
+      return key;
+    });
+    assert.equal(index.memoActive, false);
+    // 100 keys: every lookup through the memo hits once it has seen them (one lookup in 64 goes through it)
+    let on = false;
+    for (let i = 0; i < 200_000; i++) {
+      assert.equal(index.findHit(0, names[i % 100]), i % 100);
+      on ||= index.memoActive;
+    }
+    assert.ok(on, 'went on');
+    // 40,000 keys in turn: more than it remembers, so it misses
+    for (let i = 0; i < 2 * n; i++) assert.equal(index.findHit(0, names[i % n]), i % n);
+    assert.equal(index.memoActive, false);
+  });
+
+  it('goes off for a while when lookups without it were faster', () => {
+    const keys = fakeKeys();
+    let now = 0;
+    let lookup = 0;
+    let usingMemo = true;
+    // A clock that says a window of lookups through the memo takes twice as long as one without it.
+    const index = new KeyIndex(keys, 1, undefined, { clock: () => now });
+    keys.byId.set(0, 'k');
+    index.insert(0, 0, index.hash('k'));
+    const step = () => {
+      usingMemo = index.memoActive;
+      assert.equal(index.findHit(0, 'k'), 0);
+      now += usingMemo ? 2 : 1;
+      lookup++;
+    };
+    while (!index.memoActive && lookup < 10_000_000) step();
+    assert.ok(index.memoActive, 'on: every lookup hits');
+    const wentOn = lookup;
+    // a round: 14 windows of 1024 lookups through the memo, 2 without (the control)
+    while (lookup - wentOn < 16 * 1024) step();
+    const wentOff = lookup;
+    while (!index.memoActive && lookup - wentOff < 64 * 64 * 1024 * 2) step();
+    assert.ok(lookup - wentOff >= 64 * 64 * 1024, `stayed off for its backoff (${lookup - wentOff} lookups)`);
+  });
+});
