@@ -313,9 +313,14 @@ export class ByteCache {
    * `maxBytes` or the store cannot hold it; not cached when `key` has a lone surrogate. `bytes` is what
    * it is charged: key + value bytes; the per-item overhead is counted in `overheadBytes`.
    */
-  set(key: string, e: Entry, bytes: number): boolean {
-    if (bytes > this.maxBytes) {
-      this.delete(key);
+  /**
+   * Stores `e` (`bytes`: its key + value bytes) as the newest entry, replacing any entry of `key`; false
+   * when it cannot be held (too large; or, with `mayEvict` false, not in free room: then nothing held is
+   * evicted or reclaimed for it, and an entry it would replace stays).
+   */
+  set(key: string, e: Entry, bytes: number, mayEvict = true): boolean {
+    if (bytes > this.maxBytes || (!mayEvict && this.bytes + bytes > this.maxBytes)) {
+      if (mayEvict) this.delete(key);
       return false;
     }
     // A key with a lone surrogate would be stored as U+FFFD's bytes: found by neither key, and read back
@@ -327,7 +332,8 @@ export class ByteCache {
     const index = this.index;
     const h = index.hash(key);
     // Adopted, not copied, when it is a whole Buffer: an Entry's value is never written to.
-    const id = st.put(key, e.value, this.tag, true);
+    const id = st.put(key, e.value, this.tag, true, mayEvict);
+    if (id < 0 && !mayEvict) return false; // nothing was taken back: an old entry stays
     // After the put: making room may have taken `key`'s old item back already.
     const old = index.find(this.tag, key, h);
     if (old !== NONE) this.drop(old, false);
@@ -459,6 +465,26 @@ export class ByteCache {
  * entry of the hot cache if it holds more than 1/8 of what the main cache holds, else of the main cache.
  * What they hold is key + value bytes plus per-item overhead beyond the first FREE_OVERHEAD_BYTES of it.
  */
+/**
+ * Whether main + hot stay within `maxBytes` by enforceBudget's rule with an item of `bytes` (key + value)
+ * and `overhead` (itemOverhead) added and `freedBytes` / `freedOverhead` taken out: room without evicting.
+ */
+export function fitsBudget(
+  main: ByteCache,
+  hot: ByteCache,
+  maxBytes: number,
+  bytes: number,
+  overhead: number,
+  freedBytes = 0,
+  freedOverhead = 0,
+): boolean {
+  const charged = Math.max(
+    0,
+    main.overheadBytes + hot.overheadBytes - freedOverhead + overhead - FREE_OVERHEAD_BYTES,
+  );
+  return main.bytes + hot.bytes - freedBytes + bytes + charged <= maxBytes;
+}
+
 export function enforceBudget(main: ByteCache, hot: ByteCache, maxBytes: number): void {
   while (
     main.bytes + hot.bytes + Math.max(0, main.overheadBytes + hot.overheadBytes - FREE_OVERHEAD_BYTES) >

@@ -11,6 +11,8 @@ import {
   enforceBudget,
   entryBytes,
   evictOne,
+  fitsBudget,
+  itemOverhead,
   MAX_TTL_MS,
   newSpace,
   type StaleWindows,
@@ -761,17 +763,22 @@ export class Group {
         continue;
       }
       const bytes = entryBytes(key, v);
+      const keyBytes = bytes - v.byteLength;
       // A hot-cache mirror of it makes way (its bytes count as free room): the main copy replaces it.
       const mirror = this.hot.peek(key);
       const freed = mirror === undefined ? 0 : entryBytes(key, mirror.value);
-      if (this.main.bytes + this.hot.bytes - freed + bytes > this.cacheBytes) continue;
-      if (mirror !== undefined) this.hot.delete(key);
+      const freedOverhead = mirror === undefined ? 0 : itemOverhead(keyBytes, mirror.value.byteLength);
+      // Free room by the budget rule, overhead included (what enforceBudget would evict for)...
+      const overhead = itemOverhead(keyBytes, v.byteLength);
+      if (!fitsBudget(this.main, this.hot, this.cacheBytes, bytes, overhead, freed, freedOverhead)) continue;
+      // ...and in the store: the put may not evict or take pages back either (mayEvict false).
       // A copy: the value may be a view into a large received message.
       const value = Buffer.from(v);
       const qps = typeof h.minuteQps === 'number' && h.minuteQps >= 0 ? h.minuteQps : 0;
       const e = new Entry(value, expiry(ttl, now), now, qps);
       e.source = 'peer';
-      if (!this.main.set(key, e, bytes)) continue;
+      if (mirror !== undefined) this.hot.delete(key);
+      if (!this.main.set(key, e, bytes, false)) continue;
       kept++;
       this.stats.handoffAccepted++;
       this.stats.handoffBytes += value.length;

@@ -195,6 +195,8 @@ export class SlabStore {
   private draining = -1;
   /** Page holding the key chunk of a `put` in progress: `reassign` must not take it. */
   private pinned = -1;
+  /** False during a `put` that may not evict or reclaim items to make room. */
+  private mayEvict = true;
   // ── own buffers ──
   private readonly own = new Map<number, Buffer>();
   /** Keys over SLAB_MAX_VALUE bytes (rare: keys are usually short), by item id. */
@@ -270,8 +272,20 @@ export class SlabStore {
    * or -1 when they cannot be held under `limitBytes` even after taking pages back. May call `reclaim`
    * first. `adopt`: a value over SLAB_MAX_VALUE that is a whole Buffer nobody will write to again is kept
    * as it is instead of copied (a slice is always copied: keeping it would keep its whole parent buffer).
+   * `mayEvict` false: only free room is used — no item is evicted or reclaimed to make room (a pushed
+   * handoff entry must never push out this process's own), and the put fails instead.
    */
-  put(key: string, value: Uint8Array, tag: number, adopt = false): number {
+  put(key: string, value: Uint8Array, tag: number, adopt = false, mayEvict = true): number {
+    if (mayEvict) return this.putItem(key, value, tag, adopt);
+    this.mayEvict = false;
+    try {
+      return this.putItem(key, value, tag, adopt);
+    } finally {
+      this.mayEvict = true;
+    }
+  }
+
+  private putItem(key: string, value: Uint8Array, tag: number, adopt: boolean): number {
     // The key first, in a chunk (or a Buffer) of its own: a separate chunk wastes less than one chunk for
     // key + value would (11 + 32 bytes: chunks of 16 + 32, not 56), and a 1 KiB value keeps its exact
     // 1 KiB chunk. Its page is pinned so that making room for the value cannot take it back.
@@ -596,6 +610,7 @@ export class SlabStore {
     if (p === undefined) {
       if (this.held() + this.pageBytes <= this.limitBytes) p = this.newPage();
       else {
+        if (!this.mayEvict) return -1;
         p = this.reassign();
         if (p < 0) return -1;
       }
@@ -694,6 +709,7 @@ export class SlabStore {
           this.limbo.askForCollection();
           return false;
         }
+        if (!this.mayEvict) return false;
         if (evictedChunks < this.pageBytes) {
           const held = this.held();
           const chunks = this.chunkBytes;

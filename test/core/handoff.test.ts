@@ -277,6 +277,20 @@ describe('warm handoff (in-process cluster)', () => {
     c.close();
   });
 
+  it('a push is refused when only the per-item overhead fills the budget (it would evict at the next load)', async () => {
+    // 4 MiB budget of 200k-ish small items: key + value bytes alone leave room, their overhead does not
+    const { c } = cluster(1, WINDOW, { cacheBytes: 4 << 20 });
+    const g = c.nodes[0].group;
+    let i = 0;
+    while (g.cacheStats('main').evictions === 0) await g.getString(`k${i++}`);
+    const main = g.cacheStats('main');
+    assert.ok(main.bytes + 20 < 4 << 20, 'key + value bytes alone leave room');
+    assert.equal(g.server.acceptHandoff([{ key: 'pushed', value: Buffer.from('x') }]), 0);
+    assert.equal(g.server.handoffEntry('pushed'), undefined);
+    assert.equal(g.cacheStats('main').evictions, main.evictions, 'nothing of its own was evicted');
+    c.close();
+  });
+
   it('handOff without a picker that knows successors is a no-op', async () => {
     const { c } = cluster(1);
     await c.nodes[0].group.getString('x');

@@ -44,8 +44,8 @@ function harness(limitBytes: number, pageBytes?: number) {
     assert.equal(st.ownBytes, ownBytes);
   };
   const put = store.put.bind(store);
-  store.put = (key, value, tag, adopt) => {
-    const id = put(key, value, tag, adopt);
+  store.put = (key, value, tag, adopt, mayEvict) => {
+    const id = put(key, value, tag, adopt, mayEvict);
     if (id >= 0) keys.set(id, key);
     return id;
   };
@@ -183,6 +183,40 @@ describe('SlabStore', () => {
     model.set(id, big);
     check();
     assert.ok(store.stats().pages <= 1);
+  });
+
+  it('a put that may not evict uses free room only: no page is taken back, no item evicted', () => {
+    const page = 64 * 1024;
+    let evictions = 0;
+    const { store, model, check, reclaimed } = harness(4 * page, page);
+    // 1000-byte values (their keys share a first page) until the store is full and takes a page back
+    for (let i = 0; i < 1000 && reclaimed.length === 0; i++) {
+      const id = store.put(`a${i}`, bytes(1000, i), 0);
+      assert.ok(id >= 0);
+      model.set(id, bytes(1000, i));
+    }
+    assert.ok(reclaimed.length > 0, 'the store is full');
+    const reclaimedBefore = reclaimed.length;
+    // a 100-byte value needs a page of its size class: only a reassignment would give one
+    assert.equal(store.put('small', bytes(100, 1), 0, false, false), -1);
+    assert.equal(reclaimed.length, reclaimedBefore, 'nothing was taken back');
+    const evicting = new SlabStore({
+      limitBytes: 4 * page,
+      pageBytes: page,
+      reclaim: (id) => evicting.free(id),
+      evict: () => {
+        evictions++;
+        return false;
+      },
+    });
+    assert.ok(evicting.put('big', Buffer.alloc(2 * page), 0) >= 0);
+    // a large value that only an eviction would make room for
+    assert.equal(evicting.put('big2', Buffer.alloc(2 * page), 0, false, false), -1);
+    assert.equal(evictions, 0, 'the owner was not asked to evict');
+    check();
+    // with mayEvict (the default) the same put takes a page back
+    assert.ok(store.put('small', bytes(100, 1), 0) >= 0);
+    assert.ok(reclaimed.length > reclaimedBefore);
   });
 
   it('slack is for pages: a value in a Buffer of its own is held to limitBytes - slackBytes', () => {
