@@ -24,13 +24,24 @@
 // or less (--max-old-space-size), 64 MiB is past V8's hard external limit (half the old space) and the
 // collection is a full, non-incremental one: on a heap that small, a few milliseconds.
 
+import { getHeapStatistics } from 'node:v8';
+
 /** What `askForCollection` allocates and drops: V8's external-memory step (kExternalAllocationSoftLimit). */
 const NUDGE_BYTES = 64 * 1024 * 1024;
 /** Least time between two scans of the entries (`bytes`), and how many entries a millisecond pays for. */
 const SWEEP_INTERVAL_MS = 20;
 const SWEEP_ENTRIES_PER_MS = 50;
-/** Least time between two asks: at most 10 collections a second asked for, whatever the churn. */
-const NUDGE_INTERVAL_MS = 100;
+/**
+ * How often the store may ask (`askForCollection`): once per NUDGE_EVERY_BYTES of large values dropped or
+ * refused since the last ask (V8 itself collects once per 64 MB of external allocation, so at most 4× as
+ * often as it would by itself), and no sooner than NUDGE_INTERVAL_MS, or NUDGE_MS_PER_HEAP_MB per MiB of
+ * JS heap in use, after the last: a full collection costs roughly 1 ms per MiB of heap (marked mostly
+ * off the main thread), so asks take at most ~20 % of a core whatever the heap — a cache node's heap of
+ * ~10 MiB may be asked every 50 ms; a service embedding Group with a 1 GiB heap, every 5 s.
+ */
+const NUDGE_EVERY_BYTES = 16 * 1024 * 1024;
+const NUDGE_INTERVAL_MS = 10;
+const NUDGE_MS_PER_HEAP_MB = 5;
 /**
  * After this many asks in a row that freed nothing (everything dropped is still referenced, say by slow
  * readers), asks slow down to one per NUDGE_IDLE_INTERVAL_MS until one frees something again. Not after
@@ -48,6 +59,8 @@ export interface LimboOptions {
   nudge?: boolean;
   /** Clock for the asks' pacing (ms). Default Date.now. */
   now?: () => number;
+  /** The JS heap in use (bytes), for the asks' pacing. Default: V8's used_heap_size. */
+  heapBytes?: () => number;
 }
 
 export class Limbo {
@@ -71,14 +84,18 @@ export class Limbo {
   /** Something was freed since the last ask; asks in a row after which nothing was. */
   private freedSinceAsk = true;
   private fruitless = 0;
+  /** Bytes dropped, or refused for want of room, since the last ask. */
+  private churned = 0;
   private readonly nudge: boolean;
   private readonly now: () => number;
+  private readonly heapBytes: () => number;
   /** Collections asked for (test and stats hook). */
   asked = 0;
 
   constructor(opts: LimboOptions = {}) {
     this.nudge = opts.nudge ?? true;
     this.now = opts.now ?? Date.now;
+    this.heapBytes = opts.heapBytes ?? (() => getHeapStatistics().used_heap_size);
   }
 
   /** Counts `bytes` of `buffer` (about to be unreferenced by the store) until the collector frees it. */
@@ -86,6 +103,7 @@ export class Limbo {
     const token = {};
     this.tokens.set(buffer, token);
     this.refs.push(new WeakRef(token));
+    this.churned += bytes;
     this.sizes.push(bytes);
     this.total += bytes;
   }
@@ -136,15 +154,20 @@ export class Limbo {
     this.sweep();
   };
 
+  /** A value of `bytes` was refused because limbo stood in the way (it too awaits the collector). */
+  refused(bytes: number): void {
+    this.churned += bytes;
+  }
+
   /** Entries still waiting (each a dropped Buffer or page). */
   get entries(): number {
     return this.refs.length;
   }
 
   /**
-   * Limbo stands in the way of a put: ask V8 to collect, at most once per NUDGE_INTERVAL_MS (slower
-   * after asks that freed nothing, NUDGE_FRUITLESS). The ask
-   * runs in a later turn of the event loop (setImmediate), not now or as a microtask: what was just
+   * Limbo is half full or stands in the way of a put: ask V8 to collect, paced by bytes churned and by
+   * heap size (NUDGE_EVERY_BYTES), slower after asks that freed nothing (NUDGE_FRUITLESS). The ask runs
+   * in a later turn of the event loop (setImmediate), not now or as a microtask: what was just
    * dropped is still referenced now (by the caller, by the store until `free` returns), and V8 keeps a
    * new WeakRef's target alive until the current job's microtasks are done — a collection V8 ran before
    * then would keep it, and then not come again for another 64 MB.
@@ -152,10 +175,16 @@ export class Limbo {
   askForCollection(): void {
     if (!this.nudge) return;
     const now = this.now();
-    const interval = this.fruitless >= NUDGE_FRUITLESS ? NUDGE_IDLE_INTERVAL_MS : NUDGE_INTERVAL_MS;
-    if (now - this.askedAt < interval) return;
+    if (this.fruitless >= NUDGE_FRUITLESS) {
+      if (now - this.askedAt < NUDGE_IDLE_INTERVAL_MS) return;
+    } else {
+      if (this.churned < NUDGE_EVERY_BYTES || now - this.askedAt < NUDGE_INTERVAL_MS) return;
+      const floor = (this.heapBytes() / (1024 * 1024)) * NUDGE_MS_PER_HEAP_MB;
+      if (now - this.askedAt < floor) return;
+    }
     if (!this.freedSinceAsk && this.asked > 0) this.fruitless++;
     this.freedSinceAsk = false;
+    this.churned = 0;
     this.askedAt = now;
     this.asked++;
     setImmediate(allocateAndDrop).unref();

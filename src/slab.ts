@@ -88,9 +88,10 @@ export interface SlabOptions {
    */
   limboAllowanceBytes?: number;
   /**
-   * When limbo past its allowance refuses a value, make V8 collect soon (limbo.ts: a 64 MiB ArrayBuffer
-   * allocated and dropped, never touched; at most 4 a second). Default true; false leaves collections to
-   * V8, and under churn of large values most of them are then refused (~12 % cached in the churn bench).
+   * When limbo passes half its allowance or refuses a value, make V8 collect soon (limbo.ts: a 64 MiB
+   * ArrayBuffer allocated and dropped, never touched; once per 16 MiB churned at most, and no more often
+   * than 5 ms per MiB of JS heap). Default true; false leaves collections to V8, and under churn of large
+   * values most of them are then refused (~12 % cached in the churn bench).
    */
   askForCollection?: boolean;
   /** Page size. Default: 1 MiB, less for small limits (at least 64 KiB; chunks never span pages). */
@@ -706,6 +707,7 @@ export class SlabStore {
       if (p === undefined) {
         // Only limbo past its allowance in the way: evicting would move bytes into limbo, not out.
         if (this.pagesHeld * this.pageBytes + this.ownBytes + bytes <= limit) {
+          this.limbo.refused(bytes);
           this.limbo.askForCollection();
           return false;
         }
