@@ -123,6 +123,39 @@ describe('SlabStore', () => {
     assert.equal(store.stable(id2).toString(), 'other', 'the new item does not see the old copy');
   });
 
+  it('keeps stable copies while reads come back to them, stops while they are spread over more items than it holds, and starts again', () => {
+    const { store } = harness(64 << 20);
+    const ids: number[] = [];
+    for (let i = 0; i < 100_000; i++) ids.push(store.put(`k${i}`, Buffer.from(`v${i}`), 0));
+    const hot = ids.slice(0, 1000);
+    /** Whether a second read of `id` returns the Buffer the first one did. */
+    const again = (id: number) => {
+      const first = store.stable(id);
+      return store.stable(id) === first;
+    };
+    for (let round = 0; round < 5; round++) for (const id of hot) store.stable(id);
+    assert.equal(
+      hot.filter(again).length,
+      hot.length,
+      'a hot set: every read after the first returns the same Buffer',
+    );
+    // Reads spread over 100,000 items (the table holds 16,384): new copies are no longer kept.
+    let seed = 7;
+    for (let i = 0; i < 200_000; i++) {
+      seed = (seed * 48271) % 2147483647;
+      const id = ids[seed % ids.length];
+      assert.equal(store.stable(id).toString(), `v${id}`);
+    }
+    const fresh = ids.slice(50_000, 51_000);
+    const repeats = fresh.filter(again).length;
+    // (but for the few kept before it noticed)
+    assert.ok(repeats < fresh.length / 10, `copies of spread reads kept: ${repeats} of ${fresh.length}`);
+    // Another hot set (none of its copies kept): its reads would find them, so it keeps every copy again.
+    const hot2 = ids.slice(20_000, 21_000);
+    for (let round = 0; round < 10; round++) for (const id of hot2) store.stable(id);
+    assert.equal(hot2.filter(again).length, hot2.length);
+  });
+
   it('metadata arrays keep their values when the item table grows', () => {
     const { store } = harness(64 << 20);
     const ids: number[] = [];

@@ -202,6 +202,8 @@ async function items(): Promise<ItemsReport> {
       hits += 8192;
     }
     const s = (performance.now() - t1) / 1000;
+    // On stderr, for reading a --trace-gc log of this child: its times are ms since start, as these are.
+    process.stderr.write(`hit run: ${t1.toFixed(0)}..${(t1 + s * 1000).toFixed(0)} ms\n`);
     const hgc = await watch.stop();
     if (sink === 0) throw new Error('no hit returned a value');
     report.hits = { n: hits, s, gc: hgc, rssAfter: process.memoryUsage.rss() };
