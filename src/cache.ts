@@ -147,6 +147,7 @@ export function newSpace(
   lists = 1,
 ): CacheSpace {
   const pageBytes = defaultPageBytes(budgetBytes + FREE_OVERHEAD_BYTES);
+  let index: KeyIndex | undefined;
   const store = new SlabStore({
     limitBytes: budgetBytes + FREE_OVERHEAD_BYTES + SLACK_PAGES * pageBytes,
     // Values in Buffers of their own need no slack: they are held to the budget itself.
@@ -155,8 +156,10 @@ export function newSpace(
     limboAllowanceBytes: LIMBO_ALLOWANCE_BYTES,
     reclaim,
     evict,
+    idsShrunk: (capacity) => index?.shrinkIds(capacity),
   });
-  return { store, index: new KeyIndex(store, lists) };
+  index = new KeyIndex(store, lists);
+  return { store, index };
 }
 
 // Item flags in the store.

@@ -399,10 +399,19 @@ export class KeyIndex {
     this.reseedCredit = Math.max(total, INITIAL_BUCKETS);
   }
 
+  /**
+   * The store's ids now all fit below `capacity` (SlabOptions.idsShrunk): shrink the per-id arrays to it,
+   * so that a spike of items does not leave 20 bytes an id allocated for good.
+   */
+  shrinkIds(capacity: number): void {
+    if (capacity < this.chain.length) this.grow(capacity);
+  }
+
+  /** Copies the per-id arrays into arrays of `cap` ids (fewer only when no id in use is cut off). */
   private grow(cap: number): void {
     const g = <T extends Int32Array | Uint32Array>(a: T): T => {
       const b = new (a.constructor as new (n: number) => T)(cap);
-      b.set(a);
+      b.set(cap >= a.length ? a : (a.subarray(0, cap) as T));
       return b;
     };
     this.chain = g(this.chain);
@@ -410,7 +419,7 @@ export class KeyIndex {
     this.olderId = g(this.olderId);
     this.newerId = g(this.newerId);
     const slots = new Int32Array(cap).fill(NONE);
-    slots.set(this.idSlot);
+    slots.set(cap >= this.idSlot.length ? this.idSlot : this.idSlot.subarray(0, cap));
     this.idSlot = slots;
   }
 }

@@ -43,6 +43,8 @@ export const ITEM_OVERHEAD = 96;
 export const OWN_BUFFER_OVERHEAD = 320;
 /** Share of the limbo allowance at which the store asks V8 to collect (limbo.ts). */
 const ASK_AT = 0.5;
+/** Ids the item table starts with (and never shrinks below). */
+const INITIAL_IDS = 1024;
 /** Own-buffer values are malloc'd to this granularity (glibc chunks): charged, so counted. */
 const OWN_ALIGN = 16;
 
@@ -112,6 +114,11 @@ export interface SlabOptions {
    */
   reclaim: (id: number) => void;
   /**
+   * The per-id arrays shrank to `capacity` ids (every id in use is below it): owners that keep arrays by
+   * item id (the key index) shrink theirs. Called from inside `put`, before it places anything.
+   */
+  idsShrunk?: (capacity: number) => void;
+  /**
    * Drop the least recently used item (by the owner's rule: which cache, which item) and `free` it;
    * false when there is none. Called from inside `put` when a value over SLAB_MAX_VALUE needs room that
    * only live items hold: without it a store full of large values would refuse every new one, and the
@@ -123,6 +130,8 @@ export interface SlabOptions {
 export interface SlabStats {
   /** Items stored (slab + own buffers). */
   items: number;
+  /** Ids the per-id arrays have room for (grows by doubling, shrinks when under a quarter is used). */
+  idCapacity: number;
   /** Pages allocated (in use or kept empty for reuse) × page size. */
   pageBytes: number;
   pages: number;
@@ -181,9 +190,16 @@ export class SlabStore {
   bornAt: Float64Array;
   /** The owner's bits (e.g. negative entry, source, has stale windows). */
   flags: Uint8Array;
+  /**
+   * Ids given back, as a binary min-heap: a new item takes the lowest free id, so live ids stay packed
+   * low and, after a spike of small items has been evicted, the per-id arrays can shrink (`shrinkIds`).
+   */
   private freeIds: Int32Array;
   private freeIdCount = 0;
+  /** One past the highest id in use (ids at or above it are free; the heap may still list some). */
   private nextId = 0;
+  /** Told the new capacity when the per-id arrays shrink (the key index shrinks its own). */
+  private readonly idsShrunk: (capacity: number) => void;
   // ── pages ──
   private readonly pages: (Buffer | undefined)[] = [];
   /** Size class of a page; -1 = empty (in the free pool or released). */
@@ -254,8 +270,9 @@ export class SlabStore {
       throw new RangeError(`SlabStore: pageBytes must be an integer in [${lastChunk}, 2^30]`);
     }
     this.reclaim = opts.reclaim;
+    this.idsShrunk = opts.idsShrunk ?? (() => {});
     this.evict = opts.evict ?? (() => false);
-    const cap = 1024;
+    const cap = INITIAL_IDS;
     this.page = new Int32Array(cap).fill(-2);
     this.off = new Int32Array(cap);
     this.len = new Int32Array(cap);
@@ -293,6 +310,8 @@ export class SlabStore {
    * handoff entry must never push out this process's own), and the put fails instead.
    */
   put(key: string, value: Uint8Array, tag: number, adopt = false, mayEvict = true): number {
+    // A safe point to shrink: no scan of the ids is under way (reassign runs inside a put).
+    if (this.items * 4 < this.page.length && this.page.length > INITIAL_IDS) this.shrinkIds();
     if (mayEvict) return this.putItem(key, value, tag, adopt);
     this.mayEvict = false;
     try {
@@ -409,7 +428,16 @@ export class SlabStore {
       f.set(this.freeIds);
       this.freeIds = f;
     }
-    this.freeIds[this.freeIdCount++] = id;
+    // sift up
+    const h = this.freeIds;
+    let i = this.freeIdCount++;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (h[parent] <= id) break;
+      h[i] = h[parent];
+      i = parent;
+    }
+    h[i] = id;
   }
 
   has(id: number): boolean {
@@ -560,6 +588,7 @@ export class SlabStore {
     const limboBytes = this.limbo.sweep();
     return {
       items: this.items,
+      idCapacity: this.page.length,
       pageBytes,
       pages: this.pagesHeld,
       freePages: this.freePool.length,
@@ -608,17 +637,61 @@ export class SlabStore {
   // ── ids ──
 
   private newId(): number {
-    if (this.freeIdCount > 0) return this.freeIds[--this.freeIdCount];
-    const id = this.nextId++;
-    if (id >= this.page.length) this.grow(this.page.length * 2);
+    if (this.freeIdCount === 0) {
+      const id = this.nextId++;
+      if (id >= this.page.length) this.resize(this.page.length * 2);
+      return id;
+    }
+    // pop the lowest free id; sift the last one down from the root
+    const h = this.freeIds;
+    const id = h[0];
+    const n = --this.freeIdCount;
+    const last = h[n];
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && h[c + 1] < h[c]) c++;
+      if (h[c] >= last) break;
+      h[i] = h[c];
+      i = c;
+    }
+    h[i] = last;
+    if (id >= this.nextId) this.nextId = id + 1; // a free id above the top (after shrinkIds lowered it)
     return id;
   }
 
-  private grow(cap: number): void {
+  /**
+   * After most items have gone (fewer than a quarter of the ids' capacity in use): lowers `nextId` past
+   * the free ids at the top, and halves (or more) the per-id arrays while every id in use still fits.
+   * Without it a spike of small items would leave ~82 bytes per id of the spike (this table's 66, the
+   * key index's 16) allocated for good, outside the budget, while large values fill it again. Ids are
+   * handed out lowest first, so once the spike's items are evicted the top of the table is free.
+   * Amortized O(1) per id freed: the scan down covers only ids freed since it last ran.
+   */
+  private shrinkIds(): void {
+    let top = this.nextId;
+    while (top > 0 && this.page[top - 1] === -2) top--;
+    this.nextId = top;
+    let cap = this.page.length;
+    while (cap > INITIAL_IDS && top * 2 <= cap / 2) cap /= 2;
+    if (cap === this.page.length) return;
+    // Free ids at or above the new top leave the heap (a sorted array is a min-heap).
+    const below = this.freeIds.subarray(0, this.freeIdCount).filter((id) => id < top);
+    below.sort();
+    this.freeIds = new Int32Array(Math.max(INITIAL_IDS, below.length));
+    this.freeIds.set(below);
+    this.freeIdCount = below.length;
+    this.resize(cap);
+    this.idsShrunk(cap);
+  }
+
+  /** Copies the per-id arrays into arrays of `cap` ids (larger, or smaller when every id in use fits). */
+  private resize(cap: number): void {
     const g = <T extends Int32Array | Uint32Array | Uint8Array | Float64Array>(a: T, fill?: number): T => {
       const b = new (a.constructor as new (n: number) => T)(cap);
-      if (fill !== undefined) b.fill(fill, a.length);
-      b.set(a);
+      if (fill !== undefined && cap > a.length) b.fill(fill, a.length);
+      b.set(cap >= a.length ? a : (a.subarray(0, cap) as T));
       return b;
     };
     this.page = g(this.page, -2);

@@ -172,3 +172,40 @@ describe('large values under a full budget', () => {
     assert.ok(c.store.stats().pagesReassigned > 0, 'it took pages back');
   });
 });
+
+describe('after a spike of small items', () => {
+  it('the per-id arrays shrink once large values have pushed the small items out', async () => {
+    const MiB = 1 << 20;
+    let large = false;
+    const g = new Group({
+      name: 'spike',
+      cacheBytes: 16 * MiB,
+      registry: new GroupRegistry(),
+      getter: async (key) => (large ? Buffer.alloc(256 * 1024, key) : `v:${key}`),
+    });
+    for (let i = 0; i < 100_000; i++) await g.get(`s${i}`);
+    const spike = g.memoryStats();
+    assert.ok(spike.idCapacity >= 100_000, `${spike.idCapacity} ids after the spike`);
+    large = true;
+    for (let i = 0; i < 200; i++) {
+      await g.get(`L${i}`);
+      if (i % 20 === 0) await sleep(1); // let the store learn what the collector freed
+    }
+    const after = g.memoryStats();
+    assert.ok(g.cacheStats('main').items < 100, 'the small items are gone');
+    assert.ok(after.idCapacity <= 1024 * 4, `${after.idCapacity} ids left allocated`);
+    // and the index still finds what is held, with the right values
+    let held = 0;
+    for (let i = 0; i < 200; i++) {
+      const v = g.server.getCached(`L${i}`);
+      if (v === undefined) continue;
+      held++;
+      assert.ok(v.equals(Buffer.alloc(256 * 1024, `L${i}`)), `L${i}`);
+    }
+    assert.equal(held, g.cacheStats('main').items);
+    large = false;
+    assert.equal(await g.getString('s5'), 'v:s5', 'a small key loads again');
+    assert.equal(g.server.getCached('s5')?.toString(), 'v:s5');
+    g.close();
+  });
+});

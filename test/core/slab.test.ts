@@ -252,6 +252,32 @@ describe('SlabStore', () => {
     assert.ok(reclaimed.length > reclaimedBefore);
   });
 
+  it('ids are handed out lowest first, and the per-id arrays shrink once most items have gone', () => {
+    const shrunk: number[] = [];
+    const store: SlabStore = new SlabStore({
+      limitBytes: 64 << 20,
+      reclaim: (id) => store.free(id),
+      idsShrunk: (capacity) => shrunk.push(capacity),
+    });
+    const ids: number[] = [];
+    for (let i = 0; i < 20_000; i++) ids.push(store.put(`k${i}`, bytes(20, i), 0));
+    assert.deepEqual(ids.slice(0, 5), [0, 1, 2, 3, 4]);
+    assert.equal(store.stats().idCapacity, 32768);
+    // free all but a few scattered items; the lowest free ids are reused first
+    const keep = new Set([3, 700, 1500]);
+    for (const id of ids) if (!keep.has(id)) store.free(id);
+    const again = store.put('again', bytes(20, 1), 0);
+    assert.equal(again, 0, 'the lowest free id');
+    assert.deepEqual(shrunk, [4096], 'halved while every id in use (max 1500) fits with room to grow');
+    assert.equal(store.stats().idCapacity, 4096);
+    for (const id of keep) assert.deepEqual(store.copy(id), bytes(20, id), `item ${id} kept its value`);
+    assert.equal(store.toString(again, 'latin1'), bytes(20, 1).toString('latin1'));
+    // and it grows again
+    for (let i = 0; i < 10_000; i++) assert.ok(store.put(`n${i}`, bytes(20, i), 0) >= 0);
+    assert.equal(store.stats().items, 10_004);
+    assert.equal(store.stats().idCapacity, 16384);
+  });
+
   it('slack is for pages: a value in a Buffer of its own is held to limitBytes - slackBytes', () => {
     const page = 64 * 1024;
     const store: SlabStore = new SlabStore({
