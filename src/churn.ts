@@ -1,4 +1,5 @@
-// A map for entries that come and go once per request: flights by key, fetches in flight by id.
+// A map for entries that come and go once per request: fetches in flight by id. (Flights by key have a
+// table of their own, flight.ts: string keys here would be internalized, an old-generation copy per miss.)
 //
 // Why not Map: V8's Map never reuses the slot of a deleted entry, so a Map that sees one set and one
 // delete per request rehashes into a fresh table every few dozen requests, and the tables it leaves

@@ -9,7 +9,6 @@
 
 import { setMaxListeners } from 'node:events';
 import { AbortWaiter, onAbort, watch } from './abort.js';
-import { ChurnMap } from './churn.js';
 
 /** A signal shared by many calls: no listener limit (each call adds one while it runs). */
 function sharedSignal(ac: AbortController): AbortSignal {
@@ -65,7 +64,6 @@ class Waiter<T> extends AbortWaiter {
   over = false;
   constructor(
     private readonly flights: Flights<T>,
-    private readonly key: string,
     private readonly flight: Flight<T>,
   ) {
     super();
@@ -76,7 +74,7 @@ class Waiter<T> extends AbortWaiter {
     this.reject(reason);
     const f = this.flight;
     if (--f.waiters === 0 && !f.done) {
-      this.flights.forget(this.key, f);
+      this.flights.forget(f);
       f.abandon(reason);
     }
   }
@@ -108,9 +106,19 @@ export class Flight<T> {
   private cancelled = false;
   private reason: unknown;
   private lender: Lender | undefined;
+  /** @internal the key's hash in its FlightTable */
+  hash = 0;
+  /** @internal the next flight in the same FlightTable bucket */
+  nextInBucket: Flight<T> | undefined = undefined;
 
-  /** @param first the first waiter's signal (undefined = that waiter can never leave) */
-  constructor(private readonly first: AbortSignal | undefined) {}
+  /**
+   * @param first the first waiter's signal (undefined = that waiter can never leave)
+   * @param key the key it loads
+   */
+  constructor(
+    private readonly first: AbortSignal | undefined,
+    readonly key = '',
+  ) {}
 
   /**
    * The flight's own signal, made on first read: fires when every waiter has left, or on `cancel` (a
@@ -198,8 +206,114 @@ export class Flight<T> {
   }
 }
 
+/** A FlightTable whose insert finds a chain longer than this picks a new seed (keys chosen to collide). */
+const MAX_CHAIN = 32;
+const MIN_BUCKETS = 16;
+
+/**
+ * Flights by key: a chained hash table of our own, linked through the flights themselves.
+ *
+ * Why not an object or a Map keyed by the key: an object's property names are internalized, so an object
+ * (ChurnMap, used here before) made an old-generation copy of every missed key, garbage once its flight
+ * ended. Allocation in the old generation is what lets V8 start a full collection, and while a fast load
+ * grows external memory (slab pages) those start every few MiB of pages; each one marks the misses in
+ * flight while it runs and promotes them (0.5–2 MB), which grows the young generation (docs/memory.md,
+ * "V8's young generation"). Measured over 100k loads of 1 KiB values: 6–8 such collections with the
+ * object, 1–4 with this table. A Map does not internalize, but rehashes into fresh tables under one set
+ * and one delete per request (churn.ts). The key is hashed once more per miss (never on a hit).
+ * @internal exported for tests
+ */
+export class FlightTable<T> {
+  private buckets: (Flight<T> | undefined)[] = new Array(MIN_BUCKETS).fill(undefined);
+  private seed = newSeed();
+  /** Inserts since the last re-seed: at most one per `count` inserts, so even keys colliding under every seed cost O(1) amortised. */
+  private sinceSeed = 0;
+  /** Flights held. */
+  count = 0;
+
+  /** FNV-1a over the key's UTF-16 code units from a per-table random seed, then murmur3's finaliser. */
+  hashOf(key: string): number {
+    let h = this.seed;
+    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    return (h ^ (h >>> 16)) >>> 0;
+  }
+
+  get(key: string): Flight<T> | undefined {
+    const h = this.hashOf(key);
+    for (let f = this.buckets[h & (this.buckets.length - 1)]; f !== undefined; f = f.nextInBucket) {
+      if (f.hash === h && f.key === key) return f;
+    }
+    return undefined;
+  }
+
+  /** Adds `f` under `f.key` (the caller knows the key has no flight here). */
+  add(f: Flight<T>): void {
+    if (this.count >= this.buckets.length) this.rehash(this.buckets.length * 2, this.seed);
+    f.hash = this.hashOf(f.key);
+    const b = f.hash & (this.buckets.length - 1);
+    f.nextInBucket = this.buckets[b];
+    this.buckets[b] = f;
+    this.count++;
+    this.sinceSeed++;
+    if (f.nextInBucket !== undefined && this.sinceSeed >= this.count && chainLength(f) > MAX_CHAIN) {
+      this.sinceSeed = 0;
+      this.rehash(this.buckets.length, newSeed());
+    }
+  }
+
+  /** Removes `f`; false if it is not here (already removed). */
+  delete(f: Flight<T>): boolean {
+    const b = f.hash & (this.buckets.length - 1);
+    let prev: Flight<T> | undefined;
+    for (let g = this.buckets[b]; g !== undefined; prev = g, g = g.nextInBucket) {
+      if (g !== f) continue;
+      if (prev === undefined) this.buckets[b] = f.nextInBucket;
+      else prev.nextInBucket = f.nextInBucket;
+      f.nextInBucket = undefined;
+      this.count--;
+      // Halved after a spike of concurrent misses, so the array does not stay at the spike's size.
+      if (this.buckets.length > MIN_BUCKETS && this.count * 8 < this.buckets.length) {
+        this.rehash(this.buckets.length / 2, this.seed);
+      }
+      return true;
+    }
+    return false;
+  }
+
+  private rehash(size: number, seed: number): void {
+    const old = this.buckets;
+    const reseed = seed !== this.seed;
+    this.buckets = new Array(size).fill(undefined);
+    this.seed = seed;
+    for (let f of old) {
+      while (f !== undefined) {
+        const next: Flight<T> | undefined = f.nextInBucket;
+        if (reseed) f.hash = this.hashOf(f.key);
+        const b = f.hash & (size - 1);
+        f.nextInBucket = this.buckets[b];
+        this.buckets[b] = f;
+        f = next;
+      }
+    }
+  }
+}
+
+function newSeed(): number {
+  return (Math.random() * 2 ** 32) >>> 0;
+}
+
+function chainLength<T>(f: Flight<T> | undefined): number {
+  let n = 0;
+  for (; f !== undefined; f = f.nextInBucket) n++;
+  return n;
+}
+
 export class Flights<T> {
-  private readonly inFlight = new ChurnMap<string, Flight<T>>();
+  private readonly inFlight = new FlightTable<T>();
 
   /** Whether `key` has a load in progress (a `do` now would join it). */
   has(key: string): boolean {
@@ -208,7 +322,7 @@ export class Flights<T> {
 
   /** Number of keys with a load in progress. */
   get size(): number {
-    return this.inFlight.size;
+    return this.inFlight.count;
   }
 
   /**
@@ -219,11 +333,11 @@ export class Flights<T> {
   do(key: string, signal: AbortSignal | undefined, fn: (flight: Flight<T>) => Promise<T>): Promise<T> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     const f = this.inFlight.get(key);
-    if (f !== undefined) return this.wait(key, f, signal);
-    const nf = new Flight<T>(signal);
-    this.inFlight.set(key, nf);
+    if (f !== undefined) return this.wait(f, signal);
+    const nf = new Flight<T>(signal, key);
+    this.inFlight.add(nf);
     // The first waiter is counted before `fn` runs, so `fn` sees whether it can ever be abandoned.
-    const p = this.wait(key, nf, signal);
+    const p = this.wait(nf, signal);
     let run: Promise<T>;
     try {
       run = fn(nf);
@@ -232,11 +346,11 @@ export class Flights<T> {
     }
     run.then(
       (v) => {
-        this.forget(key, nf);
+        this.forget(nf);
         nf.settle(v);
       },
       (err) => {
-        this.forget(key, nf);
+        this.forget(nf);
         nf.fail(err);
       },
     );
@@ -248,16 +362,16 @@ export class Flights<T> {
     const f = this.inFlight.get(key);
     if (f === undefined) return;
     f.invalidated = true;
-    this.inFlight.delete(key);
+    this.inFlight.delete(f);
   }
 
-  /** @internal */
-  forget(key: string, f: Flight<T>): void {
-    if (this.inFlight.get(key) === f) this.inFlight.delete(key);
+  /** @internal forgets `f` if it is still the flight of its key (not after an invalidate) */
+  forget(f: Flight<T>): void {
+    this.inFlight.delete(f);
   }
 
-  private wait(key: string, f: Flight<T>, signal: AbortSignal | undefined): Promise<T> {
-    const w = new Waiter<T>(this, key, f);
+  private wait(f: Flight<T>, signal: AbortSignal | undefined): Promise<T> {
+    const w = new Waiter<T>(this, f);
     const p = new Promise<T>((resolve, reject) => {
       w.resolve = resolve;
       w.reject = reject;

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Flights } from '../../src/flight.js';
+import { Flight, Flights, FlightTable } from '../../src/flight.js';
 import { GetterTimeoutError, Group, GroupRegistry } from '../../src/index.js';
+import { prng } from '../support/prng.js';
 import { deferred, sleep } from '../support/wait.js';
 
 /** A group whose getter waits for the test to release it; `started` lists each call's signal. */
@@ -246,5 +247,103 @@ describe('Flights (unit): waiters answered directly', () => {
     const p2 = flights.do('k', undefined, async () => 'fresh');
     old.resolve('stale');
     assert.equal(await p2, 'fresh');
+  });
+});
+
+describe('Flights (unit): the table of flights by key', () => {
+  it('2,000 concurrent keys, two waiters each, settled in random order: one run per key, each waiter its own value', async () => {
+    const flights = new Flights<string>();
+    const random = prng(20261207);
+    const n = 2_000;
+    const gates = new Map<string, ReturnType<typeof deferred<string>>>();
+    const runs = new Map<string, number>();
+    const fn = (f: Flight<string>) => {
+      runs.set(f.key, (runs.get(f.key) ?? 0) + 1);
+      const d = deferred<string>();
+      gates.set(f.key, d);
+      return d.promise;
+    };
+    const keys = Array.from({ length: n }, (_, i) => `user:${i}`);
+    const first = keys.map((k) => flights.do(k, undefined, fn));
+    const second = keys.map((k) => flights.do(k, new AbortController().signal, fn));
+    assert.equal(flights.size, n);
+    assert.ok(keys.every((k) => flights.has(k)));
+    assert.equal(flights.has('user:x'), false);
+    // Settle in a random order (the table shrinks as it empties).
+    const order = [...keys];
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    for (const k of order) gates.get(k)!.resolve(`value of ${k}`);
+    const values = await Promise.all([...first, ...second]);
+    assert.deepEqual(
+      values,
+      [...keys, ...keys].map((k) => `value of ${k}`),
+    );
+    assert.ok([...runs.values()].every((r) => r === 1));
+    assert.equal(runs.size, n);
+    assert.equal(flights.size, 0);
+    // A key loads afresh once its flight is over.
+    assert.equal(await flights.do('user:7', undefined, async () => 'again'), 'again');
+  });
+
+  it('stays correct when every key hashes alike: lookups, removes, growth, re-seeds and shrinking', () => {
+    const table = new FlightTable<string>();
+    table.hashOf = () => 42; // every key in one chain, whatever the seed
+    const held = new Map<string, Flight<string>>();
+    const random = prng(7);
+    for (let i = 0; i < 3_000; i++) {
+      const key = `k${Math.floor(random() * 1_000)}`;
+      const f = held.get(key);
+      if (f === undefined) {
+        const nf = new Flight<string>(undefined, key);
+        table.add(nf);
+        held.set(key, nf);
+      } else {
+        assert.equal(table.delete(f), true);
+        assert.equal(table.delete(f), false, 'a flight is removed once');
+        held.delete(key);
+      }
+      if (i % 97 === 0) {
+        for (const [k, g] of held) assert.equal(table.get(k), g);
+        assert.equal(table.get('absent'), undefined);
+      }
+      assert.equal(table.count, held.size);
+    }
+    for (const g of held.values()) assert.equal(table.delete(g), true);
+    assert.equal(table.count, 0);
+  });
+
+  it('keys that collide under its seed make the table pick a new one, and every flight is found under it', () => {
+    const table = new FlightTable<string>();
+    const seedOf = () => (table as unknown as { seed: number }).seed;
+    const firstSeed = seedOf();
+    const real = table.hashOf.bind(table);
+    // Keys chosen to collide: under the first seed they all hash alike; under any other, as usual.
+    table.hashOf = (key) => (seedOf() === firstSeed ? 42 : real(key));
+    const flights = Array.from({ length: 100 }, (_, i) => new Flight<string>(undefined, `collide:${i}`));
+    for (const f of flights) table.add(f);
+    assert.notEqual(seedOf(), firstSeed, 'a chain over 32 made it re-seed');
+    for (const f of flights) assert.equal(table.get(f.key), f);
+    for (const f of flights) assert.equal(table.delete(f), true);
+    assert.equal(table.count, 0);
+  });
+
+  it('an invalidated flight is forgotten: a new flight of its key starts, and the old one ending does not remove it', async () => {
+    const flights = new Flights<string>();
+    const old = deferred<string>();
+    const p1 = flights.do('k', undefined, () => old.promise);
+    flights.invalidate('k');
+    assert.equal(flights.has('k'), false);
+    const fresh = deferred<string>();
+    const p2 = flights.do('k', undefined, () => fresh.promise);
+    old.resolve('old');
+    assert.equal(await p1, 'old');
+    assert.equal(flights.has('k'), true, "the old flight's end leaves the new one in place");
+    const p3 = flights.do('k', undefined, async () => 'never run');
+    fresh.resolve('new');
+    assert.deepEqual(await Promise.all([p2, p3]), ['new', 'new']);
+    assert.equal(flights.size, 0);
   });
 });
