@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { Flight, Flights, FlightTable } from '../../src/flight.js';
+import { fileURLToPath } from 'node:url';
+import { deadline, Flight, Flights, FlightTable } from '../../src/flight.js';
 import { GetterTimeoutError, Group, GroupRegistry } from '../../src/index.js';
 import { prng } from '../support/prng.js';
-import { deferred, sleep } from '../support/wait.js';
+import { deferred, rejection, sleep } from '../support/wait.js';
 
 /** A group whose getter waits for the test to release it; `started` lists each call's signal. */
 function gated(opts: { getterTimeoutMs?: number } = {}) {
@@ -345,5 +347,110 @@ describe('Flights (unit): the table of flights by key', () => {
     fresh.resolve('new');
     assert.deepEqual(await Promise.all([p2, p3]), ['new', 'new']);
     assert.equal(flights.size, 0);
+  });
+});
+
+describe('deadline: one timer per length', () => {
+  it('of many deadlines of one length, those settled in time keep their outcome and the others time out, none early', async () => {
+    const ms = 120;
+    const fired: number[] = [];
+    const started: number[] = [];
+    const outcomes: Promise<string>[] = [];
+    const gates: ReturnType<typeof deferred<string>>[] = [];
+    for (let i = 0; i < 40; i++) {
+      const d = deferred<string>();
+      gates.push(d);
+      started.push(performance.now());
+      outcomes.push(
+        deadline(
+          d.promise,
+          ms,
+          () => new Error(`timeout ${i}`),
+          () => fired.push(i),
+        ),
+      );
+      if (i % 10 === 9) await sleep(15); // four batches, started at different times
+    }
+    // Even ones settle in time (two of them fail), odd ones never do.
+    for (let i = 0; i < 40; i += 2) {
+      if (i === 10 || i === 20) gates[i].reject(new Error(`own failure ${i}`));
+      else gates[i].resolve(`value ${i}`);
+    }
+    const results = await Promise.allSettled(outcomes);
+    const ended = performance.now();
+    for (let i = 0; i < 40; i++) {
+      const r = results[i];
+      if (i === 10 || i === 20) assert.ok(r.status === 'rejected' && /own failure/.test(String(r.reason)));
+      else if (i % 2 === 0) assert.deepEqual(r, { status: 'fulfilled', value: `value ${i}` });
+      else assert.ok(r.status === 'rejected' && String(r.reason) === `Error: timeout ${i}`, String(i));
+    }
+    assert.deepEqual(
+      fired,
+      Array.from({ length: 20 }, (_, k) => 2 * k + 1),
+      'onFire once for each that timed out, in order',
+    );
+    assert.ok(ended - started[39] >= ms - 2, 'the last batch waited its whole time');
+  });
+
+  it('deadlines of another length run on their own timer; a deadline set after the queue emptied still fires', async () => {
+    const never = new Promise<string>(() => {});
+    const order: string[] = [];
+    const long = deadline(never, 400, () => new Error('long')).catch((e: Error) => order.push(e.message));
+    const short = deadline(never, 40, () => new Error('short')).catch((e: Error) => order.push(e.message));
+    await short;
+    assert.deepEqual(order, ['short']);
+    // The 40 ms queue is empty now; a new deadline of that length re-arms it.
+    assert.equal(await deadline(Promise.resolve('quick'), 40, () => new Error('x')), 'quick');
+    await sleep(60); // the old timer fires for nothing
+    const again = await rejection(deadline(never, 40, () => new Error('again')));
+    assert.equal(again.message, 'again');
+    await long;
+    assert.deepEqual(order, ['short', 'long']);
+  });
+
+  it("under a test's fake timers a deadline fires when the fake clock passes it", async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const never = new Promise<string>(() => {});
+    const a = rejection(deadline(never, 1_000, () => new Error('a')));
+    t.mock.timers.tick(500);
+    const b = rejection(deadline(never, 1_000, () => new Error('b')));
+    t.mock.timers.tick(500); // a is due (real time has hardly moved)
+    assert.equal((await a).message, 'a');
+    let bDone = false;
+    void b.then(() => {
+      bDone = true;
+    });
+    await Promise.resolve();
+    assert.equal(bDone, false, 'b is not due yet');
+    t.mock.timers.tick(1_000);
+    assert.equal((await b).message, 'b');
+  });
+
+  it('a pending deadline keeps the process alive until it fires; an empty queue does not', async () => {
+    const flight = fileURLToPath(new URL('../../src/flight.ts', import.meta.url));
+    const run = (code: string) =>
+      new Promise<{ out: string; ms: number }>((resolve, reject) => {
+        const t0 = performance.now();
+        execFile(
+          process.execPath,
+          ['--import', 'tsx', '--input-type=module', '-e', code],
+          { timeout: 20_000 },
+          (err, stdout) => (err ? reject(err) : resolve({ out: stdout.trim(), ms: performance.now() - t0 })),
+        );
+      });
+    const pending = await run(
+      // The first one empties the queue (its timer let go of); the second must take the timer back.
+      `const { deadline } = await import(${JSON.stringify(flight)});
+       await deadline(Promise.resolve(), 300, () => new Error('x'));
+       deadline(new Promise(() => {}), 300, () => new Error('timed out')).catch((e) => console.log(e.message));`,
+    );
+    assert.equal(pending.out, 'timed out');
+    // Settled at once: its queue empties, and the 60 s timer must not hold the process.
+    const settled = await run(
+      `const { deadline } = await import(${JSON.stringify(flight)});
+       console.log(await deadline(Promise.resolve('done'), 60_000, () => new Error('x')));`,
+    );
+    assert.equal(settled.out, 'done');
+    assert.ok(settled.ms < 15_000, `exited after ${Math.round(settled.ms)} ms`);
   });
 });
