@@ -37,9 +37,13 @@ const MEMO_SLOTS = 16384;
 const MEMO_PROBE_EVERY = 64;
 /** Lookups per verdict (a window): the memo stays on while at least 7 in 8 of them hit it. */
 const MEMO_WINDOW = 1024;
-/** While on, of every MEMO_ROUND windows the last MEMO_CONTROL go without the memo, timed against the others. */
-const MEMO_ROUND = 16;
-const MEMO_CONTROL = 2;
+/**
+ * While on, of every MEMO_ROUND windows the last MEMO_CONTROL go without the memo, timed against the
+ * others. The first window after each switch is not timed: it runs with the other path's data cold in
+ * the CPU caches (timed, it made `find` look slower than it is, and the memo stayed on for new strings).
+ */
+const MEMO_ROUND = 32;
+const MEMO_CONTROL = 3;
 /** Probe windows the memo stays off after it lost to `find` on time (then it is tried again). */
 const MEMO_BACKOFF = 64;
 // findHit's memo states.
@@ -50,7 +54,7 @@ const MEMO_CONTROL_WINDOW = 2;
 
 /**
  * Lists (one per cache, by a small number: the cache's tag) over item ids handed out by the store. An id
- * is in at most one list at a time. Per id it costs 16 bytes (chain, hash, two links), per list 4–8 bytes
+ * is in at most one list at a time. Per id it costs 20 bytes (chain, hash, two links, memo slot), per list 4–8 bytes
  * an item for the buckets (one bucket per item, doubled when the items outgrow them, halved when they
  * are down to a quarter). The per-id arrays keep the size of the most ids ever in use.
  */
@@ -152,7 +156,7 @@ export class KeyIndex {
    * the stored bytes every time — slower still on a string built by concatenation, whose characters V8
    * reads through an indirection until a collection flattens it. A request's key is a new string each
    * time, which the Map hashes and compares too, a little slower than `find` does. So the memo is used
-   * only while at least 7 in 8 lookups hit it and it is faster: while on, 2 windows in 16 go without it
+   * only while at least 7 in 8 lookups hit it and it is faster: while on, 3 windows in 32 go without it
    * and the fastest window of each kind is compared (a fastest window leaves out collections and other
    * interruptions); if it lost, it stays off for MEMO_BACKOFF probe windows. While off, one lookup in
    * MEMO_PROBE_EVERY still goes through it, to notice when it would hit. A memo entry never outlives its
@@ -228,10 +232,10 @@ export class KeyIndex {
         this.memoCount = 0;
         return;
       }
-      if (ms < this.fastestOn) this.fastestOn = ms;
+      if (this.memoCount > 0 && ms < this.fastestOn) this.fastestOn = ms;
       if (++this.memoCount === MEMO_ROUND - MEMO_CONTROL) this.memoState = MEMO_CONTROL_WINDOW;
     } else {
-      if (ms < this.fastestOff) this.fastestOff = ms;
+      if (this.memoCount > MEMO_ROUND - MEMO_CONTROL && ms < this.fastestOff) this.fastestOff = ms;
       if (++this.memoCount < MEMO_ROUND) return;
       // Slower than without it (by more than timing noise): off for a while.
       if (this.fastestOff < this.fastestOn * 0.95) {

@@ -437,8 +437,8 @@ describe("findHit's memo of key strings", () => {
     while (!index.memoActive && lookup < 10_000_000) step();
     assert.ok(index.memoActive, 'on: every lookup hits');
     const wentOn = lookup;
-    // a round: 14 windows of 1024 lookups through the memo, 2 without (the control)
-    while (lookup - wentOn < 16 * 1024) step();
+    // a round: 29 windows of 1024 lookups through the memo, 3 without (the control)
+    while (lookup - wentOn < 32 * 1024) step();
     const wentOff = lookup;
     while (!index.memoActive && lookup - wentOff < 64 * 64 * 1024 * 2) step();
     assert.ok(lookup - wentOff >= 64 * 64 * 1024, `stayed off for its backoff (${lookup - wentOff} lookups)`);
