@@ -35,7 +35,7 @@ const CLASS_OF: Uint8Array = (() => {
 
 /**
  * What an item costs beyond its key and value bytes and their chunks: 66 B of this store's item table and
- * 16 B of the key index's (keyindex.ts), 4–8 B of hash buckets, with room for the arrays' growth (they
+ * 20 B of the key index's (keyindex.ts), 4–8 B of hash buckets, with room for the arrays' growth (they
  * double). Nothing per item is in the JS heap. Measured at 1M items (scripts/bench/memory.ts), rounded up.
  */
 export const ITEM_OVERHEAD = 96;
