@@ -444,3 +444,46 @@ describe("findHit's memo of key strings", () => {
     assert.ok(lookup - wentOff >= 64 * 64 * 1024, `stayed off for its backoff (${lookup - wentOff} lookups)`);
   });
 });
+
+describe("findHit's memo through a Group", () => {
+  it('with the memo on, evicted, removed and replaced keys never answer with another key’s value', async () => {
+    let version = 0;
+    const g = new Group({
+      name: 'memo',
+      // room for ~150 of these items (key + value ~24 bytes): loading more evicts the oldest, whose ids
+      // the new ones reuse
+      cacheBytes: 150 * 24,
+      registry: new GroupRegistry(),
+      getter: async (key) => Buffer.from(`${key}=${version}`),
+    });
+    const index = (g as unknown as { index: KeyIndex }).index;
+    const keys = Array.from({ length: 100 }, (_, i) => `memo-key-${i}`);
+    for (const k of keys) await g.get(k);
+    // the same 100 key strings again and again: the memo goes on
+    let on = false;
+    for (let i = 0; i < 200_000 && !on; i++) {
+      assert.equal(g.server.getCached(keys[i % 100])?.toString(), `${keys[i % 100]}=0`);
+      on = index.memoActive;
+    }
+    assert.ok(on, 'the memo went on');
+    // evict them all with other keys (their ids go to the new keys), then read the old strings again
+    for (let i = 0; i < 400; i++) await g.get(`other-${i}`);
+    assert.ok(g.cacheStats('main').evictions >= 300);
+    for (const k of keys) assert.equal(g.server.getCached(k), undefined, k);
+    for (let i = 300; i < 400; i++)
+      assert.equal(g.server.getCached(`other-${i}`)?.toString(), `other-${i}=0`);
+    // and back: the old strings are loaded again (into ids the others had), read through the memo
+    for (const k of keys) await g.get(k);
+    for (let i = 0; i < 5000; i++)
+      assert.equal(g.server.getCached(keys[i % 100])?.toString(), `${keys[i % 100]}=0`);
+    // removed and set again with a new value: the memo answers the new item
+    version = 1;
+    for (const k of keys.slice(0, 10)) {
+      g.server.removeLocal(k);
+      assert.equal(g.server.getCached(k), undefined);
+      assert.equal((await g.get(k)).toString(), `${k}=1`);
+      assert.equal(g.server.getCached(k)?.toString(), `${k}=1`);
+    }
+    g.close();
+  });
+});
