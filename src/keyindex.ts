@@ -29,10 +29,15 @@ const INITIAL_IDS = 1024;
 
 /**
  * The hit path's memo (see `findHit`): how many key strings it remembers. A loop over more distinct keys
- * than this misses it (and switches it off); 16 384 covers a hot set of that many keys, for ~1 MiB of
- * JS heap at most (the Map, the slot arrays, the key strings it keeps alive).
+ * than this misses it (and switches it off); 16 384 covers a hot set of that many keys.
  */
 const MEMO_SLOTS = 16384;
+/**
+ * Longest key (UTF-16 code units) the memo keeps: the key strings it keeps alive are JS heap outside
+ * cacheBytes, so they are bounded — 16 384 × 128 units, at most 4 MiB (two-byte strings; ~1 MiB for
+ * typical short keys), plus ~1 MiB for the Map and the slot arrays. A longer key goes to `find`.
+ */
+const MEMO_MAX_KEY = 128;
 /** While the memo is off, one lookup in this many (a power of 2) still goes through it, to see whether it would pay. */
 const MEMO_PROBE_EVERY = 64;
 /** Lookups per verdict (a window): the memo stays on while at least 7 in 8 of them hit it. */
@@ -179,7 +184,7 @@ export class KeyIndex {
   }
 
   private findMemo(list: number, key: string): number {
-    const s = this.memo.get(key);
+    const s = key.length <= MEMO_MAX_KEY ? this.memo.get(key) : undefined;
     if (s !== undefined && this.slotList[s] === list) {
       const id = this.slotId[s];
       if (id !== NONE) {
@@ -189,7 +194,7 @@ export class KeyIndex {
       }
     }
     const id = this.find(list, key);
-    if (id !== NONE) this.remember(key, s, list, id);
+    if (id !== NONE && key.length <= MEMO_MAX_KEY) this.remember(key, s, list, id);
     if (++this.memoLookups === MEMO_WINDOW) this.memoVerdict();
     return id;
   }
@@ -335,6 +340,11 @@ export class KeyIndex {
   /** Whether `findHit` goes through its memo now (for tests and diagnostics). */
   get memoActive(): boolean {
     return this.memoState === MEMO_ON;
+  }
+
+  /** How many key strings the memo holds (for tests and diagnostics). */
+  get memoKeys(): number {
+    return this.memo.size;
   }
 
   /** How many buckets `list` has (for tests and diagnostics). */

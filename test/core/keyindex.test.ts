@@ -337,6 +337,17 @@ describe("findHit's memo of key strings", () => {
     assert.equal(store.keyOf(index.findHit(1, 'alpha')), 'alpha');
   });
 
+  it('keeps no key string longer than 128 code units (what it keeps alive is bounded)', () => {
+    const { index, put } = space();
+    const long = 'k'.repeat(129);
+    const id = put(0, long);
+    const short = put(0, 'k'.repeat(128));
+    for (let i = 0; i < 3; i++) assert.equal(index.findHit(0, long), id);
+    assert.equal(index.memoKeys, 0);
+    assert.equal(index.findHit(0, 'k'.repeat(128)), short);
+    assert.equal(index.memoKeys, 1);
+  });
+
   it('forgets the oldest key strings past its slots, and keeps finding every key', () => {
     const { index, put } = space();
     const keys = Array.from({ length: 20_000 }, (_, i) => `k${i}`);
