@@ -51,6 +51,8 @@ const MEMO_ROUND = 32;
 const MEMO_CONTROL = 3;
 /** Probe windows the memo stays off after it lost to `find` on time (then it is tried again). */
 const MEMO_BACKOFF = 64;
+/** Probe windows the memo stays off after a try that did not reach 7 in 8 hits once it stopped filling. */
+const MEMO_RETRY = 8;
 // findHit's memo states.
 const MEMO_OFF = 0;
 const MEMO_ON = 1;
@@ -104,6 +106,8 @@ export class KeyIndex {
   /** The fastest window of this round with the memo and without it (ms). */
   private fastestOn = Number.POSITIVE_INFINITY;
   private fastestOff = Number.POSITIVE_INFINITY;
+  /** Keys the memo held at the last window's end while on (to tell a memo still filling from one that misses). */
+  private lastSize = 0;
 
   /**
    * @param keys where the keys are (the store)
@@ -160,11 +164,13 @@ export class KeyIndex {
    * an array of keys) neither hashes nor reads its characters, where `find` hashes it and compares it with
    * the stored bytes every time — slower still on a string built by concatenation, whose characters V8
    * reads through an indirection until a collection flattens it. A request's key is a new string each
-   * time, which the Map hashes and compares too, a little slower than `find` does. So the memo is used
-   * only while at least 7 in 8 lookups hit it and it is faster: while on, 3 windows in 32 go without it
-   * and the fastest window of each kind is compared (a fastest window leaves out collections and other
-   * interruptions); if it lost, it stays off for MEMO_BACKOFF probe windows. While off, one lookup in
-   * MEMO_PROBE_EVERY still goes through it, to notice when it would hit. A memo entry never outlives its
+   * time, which the Map hashes and compares too, about as fast as `find`. So the memo is used only while
+   * at least 7 in 8 lookups hit it (or, just turned on, it still takes in keys) and it is
+   * faster: while on, 3 windows in 32 go without it and the fastest window of each kind is compared (a
+   * fastest window leaves out collections and other interruptions); if it lost, it stays off for
+   * MEMO_BACKOFF probe windows. While off, one lookup in MEMO_PROBE_EVERY still goes through it, and a
+   * quarter of those hitting turns it on to try (a loop over 10k keys: on after ~0.3M lookups, not the
+   * ~1.3M it took probes to fill it to 7 in 8). A memo entry never outlives its
    * item's place in the list (`remove` and `clear` invalidate it), so what it returns is what `find` would.
    */
   findHit(list: number, key: string): number {
@@ -223,18 +229,23 @@ export class KeyIndex {
     const now = this.clock();
     const ms = now - this.windowStart;
     this.windowStart = now;
-    const hit = this.memoHits * 8 >= MEMO_WINDOW * 7;
+    const hits = this.memoHits;
     const state = this.memoState;
     this.memoLookups = 0;
     this.memoHits = 0;
     if (this.memoAlways) return;
     if (state === MEMO_OFF) {
       if (this.memoCount > 0) this.memoCount--;
-      else if (hit) this.startRound();
+      // A quarter of the probes hit: try it on — on, it fills with every miss, where probes fill it slowly.
+      else if (hits * 4 >= MEMO_WINDOW) this.startRound();
     } else if (state === MEMO_ON) {
-      if (!hit) {
+      // Under 7 in 8 hits: off, unless it is still filling (not full, and it took in keys this window).
+      const size = this.memo.size;
+      const filling = size > this.lastSize && size < MEMO_SLOTS;
+      this.lastSize = size;
+      if (hits * 8 < MEMO_WINDOW * 7 && !filling) {
         this.memoState = MEMO_OFF;
-        this.memoCount = 0;
+        this.memoCount = MEMO_RETRY;
         return;
       }
       if (this.memoCount > 0 && ms < this.fastestOn) this.fastestOn = ms;
@@ -253,6 +264,7 @@ export class KeyIndex {
   private startRound(): void {
     this.memoState = MEMO_ON;
     this.memoCount = 0;
+    this.lastSize = 0;
     this.fastestOn = Number.POSITIVE_INFINITY;
     this.fastestOff = Number.POSITIVE_INFINITY;
   }

@@ -430,6 +430,36 @@ describe("findHit's memo of key strings", () => {
     assert.equal(index.memoActive, false);
   });
 
+  it('goes on soon for a loop over 10,000 key strings (it fills as it goes, once a quarter of its probes hit)', () => {
+    const keys = fakeKeys();
+    // a clock that stands still: no window is faster than another, the timed control never turns it off
+    const index = new KeyIndex(keys, 1, undefined, { clock: () => 0 });
+    const n = 10_000;
+    const names = Array.from({ length: n }, (_, id) => {
+      const key = `user:${id}:profile`;
+      keys.byId.set(id, key);
+      index.insert(0, id, index.hash(key));
+      return key;
+    });
+    let seed = 42;
+    let lookups = 0;
+    while (!index.memoActive && lookups < 2_000_000) {
+      seed = (seed * 48271) % 2147483647;
+      assert.equal(index.findHit(0, names[seed % n]), seed % n);
+      lookups++;
+    }
+    assert.ok(lookups < 600_000, `on after ${lookups} lookups`);
+    // and it stays on as it fills (but for its control windows, 3 in 32), then every lookup hits
+    let on = 0;
+    for (let i = 0; i < 200_000; i++) {
+      seed = (seed * 48271) % 2147483647;
+      assert.equal(index.findHit(0, names[seed % n]), seed % n);
+      if (index.memoActive) on++;
+    }
+    assert.ok(on > 0.85 * 200_000, `on for ${on} of 200,000 lookups`);
+    assert.equal(index.memoKeys, n);
+  });
+
   it('goes off for a while when lookups without it were faster', () => {
     const keys = fakeKeys();
     let now = 0;
