@@ -210,11 +210,12 @@ export class ByteCache {
   /**
    * The hit path: the store id of the fresh item for `key` (marked most recently used, hit counted) or
    * -1. An expired item reads as a miss; it is dropped unless a stale window still keeps it (see
-   * `getKept`). Allocates nothing.
+   * `getKept`). Allocates nothing. `viaMemo`: through the index's memo of key strings (KeyIndex.findHit)
+   * — false for a caller whose every key is a new string (the HTTP front), which the memo cannot help.
    */
-  getId(key: string): number {
+  getId(key: string, viaMemo = true): number {
     this.gets++;
-    const id = this.index.findHit(this.tag, key);
+    const id = viaMemo ? this.index.findHit(this.tag, key) : this.index.find(this.tag, key);
     if (id === NONE) return -1;
     const st = this.store;
     const exp = st.expiresAt[id];

@@ -314,7 +314,8 @@ export class Group {
       const id = this.hitId(key);
       return id < 0 ? undefined : this.slab.stable(id);
     },
-    lookup: (key) => this.hitId(key),
+    // The HTTP front's key is a new string every request (sliced from the URL): not through the memo.
+    lookup: (key) => this.hitId(key, false),
     body: (id) => (this.slab.inSlab(id) ? this.slab.toString(id, 'latin1') : this.slab.stable(id)),
     ttlMs: (id) => {
       const exp = this.slab.expiresAt[id];
@@ -475,11 +476,14 @@ export class Group {
     );
   }
 
-  /** The store id of `key`'s live value (main cache, then hot; -1 on a miss), counted as a get. */
-  private hitId(key: string): number {
+  /**
+   * The store id of `key`'s live value (main cache, then hot; -1 on a miss), counted as a get. `viaMemo`:
+   * see ByteCache.getId.
+   */
+  private hitId(key: string, viaMemo = true): number {
     this.stats.gets++;
-    let id = this.main.getId(key);
-    if (id < 0) id = this.hot.getId(key);
+    let id = this.main.getId(key, viaMemo);
+    if (id < 0) id = this.hot.getId(key, viaMemo);
     // A remembered NotFound reads as a miss here: the load path answers it (an error is not a value).
     if (id < 0 || this.main.isNegative(id)) {
       // Validated only on a miss: an invalid key is never cached, so a hit proves the key is valid.
