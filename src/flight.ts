@@ -387,6 +387,9 @@ export class Flights<T> {
   }
 }
 
+/** The longest delay setTimeout honours (2^31 - 1 ms, ~24.8 days); it fires a longer one after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** One pending `deadline`: what to do when it passes, linked in its length's queue. */
 class Deadline {
   /** performance.now() when it passes. */
@@ -458,8 +461,11 @@ class DeadlineQueue {
   }
 
   private arm(d: Deadline, delayMs: number): void {
-    this.armedFor = d;
-    this.timer = setTimeout(fireQueue, delayMs, this);
+    // Node takes a delay over MAX_TIMER_MS as 1 ms: a longer one is waited for in steps, and only a timer
+    // armed for the whole delay makes its deadline due whatever performance.now() reads.
+    const whole = delayMs <= MAX_TIMER_MS;
+    this.armedFor = whole ? d : undefined;
+    this.timer = setTimeout(fireQueue, whole ? delayMs : MAX_TIMER_MS, this);
   }
 
   /** @internal the timer's callback */

@@ -426,6 +426,27 @@ describe('deadline: one timer per length', () => {
     assert.equal((await b).message, 'b');
   });
 
+  it("a deadline longer than Node's longest timer (2^31 - 1 ms) does not fire early", async () => {
+    // setTimeout takes a delay over 2^31 - 1 ms as 1 ms: a getterTimeoutMs of 25 days must not time
+    // every load out at once.
+    for (const ms of [2 ** 31, 30 * 86_400_000]) {
+      const gate = deferred<string>();
+      let fired = false;
+      const out = deadline(
+        gate.promise,
+        ms,
+        () => new Error('timed out'),
+        () => {
+          fired = true;
+        },
+      );
+      await sleep(50);
+      assert.equal(fired, false, `a deadline of ${ms} ms fired after 50 ms`);
+      gate.resolve('value'); // settles it (and lets go of the timer)
+      assert.equal(await out, 'value');
+    }
+  });
+
   it('a pending deadline keeps the process alive until it fires; an empty queue does not', async () => {
     const flight = fileURLToPath(new URL('../../src/flight.ts', import.meta.url));
     const run = (code: string) =>
