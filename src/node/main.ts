@@ -6,6 +6,7 @@ import { formatHostPort } from '../address.js';
 import { createNode, type GossipNode, RING_META } from '../cluster/node.js';
 import { GroupRegistry } from '../group.js';
 import { VERSION } from '../version.js';
+import { allocatorFacts, mmapThresholdWarning } from './allocator.js';
 import type { NodeConfig } from './config.js';
 import { ringShares } from './dashboard.js';
 import { createGroups } from './groups.js';
@@ -116,6 +117,8 @@ async function start(config: NodeConfig, log: PinoLogger): Promise<void> {
     },
   });
 
+  const allocatorWarning = mmapThresholdWarning(allocatorFacts());
+  if (allocatorWarning !== undefined) log.warn(allocatorWarning);
   const tryHost =
     config.httpAddr.host === '0.0.0.0' || config.httpAddr.host === '::' ? '127.0.0.1' : config.httpAddr.host;
   log.info(

@@ -101,6 +101,19 @@ describe('bin/gossipcache', () => {
         env.includes(`${THRESHOLD}=131072`),
         `environment: ${env.filter((v) => v.startsWith('MALLOC'))}`,
       );
+      assert.doesNotMatch(node.output(), /mmap threshold is not fixed/);
+    } finally {
+      assert.equal(await stopCli(node), 0, node.output());
+    }
+  });
+
+  test('started without it (node dist/cli.js), the node says at start that the threshold floats', {
+    skip: process.platform !== 'linux' && 'glibc',
+  }, async () => {
+    const node = startCli(await nodePorts(), {});
+    try {
+      await waitHealthy(node);
+      assert.match(node.output(), /mmap threshold is not fixed.*MALLOC_MMAP_THRESHOLD_=131072/);
     } finally {
       assert.equal(await stopCli(node), 0, node.output());
     }
