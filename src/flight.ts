@@ -455,6 +455,8 @@ class DeadlineQueue {
     if (next === undefined) this.tail = prev;
     else next.prev = prev;
     d.prev = d.next = undefined;
+    // Not kept until the timer fires: it holds what its expiry would reject and cancel (a flight).
+    if (this.armedFor === d) this.armedFor = undefined;
     // Nobody waits: the timer stays armed (re-arming per deadline is what this saves) but must not keep
     // the process alive. It fires for nothing, or for deadlines set later (which ref it again).
     if (this.head === undefined) this.timer?.unref();

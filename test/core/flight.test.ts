@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { deadline, Flight, Flights, FlightTable } from '../../src/flight.js';
 import { GetterTimeoutError, Group, GroupRegistry } from '../../src/index.js';
 import { prng } from '../support/prng.js';
@@ -424,6 +426,29 @@ describe('deadline: one timer per length', () => {
     assert.equal(bDone, false, 'b is not due yet');
     t.mock.timers.tick(1_000);
     assert.equal((await b).message, 'b');
+  });
+
+  it('a settled deadline keeps nothing alive until its timer fires (the flight it would cancel is collected)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const flights = new Flights<string>();
+    let ref: WeakRef<Flight<string>> | undefined;
+    // A length of its own, so that its queue's timer is armed for this deadline.
+    const v = await flights.do('k', undefined, (flight) => {
+      ref = new WeakRef(flight);
+      return deadline(
+        Promise.resolve('v'),
+        61_234,
+        () => new Error('timed out'),
+        (err) => flight.cancel(err),
+      );
+    });
+    assert.equal(v, 'v');
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setImmediate(r));
+      gc();
+    }
+    assert.equal(ref?.deref(), undefined, 'the settled flight is still held (by the armed timer)');
   });
 
   it("a deadline longer than Node's longest timer (2^31 - 1 ms) does not fire early", async () => {
