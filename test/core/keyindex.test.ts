@@ -484,6 +484,36 @@ describe("findHit's memo of key strings", () => {
     while (!index.memoActive && lookup - wentOff < 64 * 64 * 1024 * 2) step();
     assert.ok(lookup - wentOff >= 64 * 64 * 1024, `stayed off for its backoff (${lookup - wentOff} lookups)`);
   });
+  it('makes its rounds longer after clear wins, and still goes off within one when it starts losing', () => {
+    const keys = fakeKeys();
+    let now = 0;
+    let memoCost = 1;
+    let plainCost = 2;
+    const index = new KeyIndex(keys, 1, undefined, { clock: () => now });
+    keys.byId.set(0, 'k');
+    index.insert(0, 0, index.hash('k'));
+    const step = () => {
+      const usingMemo = index.memoActive;
+      assert.equal(index.findHit(0, 'k'), 0);
+      now += usingMemo ? memoCost : plainCost;
+      return usingMemo;
+    };
+    let lookups = 0;
+    while (!index.memoActive && lookups++ < 10_000_000) step();
+    // the memo twice as fast: rounds double up to 512 windows, control windows (3 a round) become rare
+    let without = 0;
+    for (let i = 0; i < 4_000_000; i++) if (!step()) without++;
+    assert.ok(without < 0.02 * 4_000_000, `${without} of 4M lookups without the memo (fixed rounds: ~9 %)`);
+    // now the memo is the slower: off within the round under way (at most 512 windows of 1024)
+    memoCost = 3;
+    plainCost = 1;
+    let n = 0;
+    while (index.memoActive || n < 3 * 1024) {
+      step();
+      if (++n > 520 * 1024) break;
+    }
+    assert.ok(n <= 520 * 1024, `still on after ${n} lookups`);
+  });
 });
 
 describe("findHit's memo through a Group", () => {
