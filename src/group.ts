@@ -781,8 +781,9 @@ export class Group {
       const qps = typeof h.minuteQps === 'number' && h.minuteQps >= 0 ? h.minuteQps : 0;
       const e = new Entry(value, expiry(ttl, now), now, qps);
       e.source = 'peer';
-      if (mirror !== undefined) this.hot.delete(key);
+      // The mirror goes only once the main copy is in: a put the store refuses must not cost it.
       if (!this.main.set(key, e, bytes, false)) continue;
+      if (mirror !== undefined) this.hot.delete(key);
       kept++;
       this.stats.handoffAccepted++;
       this.stats.handoffBytes += value.length;

@@ -291,6 +291,35 @@ describe('warm handoff (in-process cluster)', () => {
     c.close();
   });
 
+  it('a push the store refuses leaves the hot-cache mirror it would have replaced', async () => {
+    const big = 'x'.repeat(512 << 10);
+    const { c } = cluster(2, WINDOW, {
+      cacheBytes: 4 << 20,
+      getter: async (key: string) => (key.startsWith('big') ? big : `v1:${key}`),
+    });
+    const g = c.nodes[0].group;
+    const mirrored = c.keyOwnedBy(1);
+    assert.equal(await g.getString(mirrored), `v1:${mirrored}`);
+    assert.equal(g.cacheStats('hot').items, 1, 'mirrored');
+    // Large values churned through node 0 while a slow reader still holds them: evicted, they wait for
+    // the collector (limbo) past its allowance, and the store takes no new large value for now.
+    const held: Buffer[] = [];
+    const bigKeys: string[] = [];
+    for (let i = 0; bigKeys.length < 80; i++) if (c.ownerOf(`big${i}`) === 0) bigKeys.push(`big${i}`);
+    for (const k of bigKeys) held.push(await g.get(k));
+    for (const k of bigKeys) await g.remove(k); // free room in the budget; the bytes stay in limbo
+    const mem = g.memoryStats();
+    assert.ok(mem.limboBytes > 16 << 20, 'limbo is past its allowance');
+    // Fits the budget (main is empty now), but not the store's limit while limbo waits.
+    const pushed = Buffer.alloc(2 << 20, 'p');
+    assert.ok(mem.heldBytes - (16 << 20) + pushed.length > mem.limitBytes, 'limbo stands in the way');
+    assert.equal(g.server.acceptHandoff([{ key: mirrored, value: pushed }]), 0, 'refused by the store');
+    assert.equal(g.cacheStats('hot').items, 1, 'the mirror is still held');
+    assert.equal(await g.getString(mirrored), `v1:${mirrored}`);
+    assert.equal(held.length, 80);
+    c.close();
+  });
+
   it('handOff without a picker that knows successors is a no-op', async () => {
     const { c } = cluster(1);
     await c.nodes[0].group.getString('x');
