@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { ByteCache, Entry, entryBytes } from '../../src/cache.js';
 import { Group, GroupRegistry, InvalidKeyError } from '../../src/index.js';
@@ -346,6 +348,28 @@ describe("findHit's memo of key strings", () => {
     assert.equal(index.memoKeys, 0);
     assert.equal(index.findHit(0, 'k'.repeat(128)), short);
     assert.equal(index.memoKeys, 1);
+  });
+
+  it('keeps no larger string alive through a key sliced out of it (a request body, say)', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const { index, put } = space();
+    const n = 200;
+    const name = (i: number) => `request-key-${String(i).padStart(8, '0')}`;
+    for (let i = 0; i < n; i++) put(0, name(i));
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < n; i++) {
+      // V8 makes a slice of 13 or more characters a view into the string it was cut from
+      const body = `{"pad":"${'x'.repeat(256 << 10)}${i}","key":"${name(i)}"}`;
+      const at = body.indexOf('request-key-');
+      assert.ok(index.findHit(0, body.slice(at, at + 20)) !== NONE);
+    }
+    assert.equal(index.memoKeys, n, 'the memo took them in');
+    gc();
+    const grown = process.memoryUsage().heapUsed - before;
+    // 200 bodies of 256 KiB are 50 MiB; the keys themselves a few KiB
+    assert.ok(grown < 8 << 20, `the heap grew by ${(grown / 2 ** 20).toFixed(1)} MiB`);
   });
 
   it('forgets the oldest key strings past its slots, and keeps finding every key', () => {
