@@ -338,7 +338,10 @@ export class SlabStore {
       this.pinned = kpage;
     } else {
       if (!this.makeRoom(kn)) return -1;
-      kbuf = Buffer.from(key, 'utf8');
+      // A Buffer of its own, not a slice of Node's pool (keys under 4 KiB would be): what limbo tracks when
+      // it is dropped is its ArrayBuffer, which must be this key's alone.
+      kbuf = Buffer.allocUnsafeSlow(kn);
+      kbuf.write(key, 0, kn, 'utf8');
       this.ownBytes += kn;
     }
     const n = value.byteLength;
