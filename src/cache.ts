@@ -315,12 +315,9 @@ export class ByteCache {
    * replacing what `key` held, as the most recently used item; evicts the least recently used ones while
    * this cache holds more than `maxBytes`. Not cached (and what `key` held dropped) when it alone is over
    * `maxBytes` or the store cannot hold it; not cached when `key` has a lone surrogate. `bytes` is what
-   * it is charged: key + value bytes; the per-item overhead is counted in `overheadBytes`.
-   */
-  /**
-   * Stores `e` (`bytes`: its key + value bytes) as the newest entry, replacing any entry of `key`; false
-   * when it cannot be held (too large; or, with `mayEvict` false, not in free room: then nothing held is
-   * evicted or reclaimed for it, and an entry it would replace stays).
+   * it is charged: key + value bytes; the per-item overhead is counted in `overheadBytes`. Returns false
+   * when not cached. `mayEvict` false: only free room is used — nothing held is evicted or reclaimed for
+   * it, and what `key` held stays when it does not fit.
    */
   set(key: string, e: Entry, bytes: number, mayEvict = true): boolean {
     if (bytes > this.maxBytes || (!mayEvict && this.bytes + bytes > this.maxBytes)) {

@@ -304,7 +304,7 @@ export class KeyIndex {
    * between that call and this one may insert), as `list`'s most recently used.
    */
   insert(list: number, id: number, h: number): void {
-    if (id >= this.chain.length) this.grow(Math.max(id + 1, this.chain.length * 2));
+    if (id >= this.chain.length) this.resize(Math.max(id + 1, this.chain.length * 2));
     this.hashes[id] = h;
     const b = this.buckets[list];
     const at = h & (b.length - 1);
@@ -448,11 +448,11 @@ export class KeyIndex {
    * so that a spike of items does not leave 20 bytes an id allocated for good.
    */
   shrinkIds(capacity: number): void {
-    if (capacity < this.chain.length) this.grow(capacity);
+    if (capacity < this.chain.length) this.resize(capacity);
   }
 
   /** Copies the per-id arrays into arrays of `cap` ids (fewer only when no id in use is cut off). */
-  private grow(cap: number): void {
+  private resize(cap: number): void {
     const g = <T extends Int32Array | Uint32Array>(a: T): T => {
       const b = new (a.constructor as new (n: number) => T)(cap);
       b.set(cap >= a.length ? a : (a.subarray(0, cap) as T));

@@ -53,8 +53,9 @@ const NUDGE_IDLE_INTERVAL_MS = 1000;
 
 export interface LimboOptions {
   /**
-   * Ask V8 for a collection when limbo stands in the way (`askForCollection`); default true. False leaves
-   * collections to V8's own schedule (then large values may be refused for longer under churn).
+   * Ask V8 for a collection when limbo is half full or stands in the way (`askForCollection`); default
+   * true. False leaves collections to V8's own schedule (then large values may be refused for longer
+   * under churn).
    */
   nudge?: boolean;
   /** Clock for the asks' pacing (ms). Default Date.now. */
@@ -168,9 +169,8 @@ export class Limbo {
    * Limbo is half full or stands in the way of a put: ask V8 to collect, paced by bytes churned and by
    * heap size (NUDGE_EVERY_BYTES), slower after asks that freed nothing (NUDGE_FRUITLESS). The ask runs
    * in a later turn of the event loop (setImmediate), not now or as a microtask: what was just
-   * dropped is still referenced now (by the caller, by the store until `free` returns), and V8 keeps a
-   * new WeakRef's target alive until the current job's microtasks are done — a collection V8 ran before
-   * then would keep it, and then not come again for another 64 MB.
+   * dropped is still referenced now (by the caller, by the store until `free` returns), and a collection
+   * V8 ran before the current job ends would keep it, and then not come again for another 64 MB.
    */
   askForCollection(): void {
     if (!this.nudge) return;

@@ -144,7 +144,7 @@ export interface SlabStats {
   ownBytes: number;
   /** Dropped (evicted values, released pages) but not yet freed by the garbage collector. */
   limboBytes: number;
-  /** Collections the store asked V8 for because limbo stood in the way of a value (limbo.ts). */
+  /** Collections the store asked V8 for: limbo half full, or in the way of a value (limbo.ts). */
   collectionsAsked: number;
   /** pageBytes + ownBytes + limboBytes; what `limitBytes` bounds is this less the limbo allowance. */
   heldBytes: number;
@@ -667,8 +667,8 @@ export class SlabStore {
   /**
    * After most items have gone (fewer than a quarter of the ids' capacity in use): lowers `nextId` past
    * the free ids at the top, and halves (or more) the per-id arrays while every id in use still fits.
-   * Without it a spike of small items would leave ~82 bytes per id of the spike (this table's 66, the
-   * key index's 16) allocated for good, outside the budget, while large values fill it again. Ids are
+   * Without it a spike of small items would leave ~86 bytes per id of the spike (this table's 66, the
+   * key index's 20) allocated for good, outside the budget, while large values fill it again. Ids are
    * handed out lowest first, so once the spike's items are evicted the top of the table is free.
    * Amortized O(1) per id freed: the scan down covers only ids freed since it last ran.
    */
