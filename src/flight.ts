@@ -9,6 +9,7 @@
 
 import { setMaxListeners } from 'node:events';
 import { AbortWaiter, onAbort, watch } from './abort.js';
+import { hashString, randomSeed } from './hash.js';
 
 /** A signal shared by many calls: no listener limit (each call adds one while it runs). */
 function sharedSignal(ac: AbortController): AbortSignal {
@@ -225,21 +226,15 @@ const MIN_BUCKETS = 16;
  */
 export class FlightTable<T> {
   private buckets: (Flight<T> | undefined)[] = new Array(MIN_BUCKETS).fill(undefined);
-  private seed = newSeed();
+  private seed = randomSeed();
   /** Inserts since the last re-seed: at most one per `count` inserts, so even keys colliding under every seed cost O(1) amortised. */
   private sinceSeed = 0;
   /** Flights held. */
   count = 0;
 
-  /** FNV-1a over the key's UTF-16 code units from a per-table random seed, then murmur3's finaliser. */
+  /** `key`'s hash under this table's seed (hash.ts). */
   hashOf(key: string): number {
-    let h = this.seed;
-    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    return (h ^ (h >>> 16)) >>> 0;
+    return hashString(key, this.seed);
   }
 
   get(key: string): Flight<T> | undefined {
@@ -261,7 +256,7 @@ export class FlightTable<T> {
     this.sinceSeed++;
     if (f.nextInBucket !== undefined && this.sinceSeed >= this.count && chainLength(f) > MAX_CHAIN) {
       this.sinceSeed = 0;
-      this.rehash(this.buckets.length, newSeed());
+      this.rehash(this.buckets.length, randomSeed());
     }
   }
 
@@ -300,10 +295,6 @@ export class FlightTable<T> {
       }
     }
   }
-}
-
-function newSeed(): number {
-  return (Math.random() * 2 ** 32) >>> 0;
 }
 
 function chainLength<T>(f: Flight<T> | undefined): number {

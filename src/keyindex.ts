@@ -4,7 +4,7 @@
 // garbage collector, not a million strings, a Map and lru-cache's arrays of references it has to mark on
 // every full collection. docs/memory.md says why this replaced lru-cache as the index, and what it costs.
 
-import { randomBytes } from 'node:crypto';
+import { hashString, randomSeed } from './hash.js';
 
 /** Where the index reads keys: the store that holds them as bytes. */
 export interface KeyBytes {
@@ -143,19 +143,9 @@ export class KeyIndex {
     }
   }
 
-  /**
-   * `key`'s hash under the current seed: one multiply per UTF-16 code unit (a bijection of the state, so
-   * keys of one length collide only by the final mix), then murmur3's finaliser so the low bits — the
-   * bucket — depend on every unit. Read straight from the string: cheaper than V8's own hashing of a
-   * request's new key string, and than writing it to bytes first (measured). Seeded per process so that
-   * which keys share a bucket cannot be worked out from outside.
-   */
+  /** `key`'s hash under the current seed (hash.ts). */
   hash(key: string): number {
-    let h = this.seed ^ key.length;
-    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x5bd1e995);
-    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-    return (h ^ (h >>> 16)) >>> 0;
+    return hashString(key, this.seed);
   }
 
   /** The id of `key` in `list`, or NONE. Touches nothing. `h`: the key's `hash`, when the caller has it. */
@@ -480,8 +470,4 @@ function ownCopy(key: string): string {
   if (key.length < 13) return key;
   const half = key.length >> 1;
   return [key.slice(0, half), key.slice(half)].join('');
-}
-
-function randomSeed(): number {
-  return randomBytes(4).readUInt32LE(0);
 }
