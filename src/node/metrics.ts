@@ -5,7 +5,7 @@
 // observed as it happens (it is on the network path already).
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { ServedRegistry } from '../group.js';
+import type { MemoryStats, ServedRegistry } from '../group.js';
 import type { GrpcServerStats } from '../grpc/index.js';
 import type { ConnectionCounters } from './connections.js';
 import type { FrontCounters } from './http.js';
@@ -137,7 +137,23 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
     });
   }
 
-  // The value store under both caches (docs/memory.md): what the process really holds for them.
+  // The value store under both caches (docs/memory.md): what the process really holds for them. Each
+  // group's memoryStats is read once per scrape (it scans the store's limbo), shared by the metrics below:
+  // prom-client runs their collect callbacks one after the other in one turn.
+  let memory: [group: string, stats: MemoryStats][] | undefined;
+  const memoryStats = (): [group: string, stats: MemoryStats][] => {
+    if (memory === undefined) {
+      memory = [];
+      for (const g of registry.list()) {
+        const m = g.memoryStats?.();
+        if (m !== undefined) memory.push([g.name, m]);
+      }
+      queueMicrotask(() => {
+        memory = undefined;
+      });
+    }
+    return memory;
+  };
   new Gauge({
     name: 'gossipcache_store_bytes',
     help: 'Memory the value store holds: slab pages, values and keys in Buffers of their own, and dropped memory the collector has not freed yet (limbo)',
@@ -145,12 +161,10 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
     registers: [register],
     collect() {
       this.reset();
-      for (const g of registry.list()) {
-        const m = g.memoryStats?.();
-        if (m === undefined) continue;
-        this.set({ group: g.name, kind: 'pages' }, m.pageBytes);
-        this.set({ group: g.name, kind: 'own' }, m.ownBytes);
-        this.set({ group: g.name, kind: 'limbo' }, m.limboBytes);
+      for (const [group, m] of memoryStats()) {
+        this.set({ group, kind: 'pages' }, m.pageBytes);
+        this.set({ group, kind: 'own' }, m.ownBytes);
+        this.set({ group, kind: 'limbo' }, m.limboBytes);
       }
     },
   });
@@ -161,10 +175,7 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
     registers: [register],
     collect() {
       this.reset();
-      for (const g of registry.list()) {
-        const m = g.memoryStats?.();
-        if (m !== undefined) this.set({ group: g.name }, m.limitBytes);
-      }
+      for (const [group, m] of memoryStats()) this.set({ group }, m.limitBytes);
     },
   });
   const STORE_COUNTERS: [
@@ -197,10 +208,7 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
       registers: [register],
       collect() {
         this.reset();
-        for (const g of registry.list()) {
-          const m = g.memoryStats?.();
-          if (m !== undefined) this.inc({ group: g.name }, m[field]);
-        }
+        for (const [group, m] of memoryStats()) this.inc({ group }, m[field]);
       },
     });
   }
