@@ -1,6 +1,6 @@
 // Whether glibc's mmap threshold is fixed, as the `gossipcache` command fixes it (bin/gossipcache).
 // Without it, under churn of large values, freed values leave holes in glibc's heap that stay in RSS:
-// in the churn bench RSS went 58–89 MiB past cacheBytes instead of 35–61 (docs/memory.md, "The
+// in the churn bench RSS went 66–89 MiB past cacheBytes instead of 35–61 (docs/memory.md, "The
 // allocator"). glibc reads the setting once, at start, so a running process can only say so.
 
 /** What the check reads: the environment node started with, and whether the C library is glibc. */
