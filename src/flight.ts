@@ -118,7 +118,7 @@ export class Flight<T> {
    */
   constructor(
     private readonly first: AbortSignal | undefined,
-    readonly key = '',
+    readonly key: string,
   ) {}
 
   /**
