@@ -263,7 +263,10 @@ export class SlabStore {
     this.limitBytes = limitBytes;
     this.slackBytes = Math.min(limitBytes, Math.max(0, opts.slackBytes ?? 0));
     this.limboAllowanceBytes = Math.max(0, opts.limboAllowanceBytes ?? 0);
-    this.limbo = new Limbo({ nudge: opts.askForCollection });
+    this.limbo = new Limbo({
+      nudge: opts.askForCollection,
+      followUpAboveBytes: this.limboAllowanceBytes * ASK_AT,
+    });
     this.pageBytes = opts.pageBytes ?? defaultPageBytes(limitBytes);
     const lastChunk = CHUNK_SIZES[CHUNK_SIZES.length - 1];
     if (!Number.isSafeInteger(this.pageBytes) || this.pageBytes < lastChunk || this.pageBytes > 2 ** 30) {

@@ -84,10 +84,10 @@ describe('Limbo', () => {
     assert.equal(limbo.sweep(), 0);
   });
 
-  it('paces its asks by bytes churned and heap size, and slows down after three that freed nothing', async () => {
+  it('paces its asks by bytes churned and heap size, and slows down after three seen to free nothing', async () => {
     let now = 10_000;
     let heap = 4 * MiB;
-    const limbo = new Limbo({ now: () => now, heapBytes: () => heap });
+    const limbo = new Limbo({ now: () => now, heapBytes: () => heap, schedule: () => {} });
     const drop = (bytes: number) => (() => limbo.add(new ArrayBuffer(8), bytes))();
     limbo.askForCollection();
     assert.equal(limbo.asked, 0, 'nothing churned yet');
@@ -111,25 +111,102 @@ describe('Limbo', () => {
     limbo.askForCollection();
     assert.equal(limbo.asked, 3);
     heap = 4 * MiB;
-    // asks 2 and 3 each followed one that freed nothing; after the fourth, three in a row
+    // No scan ran since ask 1: asks 2 and 3 were not seen to free nothing, pacing stays by bytes.
+    for (let ask = 4; ask <= 6; ask++) {
+      limbo.sweep(); // finds nothing freed (the buffers were 8 bytes each, and no collection ran)
+      drop(16 * MiB);
+      now += 20;
+      limbo.askForCollection();
+      assert.equal(limbo.asked, ask);
+    }
+    limbo.sweep();
     drop(16 * MiB);
     now += 20;
     limbo.askForCollection();
-    assert.equal(limbo.asked, 4);
-    drop(16 * MiB);
-    now += 20;
-    limbo.askForCollection();
-    assert.equal(limbo.asked, 4, 'three fruitless asks: the next waits a second');
+    assert.equal(limbo.asked, 6, 'three asks seen to free nothing: the next waits a second');
     now += 980;
     limbo.askForCollection();
-    assert.equal(limbo.asked, 5);
+    assert.equal(limbo.asked, 7);
     // A scan finds something freed: back to pacing by bytes.
     (() => limbo.add(new ArrayBuffer(100), 16 * MiB))();
-    await collect();
+    await collect(); // also runs the asks (setImmediate): no scan for 15 ms after the last
+    now += 15;
     limbo.sweep();
     now += 20;
     limbo.askForCollection();
-    assert.equal(limbo.asked, 6);
+    assert.equal(limbo.asked, 8);
+  });
+
+  it('follows an ask up: asks again while nothing is freed, at most three times, and not while it settles', async () => {
+    let now = 10_000;
+    const followUps: { fn: () => void; ms: number }[] = [];
+    const opts = {
+      now: () => now,
+      heapBytes: () => 4 * MiB,
+      followUpAboveBytes: MiB,
+      schedule: (fn: () => void, ms: number) => followUps.push({ fn, ms }),
+    };
+    const fire = () => followUps.shift()!.fn();
+    const limbo = new Limbo(opts);
+    let kept: ArrayBuffer | undefined = new ArrayBuffer(8); // what limbo waits for is still referenced
+    limbo.add(kept, 16 * MiB);
+    limbo.askForCollection();
+    assert.equal(limbo.asked, 1);
+    assert.deepEqual(
+      followUps.map((f) => f.ms),
+      [100],
+    );
+    await sleep(1); // the ask runs: no scan for the next 15 ms
+    now += 10;
+    fire();
+    assert.equal(limbo.asked, 1, 'still settling: the follow-up waits');
+    assert.deepEqual(
+      followUps.map((f) => f.ms),
+      [5],
+    );
+    now += 5;
+    fire();
+    assert.equal(limbo.asked, 2, 'nothing freed: asked again');
+    for (let ask = 3; ask <= 4; ask++) {
+      await sleep(1);
+      now += 100;
+      fire();
+      assert.equal(limbo.asked, ask);
+    }
+    assert.equal(followUps.length, 0, 'three asks seen to free nothing: no more follow-ups');
+    assert.ok(kept.byteLength > 0);
+
+    // An ask that frees something is not followed by another.
+    const freeing = new Limbo(opts);
+    (() => freeing.add(new ArrayBuffer(5000), 16 * MiB))();
+    freeing.askForCollection();
+    await collect();
+    now += 100;
+    fire();
+    assert.equal(freeing.sweep(), 0);
+    assert.equal(freeing.asked, 1);
+    assert.equal(followUps.length, 0);
+
+    // Nor is one that leaves limbo under what is worth asking for.
+    const small = new Limbo({ ...opts, followUpAboveBytes: 32 * MiB });
+    small.add(kept, 16 * MiB);
+    small.askForCollection();
+    await sleep(1);
+    now += 100;
+    fire();
+    assert.equal(small.asked, 1);
+    kept = undefined;
+  });
+
+  it('does not scan while an asked-for collection may be marking (a scan then would keep its tokens)', async () => {
+    let now = 10_000;
+    const limbo = new Limbo({ now: () => now, heapBytes: () => 4 * MiB, schedule: () => {} });
+    (() => limbo.add(new ArrayBuffer(5000), 16 * MiB))();
+    limbo.askForCollection();
+    await collect(); // the ask ran, and a collection freed the buffer
+    assert.equal(limbo.sweep(), 16 * MiB, 'within 15 ms of the ask: the count as it stood');
+    now += 15;
+    assert.equal(limbo.sweep(), 0);
   });
 
   it('still drains after V8 has stopped calling FinalizationRegistry callbacks for the whole process', async (t) => {
