@@ -77,7 +77,7 @@ const NUDGE_FOLLOW_UP_MS = 100;
  * a 256 MiB budget; asks every ~50 ms there): values cached 37–38 % with no pause, 53–60 % at 8, 15 or
  * 25 ms, 11 % at 50 ms.
  */
-const NUDGE_SETTLE_MS = 15;
+export const NUDGE_SETTLE_MS = 15;
 
 export interface LimboOptions {
   /**

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { ByteCache, Entry, enforceBudget, entryBytes } from '../../src/cache.js';
 import { Group, GroupRegistry, type Peer } from '../../src/index.js';
+import { collect } from '../support/gc.js';
 import { fakeClock } from '../support/in-process-cluster.js';
 import { sleep } from '../support/wait.js';
 
@@ -121,9 +120,6 @@ describe('shared budget (groupcache rule)', () => {
 });
 
 describe('large values under a full budget', () => {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-
   it('a new value larger than the uncharged margin evicts the least recently used ones instead of being refused', async () => {
     const MiB = 1 << 20;
     const g = new Group({
@@ -135,9 +131,7 @@ describe('large values under a full budget', () => {
     for (let i = 0; i < 20; i++) {
       await g.get(`k${i}`);
       // the evicted values' memory counts until the collector frees it: let it run, as it would in time
-      // (in a turn of its own: V8 keeps a WeakRef's target alive until the job that made it ends)
-      await sleep(1);
-      gc();
+      await collect();
       assert.ok(g.server.getCached(`k${i}`), `k${i}, just loaded, is cached`);
     }
     const main = g.cacheStats('main');

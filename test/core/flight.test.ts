@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { deadline, Flight, Flights, FlightTable } from '../../src/flight.js';
 import { GetterTimeoutError, Group, GroupRegistry } from '../../src/index.js';
+import { gc } from '../support/gc.js';
 import { prng } from '../support/prng.js';
 import { deferred, rejection, sleep } from '../support/wait.js';
 
@@ -429,8 +428,6 @@ describe('deadline: one timer per length', () => {
   });
 
   it('a settled deadline keeps nothing alive until its timer fires (the flight it would cancel is collected)', async () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
     const flights = new Flights<string>();
     let ref: WeakRef<Flight<string>> | undefined;
     // A length of its own, so that its queue's timer is armed for this deadline.

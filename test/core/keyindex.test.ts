@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { ByteCache, Entry, entryBytes } from '../../src/cache.js';
 import { Group, GroupRegistry, InvalidKeyError } from '../../src/index.js';
 import { type KeyBytes, KeyIndex, NONE } from '../../src/keyindex.js';
 import { SLAB_MAX_VALUE, SlabStore } from '../../src/slab.js';
+import { gc } from '../support/gc.js';
 
 /** Keys held in a Map by id: the index alone, without a store. */
 function fakeKeys(): KeyBytes & { byId: Map<number, string> } {
@@ -351,8 +350,6 @@ describe("findHit's memo of key strings", () => {
   });
 
   it('keeps no larger string alive through a key sliced out of it (a request body, say)', () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
     const { index, put } = space();
     const n = 200;
     const name = (i: number) => `request-key-${String(i).padStart(8, '0')}`;

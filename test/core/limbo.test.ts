@@ -1,20 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { Limbo } from '../../src/limbo.js';
 import { SlabStore } from '../../src/slab.js';
+import { collect as collectAfterSettling, gc } from '../support/gc.js';
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
 const MiB = 1 << 20;
+/** A full collection in a turn of its own; these tests run limbo's clock themselves (no settling wait). */
+const collect = () => collectAfterSettling(0);
 
-/** A full collection in a turn of its own (a WeakRef's target is kept until the job that read it ends). */
-async function collect(): Promise<void> {
-  await sleep(1);
-  gc();
-}
+/** One turn of the event loop: what setImmediate scheduled before it has run. */
+const turn = () => new Promise((resolve) => setImmediate(resolve));
 
 /** A store with a 4 MiB limbo allowance and `dropped` MiB of 2 MiB values evicted into limbo. */
 function storeWithLimbo(dropped: number, askForCollection = true): SlabStore {
@@ -198,15 +194,21 @@ describe('Limbo', () => {
     kept = undefined;
   });
 
-  it('does not scan while an asked-for collection may be marking (a scan then would keep its tokens)', async () => {
+  it("limbo's own scans wait while an asked-for collection may be marking (a scan then keeps its tokens)", async () => {
     let now = 10_000;
     const limbo = new Limbo({ now: () => now, heapBytes: () => 4 * MiB, schedule: () => {} });
     (() => limbo.add(new ArrayBuffer(5000), 16 * MiB))();
     limbo.askForCollection();
-    await collect(); // the ask ran, and a collection freed the buffer
-    assert.equal(limbo.sweep(), 16 * MiB, 'within 15 ms of the ask: the count as it stood');
+    await turn(); // the ask runs: limbo's own scans wait 15 ms
+    await collect(); // a collection frees the buffer
+    limbo.bytes(); // would schedule a scan, were it not settling
+    await turn();
+    assert.equal(limbo.bytes(), 16 * MiB, 'within 15 ms of the ask: the count as it stood');
     now += 15;
-    assert.equal(limbo.sweep(), 0);
+    limbo.bytes(); // schedules a scan
+    await turn();
+    assert.equal(limbo.bytes(), 0);
+    assert.equal(limbo.entries, 0);
   });
 
   it('still drains after V8 has stopped calling FinalizationRegistry callbacks for the whole process', async (t) => {

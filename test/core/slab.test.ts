@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { CHUNK_SIZES, SLAB_MAX_VALUE, SlabStore } from '../../src/slab.js';
-import { sleep } from '../support/wait.js';
+import { collect } from '../support/gc.js';
 
 /** A store plus a model of what it should hold; reclaimed items leave the model. */
 function harness(limitBytes: number, pageBytes?: number) {
@@ -50,19 +48,6 @@ function harness(limitBytes: number, pageBytes?: number) {
     return id;
   };
   return { store, model, reclaimed, check };
-}
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-/**
- * A full collection in a turn of its own: V8 keeps a WeakRef's target alive until the job that made or
- * read the WeakRef ends (the store's limbo reads them), so a collection in the same job would keep what
- * the test just dropped.
- */
-async function collect(): Promise<void> {
-  await sleep(1);
-  gc();
 }
 
 const bytes = (n: number, seed: number) => {
