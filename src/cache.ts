@@ -1,4 +1,5 @@
-// A byte-bounded LRU of immutable values with expiry and stats: a KeyIndex finds a key's item id and keeps
+// A byte-bounded cache of immutable values with expiry and stats, evicting in CLOCK order (LRU's
+// approximation with a mark per hit, KeyIndex.victim): a KeyIndex finds a key's item id and keeps
 // recency (keyindex.ts), and a SlabStore holds the keys, the values and their metadata in typed arrays and
 // large pages (slab.ts), so the number of cached items does not add to the garbage collector's work. A Group keeps two of them — the
 // main cache (keys this process owns) and the hot cache (mirrors of hot keys owned by peers) — over one
@@ -162,6 +163,11 @@ export function newSpace(
   return { store, index };
 }
 
+/** One hit in this many (a power of 2) leaves its item id in a ring for `hottest`. */
+const HOT_SAMPLE_EVERY = 64;
+/** Sampled hit ids kept (the last 64 × 1024 = 65,536 hits), a 4 KiB Int32Array per cache. */
+const HOT_SAMPLES = 1024;
+
 // Item flags in the store.
 const NEGATIVE = 1;
 const HAS_WINDOWS = 2;
@@ -174,9 +180,13 @@ export class ByteCache {
   private readonly index: KeyIndex;
   /** Stale windows of the items that have them (most have none). */
   private readonly windows = new Map<number, StaleWindows>();
-  gets = 0;
+  /** Lookups that found nothing fresh (`gets` is hits + misses: a hit counts once). */
+  misses = 0;
   hits = 0;
   evictions = 0;
+  /** Ids of every HOT_SAMPLE_EVERY-th hit, the last HOT_SAMPLES of them (-1: none yet), for `hottest`. */
+  private readonly hitSample = new Int32Array(HOT_SAMPLES).fill(-1);
+  private hitSampleAt = 0;
   /** Σ key + value bytes over the items held (what `maxBytes` bounds and `stats().bytes` reports). */
   bytes = 0;
   /** Σ itemOverhead over the items held (charged by enforceBudget beyond FREE_OVERHEAD_BYTES). */
@@ -208,29 +218,39 @@ export class ByteCache {
   }
 
   /**
-   * The hit path: the store id of the fresh item for `key` (marked most recently used, hit counted) or
+   * The hit path: the store id of the fresh item for `key` (marked as read for eviction, hit counted) or
    * -1. An expired item reads as a miss; it is dropped unless a stale window still keeps it (see
    * `getKept`). Allocates nothing. `viaMemo`: through the index's memo of key strings (KeyIndex.findHit)
    * — false for a caller whose every key is a new string (the HTTP front), which the memo cannot help.
    */
   getId(key: string, viaMemo = true): number {
-    this.gets++;
     const id = viaMemo ? this.index.findHit(this.tag, key) : this.index.find(this.tag, key);
-    if (id === NONE) return -1;
+    if (id === NONE) {
+      this.misses++;
+      return -1;
+    }
     const st = this.store;
     const exp = st.expiresAt[id];
     // The expired case is out of line: this function stays small enough for V8 to inline it.
     if (exp !== 0 && exp <= this.now()) return this.expired(id);
-    this.index.touch(this.tag, id);
-    this.hits++;
+    this.index.mark(id);
+    // One hit in HOT_SAMPLE_EVERY leaves its id for `hottest` (a hot key is most of the hits, so it is
+    // there): the recency order no longer keeps hot keys at the head (KeyIndex.victim).
+    if ((++this.hits & (HOT_SAMPLE_EVERY - 1)) === 0) this.sampleHit(id);
     st.hits[id]++;
     return id;
   }
 
+  private sampleHit(id: number): void {
+    this.hitSample[this.hitSampleAt] = id;
+    this.hitSampleAt = (this.hitSampleAt + 1) & (HOT_SAMPLES - 1);
+  }
+
   /** An expired item reads as a miss (-1); it is dropped unless a stale window still keeps it. */
   private expired(id: number): -1 {
+    this.misses++;
     if (this.keepUntil(id) <= this.now()) this.drop(id, false);
-    else this.index.touch(this.tag, id);
+    else this.index.mark(id);
     return -1;
   }
 
@@ -312,7 +332,7 @@ export class ByteCache {
 
   /**
    * Stores a copy of `e` under `key` (its value goes to the store, its metadata to the store's arrays),
-   * replacing what `key` held, as the most recently used item; evicts the least recently used ones while
+   * replacing what `key` held, as the newest item (unmarked); evicts by CLOCK's order (KeyIndex.victim) while
    * this cache holds more than `maxBytes`. Not cached (and what `key` held dropped) when it alone is over
    * `maxBytes` or the store cannot hold it; not cached when `key` has a lone surrogate. `bytes` is what
    * it is charged: key + value bytes; the per-item overhead is counted in `overheadBytes`. Returns false
@@ -358,8 +378,9 @@ export class ByteCache {
   }
 
   /**
-   * Every entry (expired ones included) as [key, store id], most recently used first, without touching
-   * recency: valid until the cache next changes (read them in the same tick). Each key is a new string.
+   * Every entry (expired ones included) as [key, store id], newest first (inserted, or last given a second
+   * chance by eviction: KeyIndex.victim), without changing the order: valid until the cache next changes
+   * (read them in the same tick). Each key is a new string.
    */
   *ids(): IterableIterator<[string, number]> {
     for (let id = this.index.newest(this.tag); id !== NONE; id = this.index.older(id)) {
@@ -379,9 +400,12 @@ export class ByteCache {
     if (this.store.has(id) && this.store.tag[id] === this.tag) this.drop(id, true);
   }
 
-  /** Evicts the least recently used entry; false when empty. */
+  /**
+   * Evicts the entry CLOCK picks (KeyIndex.victim: the oldest not read since it was placed, read ones get
+   * a second chance); false when empty.
+   */
   evictOldest(): boolean {
-    const id = this.index.oldest(this.tag);
+    const id = this.index.victim(this.tag);
     if (id === NONE) return false;
     this.drop(id, true);
     return true;
@@ -400,9 +424,9 @@ export class ByteCache {
     st.free(id);
   }
 
-  /** The least recently used entry's current rate (requests per minute), or undefined when empty. */
+  /** The current rate (requests per minute) of the entry evicted next, or undefined when empty. */
   coldestRate(now: number): number | undefined {
-    const id = this.index.oldest(this.tag);
+    const id = this.index.victim(this.tag);
     return id === NONE ? undefined : this.readRate(id, now);
   }
 
@@ -415,22 +439,35 @@ export class ByteCache {
   }
 
   /**
-   * The `n` entries with the highest rate among the `scan` most recently used ones, hottest first. Hot
-   * keys are recently used, and scanning a bounded prefix keeps the cost (~0.1 µs an entry) independent of
-   * the cache's size. Reads recency without changing it. For the dashboard, not the request path.
+   * The `n` entries with the highest rate among the `scan` newest ones and those of the last
+   * HOT_SAMPLES sampled hits, hottest first. A hot key is most of the hits, so it is in the sample
+   * wherever it sits in the list (its place there is where it was inserted or last given a second
+   * chance, KeyIndex.victim); a key read since it was added is among the newest. Scanning a bounded
+   * number keeps the cost (~0.1 µs an entry) independent of the cache's size. Changes no order. For the
+   * dashboard, not the request path.
    */
   hottest(n: number, scan: number, now: number): { key: string; minuteQps: number; bytes: number }[] {
     const top: { id: number; minuteQps: number }[] = [];
     const st = this.store;
-    let seen = 0;
-    for (let id = this.index.newest(this.tag); id !== NONE && seen++ < scan; id = this.index.older(id)) {
+    const seen = new Set<number>();
+    const consider = (id: number): void => {
+      if (seen.has(id)) return;
+      seen.add(id);
       const exp = st.expiresAt[id];
-      if (exp !== 0 && exp <= now) continue;
+      if (exp !== 0 && exp <= now) return;
       const minuteQps = this.readRate(id, now);
-      if (top.length === n && minuteQps <= top[n - 1].minuteQps) continue;
+      if (top.length === n && minuteQps <= top[n - 1].minuteQps) return;
       top.push({ id, minuteQps });
       top.sort((a, b) => b.minuteQps - a.minuteQps);
       if (top.length > n) top.pop();
+    };
+    for (let id = this.index.newest(this.tag); id !== NONE && seen.size < scan; id = this.index.older(id)) {
+      consider(id);
+    }
+    // A sampled id may have left the cache since (or been reused by another of its items: still one of
+    // this cache's, so its rate is a true one).
+    for (const id of this.hitSample) {
+      if (id >= 0 && st.has(id) && st.tag[id] === this.tag) consider(id);
     }
     return top.map(({ id, minuteQps }) => ({
       key: st.keyOf(id),
@@ -454,7 +491,7 @@ export class ByteCache {
     return {
       bytes: this.bytes,
       items: this.items,
-      gets: this.gets,
+      gets: this.hits + this.misses,
       hits: this.hits,
       evictions: this.evictions,
     };
@@ -462,8 +499,8 @@ export class ByteCache {
 }
 
 /**
- * groupcache's shared budget: while main + hot hold more than `maxBytes`, evict the least recently used
- * entry of the hot cache if it holds more than 1/8 of what the main cache holds, else of the main cache.
+ * groupcache's shared budget: while main + hot hold more than `maxBytes`, evict the next
+ * entry (CLOCK's pick, evictOldest) of the hot cache if it holds more than 1/8 of what the main cache holds, else of the main cache.
  * What they hold is key + value bytes plus per-item overhead beyond the first FREE_OVERHEAD_BYTES of it.
  */
 /**

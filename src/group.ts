@@ -246,7 +246,7 @@ export interface HotKey {
 const MAIN = 0;
 const HOT = 1;
 
-/** Entries of each cache that Group.hotKeys looks at (most recently used first). */
+/** Entries of each cache that Group.hotKeys looks at (newest first), besides its sample of recent hits. */
 const HOT_KEYS_SCAN = 10_000;
 
 export class Group {
@@ -809,7 +809,8 @@ export class Group {
     const st = this.slab;
     const candidates: { peer: Peer; key: string; id: number; rate: number }[] = [];
     // Choosing successors is a ring lookup per entry (~1 µs): a huge cache spends at most half the time
-    // budget on it (the walk is most recently used first, so what is left out is the least recent).
+    // budget on it (the walk is newest first — inserted, or kept by eviction for a read since — so what
+    // is left out is what eviction would take first).
     const started = Date.now();
     let walked = 0;
     for (const [key, id] of this.main.ids()) {
@@ -896,7 +897,8 @@ export class Group {
 
   /**
    * The `n` hottest keys this process holds (main and hot cache), by their request rate here, among the
-   * 10 000 most recently used entries of each cache (bounded cost whatever the cache size).
+   * 10 000 newest entries of each cache and those of a sample of its recent hits (one in 64 of the last
+   * 65,536: a hot key is there wherever it sits in the eviction order) — bounded cost whatever the size.
    */
   hotKeys(n = 10): HotKey[] {
     const now = this.now();

@@ -56,8 +56,9 @@ export interface HotCacheView {
   /** True if `bytes` more fit in the hot cache without evicting anything. */
   hasRoom(bytes: number): boolean;
   /**
-   * Rate (requests per minute through this process) of the entry the hot cache would evict next — its
-   * least recently used one, the practical "coldest" — or `undefined` when the hot cache is empty.
+   * Rate (requests per minute through this process) of the entry the hot cache would evict next — the
+   * oldest not read since it was placed (CLOCK, KeyIndex.victim), the practical "coldest" — or
+   * `undefined` when the hot cache is empty.
    */
   coldestMinuteQps(): number | undefined;
 }

@@ -35,7 +35,7 @@ const CLASS_OF: Uint8Array = (() => {
 
 /**
  * What an item costs beyond its key and value bytes and their chunks: 66 B of this store's item table and
- * 20 B of the key index's (keyindex.ts), 4–8 B of hash buckets, with room for the arrays' growth (they
+ * 21 B of the key index's (keyindex.ts), 4–8 B of hash buckets, with room for the arrays' growth (they
  * double). Nothing per item is in the JS heap. Measured at 1M items (scripts/bench/memory.ts), rounded up.
  */
 export const ITEM_OVERHEAD = 96;
@@ -239,9 +239,12 @@ export class SlabStore {
   // ── stable copies for callers that keep the value (see `stable`) ──
   private readonly stableIds = new Int32Array(STABLE_SLOTS).fill(-1);
   private readonly stableBufs: (Buffer | undefined)[] = new Array(STABLE_SLOTS).fill(undefined);
-  /** This window's stable() calls of slab values, and how many found their copy (see STABLE_WINDOW). */
+  /**
+   * This window's stable() calls of slab values, and how many did not find their copy (see
+   * STABLE_WINDOW; misses are counted, so that a call that finds its copy does one increment).
+   */
   private stableCalls = 0;
-  private stableHits = 0;
+  private stableMisses = 0;
   private stableKeep = true;
   /** While copies are not kept: the id last asked for, by slot, to count the calls that would have hit. */
   private readonly stableAsked = new Int32Array(STABLE_SLOTS).fill(-1);
@@ -541,12 +544,23 @@ export class SlabStore {
     const page = this.page[id];
     if (page === -1) return this.own.get(id)!;
     const s = id & (STABLE_SLOTS - 1);
+    // The hit of a hot item, kept to one read of the table and one count: the rest is out of line.
+    if (this.stableIds[s] === id && this.stableKeep) {
+      if (++this.stableCalls === STABLE_WINDOW) this.stableVerdict();
+      return this.stableBufs[s]!;
+    }
+    return this.stableCopy(id, page, s);
+  }
+
+  /** stable() when the table has no copy of `id` to hand out, or copies are not kept now. */
+  private stableCopy(id: number, page: number, s: number): Buffer {
     // Whether this call finds (or, while copies are not kept, would find) its copy: in a direct-mapped
     // table that keeps every copy, a slot holds the copy of the last id asked for in it.
-    if (this.stableKeep) {
-      if (this.stableIds[s] === id) this.stableHits++;
-    } else if (this.stableAsked[s] === id) this.stableHits++;
-    else this.stableAsked[s] = id;
+    if (this.stableKeep) this.stableMisses++;
+    else if (this.stableAsked[s] !== id) {
+      this.stableAsked[s] = id;
+      this.stableMisses++;
+    }
     if (++this.stableCalls === STABLE_WINDOW) this.stableVerdict();
     if (this.stableIds[s] === id) return this.stableBufs[s]!;
     const n = this.len[id];
@@ -564,11 +578,11 @@ export class SlabStore {
 
   /** Keep new stable copies while at least half of this window's calls found theirs (or would have). */
   private stableVerdict(): void {
-    const keep = this.stableHits * 2 >= STABLE_WINDOW;
+    const keep = this.stableMisses * 2 <= STABLE_WINDOW;
     if (!keep && this.stableKeep) this.stableAsked.set(this.stableIds);
     this.stableKeep = keep;
     this.stableCalls = 0;
-    this.stableHits = 0;
+    this.stableMisses = 0;
   }
 
   /** Loads item `id`'s rate into `rateCursor` (for readRate), see `storeRate`. */

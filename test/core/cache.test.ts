@@ -29,6 +29,52 @@ describe('ByteCache', () => {
     assert.equal(c.bytes, 30);
   });
 
+  it('a read item outlives unread ones on eviction, older and newer alike, until a round passes without reads', () => {
+    // room for 10 items of 10 bytes
+    const c = new ByteCache(100, () => 0);
+    for (let i = 0; i < 10; i++) c.set(`k${i}`, entry('x'.repeat(8)), 10);
+    assert.ok(c.get('k0'), 'the oldest, read');
+    assert.ok(c.get('k5'), 'one in the middle, read');
+    // 8 new items: the 8 unread ones go, oldest first; the two read ones stay
+    for (let i = 10; i < 18; i++) c.set(`k${i}`, entry('x'.repeat(8)), 10);
+    assert.deepEqual(
+      [...c.ids()].map(([k]) => k).sort(),
+      ['k0', 'k5', ...Array.from({ length: 8 }, (_, i) => `k${i + 10}`)].sort(),
+    );
+    assert.equal(c.evictions, 8);
+    // Not read again, they take their turn where their second chance put them: k0 went back behind k10
+    // (placed just before), k5 behind k14
+    c.set('k18', entry('x'.repeat(8)), 10);
+    assert.ok(!c.has('k10') && c.has('k0'));
+    c.set('k19', entry('x'.repeat(8)), 10);
+    assert.ok(!c.has('k0') && c.has('k11') && c.has('k5'));
+    assert.equal(c.items, 10);
+  });
+
+  it('when every older item was read, the one just placed is not evicted for its own room', () => {
+    const c = new ByteCache(100, () => 0);
+    for (let i = 0; i < 10; i++) c.set(`k${i}`, entry('x'.repeat(8)), 10);
+    for (let i = 0; i < 10; i++) assert.ok(c.get(`k${i}`));
+    c.set('new', entry('x'.repeat(8)), 10);
+    assert.ok(c.get('new'), 'the new item stays');
+    // the oldest of the read ones went (after a second chance for all of them)
+    assert.equal(c.get('k0'), undefined);
+    assert.equal(c.items, 10);
+  });
+
+  it('hottest finds a hot key wherever it sits in the order (hits are sampled), not only among the newest', () => {
+    const c = new ByteCache(1 << 30, () => 0);
+    c.set('hot', entry('v'), 4);
+    for (let i = 0; i < 20_000; i++) c.set(`cold-${i}`, entry('v'), 10);
+    for (let i = 0; i < 5_000; i++) assert.ok(c.get('hot'));
+    for (let i = 0; i < 300; i++) assert.ok(c.get(`cold-${i * 7}`));
+    // A read does not move the item: 'hot' is still the oldest, 20k items behind the newest 1,000 scanned
+    assert.equal([...c.ids()].at(-1)?.[0], 'hot');
+    const top = c.hottest(3, 1000, 0);
+    assert.equal(top[0]?.key, 'hot');
+    assert.ok(top[0].minuteQps > top[1].minuteQps * 100, 'by rate');
+  });
+
   it('an expired entry reads as a miss and is dropped (not an eviction)', () => {
     let now = 100;
     const c = new ByteCache(100, () => now);
