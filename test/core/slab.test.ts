@@ -108,6 +108,38 @@ describe('SlabStore', () => {
     assert.equal(store.stable(id2).toString(), 'other', 'the new item does not see the old copy');
   });
 
+  it('copies of every value length read back exact, from any chunk, and never change when chunks are reused', () => {
+    const { store, model, check } = harness(8 << 20, 64 * 1024);
+    // Every length up to SLAB_MAX_VALUE (word copies up to 128 B, Buffer.copy above; lengths that are not
+    // whole words end byte by byte), several items per length so that copies start at varied chunks
+    const kept: { copy: Buffer; stable: Buffer; want: Buffer }[] = [];
+    for (let n = 0; n <= SLAB_MAX_VALUE; n++) {
+      for (let k = 0; k < (n <= 130 ? 3 : 1); k++) {
+        const want = bytes(n, n * 3 + k);
+        const id = store.put(`v${n}.${k}`, want, 0);
+        model.set(id, want);
+        const copy = store.copy(id);
+        const stable = store.stable(id);
+        assert.ok(copy.equals(want), `copy of ${n} bytes`);
+        assert.ok(stable.equals(want), `stable copy of ${n} bytes`);
+        kept.push({ copy, stable, want: Buffer.from(want) });
+      }
+    }
+    check();
+    // every chunk reused for other bytes: what readers hold is as it was
+    for (const id of [...model.keys()]) {
+      const n = store.length(id);
+      store.free(id);
+      model.delete(id);
+      const other = Buffer.alloc(n, 0xee);
+      model.set(store.put(`w${id}`, other, 0), other);
+    }
+    check();
+    for (const { copy, stable, want } of kept) {
+      assert.ok(copy.equals(want) && stable.equals(want), `a copy of ${want.length} bytes changed`);
+    }
+  });
+
   it('keeps stable copies while reads come back to them, stops while they are spread over more items than it holds, and starts again', () => {
     const { store } = harness(64 << 20);
     const ids: number[] = [];
