@@ -579,14 +579,15 @@ export class SlabStore {
    * STABLE_WINDOW). The copy outlives the item.
    */
   stable(id: number): Buffer {
-    const page = this.page[id];
-    if (page === -1) return this.own.get(id)!;
     const s = id & (STABLE_SLOTS - 1);
-    // The hit of a hot item, kept to one read of the table and one count: the rest is out of line.
+    // The hit of a hot item, kept to one read of the table and one count: the rest is out of line. The
+    // table holds slab values only (and `free` clears an id's slot), so it is read before the page.
     if (this.stableIds[s] === id && this.stableKeep) {
       if (++this.stableCalls === STABLE_WINDOW) this.stableVerdict();
       return this.stableBufs[s]!;
     }
+    const page = this.page[id];
+    if (page === -1) return this.own.get(id)!;
     return this.stableCopy(id, page, s);
   }
 
