@@ -32,10 +32,13 @@ import { getHeapStatistics } from 'node:v8';
  * of a full collection to the external memory counted then plus the step, and buffers that collection
  * found dead are still counted then (they are freed by a sweeper afterwards). Those are mostly limbo's;
  * without them in the nudge, an ask right after a collection falls short (measured: three 64 MiB asks
- * in a row set nothing off). The pages are never touched, so a bigger nudge costs address space only.
+ * in a row set nothing off). The pages are never touched, so a bigger nudge costs address space only —
+ * up to NUDGE_MAX_EXTRA_BYTES of it: limbo can count gigabytes that slow readers still hold, and past half
+ * the old space's limit V8 answers a nudge with a full collection in one pause.
  */
 const NUDGE_BYTES = 64 * 1024 * 1024;
 const NUDGE_MARGIN_BYTES = 1024 * 1024;
+const NUDGE_MAX_EXTRA_BYTES = 512 * 1024 * 1024;
 /** Least time between two scans of the entries (`bytes`), and how many entries a millisecond pays for. */
 const SWEEP_INTERVAL_MS = 20;
 const SWEEP_ENTRIES_PER_MS = 50;
@@ -273,7 +276,7 @@ export class Limbo {
     this.settledAt = this.now() + Math.max(NUDGE_SETTLE_MS, this.elapsedFloor() / 10);
     // A limited address space (ulimit -v) may refuse it: then no ask, and the collector comes in its time.
     try {
-      void new ArrayBuffer(NUDGE_BYTES + this.total + NUDGE_MARGIN_BYTES);
+      void new ArrayBuffer(NUDGE_BYTES + Math.min(this.total, NUDGE_MAX_EXTRA_BYTES) + NUDGE_MARGIN_BYTES);
     } catch {}
   };
 
