@@ -391,8 +391,13 @@ export class KeyIndex {
    */
   victim(list: number): number {
     let id = this.oldestId[list];
-    for (let n = 0; id !== NONE && n < MAX_SECOND_CHANCES; n++) {
-      if (this.marked[id] === 0 && (id !== this.placed[list] || this.counts[list] === 1)) break;
+    for (let n = 0; id !== NONE; n++) {
+      // The placed item is passed over even past the bound: 1024 second chances before it put it at the
+      // tail when the list holds 1025, and the put making room for it would evict it.
+      if (
+        id === this.placed[list] ? this.counts[list] === 1 : this.marked[id] === 0 || n >= MAX_SECOND_CHANCES
+      )
+        break;
       this.touch(list, id);
       id = this.oldestId[list];
     }

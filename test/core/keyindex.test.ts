@@ -68,6 +68,29 @@ describe('KeyIndex', () => {
     assert.equal(index.victim(0), 0);
   });
 
+  it('the item placed last is passed over even when 1024 read items came before it', () => {
+    const keys = fakeKeys();
+    const index = new KeyIndex(keys, 1);
+    for (let id = 0; id < 1025; id++) {
+      keys.byId.set(id, `key-${id}`);
+      index.insert(0, id, index.hash(`key-${id}`));
+    }
+    for (let id = 0; id < 1024; id++) index.mark(id);
+    // The 1024 second chances put the newest item at the tail: the eviction making room for it must not
+    // take it.
+    assert.equal(index.victim(0), 0);
+  });
+
+  it('a put into a cache of 1024 read items keeps the new item', () => {
+    const c = new ByteCache(1024 * 8, () => 0);
+    const key = (i: number) => `k${String(i).padStart(4, '0')}`;
+    for (let i = 0; i < 1024; i++) assert.ok(c.set(key(i), entry('abc'), 8));
+    for (let i = 0; i < 1024; i++) assert.ok(c.getId(key(i)) >= 0);
+    assert.ok(c.set(key(1024), entry('abc'), 8));
+    assert.ok(c.getId(key(1024)) >= 0, 'set said cached, and the new item is gone');
+    assert.equal(c.items, 1024);
+  });
+
   it('keys that collide on purpose make it pick a new seed, and every key is still found', () => {
     const seed = 12345;
     const probe = new KeyIndex(fakeKeys(), 1, seed);
