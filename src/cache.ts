@@ -464,16 +464,23 @@ export class ByteCache {
     for (let id = this.index.newest(this.tag); id !== NONE && seen.size < scan; id = this.index.older(id)) {
       consider(id);
     }
-    // A sampled id may have left the cache since (or been reused by another of its items: still one of
-    // this cache's, so its rate is a true one).
-    for (const id of this.hitSample) {
-      if (id >= 0 && st.has(id) && st.tag[id] === this.tag) consider(id);
-    }
+    for (const id of this.sampledIds()) consider(id);
     return top.map(({ id, minuteQps }) => ({
       key: st.keyOf(id),
       minuteQps,
       bytes: st.keyLength(id) + st.length(id),
     }));
+  }
+
+  /**
+   * Ids of this cache's items among its last HOT_SAMPLES sampled hits (a hot key's several times), without
+   * changing the order: valid until the cache next changes. Where hot keys are wherever they sit in the
+   * list. A sampled id may have left the cache since (skipped), or been reused by another of its items
+   * (still one of this cache's: its rate is a true one).
+   */
+  *sampledIds(): IterableIterator<number> {
+    const st = this.store;
+    for (const id of this.hitSample) if (id >= 0 && st.has(id) && st.tag[id] === this.tag) yield id;
   }
 
   clear(): void {

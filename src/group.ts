@@ -808,19 +808,30 @@ export class Group {
     // that will not fit the budget.
     const st = this.slab;
     const candidates: { peer: Peer; key: string; id: number; rate: number }[] = [];
+    const consider = (key: string, id: number): void => {
+      // Only fresh values: a remembered NotFound or a stale value is not worth a new owner's room.
+      const exp = st.expiresAt[id];
+      if (this.main.isNegative(id) || (exp !== 0 && exp <= now)) return;
+      const peer = picker.successor!(key);
+      if (peer === null || typeof peer.push !== 'function') return;
+      candidates.push({ peer, key, id, rate: this.main.readRate(id, now) });
+    };
     // Choosing successors is a ring lookup per entry (~1 µs): a huge cache spends at most half the time
-    // budget on it (the walk is newest first — inserted, or kept by eviction for a read since — so what
-    // is left out is what eviction would take first).
+    // budget on it. The walk is newest first (inserted, or given a second chance by eviction), and a hit
+    // leaves its item where it is (CLOCK, KeyIndex.victim): a key read all along since it was loaded long
+    // ago sits at the far end, which a cut-short walk does not reach. So the sampled hits go first (at
+    // most 1,024 ids: hot keys, wherever they sit) and the walk passes over them.
     const started = Date.now();
+    const sampled = new Set<number>();
+    for (const id of this.main.sampledIds()) {
+      if (sampled.has(id)) continue;
+      sampled.add(id);
+      consider(st.keyOf(id), id);
+    }
     let walked = 0;
     for (const [key, id] of this.main.ids()) {
       if ((++walked & 1023) === 0 && timeoutMs > 0 && Date.now() - started > timeoutMs / 2) break;
-      // Only fresh values: a remembered NotFound or a stale value is not worth a new owner's room.
-      const exp = st.expiresAt[id];
-      if (this.main.isNegative(id) || (exp !== 0 && exp <= now)) continue;
-      const peer = picker.successor(key);
-      if (peer === null || typeof peer.push !== 'function') continue;
-      candidates.push({ peer, key, id, rate: this.main.readRate(id, now) });
+      if (!sampled.has(id)) consider(key, id);
     }
     candidates.sort((a, b) => b.rate - a.rate);
     // Per peer: batches of entries, hottest first.

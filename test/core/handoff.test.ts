@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Group, GroupRegistry, type HandoffEntry, type Peer } from '../../src/index.js';
 import { Cluster, fakeClock } from '../support/in-process-cluster.js';
 import { sleep } from '../support/wait.js';
 
@@ -318,6 +319,52 @@ describe('warm handoff (in-process cluster)', () => {
     assert.equal(await g.getString(mirrored), `v1:${mirrored}`);
     assert.equal(held.length, 80);
     c.close();
+  });
+
+  it('a walk cut short by its time budget still hands off a hot key placed before the others', async () => {
+    // Eviction is CLOCK (KeyIndex.victim): a hit leaves its item where it is, so a key read all along but
+    // loaded first sits at the oldest end of the walk — the end a huge cache's walk leaves out.
+    const pushed: string[] = [];
+    const successor = {
+      id: 'next',
+      get: async () => {
+        throw new Error('not asked');
+      },
+      push: async (_group: string, entries: HandoffEntry[]) => {
+        for (const e of entries) pushed.push(e.key);
+        return entries.length;
+      },
+    } satisfies Peer;
+    const clock = fakeClock();
+    const g = new Group({
+      name: 'walk-cut',
+      cacheBytes: 64 << 20,
+      getter: async (key) => `v:${key}`,
+      registry: new GroupRegistry(),
+      now: clock.now,
+      peers: { pickPeer: () => null, successor: () => successor },
+    });
+    await g.getString('hot');
+    for (let i = 0; i < 3000; i++) {
+      await g.getString(`cold${i}`);
+      await g.getString('hot'); // read all along: an LRU would keep it at the newest end
+    }
+    // The walk looks at the time every 1024 entries: the first look finds its half of the budget spent.
+    const realNow = Date.now;
+    let calls = 0;
+    Date.now = () => realNow() + (++calls === 2 ? 1e6 : 0);
+    let result: Awaited<ReturnType<Group['handOff']>>;
+    try {
+      result = await g.handOff({ timeoutMs: 5_000 });
+    } finally {
+      Date.now = realNow;
+    }
+    assert.ok(calls >= 2, 'the walk looked at the time');
+    assert.ok(pushed.length < 3001, `the walk was cut short (${pushed.length} pushed)`);
+    assert.equal(result.entries, pushed.length);
+    assert.ok(pushed.includes('hot'), 'the hottest key was left out of the handoff');
+    assert.equal(pushed.indexOf('hot'), 0, 'hottest first');
+    g.close();
   });
 
   it('handOff without a picker that knows successors is a no-op', async () => {
