@@ -30,6 +30,9 @@ export async function runNode(config: NodeConfig): Promise<void> {
 }
 
 async function start(config: NodeConfig, log: PinoLogger): Promise<void> {
+  // First: before anything listens, so it is in the log by the time the node answers.
+  const allocatorWarning = mmapThresholdWarning(allocatorFacts());
+  if (allocatorWarning !== undefined) log.warn(allocatorWarning);
   // Trace export, if the OTEL_* environment asks for it (otel.ts); registered before any request.
   const tracing = await startTracing(process.env, log, VERSION);
   const registry = new GroupRegistry();
@@ -117,8 +120,6 @@ async function start(config: NodeConfig, log: PinoLogger): Promise<void> {
     },
   });
 
-  const allocatorWarning = mmapThresholdWarning(allocatorFacts());
-  if (allocatorWarning !== undefined) log.warn(allocatorWarning);
   const tryHost =
     config.httpAddr.host === '0.0.0.0' || config.httpAddr.host === '::' ? '127.0.0.1' : config.httpAddr.host;
   log.info(

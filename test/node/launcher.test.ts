@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { CLI, LAUNCHER, nodePorts, startCli, stopCli, waitHealthy } from '../support/cli-node.js';
+import { waitFor } from '../support/wait.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const THRESHOLD = 'MALLOC_MMAP_THRESHOLD_';
@@ -113,7 +114,15 @@ describe('bin/gossipcache', () => {
     const node = startCli(await nodePorts(), {});
     try {
       await waitHealthy(node);
-      assert.match(node.output(), /mmap threshold is not fixed.*MALLOC_MMAP_THRESHOLD_=131072/);
+      // Logged before the node listens, but its stdout reaches us apart from the health check's reply.
+      await waitFor(
+        'the warning',
+        () => /mmap threshold is not fixed.*MALLOC_MMAP_THRESHOLD_=131072/.test(node.output()),
+        {
+          timeoutMs: 10_000,
+          state: () => node.output(),
+        },
+      );
     } finally {
       assert.equal(await stopCli(node), 0, node.output());
     }
