@@ -13,6 +13,17 @@ function fakeKeys(): KeyBytes & { byId: Map<number, string> } {
   return { byId, keyEquals: (id, key) => byId.get(id) === key, keyOf: (id) => byId.get(id)! };
 }
 
+/** An index of one list holding items 0..n-1 (keys `key-<id>`), inserted in order. */
+function listOf(n: number): KeyIndex {
+  const keys = fakeKeys();
+  const index = new KeyIndex(keys, 1);
+  for (let id = 0; id < n; id++) {
+    keys.byId.set(id, `key-${id}`);
+    index.insert(0, id, index.hash(`key-${id}`));
+  }
+  return index;
+}
+
 const entry = (v: string) => new Entry(Buffer.from(v), 0, 0, 0);
 
 /** Ids of `list` from most to least recently used. */
@@ -53,12 +64,7 @@ describe('KeyIndex', () => {
   });
 
   it('an eviction gives at most 1024 read items their second chance (bounded work), then takes the next', () => {
-    const keys = fakeKeys();
-    const index = new KeyIndex(keys, 1);
-    for (let id = 0; id < 3000; id++) {
-      keys.byId.set(id, `key-${id}`);
-      index.insert(0, id, index.hash(`key-${id}`));
-    }
+    const index = listOf(3000);
     for (let id = 0; id < 3000; id++) index.mark(id);
     assert.equal(index.victim(0), 1024, 'the 1025th oldest, read or not');
     assert.equal(index.newest(0), 1023, 'the 1024 before it went to the newest end');
@@ -69,12 +75,7 @@ describe('KeyIndex', () => {
   });
 
   it('the item placed last is passed over even when 1024 read items came before it', () => {
-    const keys = fakeKeys();
-    const index = new KeyIndex(keys, 1);
-    for (let id = 0; id < 1025; id++) {
-      keys.byId.set(id, `key-${id}`);
-      index.insert(0, id, index.hash(`key-${id}`));
-    }
+    const index = listOf(1025);
     for (let id = 0; id < 1024; id++) index.mark(id);
     // The 1024 second chances put the newest item at the tail: the eviction making room for it must not
     // take it.
