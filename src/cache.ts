@@ -138,14 +138,15 @@ export interface CacheSpace {
 
 /**
  * A store for a byte budget (room for the budget, the free overhead, and slack for partly used pages)
- * and an index over it with `lists` lists (one per cache). `reclaim` and `evict` are the store's
- * (SlabOptions).
+ * and an index over it with `lists` lists (one per cache). `reclaim`, `evict` and `heapHoleReserveBytes`
+ * are the store's (SlabOptions).
  */
 export function newSpace(
   budgetBytes: number,
   reclaim: (id: number) => void,
   evict: () => boolean,
   lists = 1,
+  heapHoleReserveBytes = 0,
 ): CacheSpace {
   const pageBytes = defaultPageBytes(budgetBytes + FREE_OVERHEAD_BYTES);
   let index: KeyIndex | undefined;
@@ -155,6 +156,7 @@ export function newSpace(
     slackBytes: SLACK_PAGES * pageBytes,
     pageBytes,
     limboAllowanceBytes: LIMBO_ALLOWANCE_BYTES,
+    heapHoleReserveBytes,
     reclaim,
     evict,
     idsShrunk: (capacity) => index?.shrinkIds(capacity),

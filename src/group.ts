@@ -4,6 +4,7 @@
 // error is the answer (OwnerLoadError), so a failing origin is asked once per key, not once per node.
 // Same shape as groupcache's Group, plus expiry, remove and abort.
 
+import { heapHoleReserveBytes, processMmapThresholdFloats } from './allocator.js';
 import type { CacheStats } from './cache.js';
 import {
   ByteCache,
@@ -73,6 +74,15 @@ export interface GroupOptions {
   /** Byte budget of the main + hot caches together (key bytes + value bytes). 0 = cache nothing. */
   cacheBytes: number;
   getter: Getter;
+  /**
+   * Of cacheBytes, what values of 128 KiB or more may not use: room for the holes they leave in glibc's
+   * heap when its mmap threshold floats, which would otherwise take RSS past cacheBytes + the fixed
+   * allowance under churn of large values (allocator.ts; docs/memory.md, "The allocator"). Costs that much
+   * capacity for large values only. Default: on glibc without a fixed threshold (MALLOC_MMAP_THRESHOLD_ or
+   * the tunable, read from the environment the process started with) 32 MiB + 1/64 of cacheBytes, at most
+   * half of it; otherwise 0.
+   */
+  heapHoleReserveBytes?: number;
   /** Who owns which key. Default: the registry's picker (see GroupRegistry.setPeerPicker). */
   peers?: PeerPicker;
   /** Default `defaultRegistry`. A node uses its own so several nodes can live in one process. */
@@ -385,6 +395,9 @@ export class Group {
       (id) => (space.store.tag[id] === HOT ? this.hot : this.main).reclaimed(id),
       () => evictOne(this.main, this.hot),
       2,
+      opts.heapHoleReserveBytes === undefined
+        ? heapHoleReserveBytes(cacheBytes, processMmapThresholdFloats())
+        : checkBytes(name, 'heapHoleReserveBytes', opts.heapHoleReserveBytes),
     );
     this.slab = space.store;
     this.index = space.index;
@@ -1559,7 +1572,13 @@ function peerValue(r: PeerGetResult): Buffer {
   return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 }
 
-/** Key + value bytes of a push batch. */
+function checkBytes(group: string, what: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 0) {
+    throw new RangeError(`new Group(${group}): ${what} must be an integer >= 0, got ${v}`);
+  }
+  return v;
+}
+
 function checkMs(group: string, what: string, v: number | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   if (typeof v !== 'number' || Number.isNaN(v) || v < 0) {

@@ -4,6 +4,7 @@
 // values are a few hundred page Buffers and a handful of arrays to the garbage collector, not a million
 // Buffers and Entry objects it has to walk on every collection. docs/memory.md has the design and costs.
 
+import { MMAP_VALUE_BYTES } from './allocator.js';
 import { Limbo } from './limbo.js';
 
 /** Values up to this many bytes go in slab chunks; bigger values get a Buffer of their own. */
@@ -95,6 +96,12 @@ export interface SlabOptions {
    */
   slackBytes?: number;
   /**
+   * Of limitBytes - slackBytes, what values (or keys) of MMAP_VALUE_BYTES (128 KiB) or more may not use:
+   * room for the holes such values leave in glibc's heap when its mmap threshold floats (allocator.ts).
+   * Costs that much capacity for large values; pages (small items) may still use it. Default 0.
+   */
+  heapHoleReserveBytes?: number;
+  /**
    * Memory the store dropped that the garbage collector has not freed yet ("limbo", see `drop`) that
    * does not count against limitBytes: up to this much, a dropped value makes room at once; past it,
    * the excess counts as held until the collector catches up. Owners put it in their fixed allowance
@@ -151,6 +158,8 @@ export interface SlabStats {
   /** pageBytes + ownBytes + limboBytes; what `limitBytes` bounds is this less the limbo allowance. */
   heldBytes: number;
   limitBytes: number;
+  /** Of limitBytes, what values of 128 KiB or more may not use (SlabOptions.heapHoleReserveBytes). */
+  heapHoleReserveBytes: number;
   /** Pages taken from one size class for another (items evicted out of LRU order to do it). */
   pagesReassigned: number;
   /** Items handed to `reclaim`. */
@@ -167,6 +176,7 @@ export interface ItemRate {
 export class SlabStore {
   readonly limitBytes: number;
   readonly slackBytes: number;
+  readonly heapHoleReserveBytes: number;
   readonly limboAllowanceBytes: number;
   readonly pageBytes: number;
   // ── item table, by id ──
@@ -272,6 +282,7 @@ export class SlabStore {
     }
     this.limitBytes = limitBytes;
     this.slackBytes = Math.min(limitBytes, Math.max(0, opts.slackBytes ?? 0));
+    this.heapHoleReserveBytes = Math.max(0, opts.heapHoleReserveBytes ?? 0);
     this.limboAllowanceBytes = Math.max(0, opts.limboAllowanceBytes ?? 0);
     this.limbo = new Limbo({
       nudge: opts.askForCollection,
@@ -655,6 +666,7 @@ export class SlabStore {
       collectionsAsked: this.limbo.asked,
       heldBytes: pageBytes + this.ownBytes + limboBytes,
       limitBytes: this.limitBytes,
+      heapHoleReserveBytes: this.heapHoleReserveBytes,
       pagesReassigned: this.pagesReassigned,
       itemsReclaimed: this.itemsReclaimed,
     };
@@ -865,7 +877,8 @@ export class SlabStore {
    * allowance: the value is then not cached, and the next one fits once the collector has run.
    */
   private makeRoom(bytes: number): boolean {
-    const limit = this.limitBytes - this.slackBytes;
+    const limit =
+      this.limitBytes - this.slackBytes - (bytes >= MMAP_VALUE_BYTES ? this.heapHoleReserveBytes : 0);
     if (bytes > limit) return false;
     /** Chunk bytes evicted since memory was last given back. */
     let evictedChunks = 0;

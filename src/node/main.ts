@@ -3,10 +3,10 @@
 
 import type { AddressInfo } from 'node:net';
 import { formatHostPort } from '../address.js';
+import { allocatorFacts, mmapThresholdWarning } from '../allocator.js';
 import { createNode, type GossipNode, RING_META } from '../cluster/node.js';
 import { GroupRegistry } from '../group.js';
 import { VERSION } from '../version.js';
-import { allocatorFacts, mmapThresholdWarning } from './allocator.js';
 import type { NodeConfig } from './config.js';
 import { ringShares } from './dashboard.js';
 import { createGroups } from './groups.js';

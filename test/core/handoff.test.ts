@@ -297,6 +297,8 @@ describe('warm handoff (in-process cluster)', () => {
     const { c } = cluster(2, WINDOW, {
       cacheBytes: 4 << 20,
       getter: async (key: string) => (key.startsWith('big') ? big : `v1:${key}`),
+      // Refused for limbo, not for the glibc reserve this process may keep (tested on its own).
+      groupOptions: { heapHoleReserveBytes: 0 },
     });
     const g = c.nodes[0].group;
     const mirrored = c.keyOwnedBy(1);

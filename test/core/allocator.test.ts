@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import {
+  allocatorFacts,
+  heapHoleReserveBytes,
+  mmapThresholdFloats,
+  mmapThresholdWarning,
+} from '../../src/allocator.js';
+import { Group, GroupRegistry } from '../../src/group.js';
+import { collect } from '../support/gc.js';
+
+const MiB = 1 << 20;
+
+describe("glibc's mmap threshold", () => {
+  it('floats on glibc unless the variable or the tunable fixes it; the warning says so', () => {
+    assert.equal(mmapThresholdFloats({ env: {}, glibc: true }), true);
+    assert.match(mmapThresholdWarning({ env: {}, glibc: true }) ?? '', /MALLOC_MMAP_THRESHOLD_=131072/);
+    const other = { env: { GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }, glibc: true };
+    assert.equal(mmapThresholdFloats(other), true);
+    assert.match(mmapThresholdWarning(other) ?? '', /not fixed: each group keeps 32 MiB/);
+  });
+
+  it('is fixed (and quiet) with the variable, the tunable, or a C library that is not glibc', () => {
+    for (const facts of [
+      { env: { MALLOC_MMAP_THRESHOLD_: '131072' }, glibc: true },
+      { env: { GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=65536' }, glibc: true },
+      { env: {}, glibc: false },
+    ]) {
+      assert.equal(mmapThresholdFloats(facts), false, JSON.stringify(facts));
+      assert.equal(mmapThresholdWarning(facts), undefined);
+    }
+  });
+
+  it('the reserve: 32 MiB + 1/64 of the budget, at most half of it; none when the threshold is fixed', () => {
+    assert.equal(heapHoleReserveBytes(256 * MiB, false), 0);
+    assert.equal(heapHoleReserveBytes(0, true), 0);
+    assert.equal(heapHoleReserveBytes(16 * MiB, true), 8 * MiB);
+    assert.equal(heapHoleReserveBytes(64 * MiB, true), 32 * MiB);
+    assert.equal(heapHoleReserveBytes(256 * MiB, true), 36 * MiB);
+    assert.equal(heapHoleReserveBytes(4096 * MiB, true), 96 * MiB);
+  });
+
+  it('reads the environment the process started with, not process.env as it is now', {
+    skip: process.platform !== 'linux' && 'reads /proc',
+  }, () => {
+    // In a child: what glibc read at start is what counts; assigning process.env later changes nothing.
+    const script = [
+      "process.env.MALLOC_MMAP_THRESHOLD_ = '131072';",
+      "const { allocatorFacts } = await import('./src/allocator.ts');",
+      'const f = allocatorFacts();',
+      'console.log(JSON.stringify({ t: f.env.MALLOC_MMAP_THRESHOLD_ ?? null, m: f.env.GC_MARK ?? null }));',
+    ].join('\n');
+    const run = (env: Record<string, string>) => {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        env: { PATH: process.env.PATH ?? '', GC_MARK: 'started', ...env },
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout) as { t: string | null; m: string | null };
+    };
+    assert.deepEqual(run({}), { t: null, m: 'started' });
+    assert.deepEqual(run({ MALLOC_MMAP_THRESHOLD_: '65536' }), { t: '65536', m: 'started' });
+    // This process: on Linux with glibc (Debian, the CI machine) glibc is found.
+    if (/\/libc\.so\.6$/m.test(spawnSync('cat', ['/proc/self/maps'], { encoding: 'utf8' }).stdout ?? '')) {
+      assert.equal(allocatorFacts().glibc, true);
+    }
+  });
+});
+
+describe('the heap-hole reserve in a group', () => {
+  const group = (heapHoleReserveBytes: number | undefined, size: number) =>
+    new Group({
+      name: 'reserve',
+      cacheBytes: 16 * MiB,
+      registry: new GroupRegistry(),
+      getter: async (key) => Buffer.alloc(size, key),
+      heapHoleReserveBytes,
+    });
+
+  it('values of 128 KiB or more leave it free; the oldest go to keep it so', async () => {
+    const g = group(8 * MiB, 3 * MiB);
+    assert.equal(g.memoryStats().heapHoleReserveBytes, 8 * MiB);
+    for (let i = 0; i < 8; i++) {
+      await g.get(`k${i}`);
+      await collect();
+      assert.ok(g.server.getCached(`k${i}`), `k${i}, just loaded, is cached`);
+      const st = g.memoryStats();
+      assert.ok(st.ownBytes <= 8 * MiB, `own-buffer values ${st.ownBytes} within 16 - 8 MiB`);
+    }
+    assert.equal(g.cacheStats('main').items, 2, 'two 3 MiB values in 8 MiB');
+    assert.ok(g.server.getCached('k7') && g.server.getCached('k6') && !g.server.getCached('k5'));
+    // Without the reserve the same budget holds 4–5 (cache.test.ts, "large values under a full budget").
+    g.close();
+  });
+
+  it('a value larger than the budget less the reserve is returned, not cached', async () => {
+    const g = group(8 * MiB, 10 * MiB);
+    assert.equal((await g.get('big')).length, 10 * MiB);
+    assert.equal(g.server.getCached('big'), undefined);
+    g.close();
+    const all = group(0, 10 * MiB);
+    await all.get('big');
+    assert.equal(all.server.getCached('big')?.length, 10 * MiB, 'cached without the reserve');
+    all.close();
+  });
+
+  it('values under 128 KiB may use all of the budget', async () => {
+    const g = group(8 * MiB, 100 * 1024);
+    for (let i = 0; i < 140; i++) await g.get(`k${i}`);
+    const st = g.memoryStats();
+    assert.ok(st.ownBytes > 12 * MiB, `${st.ownBytes} bytes of 100 KiB values held`);
+    g.close();
+  });
+
+  it('a negative or fractional reserve is refused', () => {
+    for (const bad of [-1, 0.5, Number.NaN]) assert.throws(() => group(bad, 1), RangeError);
+  });
+
+  it('by default it follows this process: none with the threshold fixed, 32 MiB + 1/64 where it floats', {
+    skip: process.platform !== 'linux' && 'reads /proc',
+  }, () => {
+    const script = [
+      "const { Group, GroupRegistry } = await import('./src/group.ts');",
+      "const g = new Group({ name: 'd', cacheBytes: 256 << 20, registry: new GroupRegistry(), getter: async () => 'v' });",
+      'console.log(g.memoryStats().heapHoleReserveBytes);',
+      'g.close();',
+    ].join('\n');
+    const run = (env: Record<string, string>) => {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        env: { PATH: process.env.PATH ?? '', ...env },
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return Number(r.stdout.trim());
+    };
+    assert.equal(run({ MALLOC_MMAP_THRESHOLD_: '131072' }), 0);
+    assert.equal(run({ GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072' }), 0);
+    assert.equal(run({}), allocatorFacts().glibc ? 36 * MiB : 0);
+  });
+});
