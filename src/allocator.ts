@@ -65,10 +65,10 @@ export function processMmapThresholdFloats(): boolean {
 /**
  * Of a budget of `budgetBytes`, what values of MMAP_VALUE_BYTES or more may not use while the threshold
  * floats: 32 MiB + 1/64 of the budget, at most half of it. Measured (churn of 1 KB–4 MB values, 10× the
- * budget, as fast as the process copies; docs/memory.md): RSS past cacheBytes with the threshold floating
- * against fixed, 64 MiB budget +68 / —, 256 MiB +80..+87 / +45..+54, 1 GiB +88 / —, 4 GiB +120 / +56; with
- * this reserve +46..+56, +52..+56, +56, +82 (32 MiB alone, 4 GiB). Holes grow with the heap, so part of it
- * scales with the budget.
+ * budget, as fast as the process copies; docs/memory.md, "The allocator"): RSS past cacheBytes with the
+ * threshold floating and no reserve +68 MiB at a 64 MiB budget, +74..+87 at 256 MiB, +78..+88 at 1 GiB, +120 at
+ * 4 GiB (fixed: +44..+54 at 256 MiB, +56 at 4 GiB); with this reserve +34, +48..+53, +44, +15. The holes
+ * grow with the heap: a flat 32 MiB left +82 at 4 GiB.
  */
 export function heapHoleReserveBytes(budgetBytes: number, thresholdFloats: boolean): number {
   if (!thresholdFloats || budgetBytes <= 0) return 0;
