@@ -178,6 +178,16 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
       for (const [group, m] of memoryStats()) this.set({ group }, m.limitBytes);
     },
   });
+  new Gauge({
+    name: 'gossipcache_store_heap_hole_reserve_bytes',
+    help: "Of the store's limit, what values of 128 KiB or more may not use: room for the holes they leave in glibc's heap while its mmap threshold floats (0 when it is fixed, as the gossipcache command does)",
+    labelNames: ['group'],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const [group, m] of memoryStats()) this.set({ group }, m.heapHoleReserveBytes);
+    },
+  });
   const STORE_COUNTERS: [
     field: 'pagesReassigned' | 'itemsReclaimed' | 'collectionsAsked' | 'indexReseeds',
     name: string,

@@ -247,6 +247,7 @@ describe('operational routes', () => {
     assert.match(again.text, /^gossipcache_store_bytes\{group="g",kind="pages"\} [1-9]\d*$/m);
     assert.match(again.text, /^gossipcache_store_bytes\{group="g",kind="limbo"\} 0$/m);
     assert.match(again.text, /^gossipcache_store_limit_bytes\{group="g"\} [1-9]\d*$/m);
+    assert.match(again.text, /^gossipcache_store_heap_hole_reserve_bytes\{group="g"\} \d+$/m);
     assert.match(again.text, /^gossipcache_store_index_reseeds_total\{group="g"\} 0$/m);
     assert.match(again.text, /^gossipcache_members\{state="alive"\} 1$/m);
     assert.match(again.text, /^gossipcache_membership\{name="probes"\} 3$/m);
