@@ -12,6 +12,16 @@ import { collect } from '../support/gc.js';
 
 const MiB = 1 << 20;
 
+/** Runs `lines` as an ES module in a fresh node (this repo's sources through tsx) with only `env`; its stdout. */
+function inFreshProcess(lines: string[], env: Record<string, string>): string {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', lines.join('\n')], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
 describe("glibc's mmap threshold", () => {
   it('floats on glibc unless the variable or the tunable fixes it; the warning says so', () => {
     assert.equal(mmapThresholdFloats({ env: {}, glibc: true }), true);
@@ -50,15 +60,12 @@ describe("glibc's mmap threshold", () => {
       "const { allocatorFacts } = await import('./src/allocator.ts');",
       'const f = allocatorFacts();',
       'console.log(JSON.stringify({ t: f.env.MALLOC_MMAP_THRESHOLD_ ?? null, m: f.env.GC_MARK ?? null }));',
-    ].join('\n');
-    const run = (env: Record<string, string>) => {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-        env: { PATH: process.env.PATH ?? '', GC_MARK: 'started', ...env },
-        encoding: 'utf8',
-      });
-      assert.equal(r.status, 0, r.stderr);
-      return JSON.parse(r.stdout) as { t: string | null; m: string | null };
-    };
+    ];
+    const run = (env: Record<string, string>) =>
+      JSON.parse(inFreshProcess(script, { GC_MARK: 'started', ...env })) as {
+        t: string | null;
+        m: string | null;
+      };
     assert.deepEqual(run({}), { t: null, m: 'started' });
     assert.deepEqual(run({ MALLOC_MMAP_THRESHOLD_: '65536' }), { t: '65536', m: 'started' });
     // This process: on Linux with glibc (Debian, the CI machine) glibc is found.
@@ -125,15 +132,8 @@ describe('the heap-hole reserve in a group', () => {
       "const g = new Group({ name: 'd', cacheBytes: 256 << 20, registry: new GroupRegistry(), getter: async () => 'v' });",
       'console.log(g.memoryStats().heapHoleReserveBytes);',
       'g.close();',
-    ].join('\n');
-    const run = (env: Record<string, string>) => {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-        env: { PATH: process.env.PATH ?? '', ...env },
-        encoding: 'utf8',
-      });
-      assert.equal(r.status, 0, r.stderr);
-      return Number(r.stdout.trim());
-    };
+    ];
+    const run = (env: Record<string, string>) => Number(inFreshProcess(script, env).trim());
     assert.equal(run({ MALLOC_MMAP_THRESHOLD_: '131072' }), 0);
     assert.equal(run({ GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072' }), 0);
     assert.equal(run({}), allocatorFacts().glibc ? 36 * MiB : 0);
