@@ -48,39 +48,62 @@ export function allocatorFacts(): AllocatorFacts {
   return { env, glibc };
 }
 
-/** Whether glibc's mmap threshold floats (glibc, and neither the variable nor the tunable fixed it). */
-export function mmapThresholdFloats(facts: AllocatorFacts): boolean {
-  if (!facts.glibc) return false;
-  if (facts.env.MALLOC_MMAP_THRESHOLD_ !== undefined) return false;
-  return !/glibc\.malloc\.mmap_threshold=/.test(facts.env.GLIBC_TUNABLES ?? '');
-}
+/** glibc ignores a threshold above this (HEAP_MAX / 2 on 64-bit): it then keeps floating. */
+const MAX_FIXED_THRESHOLD = 32 * 2 ** 20;
 
-let floats: boolean | undefined;
-/** mmapThresholdFloats for this process, read once (it cannot change while the process runs). */
-export function processMmapThresholdFloats(): boolean {
-  floats ??= mmapThresholdFloats(allocatorFacts());
-  return floats;
+/**
+ * The mmap threshold the environment fixes, or undefined when it floats: the glibc.malloc.mmap_threshold
+ * tunable (GLIBC_TUNABLES), else MALLOC_MMAP_THRESHOLD_; a value glibc would not take (not a number of bytes,
+ * or over 32 MiB) leaves it floating.
+ */
+export function fixedMmapThreshold(env: AllocatorFacts['env']): number | undefined {
+  const tunable = /(?:^|:)glibc\.malloc\.mmap_threshold=([^:]*)/.exec(env.GLIBC_TUNABLES ?? '')?.[1];
+  const raw = (tunable ?? env.MALLOC_MMAP_THRESHOLD_)?.trim();
+  if (raw === undefined || raw === '') return undefined;
+  const v = Number(raw);
+  return Number.isInteger(v) && v >= 0 && v <= MAX_FIXED_THRESHOLD ? v : undefined;
 }
 
 /**
- * Of a budget of `budgetBytes`, what values of MMAP_VALUE_BYTES or more may not use while the threshold
- * floats: 32 MiB + 1/64 of the budget, at most half of it. Measured (churn of 1 KB–4 MB values, 10× the
+ * Whether values of MMAP_VALUE_BYTES or more may come from glibc's heap (and leave holes there): on glibc,
+ * when the threshold floats or is fixed above that size.
+ */
+export function largeValuesInHeap(facts: AllocatorFacts): boolean {
+  if (!facts.glibc) return false;
+  const t = fixedMmapThreshold(facts.env);
+  return t === undefined || t > MMAP_VALUE_BYTES;
+}
+
+let inHeap: boolean | undefined;
+/** largeValuesInHeap for this process, read once (it cannot change while the process runs). */
+export function processLargeValuesInHeap(): boolean {
+  inHeap ??= largeValuesInHeap(allocatorFacts());
+  return inHeap;
+}
+
+/**
+ * Of a budget of `budgetBytes`, what values of MMAP_VALUE_BYTES or more may not use while they may come from
+ * glibc's heap: 32 MiB + 1/64 of the budget, at most half of it. Measured (churn of 1 KB–4 MB values, 10× the
  * budget, as fast as the process copies; docs/memory.md, "The allocator"): RSS past cacheBytes with the
  * threshold floating and no reserve +68 MiB at a 64 MiB budget, +74..+87 at 256 MiB, +78..+88 at 1 GiB, +120 at
  * 4 GiB (fixed: +44..+54 at 256 MiB, +56 at 4 GiB); with this reserve +34, +48..+53, +44, +15. The holes
  * grow with the heap: a flat 32 MiB left +82 at 4 GiB.
  */
-export function heapHoleReserveBytes(budgetBytes: number, thresholdFloats: boolean): number {
-  if (!thresholdFloats || budgetBytes <= 0) return 0;
+export function heapHoleReserveBytes(budgetBytes: number, largeValuesInHeap: boolean): number {
+  if (!largeValuesInHeap || budgetBytes <= 0) return 0;
   return Math.floor(Math.min(budgetBytes / 2, 32 * 2 ** 20 + budgetBytes / 64));
 }
 
-/** A warning to log at start when glibc's mmap threshold is left to float; undefined when it is fixed. */
+/** A warning to log at start when large values may come from glibc's heap; undefined when they cannot. */
 export function mmapThresholdWarning(facts: AllocatorFacts): string | undefined {
-  if (!mmapThresholdFloats(facts)) return undefined;
+  if (!largeValuesInHeap(facts)) return undefined;
+  const t = fixedMmapThreshold(facts.env);
   return (
-    "glibc's mmap threshold is not fixed: each group keeps 32 MiB + 1/64 of its cacheBytes free of values of " +
-    '128 KiB or more, room for the holes they leave in the heap; start the node with the gossipcache command, ' +
-    'or set MALLOC_MMAP_THRESHOLD_=131072, to use all of it (docs/memory.md)'
+    (t === undefined
+      ? "glibc's mmap threshold is not fixed"
+      : `glibc's mmap threshold is fixed at ${t} bytes, above 131072`) +
+    ': each group keeps 32 MiB + 1/64 of its cacheBytes free of values of 128 KiB or more, room for the holes ' +
+    'they leave in the heap; start the node with the gossipcache command, or set MALLOC_MMAP_THRESHOLD_=131072, ' +
+    'to use all of it (docs/memory.md)'
   );
 }

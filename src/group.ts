@@ -4,7 +4,7 @@
 // error is the answer (OwnerLoadError), so a failing origin is asked once per key, not once per node.
 // Same shape as groupcache's Group, plus expiry, remove and abort.
 
-import { heapHoleReserveBytes, processMmapThresholdFloats } from './allocator.js';
+import { heapHoleReserveBytes, processLargeValuesInHeap } from './allocator.js';
 import type { CacheStats } from './cache.js';
 import {
   ByteCache,
@@ -78,9 +78,9 @@ export interface GroupOptions {
    * Of cacheBytes, what values of 128 KiB or more may not use: room for the holes they leave in glibc's
    * heap when its mmap threshold floats, which would otherwise take RSS past cacheBytes + the fixed
    * allowance under churn of large values (allocator.ts; docs/memory.md, "The allocator"). Costs that much
-   * capacity for large values only. Default: on glibc without a fixed threshold (MALLOC_MMAP_THRESHOLD_ or
-   * the tunable, read from the environment the process started with) 32 MiB + 1/64 of cacheBytes, at most
-   * half of it; otherwise 0.
+   * capacity for large values only. Default: on glibc, unless the environment the process started with fixes
+   * the threshold at 128 KiB or less (MALLOC_MMAP_THRESHOLD_ or the tunable), 32 MiB + 1/64 of cacheBytes, at
+   * most half of it; otherwise 0.
    */
   heapHoleReserveBytes?: number;
   /** Who owns which key. Default: the registry's picker (see GroupRegistry.setPeerPicker). */
@@ -396,7 +396,7 @@ export class Group {
       () => evictOne(this.main, this.hot),
       2,
       opts.heapHoleReserveBytes === undefined
-        ? heapHoleReserveBytes(cacheBytes, processMmapThresholdFloats())
+        ? heapHoleReserveBytes(cacheBytes, processLargeValuesInHeap())
         : checkBytes(name, 'heapHoleReserveBytes', opts.heapHoleReserveBytes),
     );
     this.slab = space.store;

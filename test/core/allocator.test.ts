@@ -3,8 +3,9 @@ import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import {
   allocatorFacts,
+  fixedMmapThreshold,
   heapHoleReserveBytes,
-  mmapThresholdFloats,
+  largeValuesInHeap,
   mmapThresholdWarning,
 } from '../../src/allocator.js';
 import { Group, GroupRegistry } from '../../src/group.js';
@@ -24,21 +25,45 @@ function inFreshProcess(lines: string[], env: Record<string, string>): string {
 
 describe("glibc's mmap threshold", () => {
   it('floats on glibc unless the variable or the tunable fixes it; the warning says so', () => {
-    assert.equal(mmapThresholdFloats({ env: {}, glibc: true }), true);
+    assert.equal(largeValuesInHeap({ env: {}, glibc: true }), true);
     assert.match(mmapThresholdWarning({ env: {}, glibc: true }) ?? '', /MALLOC_MMAP_THRESHOLD_=131072/);
     const other = { env: { GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }, glibc: true };
-    assert.equal(mmapThresholdFloats(other), true);
+    assert.equal(largeValuesInHeap(other), true);
     assert.match(mmapThresholdWarning(other) ?? '', /not fixed: each group keeps 32 MiB/);
   });
 
-  it('is fixed (and quiet) with the variable, the tunable, or a C library that is not glibc', () => {
+  it('fixed at 128 KiB or less (the variable or the tunable), or not glibc: large values stay out of the heap', () => {
     for (const facts of [
       { env: { MALLOC_MMAP_THRESHOLD_: '131072' }, glibc: true },
+      { env: { MALLOC_MMAP_THRESHOLD_: '0' }, glibc: true },
       { env: { GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=65536' }, glibc: true },
+      {
+        env: { GLIBC_TUNABLES: 'glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=0x20000' },
+        glibc: true,
+      },
       { env: {}, glibc: false },
     ]) {
-      assert.equal(mmapThresholdFloats(facts), false, JSON.stringify(facts));
+      assert.equal(largeValuesInHeap(facts), false, JSON.stringify(facts));
       assert.equal(mmapThresholdWarning(facts), undefined);
+    }
+  });
+
+  it('fixed above 128 KiB, large values below it come from the heap too; a value glibc ignores leaves it floating', () => {
+    const high = { env: { MALLOC_MMAP_THRESHOLD_: '4194304' }, glibc: true };
+    assert.equal(fixedMmapThreshold(high.env), 4194304);
+    assert.equal(largeValuesInHeap(high), true);
+    assert.match(mmapThresholdWarning(high) ?? '', /fixed at 4194304 bytes, above 131072: each group keeps/);
+    // The tunable wins over the variable; over 32 MiB, or not a number, glibc keeps its floating threshold.
+    assert.equal(
+      fixedMmapThreshold({
+        MALLOC_MMAP_THRESHOLD_: '4194304',
+        GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072',
+      }),
+      131072,
+    );
+    for (const v of ['67108864', 'lots', '', '-1', '1.5']) {
+      assert.equal(fixedMmapThreshold({ MALLOC_MMAP_THRESHOLD_: v }), undefined, v);
+      assert.equal(largeValuesInHeap({ env: { MALLOC_MMAP_THRESHOLD_: v }, glibc: true }), true, v);
     }
   });
 
@@ -135,6 +160,7 @@ describe('the heap-hole reserve in a group', () => {
     ];
     const run = (env: Record<string, string>) => Number(inFreshProcess(script, env).trim());
     assert.equal(run({ MALLOC_MMAP_THRESHOLD_: '131072' }), 0);
+    assert.equal(run({ MALLOC_MMAP_THRESHOLD_: '1048576' }), allocatorFacts().glibc ? 36 * MiB : 0);
     assert.equal(run({ GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072' }), 0);
     assert.equal(run({}), allocatorFacts().glibc ? 36 * MiB : 0);
   });
