@@ -377,7 +377,7 @@ export class SlabStore {
         const c = CLASS_OF[(n + 7) >> 3];
         page = this.pageWithRoom(c);
         if (page >= 0) off = this.takeChunk(page, c);
-      } else if (this.makeRoom(n)) {
+      } else if (this.makeRoom(n, kbuf === undefined ? this.pageBytes : kn)) {
         if (adopt && Buffer.isBuffer(value) && value.byteOffset === 0 && value.buffer.byteLength === n)
           buf = value;
         else {
@@ -875,11 +875,13 @@ export class SlabStore {
    * taken back instead — its items go out of LRU order, but the cost is bounded by two pages' worth of
    * items per page of room. Fails, evicting nothing more, when what stands in the way is limbo past its
    * allowance: the value is then not cached, and the next one fits once the collector has run.
+   * `kept`: bytes held that no eviction frees (the put's own key: its pinned page, or its Buffer).
    */
-  private makeRoom(bytes: number): boolean {
+  private makeRoom(bytes: number, kept = 0): boolean {
     const limit =
       this.limitBytes - this.slackBytes - (bytes >= MMAP_VALUE_BYTES ? this.heapHoleReserveBytes : 0);
-    if (bytes > limit) return false;
+    // Would not fit even with everything else evicted: fail before evicting anything.
+    if (bytes + kept > limit) return false;
     /** Chunk bytes evicted since memory was last given back. */
     let evictedChunks = 0;
     while (this.held() + bytes > limit) {

@@ -137,6 +137,24 @@ describe('the heap-hole reserve in a group', () => {
     all.close();
   });
 
+  it('a value that cannot fit beside its key even in an empty store evicts nothing', async () => {
+    // 16 + 1 (uncharged) - 8 MiB = 9 MiB for a large value, less the 256 KiB page its key is pinned in.
+    const g = new Group({
+      name: 'reserve',
+      cacheBytes: 16 * MiB,
+      registry: new GroupRegistry(),
+      getter: async (key) => Buffer.alloc(key === 'big' ? 9 * MiB - 64 * 1024 : 3 * MiB, 1),
+      heapHoleReserveBytes: 8 * MiB,
+    });
+    await g.get('a');
+    await g.get('b');
+    assert.equal((await g.get('big')).length, 9 * MiB - 64 * 1024);
+    assert.equal(g.server.getCached('big'), undefined);
+    assert.equal(g.cacheStats('main').evictions, 0, 'nothing evicted for a value that was never placed');
+    assert.ok(g.server.getCached('a') && g.server.getCached('b'));
+    g.close();
+  });
+
   it('values under 128 KiB may use all of the budget', async () => {
     const g = group(8 * MiB, 100 * 1024);
     for (let i = 0; i < 140; i++) await g.get(`k${i}`);
