@@ -4,7 +4,7 @@
 // error is the answer (OwnerLoadError), so a failing origin is asked once per key, not once per node.
 // Same shape as groupcache's Group, plus expiry, remove and abort.
 
-import { heapHoleReserveBytes, processLargeValuesInHeap } from './allocator.js';
+import { heapHoleReserveBytes, MMAP_VALUE_BYTES, processLargeValuesInHeap } from './allocator.js';
 import type { CacheStats } from './cache.js';
 import {
   ByteCache,
@@ -632,7 +632,7 @@ export class Group {
    * were asked to drop theirs, so a get through any node after that sees it (a peer that failed to drop
    * its mirror is counted in `stats.removeErrors`, not thrown). Rejects (storing nothing) with
    * InvalidKeyError, TypeError for a bad value or ttl, RangeError for a value over the group's cache
-   * size, or the owner's error (down, timed out: PeerTimeoutError after peerTimeoutMs).
+   * size (for one of 128 KiB or more, less its heap-hole reserve), or the owner's error (down, timed out: PeerTimeoutError after peerTimeoutMs).
    *
    * A load of the key in progress when the value is stored (at the owner or on a peer that mirrors it)
    * still answers its own waiters with what it loaded — possibly the older value — but is not cached:
@@ -697,13 +697,22 @@ export class Group {
     if (this.main.set(key, e, bytes)) enforceBudget(this.main, this.hot, this.cacheBytes);
   }
 
-  /** Bytes `key` + `value` are charged; a RangeError when the main cache could never hold them. */
+  /**
+   * Bytes `key` + `value` are charged; a RangeError when the main cache could never hold them: over
+   * cacheBytes, or — a value (or key) of 128 KiB or more — over cacheBytes less the heap-hole reserve.
+   */
   private checkFits(key: string, value: Uint8Array): number {
     const bytes = entryBytes(key, value);
-    if (bytes > this.main.maxBytes) {
+    const reserve =
+      Math.max(value.byteLength, bytes - value.byteLength) >= MMAP_VALUE_BYTES
+        ? this.slab.heapHoleReserveBytes
+        : 0;
+    if (bytes > this.main.maxBytes - reserve) {
       throw new RangeError(
         `group ${this.name}: key ${preview(key)} and its value are ${bytes} bytes, over the cache size ` +
-          `of ${this.main.maxBytes} bytes (cacheBytes); store a smaller value or raise cacheBytes`,
+          `of ${this.main.maxBytes} bytes (cacheBytes)` +
+          (reserve > 0 ? ` less the heap-hole reserve of ${reserve} bytes (heapHoleReserveBytes)` : '') +
+          '; store a smaller value or raise cacheBytes',
       );
     }
     return bytes;

@@ -155,6 +155,26 @@ describe('the heap-hole reserve in a group', () => {
     g.close();
   });
 
+  it('set refuses a value the reserve leaves no room for, as one over cacheBytes', async () => {
+    let loads = 0;
+    const g = new Group({
+      name: 'reserve',
+      cacheBytes: 16 * MiB,
+      registry: new GroupRegistry(),
+      getter: async () => {
+        loads++;
+        return 'from the getter';
+      },
+      heapHoleReserveBytes: 8 * MiB,
+    });
+    // Resolving would promise that gets see it; the store could never hold it.
+    await assert.rejects(g.set('k', Buffer.alloc(12 * MiB, 1)), RangeError);
+    await g.set('fits', Buffer.alloc(8 * MiB - 16, 1));
+    assert.equal((await g.get('fits')).length, 8 * MiB - 16);
+    assert.equal(loads, 0);
+    g.close();
+  });
+
   it('values under 128 KiB may use all of the budget', async () => {
     const g = group(8 * MiB, 100 * 1024);
     for (let i = 0; i < 140; i++) await g.get(`k${i}`);
