@@ -246,6 +246,11 @@ export class SlabStore {
   /** Keys over SLAB_MAX_VALUE bytes (rare: keys are usually short), by item id. */
   private readonly ownKeys = new Map<number, Buffer>();
   private ownBytes = 0;
+  /**
+   * Values of MMAP_VALUE_BYTES or more held: while there are any, owners keep their budget below the
+   * heap-hole reserve too (Group), so that small items do not fill the room a large put must then clear.
+   */
+  largeItems = 0;
   /** For comparing a non-ASCII key with stored bytes without allocating (grown to the longest such key). */
   private scratch = Buffer.allocUnsafeSlow(256);
   /**
@@ -408,6 +413,7 @@ export class SlabStore {
     } else {
       this.own.set(id, buf);
       this.ownBytes += n;
+      if (n >= MMAP_VALUE_BYTES) this.largeItems++;
       this.page[id] = -1;
       this.off[id] = 0;
     }
@@ -430,6 +436,7 @@ export class SlabStore {
     if (page === -1) {
       const n = this.len[id];
       this.ownBytes -= n;
+      if (n >= MMAP_VALUE_BYTES) this.largeItems--;
       this.drop(this.own.get(id)!.buffer, n);
       this.own.delete(id);
     } else {
@@ -697,6 +704,7 @@ export class SlabStore {
     this.own.clear();
     this.ownKeys.clear();
     this.ownBytes = 0;
+    this.largeItems = 0;
     this.stableIds.fill(-1);
     this.stableBufs.fill(undefined);
     this.items = 0;

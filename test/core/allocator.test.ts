@@ -110,6 +110,43 @@ describe('the heap-hole reserve in a group', () => {
       heapHoleReserveBytes,
     });
 
+  it('among small items, only the first large value clears the reserve; later ones evict what they need', async () => {
+    const g = new Group({
+      name: 'mixed',
+      cacheBytes: 4 * MiB,
+      registry: new GroupRegistry(),
+      getter: async (key) => Buffer.alloc(key.startsWith('big') ? 200 * 1024 : 200, key),
+      heapHoleReserveBytes: 2 * MiB,
+    });
+    const evictions = () => g.cacheStats('main').evictions;
+    let n = 0;
+    const small = async (count: number) => {
+      for (let i = 0; i < count; i++) await g.get(`s${n++}`);
+    };
+    await small(20_000); // past the budget: small items fill it, reserve included
+    const full = g.cacheStats('main').items;
+    assert.ok(full > 9_000, `${full} small items`);
+    let before = evictions();
+    await g.get('big0');
+    assert.ok(g.server.getCached('big0'), 'the large value is cached');
+    const first = evictions() - before;
+    assert.ok(first > 3_000, `the first large value cleared the reserve: ${first} evicted`);
+    for (let round = 1; round <= 3; round++) {
+      await small(3_000); // small items keep coming, but no longer into the reserve
+      before = evictions();
+      await g.get(`big${round}`);
+      assert.ok(g.server.getCached(`big${round}`));
+      const later = evictions() - before;
+      assert.ok(
+        later < 1_500,
+        `round ${round}: a later large value evicted ${later} (clearing the reserve again: ~3.8k)`,
+      );
+    }
+    const st = g.memoryStats();
+    assert.ok(st.heldBytes <= st.limitBytes - 2 * MiB, 'everything held stays under the reserve');
+    g.close();
+  });
+
   it('values of 128 KiB or more leave it free; the oldest go to keep it so', async () => {
     const g = group(8 * MiB, 3 * MiB);
     assert.equal(g.memoryStats().heapHoleReserveBytes, 8 * MiB);
