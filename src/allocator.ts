@@ -21,6 +21,15 @@ export interface AllocatorFacts {
 export const MMAP_VALUE_BYTES = 128 * 1024;
 
 /**
+ * Whether a /proc/<pid>/maps text maps glibc. Its soname is libc.so.6 (older installs name the file
+ * libc-2.NN.so); musl's is ld-musl-*.so.1. A library replaced on disk while the process runs (a package
+ * upgrade) is listed with " (deleted)" after its path.
+ */
+export function glibcMapped(maps: string): boolean {
+  return /\/libc(?:\.so\.6|-2\.\d+\.so)(?: \(deleted\))?$/m.test(maps);
+}
+
+/**
  * This process's facts, read from /proc (Linux): the environment it started with (what glibc read —
  * assigning process.env later changes nothing), and whether glibc is mapped. Elsewhere (no /proc): not
  * glibc. Cheap (two small reads) and without side effects, unlike process.report (which may resolve the
@@ -33,8 +42,7 @@ export function allocatorFacts(): AllocatorFacts {
   } catch {
     return { env: process.env, glibc: false };
   }
-  // glibc's soname is libc.so.6 (older installs name the file libc-2.NN.so); musl's is ld-musl-*.so.1.
-  const glibc = /\/libc(?:\.so\.6|-2\.\d+\.so)$/m.test(maps);
+  const glibc = glibcMapped(maps);
   let env: Record<string, string | undefined> = process.env;
   try {
     env = {};

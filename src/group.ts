@@ -75,12 +75,12 @@ export interface GroupOptions {
   cacheBytes: number;
   getter: Getter;
   /**
-   * Of cacheBytes, what values of 128 KiB or more may not use: room for the holes they leave in glibc's
-   * heap when its mmap threshold floats, which would otherwise take RSS past cacheBytes + the fixed
-   * allowance under churn of large values (allocator.ts; docs/memory.md, "The allocator"). Costs that much
-   * capacity for large values only. Default: on glibc, unless the environment the process started with fixes
-   * the threshold at 128 KiB or less (MALLOC_MMAP_THRESHOLD_ or the tunable), 32 MiB + 1/64 of cacheBytes, at
-   * most half of it; otherwise 0.
+   * Of cacheBytes, what values of 128 KiB or more may not use: room for the holes they leave in glibc's heap
+   * when its mmap threshold floats, which would otherwise take RSS past cacheBytes + the fixed allowance under
+   * churn of large values (allocator.ts; docs/memory.md, "The allocator"). Costs that much capacity while such
+   * values are cached (the budget rule then keeps main + hot under it too). Default: on glibc, unless the
+   * environment the process started with fixes the threshold at 128 KiB or less (MALLOC_MMAP_THRESHOLD_ or the
+   * tunable), 32 MiB + 1/64 of cacheBytes, at most half of it; otherwise 0.
    */
   heapHoleReserveBytes?: number;
   /** Who owns which key. Default: the registry's picker (see GroupRegistry.setPeerPicker). */

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import {
   allocatorFacts,
   fixedMmapThreshold,
+  glibcMapped,
   heapHoleReserveBytes,
   largeValuesInHeap,
   mmapThresholdWarning,
@@ -74,6 +75,15 @@ describe("glibc's mmap threshold", () => {
     assert.equal(heapHoleReserveBytes(64 * MiB, true), 32 * MiB);
     assert.equal(heapHoleReserveBytes(256 * MiB, true), 36 * MiB);
     assert.equal(heapHoleReserveBytes(4096 * MiB, true), 96 * MiB);
+  });
+
+  it('finds glibc in a maps listing, also after an upgrade replaced it on disk; not musl', () => {
+    const line = (path: string) => `7f1c2a000000-7f1c2a026000 r--p 00000000 08:01 1234 ${path}\n`;
+    assert.equal(glibcMapped(line('/usr/lib/x86_64-linux-gnu/libc.so.6')), true);
+    assert.equal(glibcMapped(line('/lib/x86_64-linux-gnu/libc-2.31.so')), true);
+    assert.equal(glibcMapped(line('/usr/lib/x86_64-linux-gnu/libc.so.6 (deleted)')), true);
+    assert.equal(glibcMapped(line('/lib/ld-musl-x86_64.so.1')), false);
+    assert.equal(glibcMapped(line('/usr/lib/libcrypto.so.3') + line('/usr/lib/libc.so.6.bak')), false);
   });
 
   it('reads the environment the process started with, not process.env as it is now', {
