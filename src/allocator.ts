@@ -7,7 +7,8 @@
 // glibc.malloc.mmap_threshold tunable); a running process can only find out whether it was fixed. The
 // `gossipcache` command fixes it (bin/gossipcache). Where it floats, the store keeps part of its budget
 // free of large values instead (heapHoleReserveBytes), so RSS stays within cacheBytes + the allowance at
-// the cost of that much capacity for large values. docs/memory.md, "The allocator", has the measurements.
+// the cost of that much capacity while large values are cached. docs/memory.md, "The allocator", has the
+// measurements.
 
 import { readFileSync } from 'node:fs';
 

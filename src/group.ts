@@ -632,7 +632,8 @@ export class Group {
    * were asked to drop theirs, so a get through any node after that sees it (a peer that failed to drop
    * its mirror is counted in `stats.removeErrors`, not thrown). Rejects (storing nothing) with
    * InvalidKeyError, TypeError for a bad value or ttl, RangeError for a value over the group's cache
-   * size (for one of 128 KiB or more, less its heap-hole reserve), or the owner's error (down, timed out: PeerTimeoutError after peerTimeoutMs).
+   * size (for one of 128 KiB or more, less its heap-hole reserve), or the owner's error (down, timed out:
+   * PeerTimeoutError after peerTimeoutMs).
    *
    * A load of the key in progress when the value is stored (at the owner or on a peer that mirrors it)
    * still answers its own waiters with what it loaded — possibly the older value — but is not cached:
