@@ -43,18 +43,18 @@ export function allocatorFacts(): AllocatorFacts {
   } catch {
     return { env: process.env, glibc: false };
   }
-  const glibc = glibcMapped(maps);
-  let env: Record<string, string | undefined> = process.env;
+  let environ: string;
   try {
-    env = {};
-    for (const kv of readFileSync('/proc/self/environ', 'latin1').split('\0')) {
-      const eq = kv.indexOf('=');
-      if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
-    }
+    environ = readFileSync('/proc/self/environ', 'latin1');
   } catch {
-    env = process.env;
+    return { env: process.env, glibc: glibcMapped(maps) };
   }
-  return { env, glibc };
+  const env: Record<string, string> = {};
+  for (const kv of environ.split('\0')) {
+    const eq = kv.indexOf('=');
+    if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return { env, glibc: glibcMapped(maps) };
 }
 
 /** glibc ignores a threshold above this (HEAP_MAX / 2 on 64-bit): it then keeps floating. */
@@ -83,11 +83,11 @@ export function largeValuesInHeap(facts: AllocatorFacts): boolean {
   return t === undefined || t > MMAP_VALUE_BYTES;
 }
 
-let inHeap: boolean | undefined;
-/** largeValuesInHeap for this process, read once (it cannot change while the process runs). */
-export function processLargeValuesInHeap(): boolean {
-  inHeap ??= largeValuesInHeap(allocatorFacts());
-  return inHeap;
+let processFacts: AllocatorFacts | undefined;
+/** allocatorFacts of this process, read once (they cannot change while it runs): the node's start and every group. */
+export function processAllocatorFacts(): AllocatorFacts {
+  processFacts ??= allocatorFacts();
+  return processFacts;
 }
 
 /**

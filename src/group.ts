@@ -4,7 +4,7 @@
 // error is the answer (OwnerLoadError), so a failing origin is asked once per key, not once per node.
 // Same shape as groupcache's Group, plus expiry, remove and abort.
 
-import { heapHoleReserveBytes, MMAP_VALUE_BYTES, processLargeValuesInHeap } from './allocator.js';
+import { heapHoleReserveBytes, largeValuesInHeap, processAllocatorFacts } from './allocator.js';
 import type { CacheStats } from './cache.js';
 import {
   ByteCache,
@@ -396,7 +396,7 @@ export class Group {
       () => evictOne(this.main, this.hot),
       2,
       opts.heapHoleReserveBytes === undefined
-        ? heapHoleReserveBytes(cacheBytes, processLargeValuesInHeap())
+        ? heapHoleReserveBytes(cacheBytes, largeValuesInHeap(processAllocatorFacts()))
         : checkBytes(name, 'heapHoleReserveBytes', opts.heapHoleReserveBytes),
     );
     this.slab = space.store;
@@ -716,10 +716,7 @@ export class Group {
    */
   private checkFits(key: string, value: Uint8Array): number {
     const bytes = entryBytes(key, value);
-    const reserve =
-      Math.max(value.byteLength, bytes - value.byteLength) >= MMAP_VALUE_BYTES
-        ? this.slab.heapHoleReserveBytes
-        : 0;
+    const reserve = this.slab.reserveFor(Math.max(value.byteLength, bytes - value.byteLength));
     if (bytes > this.main.maxBytes - reserve) {
       throw new RangeError(
         `group ${this.name}: key ${preview(key)} and its value are ${bytes} bytes, over the cache size ` +

@@ -246,11 +246,8 @@ export class SlabStore {
   /** Keys over SLAB_MAX_VALUE bytes (rare: keys are usually short), by item id. */
   private readonly ownKeys = new Map<number, Buffer>();
   private ownBytes = 0;
-  /**
-   * Values of MMAP_VALUE_BYTES or more held: while there are any, owners keep their budget below the
-   * heap-hole reserve too (Group), so that small items do not fill the room a large put must then clear.
-   */
-  largeItems = 0;
+  /** Values of MMAP_VALUE_BYTES or more held (see `largeItems`). */
+  private large = 0;
   /** For comparing a non-ASCII key with stored bytes without allocating (grown to the longest such key). */
   private scratch = Buffer.allocUnsafeSlow(256);
   /**
@@ -328,6 +325,19 @@ export class SlabStore {
   static storeOverhead(len: number): number {
     if (len <= SLAB_MAX_VALUE) return CHUNK_SIZES[CLASS_OF[(len + 7) >> 3]] - len;
     return OWN_BUFFER_OVERHEAD + alignUp(len + 8, OWN_ALIGN) - len;
+  }
+
+  /** What of the limit a value (or key) of `bytes` may not use: the heap-hole reserve from MMAP_VALUE_BYTES on. */
+  reserveFor(bytes: number): number {
+    return bytes >= MMAP_VALUE_BYTES ? this.heapHoleReserveBytes : 0;
+  }
+
+  /**
+   * Values of MMAP_VALUE_BYTES or more held: while there are any, owners keep their budget below the
+   * heap-hole reserve too (Group), so that small items do not fill the room a large put must then clear.
+   */
+  get largeItems(): number {
+    return this.large;
   }
 
   /**
@@ -413,7 +423,7 @@ export class SlabStore {
     } else {
       this.own.set(id, buf);
       this.ownBytes += n;
-      if (n >= MMAP_VALUE_BYTES) this.largeItems++;
+      if (n >= MMAP_VALUE_BYTES) this.large++;
       this.page[id] = -1;
       this.off[id] = 0;
     }
@@ -436,7 +446,7 @@ export class SlabStore {
     if (page === -1) {
       const n = this.len[id];
       this.ownBytes -= n;
-      if (n >= MMAP_VALUE_BYTES) this.largeItems--;
+      if (n >= MMAP_VALUE_BYTES) this.large--;
       this.drop(this.own.get(id)!.buffer, n);
       this.own.delete(id);
     } else {
@@ -704,7 +714,7 @@ export class SlabStore {
     this.own.clear();
     this.ownKeys.clear();
     this.ownBytes = 0;
-    this.largeItems = 0;
+    this.large = 0;
     this.stableIds.fill(-1);
     this.stableBufs.fill(undefined);
     this.items = 0;
@@ -886,8 +896,7 @@ export class SlabStore {
    * `kept`: bytes held that no eviction frees (the put's own key: its pinned page, or its Buffer).
    */
   private makeRoom(bytes: number, kept = 0): boolean {
-    const limit =
-      this.limitBytes - this.slackBytes - (bytes >= MMAP_VALUE_BYTES ? this.heapHoleReserveBytes : 0);
+    const limit = this.limitBytes - this.slackBytes - this.reserveFor(bytes);
     // Would not fit even with everything else evicted: fail before evicting anything.
     if (bytes + kept > limit) return false;
     /** Chunk bytes evicted since memory was last given back. */

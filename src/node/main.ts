@@ -3,7 +3,7 @@
 
 import type { AddressInfo } from 'node:net';
 import { formatHostPort } from '../address.js';
-import { allocatorFacts, mmapThresholdWarning } from '../allocator.js';
+import { mmapThresholdWarning, processAllocatorFacts } from '../allocator.js';
 import { createNode, type GossipNode, RING_META } from '../cluster/node.js';
 import { GroupRegistry } from '../group.js';
 import { VERSION } from '../version.js';
@@ -31,7 +31,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
 
 async function start(config: NodeConfig, log: PinoLogger): Promise<void> {
   // First: before anything listens, so it is in the log by the time the node answers.
-  const allocatorWarning = mmapThresholdWarning(allocatorFacts());
+  const allocatorWarning = mmapThresholdWarning(processAllocatorFacts());
   if (allocatorWarning !== undefined) log.warn(allocatorWarning);
   // Trace export, if the OTEL_* environment asks for it (otel.ts); registered before any request.
   const tracing = await startTracing(process.env, log, VERSION);
