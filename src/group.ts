@@ -699,15 +699,14 @@ export class Group {
   }
 
   /**
-   * What the budget rule holds main + hot to: cacheBytes, less the heap-hole reserve while the store holds
-   * a value of 128 KiB or more. Otherwise small items fill the reserve (they may) and each large put clears
+   * What the budget rule holds main + hot to: cacheBytes, less the part of the heap-hole reserve in force
+   * (SlabStore.reserveInForce: none while no value of 128 KiB or more is held, then rising over the
+   * following puts). Otherwise small items fill the reserve (they may) and each large put clears
    * it again, evicting a reserve's worth of them every time (measured: ~70k items of 200 B a put into a 64 MiB
-   * group, 16–50 ms; now once, when the first large value comes).
+   * group, 16–50 ms).
    */
   private budgetBytes(): number {
-    return this.slab.largeItems > 0
-      ? Math.max(0, this.cacheBytes - this.slab.heapHoleReserveBytes)
-      : this.cacheBytes;
+    return Math.max(0, this.cacheBytes - this.slab.reserveInForce);
   }
 
   /**

@@ -48,6 +48,14 @@ const ASK_AT = 0.5;
 const INITIAL_IDS = 1024;
 /** Own-buffer values are malloc'd to this granularity (glibc chunks): charged, so counted. */
 const OWN_ALIGN = 16;
+/**
+ * How fast the heap-hole reserve comes into force once a value of MMAP_VALUE_BYTES or more is held: by at
+ * least this much per put (by the put's size when larger). Small items fill the reserve while no large
+ * value is held; had the first large put cleared it all, that one get would evict a reserve's worth of
+ * them (measured: 98k items of 200 B, 40–79 ms, in a 64 MiB group with a 32 MiB reserve). At 256 KiB a put
+ * displaces ~1k such items (~1 ms); a 32 MiB reserve is in force after ~128 puts, or 16 puts of 2 MB.
+ */
+const RESERVE_STEP_BYTES = 256 * 1024;
 
 /**
  * Stable copies of slab values kept for getCached/getEntry callers (see `stable`): at most this many,
@@ -160,6 +168,8 @@ export interface SlabStats {
   limitBytes: number;
   /** Of limitBytes, what values of 128 KiB or more may not use (SlabOptions.heapHoleReserveBytes). */
   heapHoleReserveBytes: number;
+  /** The part of it in force now: it comes into force over the puts after the first large value. */
+  heapHoleReserveInForceBytes: number;
   /** Pages taken from one size class for another (items evicted out of LRU order to do it). */
   pagesReassigned: number;
   /** Items handed to `reclaim`. */
@@ -248,6 +258,8 @@ export class SlabStore {
   private ownBytes = 0;
   /** Values of MMAP_VALUE_BYTES or more held (see `largeItems`). */
   private large = 0;
+  /** The part of the heap-hole reserve in force now (see `reserveInForce`). */
+  private inForce = 0;
   /** For comparing a non-ASCII key with stored bytes without allocating (grown to the longest such key). */
   private scratch = Buffer.allocUnsafeSlow(256);
   /**
@@ -333,6 +345,17 @@ export class SlabStore {
   }
 
   /**
+   * The part of the heap-hole reserve enforced now: 0 while no value of MMAP_VALUE_BYTES or more is held;
+   * from the first one on it rises by RESERVE_STEP_BYTES (or the put's size) per put, up to the whole
+   * reserve, so that the small items it displaces go a few hundred at a time. Owners keep their budget
+   * this far below the limit (Group), and large values are placed only this far under it. `reserveFor`
+   * (the whole reserve) still decides whether a value could ever be held.
+   */
+  get reserveInForce(): number {
+    return this.inForce;
+  }
+
+  /**
    * Values of MMAP_VALUE_BYTES or more held: while there are any, owners keep their budget below the
    * heap-hole reserve too (Group), so that small items do not fill the room a large put must then clear.
    */
@@ -361,6 +384,7 @@ export class SlabStore {
   }
 
   private putItem(key: string, value: Uint8Array, tag: number, adopt: boolean): number {
+    this.trimForReserve();
     // The key first, in a chunk (or a Buffer) of its own: a separate chunk wastes less than one chunk for
     // key + value would (11 + 32 bytes: chunks of 16 + 32, not 56), and a 1 KiB value keeps its exact
     // 1 KiB chunk. Its page is pinned so that making room for the value cannot take it back.
@@ -436,6 +460,8 @@ export class SlabStore {
     this.bornAt[id] = 0;
     this.flags[id] = 0;
     this.items++;
+    if (this.large > 0 && this.inForce < this.heapHoleReserveBytes)
+      this.inForce = Math.min(this.heapHoleReserveBytes, this.inForce + Math.max(RESERVE_STEP_BYTES, n));
     return id;
   }
 
@@ -446,7 +472,7 @@ export class SlabStore {
     if (page === -1) {
       const n = this.len[id];
       this.ownBytes -= n;
-      if (n >= MMAP_VALUE_BYTES) this.large--;
+      if (n >= MMAP_VALUE_BYTES && --this.large === 0) this.inForce = 0;
       this.drop(this.own.get(id)!.buffer, n);
       this.own.delete(id);
     } else {
@@ -684,6 +710,7 @@ export class SlabStore {
       heldBytes: pageBytes + this.ownBytes + limboBytes,
       limitBytes: this.limitBytes,
       heapHoleReserveBytes: this.heapHoleReserveBytes,
+      heapHoleReserveInForceBytes: this.inForce,
       pagesReassigned: this.pagesReassigned,
       itemsReclaimed: this.itemsReclaimed,
     };
@@ -715,6 +742,7 @@ export class SlabStore {
     this.ownKeys.clear();
     this.ownBytes = 0;
     this.large = 0;
+    this.inForce = 0;
     this.stableIds.fill(-1);
     this.stableBufs.fill(undefined);
     this.items = 0;
@@ -896,9 +924,11 @@ export class SlabStore {
    * `kept`: bytes held that no eviction frees (the put's own key: its pinned page, or its Buffer).
    */
   private makeRoom(bytes: number, kept = 0): boolean {
-    const limit = this.limitBytes - this.slackBytes - this.reserveFor(bytes);
-    // Would not fit even with everything else evicted: fail before evicting anything.
-    if (bytes + kept > limit) return false;
+    const room = this.limitBytes - this.slackBytes;
+    // Would not fit even with everything else evicted and the whole reserve in force: fail before
+    // evicting anything.
+    if (bytes + kept > room - this.reserveFor(bytes)) return false;
+    const limit = room - (bytes >= MMAP_VALUE_BYTES ? this.inForce : 0);
     /** Chunk bytes evicted since memory was last given back. */
     let evictedChunks = 0;
     while (this.held() + bytes > limit) {
@@ -928,14 +958,34 @@ export class SlabStore {
           return false;
         }
       }
-      this.drop(this.pages[p]!.buffer, this.pageBytes);
-      this.pages[p] = undefined;
-      // The view would keep the page's memory alive (and limbo waiting for it).
-      this.pageWords[p] = undefined;
-      this.pagesHeld--;
-      this.deadPages.push(p);
+      this.givePageBack(p);
     }
     return true;
+  }
+
+  /** Lets go of page `p`, empty and in no size class's list (pooled, or just reassigned). */
+  private givePageBack(p: number): void {
+    this.drop(this.pages[p]!.buffer, this.pageBytes);
+    this.pages[p] = undefined;
+    // The view would keep the page's memory alive (and limbo waiting for it).
+    this.pageWords[p] = undefined;
+    this.pagesHeld--;
+    this.deadPages.push(p);
+  }
+
+  /**
+   * While the pages held stand in the part of the heap-hole reserve in force (it rose since they were
+   * filled), gives back one page: a pooled one, else the one with the fewest live chunks (its items
+   * reclaimed, as makeRoom does). At most one a put, so clearing the reserve is spread over the puts as
+   * its coming into force is; a large put that comes first clears the rest itself.
+   */
+  private trimForReserve(): void {
+    if (this.inForce === 0 || !this.mayEvict) return;
+    const limit = this.limitBytes - this.slackBytes - this.inForce;
+    // Only limbo past its allowance in the way: that is the collector's to free, not ours.
+    if (this.pagesHeld * this.pageBytes + this.ownBytes <= limit || this.held() <= limit) return;
+    const p = this.freePool.pop() ?? this.reassign();
+    if (p >= 0) this.givePageBack(p);
   }
 
   /**
