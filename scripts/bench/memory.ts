@@ -72,6 +72,8 @@ async function gossipcache(dist: string, who: string, c: Case, maxLoadS: number)
         'B/item': round((r.after.rss - r.before.rss) / n, 0),
         'marginal_B/item': r.marginal === undefined ? 'n/a' : round(r.marginal, 0),
         'heap_B/item': round((r.after.heapUsed - r.before.heapUsed) / n, 0),
+        // V8's young generation after the load: 16 or 32 MiB moves B/item by ~170 at 100k items (docs/memory.md).
+        young_MiB: round((r.after.youngBytes ?? 0) / MiB, 0),
         'stats_B/item': round(r.cacheBytes / n, 0),
         load_s: round(r.loadS, 2),
         load_gc_ms: round(r.loadGc.totalMs, 0),

@@ -9,6 +9,7 @@
 import { resolve } from 'node:path';
 import { type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { itemValue, keyOf } from './memory-data.js';
 
 export interface ChildConfig {
@@ -40,6 +41,8 @@ export interface Mem {
   heapUsed: number;
   external: number;
   arrayBuffers: number;
+  /** V8's young generation (new space, both semispaces), committed: a fixed cost that grows under loads. */
+  youngBytes: number;
 }
 
 export interface ItemsReport {
@@ -89,7 +92,14 @@ function settle(): Mem {
   lastFullGcMs = performance.now() - t;
   gc?.();
   const m = process.memoryUsage();
-  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
+  const young = getHeapSpaceStatistics().find((sp) => sp.space_name === 'new_space')?.space_size ?? 0;
+  return {
+    rss: m.rss,
+    heapUsed: m.heapUsed,
+    external: m.external,
+    arrayBuffers: m.arrayBuffers,
+    youngBytes: young,
+  };
 }
 
 /**
