@@ -78,7 +78,9 @@ export interface GroupOptions {
    * Of cacheBytes, what values of 128 KiB or more may not use: room for the holes they leave in glibc's heap
    * when its mmap threshold floats, which would otherwise take RSS past cacheBytes + the fixed allowance under
    * churn of large values (allocator.ts; docs/memory.md, "The allocator"). Costs that much capacity while such
-   * values are cached (the budget rule then keeps main + hot under it too). Default: on glibc, unless the
+   * values are cached (the budget rule then keeps main + hot under it too); it comes into force over the puts
+   * after the first such value, 256 KiB or more a put, so the small items it displaces go a few at a time
+   * (`memoryStats().heapHoleReserveInForceBytes`). Default: on glibc, unless the
    * environment the process started with fixes the threshold at 128 KiB or less (MALLOC_MMAP_THRESHOLD_ or the
    * tunable), 32 MiB + 1/64 of cacheBytes, at most half of it; otherwise 0.
    */
