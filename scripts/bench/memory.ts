@@ -7,7 +7,7 @@
 // the same run, so before/after figures share the box's state.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { launcherEnv } from './lib/launcher.js';
+import { launcherEnv, launcherNodeArgs } from './lib/launcher.js';
 import { isMain, runAlone } from './lib/main.js';
 import { hasMemcached, MemcachedClient, startMemcached } from './lib/memcached.js';
 import type { ChildConfig, ChurnReport, ItemsReport } from './lib/memory-child.js';
@@ -29,11 +29,17 @@ interface Case {
   hitSeconds?: number;
 }
 
-function child<T>(cfg: ChildConfig, timeoutS: number, env?: Record<string, string>): Promise<T> {
+function child<T>(
+  cfg: ChildConfig,
+  timeoutS: number,
+  env?: Record<string, string>,
+  nodeArgs: string[] = [],
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     execFile(
       process.execPath,
       [
+        ...nodeArgs,
         '--expose-gc',
         '--max-old-space-size=4096',
         '--import',
@@ -143,22 +149,26 @@ async function memcached(c: Case): Promise<BenchRow> {
  * scripts/bench/allocator.ts compares both ways over several runs, and what the fixed one costs.
  */
 const FIXED_MMAP_THRESHOLD = launcherEnv();
+/** And the node flags it adds: V8's young generation capped. */
+const LAUNCHER_NODE_ARGS = launcherNodeArgs();
 
 async function churn(
   dist: string,
   who: string,
   cacheBytes: number,
   env?: Record<string, string>,
+  nodeArgs: string[] = [],
 ): Promise<BenchRow> {
   const r = await child<ChurnReport>(
     { dist, mode: 'churn', cacheBytes, minBytes: 1000, maxBytes: 4_000_000, factor: 10 },
     120,
     env,
+    nodeArgs,
   );
   const over = r.maxRss - r.before.rss - cacheBytes;
   return {
     bench: BENCH,
-    case: `${who}, churn: 1 KB–4 MB values, ${round(r.loadedBytes / cacheBytes)}× cacheBytes ${cacheBytes / MiB} MiB${env ? `, MALLOC_MMAP_THRESHOLD_=${env.MALLOC_MMAP_THRESHOLD_}` : ''}`,
+    case: `${who}, churn: 1 KB–4 MB values, ${round(r.loadedBytes / cacheBytes)}× cacheBytes ${cacheBytes / MiB} MiB${env ? `, MALLOC_MMAP_THRESHOLD_=${env.MALLOC_MMAP_THRESHOLD_}` : ''}${nodeArgs.length > 0 ? `, node ${nodeArgs.join(' ')}` : ''}${env || nodeArgs.length > 0 ? ' (as the gossipcache command starts it)' : ''}`,
     metrics: {
       values: r.values,
       cached_share: round(r.cachedValues / r.values, 2),
@@ -169,6 +179,7 @@ async function churn(
       'rss_by_tenth_MiB (over before)': r.samples.map((s) => round((s - r.before.rss) / MiB, 0)).join(' '),
       load_s: round(r.loadS, 2),
       gc_max_pause_ms: round(r.gc.maxMs, 2),
+      young_MiB: round(r.youngAfter / MiB, 0),
     },
     goal: `RSS ≤ cacheBytes + ${CHURN_ALLOWANCE / MiB} MiB`,
   };
@@ -236,7 +247,9 @@ export async function run({ quick }: BenchOptions): Promise<BenchRow[]> {
     }
   }
   for (const [who, dist] of subjects) rows.push(await churn(dist, who, (quick ? 128 : 256) * MiB));
-  rows.push(await churn('dist', subjects[0][0], (quick ? 128 : 256) * MiB, FIXED_MMAP_THRESHOLD));
+  rows.push(
+    await churn('dist', subjects[0][0], (quick ? 128 : 256) * MiB, FIXED_MMAP_THRESHOLD, LAUNCHER_NODE_ARGS),
+  );
   return rows;
 }
 

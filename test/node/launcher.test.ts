@@ -53,13 +53,22 @@ function launch(env: Record<string, string>, launcher = LAUNCHER, args: string[]
 }
 
 describe('bin/gossipcache', () => {
-  test('sets MALLOC_MMAP_THRESHOLD_=131072 and runs node on dist/cli.js with the arguments; exit code is node’s', () => {
+  test('sets MALLOC_MMAP_THRESHOLD_=131072 and runs node, young generation capped, on dist/cli.js with the arguments; exit code is node’s', () => {
     const r = launch({});
     assert.equal(r.threshold, '131072');
     assert.equal(r.tunables, 'unset');
-    assert.equal(realpathSync(r.args[0]), realpathSync(CLI));
-    assert.deepEqual(r.args.slice(1), ['--help']);
+    assert.equal(r.args[0], '--max-semi-space-size=8');
+    assert.equal(realpathSync(r.args[1]), realpathSync(CLI));
+    assert.deepEqual(r.args.slice(2), ['--help']);
     assert.equal(r.status, 7);
+  });
+
+  test('a young-generation size NODE_OPTIONS sets is kept (a flag on the command line would override it)', () => {
+    for (const opt of ['--max-semi-space-size=32', '--max_semi_space_size=32', '--semi-space-size=4']) {
+      const r = launch({ NODE_OPTIONS: `--enable-source-maps ${opt}` });
+      assert.equal(realpathSync(r.args[0]), realpathSync(CLI), opt);
+    }
+    assert.equal(launch({ NODE_OPTIONS: '--enable-source-maps' }).args[0], '--max-semi-space-size=8');
   });
 
   test('a threshold the environment sets is kept, in either spelling', () => {
@@ -77,7 +86,7 @@ describe('bin/gossipcache', () => {
     const link = join(dotBin, 'gossipcache');
     symlinkSync(relative(dotBin, LAUNCHER), link);
     const r = launch({}, link, ['--version']);
-    assert.equal(realpathSync(r.args[0]), realpathSync(CLI));
+    assert.equal(realpathSync(r.args[1]), realpathSync(CLI));
     assert.equal(r.threshold, '131072');
   });
 
@@ -89,7 +98,7 @@ describe('bin/gossipcache', () => {
     assert.match(readFileSync(join(ROOT, 'scripts/cluster.mjs'), 'utf8'), /spawn\('\/bin\/sh', \[launcher\]/);
   });
 
-  test('the real node: same PID, the threshold in its environment, exit 0 on SIGTERM', {
+  test('the real node: same PID, the threshold in its environment, the young generation capped, exit 0 on SIGTERM', {
     skip: process.platform !== 'linux' && 'reads /proc',
   }, async () => {
     const node = startCli(await nodePorts(), {}, { launcher: true });
@@ -103,6 +112,8 @@ describe('bin/gossipcache', () => {
         `environment: ${env.filter((v) => v.startsWith('MALLOC'))}`,
       );
       assert.doesNotMatch(node.output(), /mmap threshold is not fixed/);
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      assert.ok(argv.includes('--max-semi-space-size=8'), `node's arguments: ${argv.join(' ')}`);
     } finally {
       assert.equal(await stopCli(node), 0, node.output());
     }

@@ -70,6 +70,8 @@ export interface ChurnReport {
   samples: number[];
   maxRss: number;
   finalRss: number;
+  /** V8's young generation at the end (committed): part of what RSS grew by. */
+  youngAfter: number;
   loadS: number;
   gc: GcSummary;
 }
@@ -85,6 +87,11 @@ const gc = (globalThis as { gc?: () => void }).gc;
 
 /** How long the last settle()'s first forced collection took: a full, non-incremental mark-compact. */
 let lastFullGcMs = 0;
+
+/** V8's young generation (new space), committed bytes. */
+function youngBytes(): number {
+  return getHeapSpaceStatistics().find((sp) => sp.space_name === 'new_space')?.space_size ?? 0;
+}
 
 function settle(): Mem {
   const t = performance.now();
@@ -268,7 +275,20 @@ async function churn(): Promise<ChurnReport> {
   const main = group.cacheStats('main');
   const cachedValues = main.items + main.evictions;
   group.close();
-  return { before, cacheBytes, loadedBytes, values, cachedValues, samples, maxRss, finalRss, loadS, gc: g };
+  const youngAfter = youngBytes();
+  return {
+    before,
+    cacheBytes,
+    loadedBytes,
+    values,
+    cachedValues,
+    samples,
+    maxRss,
+    finalRss,
+    youngAfter,
+    loadS,
+    gc: g,
+  };
 }
 
 const out = cfg.mode === 'churn' ? await churn() : await items();
