@@ -238,6 +238,8 @@ class Conn implements ParserSink {
   /** A write (set, delete, …) is in progress: later commands wait for it (read-your-writes). */
   private writing = false;
   private closeWhenFlushed = false;
+  /** A flush is scheduled (`flushSoon`). */
+  private flushPending = false;
   private closed = false;
   /** The client shut its sending side: finish what it sent, then close (finishIfDone). */
   private inputEnded = false;
@@ -360,13 +362,34 @@ class Conn implements ParserSink {
     o.crlf();
   }
 
+  /**
+   * `flush` once the promise jobs under way have run (process.nextTick: Node runs it after the microtask
+   * queue drains). A write's reply used to be flushed as it settled: a pipeline of sets (each waits for the one
+   * before) cost a socket write per set, ~75 % of the node's time and a quarter of memcached's rate
+   * (300k sets of 32 B, 100 in flight: 85k sets/s against memcached's 365k on one connection).
+   */
+  private flushSoon(): void {
+    if (this.flushPending) return;
+    this.flushPending = true;
+    process.nextTick(this.deferredFlush);
+  }
+
+  private readonly deferredFlush = (): void => {
+    this.flushPending = false;
+    this.flush();
+  };
+
   /** Writes what is formatted, then every finished slot at the head of the queue, in order. */
   private flush(): void {
     if (this.closed) return;
-    this.out.flushTo(this.sock);
     const q = this.queue;
+    // Several finished slots (a pipeline of writes): one writev, not a socket write each.
+    const many = q.length > 1 && q[0].done && q[1].done;
+    if (many) this.sock.cork();
+    this.out.flushTo(this.sock);
     let n = 0;
     while (n < q.length && q[n].done) q[n++].out.flushTo(this.sock);
+    if (many) this.sock.uncork();
     if (n > 0) q.splice(0, n);
     if (this.closeWhenFlushed && q.length === 0) {
       this.closed = true;
@@ -623,8 +646,10 @@ class Conn implements ParserSink {
         slot.out.crlf();
         slot.done = true;
       }
-      this.flush();
+      // The commands behind it run now (a pipelined write each settles in a later microtask); their replies
+      // leave together, once this round of promise jobs is over (`flushSoon`), not a socket write each.
       this.maybeResume();
+      this.flushSoon();
     };
     let p: Promise<string>;
     try {
