@@ -2,7 +2,7 @@
 # Smoke test of the Docker packaging without a registry: builds an image by `docker import` of a root
 # filesystem assembled from this machine (node binary + its shared libraries + /bin/sh + the built app with
 # its production node_modules), starts docker-compose.yml with 3 node replicas and the example origin,
-# checks that each replica's PID 1 is node with the mmap threshold bin/gossipcache sets, that they form one
+# checks that each replica's PID 1 is node with the mmap threshold and young-generation cap bin/gossipcache sets, that they form one
 # ring (3 alive members, equal ring checksums on every node) and that a GET through any node works with one
 # origin load per key, that every replica's published memcached port answers (a get, and a set read back
 # through every node), then tears everything down.
@@ -158,12 +158,13 @@ for id in $ids; do
   URLS+=("$url")
 done
 
-# 3b. The launcher exec'd node as PID 1 with glibc's mmap threshold fixed (docs/memory.md, "The allocator").
+# 3b. The launcher exec'd node as PID 1 with glibc's mmap threshold fixed (docs/memory.md, "The allocator") and
+# V8's young generation capped (docs/memory.md, "Trade-offs").
 for id in $ids; do
-  pid1=$(docker exec "$id" node -e 'const f=require("fs");process.stdout.write(f.readFileSync("/proc/1/comm","utf8").trim()+" "+f.readFileSync("/proc/1/environ","utf8").split("\0").filter(v=>v.startsWith("MALLOC_MMAP_THRESHOLD_=")).join(","))')
-  [ "$pid1" = "node MALLOC_MMAP_THRESHOLD_=131072" ] || fail "replica ${id:0:12}: PID 1 is '$pid1', expected node with MALLOC_MMAP_THRESHOLD_=131072"
+  pid1=$(docker exec "$id" node -e 'const f=require("fs");process.stdout.write(f.readFileSync("/proc/1/comm","utf8").trim()+" "+f.readFileSync("/proc/1/environ","utf8").split("\0").filter(v=>v.startsWith("MALLOC_MMAP_THRESHOLD_=")).join(",")+" "+f.readFileSync("/proc/1/cmdline","utf8").split("\0").filter(v=>v.startsWith("--max-semi-space-size")).join(","))')
+  [ "$pid1" = "node MALLOC_MMAP_THRESHOLD_=131072 --max-semi-space-size=8" ] || fail "replica ${id:0:12}: PID 1 is '$pid1', expected node with MALLOC_MMAP_THRESHOLD_=131072 and --max-semi-space-size=8"
 done
-log "PID 1 of every replica is node, with MALLOC_MMAP_THRESHOLD_=131072"
+log "PID 1 of every replica is node, with MALLOC_MMAP_THRESHOLD_=131072 and --max-semi-space-size=8"
 
 # 4. One ring: every node sees 3 alive members and the same checksum.
 log "waiting for one ring of 3"
