@@ -160,7 +160,7 @@ function parse(input: Buffer, cuts: number[], pauseEvery: number): string[] {
       }
       assert.ok(p.value.length <= MAX_VALUE, 'value length');
       events.push(
-        `${p.cmd}|${keys.join(',')}|${p.flags}|${p.exptime}|${p.noreply}|${p.arg}|${p.value.toString('hex')}`,
+        `${p.cmd}${p.more ? '+more' : ''}${p.batched ? '+batch' : ''}|${keys.join(',')}|${p.flags}|${p.exptime}|${p.noreply}|${p.arg}|${p.value.toString('hex')}`,
       );
       if (pauseEvery > 0 && ++count % pauseEvery === 0) p.paused = true;
     },

@@ -115,6 +115,14 @@ export class MemcachedParser {
 
   /** Set by the sink to stop after the current command; see resume(). */
   paused = false;
+  /**
+   * get/gets: more keys of this same command follow, so the reply must not end yet. A get line longer than
+   * maxLineBytes (a client's multi-get of thousands of keys; memcached takes them) comes to the sink in
+   * batches of the keys in each maxLineBytes of it; the last batch (more = false, maybe of no keys) ends it.
+   */
+  more = false;
+  /** get/gets: this command is a batch of a split line (`more` or its last batch). */
+  batched = false;
 
   private readonly maxLine: number;
   private readonly maxValue: number;
@@ -130,6 +138,10 @@ export class MemcachedParser {
   private parts: Buffer[] = [];
   private partsBytes = 0;
   private reserved = 0;
+  /** A get/gets line split into batches (`more`) continues: the rest of the line is keys of this command. */
+  private continuing: 'get' | 'gets' | undefined;
+  /** After a bad key in a split get line: the rest of the line is dropped. */
+  private skippingLine = false;
   private readonly tokS = new Int32Array(MAX_TOKENS);
   private readonly tokE = new Int32Array(MAX_TOKENS);
 
@@ -205,8 +217,19 @@ export class MemcachedParser {
       if (this.state === State.Line) {
         if (avail === 0) return;
         let nl = buf.indexOf(10, Math.max(this.scanFrom, this.pos));
+        if (this.skippingLine) {
+          if (nl === -1) {
+            this.buf = EMPTY;
+            this.pos = this.scanFrom = 0;
+            return;
+          }
+          this.pos = this.scanFrom = nl + 1;
+          this.skippingLine = false;
+          continue;
+        }
         if (nl === -1) {
           if (avail > this.maxLine + 1) {
+            if (this.splitGet(buf, buf.length)) continue;
             this.fail('CLIENT_ERROR line too long');
             return;
           }
@@ -214,14 +237,28 @@ export class MemcachedParser {
           return;
         }
         const start = this.pos;
-        this.pos = nl + 1;
-        this.scanFrom = this.pos;
-        if (nl > start && buf[nl - 1] === 13) nl--;
-        if (nl - start > this.maxLine) {
+        const lineEnd = nl > start && buf[nl - 1] === 13 ? nl - 1 : nl;
+        if (lineEnd - start > this.maxLine) {
+          if (this.splitGet(buf, start)) continue;
+          this.pos = nl + 1;
           this.fail('CLIENT_ERROR line too long');
           return;
         }
+        this.pos = nl + 1;
+        this.scanFrom = this.pos;
+        nl = lineEnd;
         this.line = buf;
+        const name = this.continuing;
+        if (name !== undefined) {
+          // The last batch of a split get line.
+          this.continuing = undefined;
+          this.cmd = name;
+          this.noreply = false;
+          this.batched = true;
+          this.parseKeys(buf, start, nl, true);
+          this.batched = false;
+          continue;
+        }
         this.parseLine(buf, start, nl);
       } else if (this.state === State.Data) {
         if (avail < this.need) {
@@ -256,6 +293,43 @@ export class MemcachedParser {
         return;
       }
     }
+  }
+
+  /**
+   * A get/gets line longer than maxLineBytes (or the rest of one): hands the sink the keys that end in its
+   * first maxLineBytes (up to the last space in them) as a batch with `more`, and continues the line after
+   * them. The batches depend on the line's bytes only, not on how they arrived. False (nothing done) for
+   * any other command, or a window with no complete key in it (a key longer than a line: cannot be valid).
+   * `scanned`: where the search for the line end may resume after this batch.
+   */
+  private splitGet(buf: Buffer, scanned: number): boolean {
+    let s = this.pos;
+    let name = this.continuing;
+    const windowEnd = this.pos + this.maxLine;
+    if (name === undefined) {
+      while (s < windowEnd && buf[s] === 32) s++;
+      let ce = s;
+      while (ce < windowEnd && buf[ce] !== 32) ce++;
+      const n = commandName(buf, s, ce);
+      if (n !== 'get' && n !== 'gets') return false;
+      name = n;
+      s = ce;
+    }
+    let split = windowEnd;
+    while (split > s && buf[split] !== 32) split--;
+    let k = s;
+    while (k < split && buf[k] === 32) k++;
+    if (k === split) return false;
+    this.continuing = name;
+    this.cmd = name;
+    this.noreply = false;
+    this.line = buf;
+    this.pos = split;
+    this.scanFrom = Math.max(split, scanned);
+    this.more = this.batched = true;
+    this.parseKeys(buf, s, split, true);
+    this.more = this.batched = false;
+    return true;
   }
 
   /** One command line: buf[s, e), without the line end. */
@@ -458,7 +532,8 @@ export class MemcachedParser {
   }
 
   /** get / gets / gat / gats: every space-separated key in buf[s, e). */
-  private parseKeys(buf: Buffer, s: number, e: number): void {
+  /** @param split a batch of a split get line (see `more`): no keys is not an error there */
+  private parseKeys(buf: Buffer, s: number, e: number, split = false): void {
     let n = 0;
     let i = s;
     while (i < e) {
@@ -469,11 +544,16 @@ export class MemcachedParser {
       if (!this.key(buf, ks, i, n)) {
         this.sink.protocolError(this.keyError, false);
         this.trimKeys(n);
+        // The rest of a split line is not keys of anything any more.
+        if (this.more) {
+          this.continuing = undefined;
+          this.skippingLine = true;
+        }
         return;
       }
       n++;
     }
-    if (n === 0) {
+    if (n === 0 && !split) {
       this.sink.protocolError('ERROR', false);
       return;
     }

@@ -511,7 +511,15 @@ class Conn implements ParserSink {
     const group = this.ctx.group;
     const n = p.keyCount;
     this.ctx.counters.getKeys += n;
-    if (n === 1 && this.queue.length === 0) {
+    // A batch of a get line too long to take at once (MemcachedParser.more): its values, and END only
+    // after the last batch (which may have no keys). Its failed loads read as misses (see renderValues).
+    const end = !p.more;
+    const batched = p.batched;
+    if (n === 0) {
+      if (end) this.target().bytes(END);
+      return;
+    }
+    if (n === 1 && !batched && this.queue.length === 0) {
       // The hit path.
       let v: Buffer | undefined;
       try {
@@ -547,7 +555,7 @@ class Conn implements ParserSink {
     if (m === n && this.queue.length === 0) {
       const o = this.out;
       for (let i = 0; i < n; i++) writeValue(o, p.line, p.keyStart[i], p.keyEnd[i], found[i]!, cas);
-      o.bytes(END);
+      if (end) o.bytes(END);
       // Do not pin cache buffers until the next multi-get, nor keep a huge array.
       if (n > 1024) found.length = 0;
       else found.fill(undefined, 0, n);
@@ -573,10 +581,10 @@ class Conn implements ParserSink {
       }
     }
     if (misses.length === 0) {
-      renderValues(this.target(), keys, values, cas, this);
+      renderValues(this.target(), keys, values, cas, this, end, batched);
       return;
     }
-    this.loadKeys(keys, values, misses, cas);
+    this.loadKeys(keys, values, misses, cas, end, batched);
   }
 
   /**
@@ -588,6 +596,8 @@ class Conn implements ParserSink {
     values: Array<Buffer | Error | undefined>,
     misses: number[],
     cas: boolean,
+    end = true,
+    batched = false,
   ) {
     const group = this.ctx.group;
     const slot = this.slot();
@@ -597,7 +607,7 @@ class Conn implements ParserSink {
     const settle = () => {
       this.loading--;
       if (--left > 0) return;
-      renderValues(slot.out, keys, values, cas, this);
+      renderValues(slot.out, keys, values, cas, this, end, batched);
       slot.done = true;
       this.flush();
     };
@@ -814,29 +824,39 @@ function writeValueRest(o: Out, v: Buffer, cas: boolean): void {
  * The reply of a multi-get once every key is settled: the values found, then END. One failed load (not a
  * NotFound) fails the whole command with SERVER_ERROR: a client cannot tell a partial answer from misses.
  */
+/**
+ * `end`: the get's last keys (false for a batch of a split get line: MemcachedParser.more). `batched`: a batch
+ * of such a line, whose earlier values may be out already: a failed load there is counted and logged but
+ * answered as a miss, so the reply stays VALUE blocks and one END (an error line in the middle would put the
+ * client out of step with the stream). A get in one line answers one error line instead.
+ */
 function renderValues(
   o: Out,
   keys: string[],
   values: Array<Buffer | Error | undefined>,
   cas: boolean,
   conn: Conn,
+  end = true,
+  batched = false,
 ): void {
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (v instanceof Error) {
-      o.text(conn.errorReply(keys[i], v), true);
+      const reply = conn.errorReply(keys[i], v);
+      if (batched) continue;
+      o.text(reply, true);
       o.crlf();
       return;
     }
   }
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
-    if (v === undefined) continue;
+    if (v === undefined || v instanceof Error) continue;
     o.bytes(VALUE_SP);
     o.text(keys[i], true);
     writeValueRest(o, v as Buffer, cas);
   }
-  o.bytes(END);
+  if (end) o.bytes(END);
 }
 
 /** A single line of at most 300 characters (a reply line must not contain CR or LF). */
