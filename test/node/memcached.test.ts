@@ -323,7 +323,7 @@ describe('protocol errors, as memcached answers them', () => {
     // same for whatever the caller asks. The line is taken in batches of the keys in each 64 KiB of it.
     const c = await RawConn.open(port);
     const keys = Array.from({ length: 15_000 }, (_, i) =>
-      i % 1000 === 7 ? `missing-many-${i}` : `many-${i}`,
+      i % 1000 === 7 ? `missing-many-${i}` : i === 9_001 ? 'broken-many' : `many-${i}`,
     );
     // Sent in pieces that cut keys, as a socket may deliver it.
     const line = Buffer.from(`gets ${keys.join(' ')}\r\nget alpha\r\n`);
@@ -334,10 +334,22 @@ describe('protocol errors, as memcached answers them', () => {
     const got = [...r.matchAll(/^VALUE (\S+) 0 (\d+) \d+\r\n/gm)].map((m) => m[1]);
     assert.deepEqual(
       got,
-      keys.filter((k) => !k.startsWith('missing')),
-      'every value, in key order, the missing ones left out',
+      keys.filter((k) => !k.startsWith('missing') && !k.startsWith('broken')),
+      'every value, in key order, the missing ones and the failed load left out',
+    );
+    assert.doesNotMatch(
+      r,
+      /ERROR/,
+      'a failed load in a batch reads as a miss: no error line among the values',
     );
     assert.ok(r.includes('VALUE many-14999 0 12 '), 'the last key');
+    // A bad key in a later batch: the values before it, the error, the rest of the line dropped.
+    const bad = `get ${keys.slice(0, 10_000).join(' ')} ${'x'.repeat(300)} ${keys.slice(10_000).join(' ')}\r\nget alpha\r\n`;
+    c.send(bad);
+    const b = await c.until((t) => /VALUE alpha 0 7\r\nv:alpha\r\nEND\r\n$/.test(t), 60_000);
+    assert.match(b, /\r\nCLIENT_ERROR bad command line format\r\nVALUE alpha 0 7\r\n/);
+    assert.doesNotMatch(b, /VALUE many-12000 /, 'nothing after the bad key');
+    assert.equal((b.match(/^END\r\n/gm) ?? []).length, 1, 'only the next get ends');
     c.close();
   });
 

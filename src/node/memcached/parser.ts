@@ -6,7 +6,8 @@
 //
 // No npm package fits: the memcached packages on npm are clients (they parse replies, not commands),
 // and the server-side ones (e.g. memcached-server-like mocks) keep whole lines as strings, split them with
-// regular expressions and have no limits. This one is bounded — a line is at most `maxLineBytes`, a value
+// regular expressions and have no limits. This one is bounded — a line is at most `maxLineBytes` (a longer
+// get/gets line is handed over in batches of the keys in each `maxLineBytes` of it, see `more`), a value
 // at most `maxValueBytes`, and value bytes a connection may hold at once come from a budget shared by
 // every connection — and allocation-light on the hit path: a `get <key>` costs one string (the key).
 //
