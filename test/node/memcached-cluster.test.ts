@@ -85,7 +85,7 @@ function run(cmd: string, args: string[]): Promise<{ code: number; stdout: strin
 
 const casOf = (v: string) => createHash('sha256').update(v).digest().readBigUInt64BE(0).toString();
 
-test('pymemcache: get, get_many, set, gets, delete — across nodes', {
+test('pymemcache: get, get_many (one over 64 KiB), set, gets, delete — across nodes', {
   skip: !hasPymemcache && 'python3-pymemcache not installed',
 }, async () => {
   const script = `
@@ -108,6 +108,11 @@ out['after_delete'] = b.get('py/set').decode()
 h = HashClient([('127.0.0.1', p) for p in ports], connect_timeout=10, timeout=20)
 keys = ['py/many-%d' % i for i in range(20)]
 out['hash_get_many'] = sorted(v.decode() for v in h.get_many(keys).values())
+# One line of ~80 KB (pymemcache sends a get_many as one line): over the node's 64 KiB line, taken in batches.
+big = ['py/long-%05d' % i for i in range(6000)]
+got = a.get_many(big)
+out['long_get_many'] = [len(got), got['py/long-00000'].decode(), got['py/long-05999'].decode()]
+out['after_long'] = a.get('py/a').decode()
 print(json.dumps(out))
 `;
   const r = await run(PYTHON, ['-c', script, mcPorts.join(',')]);
@@ -123,6 +128,12 @@ print(json.dumps(out))
   assert.equal(out.after_delete, 'value:py/set', 'after delete the key reads through to the origin again');
   assert.deepEqual(out.hash_get_many, Array.from({ length: 20 }, (_, i) => `value:py/many-${i}`).sort());
   for (let i = 0; i < 20; i++) assert.equal(loads.get(`py/many-${i}`), 1);
+  assert.deepEqual(
+    out.long_get_many,
+    [6000, 'value:py/long-00000', 'value:py/long-05999'],
+    'a get_many longer than a line is answered whole',
+  );
+  assert.equal(out.after_long, 'value:py/a', 'the connection goes on');
 });
 
 test('libmemcached memccat reads through every node', {
