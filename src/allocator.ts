@@ -43,18 +43,19 @@ export function allocatorFacts(): AllocatorFacts {
   } catch {
     return { env: process.env, glibc: false };
   }
+  const glibc = glibcMapped(maps);
   let environ: string;
   try {
     environ = readFileSync('/proc/self/environ', 'latin1');
   } catch {
-    return { env: process.env, glibc: glibcMapped(maps) };
+    return { env: process.env, glibc };
   }
   const env: Record<string, string> = {};
   for (const kv of environ.split('\0')) {
     const eq = kv.indexOf('=');
     if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  return { env, glibc: glibcMapped(maps) };
+  return { env, glibc };
 }
 
 /** glibc ignores a threshold above this (HEAP_MAX / 2 on 64-bit): it then keeps floating. */

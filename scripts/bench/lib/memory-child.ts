@@ -99,13 +99,12 @@ function settle(): Mem {
   lastFullGcMs = performance.now() - t;
   gc?.();
   const m = process.memoryUsage();
-  const young = getHeapSpaceStatistics().find((sp) => sp.space_name === 'new_space')?.space_size ?? 0;
   return {
     rss: m.rss,
     heapUsed: m.heapUsed,
     external: m.external,
     arrayBuffers: m.arrayBuffers,
-    youngBytes: young,
+    youngBytes: youngBytes(),
   };
 }
 

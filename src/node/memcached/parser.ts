@@ -253,11 +253,7 @@ export class MemcachedParser {
         if (name !== undefined) {
           // The last batch of a split get line.
           this.continuing = undefined;
-          this.cmd = name;
-          this.noreply = false;
-          this.batched = true;
-          this.parseKeys(buf, start, nl, true);
-          this.batched = false;
+          this.batch(name, buf, start, nl, false);
           continue;
         }
         this.parseLine(buf, start, nl);
@@ -322,15 +318,21 @@ export class MemcachedParser {
     while (k < split && buf[k] === 32) k++;
     if (k === split) return false;
     this.continuing = name;
+    this.pos = split;
+    this.scanFrom = Math.max(split, scanned);
+    this.batch(name, buf, s, split, true);
+    return true;
+  }
+
+  /** Hands the sink the keys in buf[s, e) as a batch of a split `name` line (`batched`; `more` unless the last). */
+  private batch(name: 'get' | 'gets', buf: Buffer, s: number, e: number, more: boolean): void {
     this.cmd = name;
     this.noreply = false;
     this.line = buf;
-    this.pos = split;
-    this.scanFrom = Math.max(split, scanned);
-    this.more = this.batched = true;
-    this.parseKeys(buf, s, split, true);
+    this.more = more;
+    this.batched = true;
+    this.parseKeys(buf, s, e);
     this.more = this.batched = false;
-    return true;
   }
 
   /** One command line: buf[s, e), without the line end. */
@@ -532,9 +534,11 @@ export class MemcachedParser {
     this.sink.command(this);
   }
 
-  /** get / gets / gat / gats: every space-separated key in buf[s, e). */
-  /** @param split a batch of a split get line (see `more`): no keys is not an error there */
-  private parseKeys(buf: Buffer, s: number, e: number, split = false): void {
+  /**
+   * get / gets / gat / gats: every space-separated key in buf[s, e). No keys is an error, except in a batch
+   * of a split get line (`batched`: its last batch may hold none).
+   */
+  private parseKeys(buf: Buffer, s: number, e: number): void {
     let n = 0;
     let i = s;
     while (i < e) {
@@ -554,7 +558,7 @@ export class MemcachedParser {
       }
       n++;
     }
-    if (n === 0 && !split) {
+    if (n === 0 && !this.batched) {
       this.sink.protocolError('ERROR', false);
       return;
     }
