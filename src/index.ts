@@ -57,4 +57,6 @@ export type {
   PeerPicker,
 } from './peers.js';
 export { noPeers } from './peers.js';
+export type { RingOptions } from './ring.js';
+export { murmur3, Ring } from './ring.js';
 export type { SlabStats } from './slab.js';

@@ -36,7 +36,10 @@ export interface NodeOptions {
   advertiseHost: string;
   /** `host:port` of nodes to join; empty = start a new cluster. */
   seeds?: string[];
-  /** Gossip encryption keys (the first encrypts); empty = plaintext gossip. */
+  /**
+   * Gossip encryption keys, 32 bytes each (the first encrypts); empty = plaintext gossip. Key text (base64 or
+   * hex, as `openssl rand -base64 32` prints it) is decoded by `parseSecretKey` from 'gossipcache/membership'.
+   */
   secretKeys?: Buffer[];
   /** Receiver binding of encrypted gossip (default 'require'; see ReceiverBinding). */
   gossipReceiverBinding?: ReceiverBinding;
@@ -47,7 +50,7 @@ export interface NodeOptions {
   /** Groups to serve and wire to the ring. Default: the process-wide defaultRegistry. */
   registry?: GroupRegistry;
   logger?: Logger;
-  /** Stable member id. Default (membership's) `<hostname>-<gossip port>`. */
+  /** Stable member id. Default (membership's) `<hostname>@<advertised host:gossip port>`. */
   id?: string;
   /** Become ready after this long even if no seed answered (keeps trying to join). Default 10 000 ms. */
   joinTimeoutMs?: number;

@@ -387,10 +387,17 @@ function aadBound(kind: MessageKind, to: Uint8Array): Buffer {
 }
 
 function checkKey(k: Uint8Array, i: number): Buffer {
+  // A key written as text (what `openssl rand -base64 32` prints, an environment variable) is the usual
+  // mistake: say how to decode it rather than count its characters as bytes.
+  if (typeof k === 'string')
+    throw new Error(
+      `secret key #${i + 1}: a string, not the key's ${KEY_BYTES} bytes; decode base64 or hex text with ` +
+        "parseSecretKey from 'gossipcache/membership'",
+    );
   if (!(k instanceof Uint8Array) || k.length !== KEY_BYTES)
     throw new Error(
       `secret key #${i + 1}: must be exactly ${KEY_BYTES} bytes (AES-256), got ${k?.length ?? typeof k}; ` +
-        'generate one with: openssl rand -base64 32',
+        'generate one with: openssl rand -base64 32, and decode it with parseSecretKey',
     );
   return Buffer.from(k);
 }

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -94,5 +94,53 @@ describe('package entry points', () => {
     const membership = load('gossipcache/membership');
     assert.ok(membership.names.includes('createMembership'));
     assert.equal(loadsGrpc(membership), false, 'gossip does not need gRPC');
+  });
+});
+
+describe('the names the docs import', () => {
+  // Every `import { … } from 'gossipcache…'` in a code block of README.md and docs/*.md must resolve: a
+  // new user copies these first. Values are checked against what the built entry really exports, types
+  // against its declaration file.
+  it('are exported by the entry they are imported from', () => {
+    const files = ['README.md', ...readdirSync(join(ROOT, 'docs')).map((f) => `docs/${f}`)].filter((f) =>
+      f.endsWith('.md'),
+    );
+    const wanted = new Map<string, Set<string>>(); // entry → names
+    let blocks = 0;
+    for (const f of files) {
+      const text = readFileSync(join(ROOT, f), 'utf8');
+      for (const block of text.matchAll(/```(?:ts|js|typescript|javascript)\n([\s\S]*?)```/g)) {
+        for (const m of block[1].matchAll(
+          /import\s+(?:type\s+)?\{([^}]*)\}\s+from\s+'(gossipcache(?:\/[a-z]+)?)'/g,
+        )) {
+          blocks++;
+          const names = wanted.get(m[2]) ?? new Set<string>();
+          for (const part of m[1].split(',')) {
+            const name = part
+              .trim()
+              .replace(/^type\s+/, '')
+              .split(/\s+as\s+/)[0];
+            if (name) names.add(`${name}\t${f}`);
+          }
+          wanted.set(m[2], names);
+        }
+      }
+    }
+    assert.ok(blocks >= 5, `found the docs' imports (${blocks})`);
+    for (const [entry, names] of wanted) {
+      const runtime = new Set(load(entry).names);
+      const sub = entry.split('/')[1];
+      const dts = readFileSync(join(ROOT, 'dist', sub ?? '', 'index.d.ts'), 'utf8');
+      for (const item of names) {
+        const [name, file] = item.split('\t');
+        const typed = new RegExp(
+          `export (?:declare )?(?:type|interface|class|function|const) ${name}\\b|export (?:type )?\\{[^}]*\\b${name}\\b`,
+        ).test(dts);
+        assert.ok(
+          runtime.has(name) || typed,
+          `${file} imports ${name} from '${entry}', which does not export it`,
+        );
+      }
+    }
   });
 });

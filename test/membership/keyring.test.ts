@@ -226,6 +226,16 @@ describe('Keyring', () => {
   it('rejects keys of the wrong length', () => {
     assert.throws(() => new Keyring([randomBytes(16)]), /exactly 32 bytes/);
   });
+
+  it('names parseSecretKey when given key text instead of its bytes', () => {
+    // What `openssl rand -base64 32` prints: 44 characters, which must not be read as a 44-byte key.
+    const text = randomBytes(32).toString('base64');
+    assert.throws(
+      () => new Keyring([text as unknown as Buffer]),
+      /a string, not the key's 32 bytes.*parseSecretKey/,
+    );
+    assert.equal(new Keyring([parseSecretKey(text)]).encrypted, true);
+  });
 });
 
 describe('parseSecretKey', () => {
