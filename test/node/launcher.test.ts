@@ -31,7 +31,7 @@ const fakeBin = join(tmp, 'fake-bin');
 mkdirSync(fakeBin);
 writeFileSync(
   join(fakeBin, 'node'),
-  `#!/bin/sh\nprintf '%s\\n' "threshold=\${${THRESHOLD}-unset}" "tunables=\${GLIBC_TUNABLES-unset}"\nprintf 'arg=%s\\n' "$@"\nexit 7\n`,
+  `#!/bin/sh\nprintf '%s\\n' "threshold=\${${THRESHOLD}-unset}" "tunables=\${GLIBC_TUNABLES-unset}" "pid=$$"\nprintf 'arg=%s\\n' "$@"\nexit 7\n`,
 );
 chmodSync(join(fakeBin, 'node'), 0o755);
 
@@ -46,6 +46,8 @@ function launch(env: Record<string, string>, launcher = LAUNCHER, args: string[]
   const get = (name: string) => lines.find((l) => l.startsWith(`${name}=`))?.slice(name.length + 1);
   return {
     status: r.status,
+    pid: Number(get('pid')),
+    launcherPid: r.pid,
     threshold: get('threshold'),
     tunables: get('tunables'),
     args: lines.filter((l) => l.startsWith('arg=')).map((l) => l.slice(4)),
@@ -94,8 +96,19 @@ describe('bin/gossipcache', () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
     assert.equal(pkg.bin.gossipcache, './bin/gossipcache');
     assert.ok(pkg.files.includes('bin'), 'bin/ is published');
-    assert.match(pkg.scripts.start, /&& sh bin\/gossipcache$/);
+    assert.match(pkg.scripts.start, /&& exec sh bin\/gossipcache$/);
     assert.match(readFileSync(join(ROOT, 'scripts/cluster.mjs'), 'utf8'), /spawn\('\/bin\/sh', \[launcher\]/);
+  });
+
+  test("npm start's shell becomes the node: stopping npm start's process by PID stops the node", () => {
+    // npm runs a script with `sh -c` and passes SIGTERM on to that shell only; without exec the node
+    // was the shell's child, and `kill <npm start's PID>` left it running, adopted by init.
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    const script = String(pkg.scripts.start).replace(/^npm run build --silent && /, '');
+    const r = launch({}, '/bin/sh', ['-c', `cd '${ROOT}' && ${script}`]);
+    assert.equal(r.status, 7);
+    assert.equal(r.pid, r.launcherPid, 'the stand-in node runs in the process sh -c was started as');
+    assert.ok(r.args.length > 0, 'the stand-in ran');
   });
 
   test('the real node: same PID, the threshold in its environment, the young generation capped, exit 0 on SIGTERM', {
