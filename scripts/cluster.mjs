@@ -4,7 +4,9 @@
 // GOSSIPCACHE_MEMCACHED_ADDR=127.0.0.1:11211 adds memcached fronts on 11211-11213 (scripts/cluster-nodes.mjs).
 // Logs are prefixed with the node's name. Ctrl-C (or SIGTERM) stops all three gracefully.
 //
-// Extra environment (GOSSIPCACHE_ORIGIN, LOG_LEVEL, ...) is passed to every node. The nodes' stdout is a
+// Extra environment (GOSSIPCACHE_ORIGIN, LOG_LEVEL, ...) is passed to every node; an address variable
+// (GOSSIPCACHE_HTTP_ADDR, _GRPC_ADDR, _GOSSIP_ADDR, _MEMCACHED_ADDR) names node 1's, and node i takes port + i.
+// Exit code 0 after a clean stop; 1 if a node stopped on its own or did not stop cleanly. The nodes' stdout is a
 // pipe to this script, so on a terminal it asks them for readable lines (LOG_FORMAT=pretty, in colour)
 // unless LOG_FORMAT is set; elsewhere they log JSON lines.
 
@@ -49,20 +51,25 @@ for (const { name, env } of nodes) {
   child.on('exit', (code, signal) => {
     process.stdout.write(`[${name}] exited (${signal ?? code})\n`);
     children.splice(children.indexOf(child), 1);
-    if (children.length === 0) process.exit(0);
-    // One node dying on its own (e.g. a port in use) stops the demo: a partial cluster confuses.
+    // A node that stops on its own (a port in use, a bad setting), or fails to stop cleanly, fails the
+    // script: its exit code is what a caller (or CI) sees.
+    if (!stopping || (code !== null && code !== 0)) failed = true;
+    if (children.length === 0) process.exit(failed ? 1 : 0);
+    // One node dying on its own stops the demo: a partial cluster confuses.
     if (!stopping) stop('SIGTERM');
   });
   children.push(child);
 }
 
+const http = nodes.map((n) => n.env.GOSSIPCACHE_HTTP_ADDR);
 process.stdout.write(
-  'cluster: 3 nodes on 127.0.0.1 — try: curl http://127.0.0.1:8080/default/Tom ; curl http://127.0.0.1:8081/_cluster\n',
+  `cluster: 3 nodes on 127.0.0.1 — try: curl http://${http[0]}/default/Tom ; curl http://${http[1]}/_cluster\n`,
 );
 const memcached = nodes.map((n) => n.env.GOSSIPCACHE_MEMCACHED_ADDR).filter(Boolean);
 if (memcached.length > 0) process.stdout.write(`cluster: memcached on ${memcached.join(', ')}\n`);
 
 let stopping = false;
+let failed = false;
 function stop(signal) {
   if (stopping) {
     for (const c of children) c.kill('SIGKILL');

@@ -4,9 +4,11 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { clusterNode, NODES } from '../../scripts/cluster-nodes.mjs';
+import { freePort } from '../support/ports.js';
 
 const all = (env: Record<string, string | undefined>) =>
   Array.from({ length: NODES }, (_, i) => clusterNode(i, env));
@@ -45,6 +47,59 @@ describe('npm run cluster: the nodes', () => {
     );
     assert.throws(() => all({ GOSSIPCACHE_MEMCACHED_ADDR: '127.0.0.1:65534' }), /port 65536 is out of range/);
     assert.throws(() => all({ GOSSIPCACHE_MEMCACHED_ADDR: '127.0.0.1' }), /expected host:port/);
+  });
+
+  test("the HTTP, gRPC and gossip variables name node 1's address and move all three; seeds follow", () => {
+    const nodes = all({
+      GOSSIPCACHE_HTTP_ADDR: '127.0.0.1:28080',
+      GOSSIPCACHE_GRPC_ADDR: '127.0.0.1:29090',
+      GOSSIPCACHE_GOSSIP_ADDR: '127.0.0.1:27946',
+    });
+    assert.deepEqual(
+      nodes.map((n) => [
+        n.env.GOSSIPCACHE_HTTP_ADDR,
+        n.env.GOSSIPCACHE_GRPC_ADDR,
+        n.env.GOSSIPCACHE_GOSSIP_ADDR,
+      ]),
+      [
+        ['127.0.0.1:28080', '127.0.0.1:29090', '127.0.0.1:27946'],
+        ['127.0.0.1:28081', '127.0.0.1:29091', '127.0.0.1:27947'],
+        ['127.0.0.1:28082', '127.0.0.1:29092', '127.0.0.1:27948'],
+      ],
+    );
+    assert.equal(nodes[0].env.GOSSIPCACHE_SEEDS, '127.0.0.1:27947,127.0.0.1:27948');
+    assert.deepEqual(
+      all({ GOSSIPCACHE_HTTP_ADDR: '127.0.0.1:0' }).map((n) => n.env.GOSSIPCACHE_HTTP_ADDR),
+      ['127.0.0.1:0', '127.0.0.1:0', '127.0.0.1:0'],
+    );
+    assert.throws(() => all({ GOSSIPCACHE_GOSSIP_ADDR: '127.0.0.1:0' }), /seed each other by port/);
+  });
+
+  test('a node that stops on its own (its port taken) stops the others, and the script exits 1', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    const [grpc, gossip] = [await freePort(), await freePort()];
+    try {
+      const script = fileURLToPath(new URL('../../scripts/cluster.mjs', import.meta.url));
+      const r = spawnSync(process.execPath, [script], {
+        env: {
+          ...process.env,
+          // node 1's HTTP port is the one taken.
+          GOSSIPCACHE_HTTP_ADDR: `127.0.0.1:${port}`,
+          GOSSIPCACHE_GRPC_ADDR: `127.0.0.1:${grpc}`,
+          GOSSIPCACHE_GOSSIP_ADDR: `127.0.0.1:${gossip}`,
+          LOG_FORMAT: 'json',
+        },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      assert.equal(r.status, 1, r.stdout + r.stderr);
+      assert.match(r.stdout, /\[node-1\] .*EADDRINUSE/);
+      assert.match(r.stdout, /\[node-1\] exited \(1\)/);
+    } finally {
+      taken.close();
+    }
   });
 
   test('a bad GOSSIPCACHE_MEMCACHED_ADDR stops the script before any node starts', () => {
