@@ -63,6 +63,12 @@ export interface NodeConfig {
   /** Seed nodes as `host:port` (a missing port took the local gossip port); DNS names allowed. */
   seeds: string[];
   groups: GroupConfig[];
+  /**
+   * GOSSIPCACHE_* variables in the environment that name no option: most likely typos, which would
+   * otherwise pass silently. Logged as a warning at start. Kubernetes' service links
+   * (GOSSIPCACHE_SERVICE_HOST, GOSSIPCACHE_PORT_8080_TCP, … for a Service named gossipcache) are not listed.
+   */
+  unknownEnv: string[];
   /** Gossip encryption keys (the first encrypts); empty = plaintext. Never logged. */
   secretKeys: Buffer[];
   /** Receiver binding of encrypted gossip: 'require' (default), or 'off'/'send' during a rolling upgrade. */
@@ -481,10 +487,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
     raw[o.key] = value.trim();
     source[o.key] = name;
   }
-  return { help: false, config: validate(raw, source) };
+  return { help: false, config: { ...validate(raw, source), unknownEnv: unknownEnv(env) } };
 }
 
-function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): NodeConfig {
+function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Omit<NodeConfig, 'unknownEnv'> {
   const httpAddr = parseBindAddr(raw.httpAddr, source.httpAddr);
   const httpMaxConnections =
     raw.httpMaxConnections === '' ? undefined : parseCount(raw.httpMaxConnections, source.httpMaxConnections);
@@ -633,6 +639,17 @@ function validate(raw: RawConfig, source: Record<keyof RawConfig, string>): Node
   };
 }
 
+/** What Kubernetes sets for a Service named gossipcache or gossipcache-*: `<NAME>_SERVICE_HOST`, `<NAME>_PORT…`. */
+const SERVICE_LINK =
+  /_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$/;
+
+function unknownEnv(env: NodeJS.ProcessEnv): string[] {
+  const known = new Set(OPTIONS.map((o) => o.env));
+  return Object.keys(env)
+    .filter((k) => k.startsWith('GOSSIPCACHE_') && !known.has(k) && !SERVICE_LINK.test(k))
+    .sort();
+}
+
 /** A bind address: `host:port`, `[v6]:port` or `:port` (all interfaces, 0.0.0.0). */
 export function parseBindAddr(value: string, source: string): HostPort {
   try {
@@ -740,6 +757,17 @@ export function parseCount(value: string, source: string): number {
   return n;
 }
 
+/** The keys a group of the groups file may have (the GOSSIPCACHE_CONFIG option's doc lists them). */
+const GROUP_KEYS = ['name', 'cacheBytes', 'origin', 'memcachedAddr', 'staleWhileRevalidate', 'staleIfError'];
+
+/** A misspelt key (`cachebytes`) would otherwise be ignored and its default used without a word. */
+function noUnknownKeys(obj: Record<string, unknown>, known: readonly string[], where: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!known.includes(k))
+      throw new ConfigError(`${where}.${k}`, `unknown key; expected one of: ${known.join(', ')}`);
+  }
+}
+
 function readGroupsFile(
   path: string,
   source: string,
@@ -752,6 +780,9 @@ function readGroupsFile(
     throw new ConfigError(source, `cannot read "${path}" (${(err as Error).message}); expected a JSON file`);
   }
   const groups = (doc as { groups?: unknown })?.groups;
+  if (doc !== null && typeof doc === 'object' && !Array.isArray(doc)) {
+    noUnknownKeys(doc as Record<string, unknown>, ['groups'], `${source} ${path}`);
+  }
   if (!Array.isArray(groups) || groups.length === 0) {
     throw new ConfigError(
       source,
@@ -761,7 +792,10 @@ function readGroupsFile(
   const seen = new Set<string>();
   return groups.map((g: Record<string, unknown>, i) => {
     const where = `${source} ${path} groups[${i}]`;
-    const name = parseGroupName(String(g?.name ?? ''), `${where}.name`);
+    if (g === null || typeof g !== 'object' || Array.isArray(g))
+      throw new ConfigError(where, 'expected an object { "name", "cacheBytes", "origin", … }');
+    noUnknownKeys(g, GROUP_KEYS, where);
+    const name = parseGroupName(String(g.name ?? ''), `${where}.name`);
     if (seen.has(name))
       throw new ConfigError(`${where}.name`, `"${name}" appears twice; group names must be unique`);
     seen.add(name);

@@ -33,6 +33,11 @@ async function start(config: NodeConfig, log: PinoLogger): Promise<void> {
   // First: before anything listens, so it is in the log by the time the node answers.
   const allocatorWarning = mmapThresholdWarning(processAllocatorFacts());
   if (allocatorWarning !== undefined) log.warn(allocatorWarning);
+  if (config.unknownEnv.length > 0)
+    log.warn(
+      { variables: config.unknownEnv },
+      `ignored: ${config.unknownEnv.join(', ')} (no such option; gossipcache --help lists them)`,
+    );
   // Trace export, if the OTEL_* environment asks for it (otel.ts); registered before any request.
   const tracing = await startTracing(process.env, log, VERSION);
   const registry = new GroupRegistry();

@@ -17,6 +17,8 @@ import {
   usage,
 } from '../../src/node/config.js';
 import { defaultGrpcMaxConnections } from '../../src/node/connections.js';
+import { nodePorts, startCli, stopCli, waitHealthy } from '../support/cli-node.js';
+import { waitFor } from '../support/wait.js';
 
 const CLI = join(import.meta.dirname, '../../dist/cli.js');
 
@@ -183,6 +185,16 @@ describe('config values', () => {
       assert.match(configError(['--config', file]).message, /groups\[1\]\.name: "a" appears twice/);
       writeFileSync(file, '{');
       assert.match(configError([], { GOSSIPCACHE_CONFIG: file }).message, /^GOSSIPCACHE_CONFIG: cannot read/);
+      // A misspelt key is an error, not a default used without a word.
+      writeFileSync(file, JSON.stringify({ groups: [{ name: 'x', cachebytes: '1MiB' }] }));
+      assert.match(
+        configError(['--config', file]).message,
+        /groups\[0\]\.cachebytes: unknown key; expected one of: name, cacheBytes, origin/,
+      );
+      writeFileSync(file, JSON.stringify({ group: [], groups: [{ name: 'x' }] }));
+      assert.match(configError(['--config', file]).message, /\.group: unknown key; expected one of: groups$/);
+      writeFileSync(file, JSON.stringify({ groups: ['x'] }));
+      assert.match(configError(['--config', file]).message, /groups\[0\]: expected an object/);
     } finally {
       rmSync(dir, { recursive: true });
     }
@@ -275,6 +287,38 @@ describe('config values', () => {
     assert.deepEqual(parseConfig(['--help'], {}), { help: true });
     for (const v of ['GOSSIPCACHE_HTTP_ADDR', 'GOSSIPCACHE_CACHE_BYTES', 'GOSSIPCACHE_TLS_CA', 'LOG_LEVEL']) {
       assert.ok(usage().includes(v), v);
+    }
+  });
+});
+
+describe('config: GOSSIPCACHE_* variables that name no option', () => {
+  test('are listed (the node warns at start); Kubernetes service links for a Service named gossipcache are not', () => {
+    const c = config([], {
+      GOSSIPCACHE_CACHE_BYTE: '1GiB',
+      GOSSIPCACHE_SEED: 'a:7946',
+      GOSSIPCACHE_HTTP_ADDR: '127.0.0.1:8080',
+      GOSSIPCACHE_SERVICE_HOST: '10.0.0.1',
+      GOSSIPCACHE_SERVICE_PORT: '8080',
+      GOSSIPCACHE_SERVICE_PORT_HTTP: '8080',
+      GOSSIPCACHE_PORT: 'tcp://10.0.0.1:8080',
+      GOSSIPCACHE_PORT_8080_TCP: 'tcp://10.0.0.1:8080',
+      GOSSIPCACHE_PORT_8080_TCP_PROTO: 'tcp',
+      GOSSIPCACHE_HEADLESS_SERVICE_HOST: '10.0.0.2',
+      OTHER_THING: 'x',
+    });
+    assert.deepEqual(c.unknownEnv, ['GOSSIPCACHE_CACHE_BYTE', 'GOSSIPCACHE_SEED']);
+    assert.deepEqual(config([], {}).unknownEnv, []);
+  });
+
+  test('the node says so in a warning at start, and starts', async () => {
+    const node = startCli(await nodePorts(), { GOSSIPCACHE_CACHE_BYTE: '1GiB' });
+    try {
+      await waitHealthy(node);
+      await waitFor('the warning', () =>
+        /ignored: GOSSIPCACHE_CACHE_BYTE \(no such option/.test(node.output()),
+      );
+    } finally {
+      await stopCli(node);
     }
   });
 });
