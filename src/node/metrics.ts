@@ -295,9 +295,14 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
       });
     counter(
       'gossipcache_memcached_connections_total',
-      'memcached front: connections accepted, refused at the cap (every connection busy), and idle ones closed at the cap for a new one',
+      'memcached front: connections accepted, refused at the cap (every connection busy), idle ones closed at the cap for a new one, and ones closed mid-value, their sender stalled, when the budget for values being received was needed',
       'outcome',
-      { accepted: 'totalConnections', refused: 'rejectedConnections', idle_closed: 'idleClosedForNew' },
+      {
+        accepted: 'totalConnections',
+        refused: 'rejectedConnections',
+        idle_closed: 'idleClosedForNew',
+        stalled_sender_closed: 'stalledSendersClosed',
+      },
     );
     counter(
       'gossipcache_memcached_commands_total',

@@ -71,6 +71,8 @@ export interface MemcachedCounters {
   serverErrors: number;
   /** Times a connection stopped being read because its client was not reading replies. */
   backpressurePauses: number;
+  /** Connections closed mid-value, their sender stalled, because the value budget was needed by another. */
+  stalledSendersClosed: number;
 }
 
 /** Bytes waiting to be written to a client before it stops being read. */
@@ -109,9 +111,11 @@ export function createMemcachedFront(opts: MemcachedFrontOptions): Server & {
     protocolErrors: 0,
     serverErrors: 0,
     backpressurePauses: 0,
+    stalledSendersClosed: 0,
   };
   const budgetMax = opts.valueBudgetBytes ?? 64 * 1024 * 1024;
   let budgetUsed = 0;
+  const fits = (n: number) => budgetUsed + n <= budgetMax;
   const ctx: Ctx = {
     opts,
     counters,
@@ -121,7 +125,8 @@ export function createMemcachedFront(opts: MemcachedFrontOptions): Server & {
     maxConnections: opts.maxConnections ?? 1024,
     budget: {
       take(n) {
-        if (budgetUsed + n > budgetMax) return false;
+        if (!fits(n)) closeStalledSenders(ctx, () => fits(n));
+        if (!fits(n)) return false;
         budgetUsed += n;
         return true;
       },
@@ -174,7 +179,32 @@ function closeQuietest(ctx: Ctx): void {
   }
   if (quietest === undefined) return;
   ctx.counters.idleClosedForNew++;
-  quietest.closeForNew();
+  quietest.closeNow();
+}
+
+/**
+ * A value whose sender has sent nothing for this long is given up when the budget for values being received
+ * is needed: else whoever sends the start of values and stops (holding up to 64 MiB) makes every other
+ * client's set fail until the idle timeout.
+ */
+const STALLED_SENDER_MS = 1000;
+
+/**
+ * Closes connections holding part of a value whose sender has stalled (STALLED_SENDER_MS), the longest
+ * stalled first, until `enough()` or none is left. O(connections), only when the budget is short.
+ */
+function closeStalledSenders(ctx: Ctx, enough: () => boolean): void {
+  const now = Date.now();
+  while (!enough()) {
+    let stalled: Conn | undefined;
+    for (const c of ctx.conns) {
+      if (c.valueBytesHeld === 0 || c.isClosing || now - c.lastDataAt < STALLED_SENDER_MS) continue;
+      if (stalled === undefined || c.lastDataAt < stalled.lastDataAt) stalled = c;
+    }
+    if (stalled === undefined) return;
+    ctx.counters.stalledSendersClosed++;
+    stalled.closeNow();
+  }
 }
 
 function writeBuffered(ctx: Ctx): number {
@@ -227,6 +257,8 @@ function startSweeping(ctx: Ctx): void {
 interface Slot {
   out: Out;
   done: boolean;
+  /** Of out.size, what `queuedBytes` counts (sealed: no longer the last slot, see Conn.sealed). */
+  counted: number;
 }
 
 class Conn implements ParserSink {
@@ -251,6 +283,15 @@ class Conn implements ParserSink {
   lastTick = 0;
   /** ctx.activity at the last bytes received or replies drained (who is closed first at the cap). */
   lastActivity = 0;
+  /** Date.now() at the last bytes received (closeStalledSenders). */
+  lastDataAt = 0;
+  /**
+   * Bytes formatted in the slots before the last (their `counted`): with the last slot's size, the replies
+   * held behind a load that has not settled. Hits behind a slow load join the last finished slot, so
+   * without counting these a client could pile up replies without limit while it never read (measured:
+   * 373 MB from one connection) — the socket's buffer and the queue's length both stayed small.
+   */
+  private sealed = 0;
   /** Values found by the multi-get being handled (reused; emptied after each command). */
   private readonly found: Array<Buffer | undefined> = [];
 
@@ -296,8 +337,8 @@ class Conn implements ParserSink {
     return this.closed || this.sock.destroyed;
   }
 
-  /** Closed to admit a new connection at the cap: counted out now, so the newcomer fits. */
-  closeForNew(): void {
+  /** Closed to make room (a new connection at the cap, the value budget): counted out now, its budget returned. */
+  closeNow(): void {
     this.sock.destroy();
     this.onClose();
   }
@@ -312,7 +353,13 @@ class Conn implements ParserSink {
     this.flush();
   }
 
+  /** Bytes of a partly received value this connection holds from the shared budget. */
+  get valueBytesHeld(): number {
+    return this.parser.valueBytesHeld;
+  }
+
   private onData(chunk: Buffer): void {
+    this.lastDataAt = Date.now();
     this.lastTick = this.ctx.tick;
     this.lastActivity = ++this.ctx.activity;
     if (this.firstChunk) {
@@ -330,7 +377,7 @@ class Conn implements ParserSink {
   }
 
   private onClose(): void {
-    if (this.gone) return; // closeForNew already did this; 'close' follows
+    if (this.gone) return; // closeNow already did this; 'close' follows
     this.gone = true;
     this.closed = true;
     this.parser.destroy();
@@ -345,15 +392,35 @@ class Conn implements ParserSink {
     if (q.length === 0) return this.out;
     // Behind a reply that waits: join the last slot if it is already complete, else start one.
     if (q[q.length - 1].done) return q[q.length - 1].out;
-    const slot: Slot = { out: new Out(SLOT_SLAB_BYTES), done: true };
-    this.queue.push(slot);
-    return slot.out;
+    return this.slot(true).out;
   }
 
-  private slot(): Slot {
-    const slot: Slot = { out: new Out(SLOT_SLAB_BYTES), done: false };
-    this.queue.push(slot);
+  private slot(done = false): Slot {
+    const q = this.queue;
+    if (q.length > 0) {
+      const last = q[q.length - 1];
+      last.counted = last.out.size;
+      this.sealed += last.counted;
+    }
+    const slot: Slot = { out: new Out(SLOT_SLAB_BYTES), done, counted: 0 };
+    q.push(slot);
     return slot;
+  }
+
+  /** `slot` was filled in (a load or write settled): count what it holds if it is no longer the last. */
+  private filled(slot: Slot): void {
+    slot.done = true;
+    const q = this.queue;
+    if (q[q.length - 1] === slot) return;
+    this.sealed += slot.out.size - slot.counted;
+    slot.counted = slot.out.size;
+  }
+
+  /** Replies formatted but not handed to the socket: in the slots, and what waits in `out`. */
+  private queuedBytes(): number {
+    const q = this.queue;
+    const last = q.length > 0 ? q[q.length - 1] : undefined;
+    return this.sealed + (last === undefined ? 0 : last.out.size - last.counted) + this.out.size;
   }
 
   private line(text: string): void {
@@ -388,7 +455,10 @@ class Conn implements ParserSink {
     if (many) this.sock.cork();
     this.out.flushTo(this.sock);
     let n = 0;
-    while (n < q.length && q[n].done) q[n++].out.flushTo(this.sock);
+    while (n < q.length && q[n].done) {
+      this.sealed -= q[n].counted;
+      q[n++].out.flushTo(this.sock);
+    }
     if (many) this.sock.uncork();
     if (n > 0) q.splice(0, n);
     if (this.closeWhenFlushed && q.length === 0) {
@@ -417,7 +487,8 @@ class Conn implements ParserSink {
     if (this.out.size > FLUSH_BYTES) this.out.flushTo(this.sock);
     if (
       !this.parser.paused &&
-      (this.sock.writableLength > HIGH_WATER || this.queue.length + this.loading > MAX_PENDING)
+      (this.sock.writableLength + this.queuedBytes() > HIGH_WATER ||
+        this.queue.length + this.loading > MAX_PENDING)
     ) {
       this.pause();
       this.ctx.counters.backpressurePauses++;
@@ -435,7 +506,7 @@ class Conn implements ParserSink {
       this.closed ||
       this.closeWhenFlushed ||
       this.writing ||
-      this.sock.writableLength > HIGH_WATER / 2 ||
+      this.sock.writableLength + this.queuedBytes() > HIGH_WATER / 2 ||
       this.queue.length + this.loading > MAX_PENDING / 2
     ) {
       return;
@@ -454,6 +525,9 @@ class Conn implements ParserSink {
 
   protocolError(reply: string, close: boolean): void {
     this.ctx.counters.protocolErrors++;
+    // noreply silences errors too, as on memcached: a client that sent noreply reads no reply to the
+    // command, and an error line would be taken as the reply to its next one (pymemcache's default set).
+    if (this.parser.noreply && !close) return;
     this.line(reply);
     if (close) {
       this.closeWhenFlushed = true;
@@ -608,7 +682,7 @@ class Conn implements ParserSink {
       this.loading--;
       if (--left > 0) return;
       renderValues(slot.out, keys, values, cas, this, end, batched);
-      slot.done = true;
+      this.filled(slot);
       this.flush();
     };
     for (const i of misses) {
@@ -654,7 +728,7 @@ class Conn implements ParserSink {
       if (slot !== undefined) {
         slot.out.text(reply, true);
         slot.out.crlf();
-        slot.done = true;
+        this.filled(slot);
       }
       // The commands behind it run now (a pipelined write each settles in a later microtask); their replies
       // leave together, once this round of promise jobs is over (`flushSoon`), not a socket write each.
@@ -789,6 +863,7 @@ class Conn implements ParserSink {
       ['gossipcache_memcached_server_errors', counters.serverErrors],
       ['gossipcache_memcached_backpressure_pauses', counters.backpressurePauses],
       ['gossipcache_memcached_idle_closed_for_new', counters.idleClosedForNew],
+      ['gossipcache_memcached_stalled_senders_closed', counters.stalledSendersClosed],
       ['gossipcache_memcached_write_buffered_bytes', writeBuffered(this.ctx)],
     ];
     const o = this.target();
@@ -816,7 +891,7 @@ function writeValueRest(o: Out, v: Buffer, cas: boolean): void {
     o.text(casUnique(v));
   }
   o.crlf();
-  o.bytes(v, start, v.length);
+  o.shared(v, start, v.length);
   o.crlf();
 }
 
