@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { NotFoundError } from '../errors.js';
 import type { GetterResult, GetterValue } from '../group.js';
-import { maxAgeMs, staleWindowsMs } from './cache-control.js';
+import { ageMs, maxAgeMs, staleWindowsMs } from './cache-control.js';
 import { DEFAULT_ORIGIN_CONNECTIONS, parseDuration } from './config.js';
 import { originTarget, parseOriginTemplate } from './origin-url.js';
 
@@ -225,8 +225,10 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
       return { value: body, ttlMs: 0, staleWhileRevalidateMs: 0, staleIfErrorMs: 0 };
     }
     const cc = headerString(res.headers['cache-control']);
-    const ttlMs = maxAgeMs(cc);
-    if (ttlMs === undefined) return body;
+    const lifetime = maxAgeMs(cc);
+    if (lifetime === undefined) return body;
+    // What the response already spent in caches on its way here is gone from its lifetime (RFC 9111 §4.2.3).
+    const ttlMs = Math.max(0, lifetime - ageMs(headerString(res.headers.age)));
     // A window the response does not name is left out: the group's default applies to it.
     const w = staleWindowsMs(cc);
     const r: GetterValue = { value: body, ttlMs };

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createOrigin, demoOrigin, httpOrigin, maxAgeMs, OriginError } from '../../src/node/origin.js';
 import { listenLocal } from '../support/http.js';
@@ -135,6 +136,42 @@ test('maxAgeMs reads s-maxage over max-age; no-store/no-cache give 0', () => {
   assert.equal(maxAgeMs('max-age=10, s-maxage=20'), 20_000);
   assert.equal(maxAgeMs('no-store'), 0);
   assert.equal(maxAgeMs('private, no-cache'), 0);
+  // no-store / no-cache / private win over a lifetime named beside them, in either order (the lifetime
+  // used to be read first, and such answers were cached for their max-age).
+  assert.equal(maxAgeMs('no-store, max-age=60'), 0);
+  assert.equal(maxAgeMs('max-age=60, no-cache'), 0);
+  assert.equal(maxAgeMs('private, max-age=60'), 0, 'private: not for a shared cache');
+  // A quoted value is one directive's, not a max-age of its own.
+  assert.equal(maxAgeMs('ext="a, max-age=999", max-age=5'), 5_000);
+  assert.equal(maxAgeMs('ext="a, max-age=999"'), undefined);
+  assert.equal(maxAgeMs('MAX-AGE=7'), 7_000);
+  // An invalid lifetime is stale, not "never expires".
+  assert.equal(maxAgeMs('max-age=abc'), 0);
+  assert.equal(maxAgeMs('max-age=-1'), 0);
+  assert.equal(
+    maxAgeMs('max-age="30"'),
+    30_000,
+    'quoted delta-seconds are read (RFC 9111 allows reading them)',
+  );
+});
+
+test("an origin's Age is taken off its max-age", async () => {
+  const srv = createServer((req, res) => {
+    const age = req.url?.includes('old') ? '58' : req.url?.includes('ancient') ? '600' : undefined;
+    res.writeHead(200, { 'cache-control': 'max-age=60', ...(age ? { age } : {}) });
+    res.end('v');
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  try {
+    const port = (srv.address() as AddressInfo).port;
+    const o = createOrigin(`http://127.0.0.1:${port}/{key}`, { timeoutMs: 5000, maxBytes: 1 << 20 });
+    assert.equal(((await o.load('fresh', ctx())) as { ttlMs: number }).ttlMs, 60_000);
+    assert.equal(((await o.load('old', ctx())) as { ttlMs: number }).ttlMs, 2_000);
+    assert.equal(((await o.load('ancient', ctx())) as { ttlMs: number }).ttlMs, 0);
+    await o.close?.();
+  } finally {
+    srv.close();
+  }
 });
 
 test('demo origin: a slow stand-in data source', async () => {
