@@ -32,6 +32,7 @@ import {
   groupCacheService,
   loadPackageDefinition,
 } from './proto.js';
+import { Receiving } from './receiving.js';
 import { checkMaxMessageBytes, entryOf, messageLimitOptions, PEER_METADATA, wireTtl } from './serve.js';
 import { StallSweeper } from './stall.js';
 import { emptyKey, type Failure, failureOf, LOAD_ERROR_METADATA, tooLarge, unknownGroup } from './status.js';
@@ -76,13 +77,19 @@ export interface GrpcServer {
 }
 
 export interface GrpcServerStats {
-  /** Bytes held for clients (limits.ts): requests in flight, replies not yet sent. */
+  /**
+   * Bytes held for clients (limits.ts): requests in flight, replies not yet sent, and request messages
+   * still arriving (receiving.ts).
+   */
   heldBytes: number;
   /** Fetch streams open. */
   fetchStreams: number;
-  /** Fetch streams and unary replies reset after stallTimeoutMs without reading (since start). */
+  /**
+   * Streams reset after stallTimeoutMs without progress (since start): Fetch streams and unary replies
+   * the client does not read, and request messages the client does not finish sending.
+   */
   stalledStreams: number;
-  /** The same, reset sooner because the held-bytes budget was nearly spent (since start). */
+  /** The same, reset sooner because a byte budget was nearly spent or passed (since start). */
   shedStreams: number;
   /** Client connections open on the gRPC port. */
   connections: number;
@@ -118,6 +125,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   const limits = checkLimits(opts.limits);
   const admission = new Admission(limits);
   const connectionCap = new ConnectionCap(limits.maxConnections);
+  const receiving = new Receiving(limits);
   const server = new Server({
     ...messageLimitOptions(maxMessageBytes),
     // Clients send only requests (keys): a message bigger than this is refused by grpc-js before it is
@@ -368,6 +376,12 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       return new Promise((resolve, reject) => {
         server.bindAsync(addr, serverCredentials(opts.tls), (err, port) => {
           if (err) return reject(new Error(`gRPC server cannot listen on ${addr}: ${err.message}`));
+          if (!receiving.attach(server)) {
+            logger?.warn(
+              { maxHeldBytes: limits.maxHeldBytes },
+              'grpc: cannot watch incoming messages (grpc-js internals changed); their bytes are not bounded',
+            );
+          }
           if (!connectionCap.attach(server)) {
             logger?.warn(
               { maxConnections: limits.maxConnections },
@@ -386,6 +400,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       return new Promise((resolve) => {
         const done = () => {
           stalls.stop();
+          receiving.stop();
           resolve();
         };
         if (graceMs <= 0) {
@@ -406,10 +421,10 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     },
     setServing,
     stats: () => ({
-      heldBytes: admission.held,
+      heldBytes: admission.held + receiving.held,
       fetchStreams: sessions.size,
-      stalledStreams: stalls.counts.stalled,
-      shedStreams: stalls.counts.shed,
+      stalledStreams: stalls.counts.stalled + receiving.counts.stalled,
+      shedStreams: stalls.counts.shed + receiving.counts.shed,
       connections: connectionCap.counts.open,
       connectionsShed: connectionCap.counts.shed,
       connectionsRefused: connectionCap.counts.refused,

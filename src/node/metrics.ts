@@ -333,7 +333,7 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
   if (grpc) {
     new Gauge({
       name: 'gossipcache_grpc_held_bytes',
-      help: 'Bytes gRPC clients make this node hold now (requests in flight, replies not yet sent)',
+      help: 'Bytes gRPC clients make this node hold now (requests in flight, replies not yet sent, request messages still arriving)',
       registers: [register],
       collect() {
         this.set(grpc()?.heldBytes ?? 0);
@@ -349,7 +349,7 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
     });
     new Counter({
       name: 'gossipcache_grpc_streams_reset_total',
-      help: 'gRPC streams (Fetch, unary Get) reset because their client did not read its replies: after the stall timeout (stalled), or sooner while the held-bytes budget was nearly spent (shed)',
+      help: 'gRPC streams reset because their client did not read its replies or did not finish sending a request message: after the stall timeout (stalled), or sooner to keep the held-bytes budgets (shed; a connection closed for passing its bound counts once)',
       labelNames: ['reason'],
       registers: [register],
       collect() {
