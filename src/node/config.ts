@@ -193,7 +193,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'GOSSIPCACHE_HTTP_REQUEST_TIMEOUT',
     flag: '--http-request-timeout',
     default: '30s',
-    doc: 'a whole request must arrive within this (at least the headers timeout); answering it may take longer',
+    doc: 'a whole request must arrive within this (at least the headers timeout); answering it may take longer, but a response the client does not read for this long is closed',
   },
   {
     key: 'httpKeepAliveTimeout',

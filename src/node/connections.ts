@@ -4,10 +4,18 @@
 // memory. So the front holds at most `maxConnections`; at the cap a new connection does not get refused
 // while some connection is merely waiting: one is closed instead — first those that never completed a
 // request (idle since connecting, or still trickling a head: how slow-client attacks look), oldest
-// first; then idle keep-alive clients, the longest idle first. Only when every connection has a response
-// in progress does a new one land in a small reserve that answers the operational routes (/healthz,
-// /readyz, /metrics...) and nothing else, so health checks get through a front full of slow misses.
-// Node's own timers (headersTimeout, requestTimeout, keepAliveTimeout) close the waiting ones in time.
+// first; then connections whose transfer has stalled — a response the client does not read, or a request
+// body it stopped sending — those stalled longest first (STALLED_SHED_MS); then idle keep-alive clients,
+// the longest idle first. Only when every connection has a response in progress that is moving
+// (or waits for its value) does a new one land in a small reserve that answers the operational routes
+// (/healthz, /readyz, /metrics...) and nothing else, so health checks get through a front full of slow
+// misses. Node's own timers (headersTimeout, requestTimeout, keepAliveTimeout) close the waiting ones in
+// time; a transfer stalled for stallTimeoutMs is closed by the guard (Node has no write timeout but the
+// socket's idle timeout, which re-arms on every read and write).
+//
+// Why: a response in progress used to make a connection untouchable. 1,060 clients each asking for a
+// 4 MB value and never reading it (or trickling a PUT body a byte every 5 s) held every slot, and every
+// group request got 503 for as long as they stayed.
 
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -84,13 +92,27 @@ export const kSince = Symbol('gossipcache.connectionSince');
 export const kServed = Symbol('gossipcache.connectionServed');
 /** Set on connections admitted into the reserve. */
 export const kReserve = Symbol('gossipcache.reserveConnection');
+/** Bytes read and written at the last sample, and since when they have not changed. */
+export const kProgress = Symbol('gossipcache.connectionProgress');
+
+/** At the cap, a transfer stalled this long may make room for a new connection. */
+export const STALLED_SHED_MS = 1000;
+/** How often the guard samples its connections' progress (and refreshes `now`). */
+const SAMPLE_MS = 250;
+
+interface Progress {
+  read: number;
+  written: number;
+  since: number;
+}
 
 export type GuardedSocket = Socket & {
   [kSince]: number;
   [kServed]: boolean;
   [kReserve]: boolean;
+  [kProgress]: Progress;
   /** Node's: the response the socket is writing, null between responses (not in its public types). */
-  _httpMessage?: unknown;
+  _httpMessage?: { req?: { complete?: boolean } } | null;
 };
 
 export interface ConnectionCounters {
@@ -100,6 +122,8 @@ export interface ConnectionCounters {
   connectionsReserved: number;
   /** New connections closed at once: cap and reserve full of responses in progress. */
   connectionsRefused: number;
+  /** Connections closed because their transfer made no progress for the stall timeout. */
+  connectionsStalled: number;
 }
 
 /**
@@ -118,25 +142,49 @@ export class ConnectionGuard {
     readonly maxConnections: number,
     readonly reserveConnections: number,
     private readonly counters: ConnectionCounters,
+    /** A response the client does not read, or a request body it stopped sending, closed after this. */
+    readonly stallTimeoutMs = 30_000,
   ) {
-    this.clock = setInterval(() => {
-      this.now = Date.now();
-    }, 250);
+    this.clock = setInterval(this.sample, SAMPLE_MS);
     this.clock.unref();
     server.on('connection', (socket: Socket) => this.admit(socket as GuardedSocket));
     server.on('close', () => clearInterval(this.clock));
   }
 
+  /** Refreshes `now`; notes which connections moved bytes; closes transfers stalled for stallTimeoutMs. */
+  private readonly sample = (): void => {
+    const now = Date.now();
+    this.now = now;
+    for (const s of this.sockets) {
+      const p = s[kProgress];
+      const read = s.bytesRead;
+      // Handed to the kernel: bytesWritten counts what is still queued too, which does not move while a
+      // client does not read.
+      const written = s.bytesWritten - s.writableLength;
+      if (read !== p.read || written !== p.written) {
+        p.read = read;
+        p.written = written;
+        p.since = now;
+      } else if (now - p.since >= this.stallTimeoutMs && stalled(s)) {
+        this.counters.connectionsStalled++;
+        this.forget(s);
+        s.destroy();
+      }
+    }
+  };
+
   private admit(socket: GuardedSocket): void {
     socket[kSince] = this.now;
     socket[kServed] = false;
     socket[kReserve] = false;
+    socket[kProgress] = { read: 0, written: 0, since: this.now };
     if (this.sockets.size >= this.maxConnections) {
       // Oldest waiting connection first; a newcomer is the last to go, so a client that connects and
       // sends its request at once is served even while others keep connecting.
-      let victim = this.idlest(false);
+      let victim = this.idlest(false, false) ?? this.mostStalled(false) ?? this.idlest(false, true);
       if (victim === undefined) {
-        if (this.reserved >= this.reserveConnections) victim = this.idlest(true);
+        if (this.reserved >= this.reserveConnections)
+          victim = this.idlest(true, false) ?? this.mostStalled(true) ?? this.idlest(true, true);
         if (victim === undefined && this.reserved >= this.reserveConnections) {
           this.counters.connectionsRefused++;
           socket.destroy();
@@ -162,17 +210,37 @@ export class ConnectionGuard {
   }
 
   /**
-   * Of the reserve (or the rest), the connection without a response in progress to close first: one
-   * that never completed a request head before any established one; the longest waiting among those.
+   * Of the reserve (or the rest), the connection without a response in progress that has waited longest:
+   * among those that never completed a request head (`served` false) or the established ones.
    */
-  private idlest(reserve: boolean): GuardedSocket | undefined {
+  private idlest(reserve: boolean, served: boolean): GuardedSocket | undefined {
     let best: GuardedSocket | undefined;
     for (const s of this.sockets) {
-      if (s[kReserve] !== reserve || s._httpMessage != null) continue;
-      if (best === undefined || (s[kServed] === best[kServed] ? s[kSince] < best[kSince] : best[kServed])) {
-        best = s;
-      }
+      if (s[kReserve] !== reserve || s._httpMessage != null || s[kServed] !== served) continue;
+      if (best === undefined || s[kSince] < best[kSince]) best = s;
     }
     return best;
   }
+
+  /** Of the reserve (or the rest), the connection whose transfer has stalled longest, if STALLED_SHED_MS. */
+  private mostStalled(reserve: boolean): GuardedSocket | undefined {
+    let best: GuardedSocket | undefined;
+    let since = this.now - STALLED_SHED_MS;
+    for (const s of this.sockets) {
+      if (s[kReserve] !== reserve || s[kProgress].since > since || !stalled(s)) continue;
+      best = s;
+      since = s[kProgress].since;
+    }
+    return best;
+  }
+}
+
+/**
+ * A response in progress that waits on the client: bytes queued it does not read, or a request body it
+ * has not finished sending. (A response waiting for its value — a slow load — is not stalled.)
+ */
+function stalled(s: GuardedSocket): boolean {
+  const res = s._httpMessage;
+  if (res == null) return false;
+  return s.writableLength > 0 || res.req?.complete === false;
 }

@@ -95,6 +95,7 @@ export function newFrontCounters(): FrontCounters & ConnectionCounters {
     connectionsShed: 0,
     connectionsReserved: 0,
     connectionsRefused: 0,
+    connectionsStalled: 0,
   };
 }
 
@@ -559,6 +560,9 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
     opts.maxConnections ?? defaultMaxConnections(),
     opts.reserveConnections ?? DEFAULT_RESERVE_CONNECTIONS,
     counters,
+    // A transfer the client holds up (a response it does not read, a body it stopped sending) gets as long
+    // as a whole request may take to arrive.
+    requestTimeout,
   );
   server.counters = counters;
   server.guard = guard;

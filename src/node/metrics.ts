@@ -239,7 +239,7 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
     });
     new Counter({
       name: 'gossipcache_http_connections_limited_total',
-      help: 'HTTP connections at the cap: idle ones closed for a new one (shed), new ones let into the operational reserve (reserved) or closed at once (refused)',
+      help: 'HTTP connections limited: idle or stalled ones closed for a new one at the cap (shed), new ones let into the operational reserve (reserved) or closed at once (refused), and ones closed because the client held a transfer up for the request timeout (stalled)',
       labelNames: ['action'],
       registers: [register],
       collect() {
@@ -248,6 +248,7 @@ export function createMetrics(opts: MetricsOptions): NodeMetrics {
         this.inc({ action: 'shed' }, c.connectionsShed ?? 0);
         this.inc({ action: 'reserved' }, c.connectionsReserved ?? 0);
         this.inc({ action: 'refused' }, c.connectionsRefused ?? 0);
+        this.inc({ action: 'stalled' }, c.connectionsStalled ?? 0);
       },
     });
     new Counter({

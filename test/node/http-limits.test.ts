@@ -14,7 +14,10 @@ import { countingOrigin, nodePorts, startCli, stopCli, waitHealthy } from '../su
 import { HealthClient, insecure, unary } from '../support/grpc-std-client.js';
 import { sleep, waitFor } from '../support/wait.js';
 
-/** A group whose `hang-*` keys wait until `release()`; other keys load `v:<key>` at once. */
+/**
+ * A group whose `hang-*` keys wait until `release()`, whose `big` key is 24 MiB (more than a client that
+ * does not read leaves room for in the socket buffers); other keys load `v:<key>` at once.
+ */
 function registryWithHangs(): { registry: GroupRegistry; release: () => void } {
   const registry = new GroupRegistry();
   let release!: () => void;
@@ -27,6 +30,7 @@ function registryWithHangs(): { registry: GroupRegistry; release: () => void } {
     registry,
     async getter(key) {
       if (key.startsWith('hang-')) await released;
+      if (key === 'big') return Buffer.alloc(24 << 20, 0x62);
       return `v:${key}`;
     },
   });
@@ -116,6 +120,68 @@ describe('connection cap', () => {
       assert.equal(front.counters.connectionsShed, 3);
       assert.equal(front.counters.connectionsRefused, 0);
       for (const s of [d, e, f]) s.socket.destroy();
+    } finally {
+      stopFront(front);
+    }
+  });
+
+  test('at the cap, a response the client does not read, or a body it stopped sending, makes room after 1 s', async () => {
+    const { registry } = registryWithHangs();
+    const front = await startFront({ maxConnections: 2, reserveConnections: 1 }, registry);
+    const port = (front.address() as AddressInfo).port;
+    try {
+      const reader = await raw(port, GET('/g/big'));
+      reader.socket.pause(); // never reads: its 24 MiB stay queued
+      const trickler = await raw(
+        port,
+        'PUT /g/t HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789',
+      );
+      await waitFor('both held', async () => front.guard.sockets.size === 2, 5000);
+      // Neither waits for a value: each waits on its client. Once stalled a second, each makes room.
+      await sleep(1300);
+      const first = await raw(port, GET('/g/one'));
+      await waitFor('the first newcomer answered', async () => first.data().includes('v:one'), 5000);
+      const second = await raw(port, GET('/g/two'));
+      await waitFor('the second newcomer answered', async () => second.data().includes('v:two'), 5000);
+      // Both stalled ones went, before the idle keep-alive newcomer (the reader sees it once it reads).
+      reader.socket.resume();
+      await waitFor(
+        'both stalled connections closed',
+        async () => reader.isClosed() && trickler.isClosed(),
+        5000,
+      );
+      assert.ok(!first.isClosed());
+      assert.equal(front.counters.connectionsShed, 2);
+      assert.equal(front.counters.connectionsRefused, 0);
+      for (const r of [first, second]) r.socket.destroy();
+    } finally {
+      stopFront(front);
+    }
+  });
+
+  test('a response the client does not read is closed after the request timeout, below the cap too', async () => {
+    const { registry } = registryWithHangs();
+    const front = await startFront({ headersTimeoutMs: 500, requestTimeoutMs: 1000 }, registry);
+    const port = (front.address() as AddressInfo).port;
+    try {
+      const reader = await raw(port, GET('/g/big'));
+      reader.socket.pause();
+      await waitFor('closed by the server', async () => front.counters.connectionsStalled === 1, 5000);
+      reader.socket.resume(); // a paused socket does not see its close
+      const after = await reader.closed;
+      assert.ok(after >= 1000, `closed after ${after} ms: not before the timeout`);
+      assert.equal(front.counters.connectionsStalled, 1);
+      // A slow load is not a stall: the client waits for the server, not the other way round.
+      const { registry: r2, release } = registryWithHangs();
+      const front2 = await startFront({ headersTimeoutMs: 500, requestTimeoutMs: 1000 }, r2);
+      const waiting = await raw((front2.address() as AddressInfo).port, GET('/g/hang-x'));
+      await sleep(2000);
+      assert.ok(!waiting.isClosed());
+      release();
+      await waitFor('the slow value', async () => waiting.data().includes('v:hang-x'), 5000);
+      assert.equal(front2.counters.connectionsStalled, 0);
+      waiting.socket.destroy();
+      stopFront(front2);
     } finally {
       stopFront(front);
     }
