@@ -10,6 +10,13 @@
 // IDLE_SHED_MS is the new one closed. Quietness is sampled by one timer per port (every IDLE_SHED_MS / 4
 // while connections are open), reading each socket's byte count: nothing per request.
 //
+// Speaking means calling, where the HTTP/2 session is known (plain-text ports: http2 emits 'session' just
+// before our 'connection' listener runs): a connection with no call open and none started within
+// IDLE_SHED_MS is quiet, whatever else it sends. Bytes alone let 1,023 connections that sent an HTTP/2
+// PING every 10 s (which costs nothing) hold the port: every new client, a joining peer's included, was
+// refused. Our peers keep a Fetch stream open, so they are never quiet. Over TLS the session comes after
+// the handshake, unpaired: there the byte count decides, as before.
+//
 // grpc-js has no public per-connection hook on a bound port; its http2 servers are reached through
 // its internals (Server.http2Servers, grpc-js 1.10–1.14), each step checked. Without them the cap is
 // not enforced and createGrpcServer logs a warning (test/grpc/connections.test.ts fails then).
@@ -28,10 +35,17 @@ export interface ConnectionCapCounts {
 /** A connection that has sent nothing for this long may be shed at the cap (see above). */
 export const IDLE_SHED_MS = 30_000;
 
-/** A socket's byte count at the last sample, and when it last grew. */
+/** A socket's byte count at the last sample, and when it last grew; its HTTP/2 session's calls if known. */
 interface Activity {
   bytes: number;
   since: number;
+  calls?: Calls;
+}
+
+/** An HTTP/2 session's calls: open now, and when one last started or ended. */
+interface Calls {
+  open: number;
+  lastAt: number;
 }
 
 export class ConnectionCap {
@@ -39,6 +53,9 @@ export class ConnectionCap {
   private readonly sockets = new Map<Socket, Activity>();
   private sampler: NodeJS.Timeout | undefined;
   private readonly attached = new WeakSet<object>();
+  private readonly callsOf = new WeakMap<object, Calls>();
+  /** The session http2 made for the connection being accepted (see the file comment). */
+  private justMade: Calls | undefined;
   readonly counts: ConnectionCapCounts = { open: 0, shed: 0, refused: 0 };
 
   constructor(
@@ -62,12 +79,40 @@ export class ConnectionCap {
       this.attached.add(net);
       // After http2's own listener (it has made the session): closing the socket ends that too.
       net.on('connection', this.onConnection);
+      net.on('session', this.onSession);
+      net.on('stream', this.onStream);
     }
     return found;
   }
 
+  private readonly onSession = (session: object): void => {
+    const calls: Calls = { open: 0, lastAt: performance.now() };
+    this.callsOf.set(session, calls);
+    // Paired only within this 'connection' event: over TLS the session comes later, after its handshake,
+    // and must not be taken for the next connection's.
+    this.justMade = calls;
+    queueMicrotask(() => {
+      if (this.justMade === calls) this.justMade = undefined;
+    });
+  };
+
+  private readonly onStream = (stream: {
+    session?: object;
+    once(e: 'close', f: () => void): unknown;
+  }): void => {
+    const calls = stream.session && this.callsOf.get(stream.session);
+    if (!calls) return;
+    calls.open++;
+    calls.lastAt = performance.now();
+    stream.once('close', () => {
+      calls.open--;
+      calls.lastAt = performance.now();
+    });
+  };
+
   private readonly onConnection = (socket: Socket): void => {
-    this.sockets.set(socket, { bytes: 0, since: performance.now() });
+    this.sockets.set(socket, { bytes: 0, since: performance.now(), calls: this.justMade });
+    this.justMade = undefined;
     socket.once('close', () => {
       this.sockets.delete(socket);
       this.counts.open = this.sockets.size;
@@ -99,9 +144,11 @@ export class ConnectionCap {
     for (const [s, a] of this.sockets) {
       if (s === newcomer) continue;
       if (s.bytesRead === 0) return s;
-      if (s.bytesRead === a.bytes && a.since <= quietSince) {
+      // Quiet since: its last call, where the session is known; else its last byte.
+      const since = a.calls ? (a.calls.open > 0 ? Number.POSITIVE_INFINITY : a.calls.lastAt) : a.since;
+      if ((a.calls !== undefined || s.bytesRead === a.bytes) && since <= quietSince) {
         quietest = s;
-        quietSince = a.since;
+        quietSince = since;
       }
     }
     return quietest;

@@ -3,6 +3,7 @@
 // for new ones, and when every connection has spoken the new one is closed.
 
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { Client, connectivityState, credentials } from '@grpc/grpc-js';
@@ -163,6 +164,46 @@ describe('gRPC connection cap', () => {
       clearInterval(chatter);
       talker.s.destroy();
       await new Promise((r) => tcp.close(r));
+    }
+  });
+
+  test('over HTTP/2, quiet means no call: a connection that only sends PINGs is shed; one with a call open is not', async () => {
+    // Before, bytes counted as speaking: 1,023 connections pinging every 10 s held the port.
+    const h2 = http2.createServer();
+    h2.on('stream', () => {}); // calls stay open
+    await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
+    const port = (h2.address() as net.AddressInfo).port;
+    const cap = new ConnectionCap(2, 200);
+    assert.ok(cap.attach({ http2Servers: new Map([[h2, {}]]) }));
+    const session = () => {
+      const s = http2.connect(`http://127.0.0.1:${port}`);
+      s.on('error', () => {});
+      const state = { closed: false };
+      s.once('close', () => {
+        state.closed = true;
+      });
+      return { s, state };
+    };
+    const pinger = session();
+    const pings = setInterval(() => {
+      if (!pinger.s.destroyed && !pinger.s.closed) pinger.s.ping(() => {});
+    }, 20);
+    const caller = session();
+    const call = caller.s.request({ ':method': 'POST', ':path': '/x' }); // open, never ended
+    call.on('error', () => {});
+    try {
+      await waitFor('two connections', () => cap.counts.open === 2);
+      await sleep(500); // both sent bytes all along; only the caller has a call
+      const third = session();
+      await waitFor('the pinger shed', () => pinger.state.closed, 5000);
+      assert.deepEqual(cap.counts, { open: 2, shed: 1, refused: 0 });
+      assert.ok(!caller.s.destroyed);
+      third.s.destroy();
+    } finally {
+      clearInterval(pings);
+      caller.s.destroy();
+      pinger.s.destroy();
+      await new Promise((r) => h2.close(r));
     }
   });
 });
