@@ -223,6 +223,17 @@ function cacheStatusOf(e: EntryResult): string {
   }
 }
 
+/** On a connection: the answer of the PUT or DELETE in progress, which requests behind it wait for. */
+const kWriting = Symbol('gossipcache.writeInProgress');
+
+/** `http://host[:port]/path` → `/path` (`/` when it has none); anything else unchanged. */
+export function originForm(target: string): string {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(target);
+  if (m === null) return target;
+  const rest = target.slice(m[0].length);
+  return rest.charCodeAt(0) === 47 ? rest : `/${rest}`;
+}
+
 const JSON_TYPE = 'application/json';
 const OCTET_TYPE = 'application/octet-stream';
 
@@ -233,12 +244,32 @@ export function createHttpFront(opts: FrontOptions): HttpFront {
   let guard: ConnectionGuard;
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const url = req.url as string;
+    const socket = req.socket as GuardedSocket & { [kWriting]?: Promise<void> };
+    // A request pipelined behind a PUT or DELETE on this connection runs once that write is answered (it is
+    // answered when applied): Node hands us pipelined requests at once, and a GET after a PUT read the
+    // value from before it. RFC 9112 §9.3.2: only safe methods may be processed in parallel.
+    const writing = socket[kWriting];
+    if (writing !== undefined) {
+      writing.then(() => onRequest(req, res));
+      return;
+    }
+    let url = req.url as string;
+    // The absolute form (`GET http://host/g/k`), which RFC 9112 §3.2.2 has servers accept.
+    if (url.charCodeAt(0) !== 47) url = originForm(url);
     const method = req.method;
     const slash = url.indexOf('/', 1);
-    const socket = req.socket as GuardedSocket;
     socket[kSince] = guard.now;
     socket[kServed] = true;
+    if (method === 'PUT' || method === 'DELETE') {
+      const answered = new Promise<void>((resolve) => {
+        res.once('finish', resolve);
+        res.once('close', resolve);
+      });
+      socket[kWriting] = answered;
+      answered.then(() => {
+        if (socket[kWriting] === answered) socket[kWriting] = undefined;
+      });
+    }
     if (socket[kReserve]) {
       // A reserve connection (the front is full of responses in progress): operational routes only,
       // and it closes after one answer to free its slot.

@@ -198,9 +198,16 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
         ttlMs ? { ttlMs } : undefined,
       );
     }
-    if (status < 200 || status > 299) {
+    // 206 is part of a value (no Range was asked); an encoded body (gzip…) is not the value's bytes, and
+    // undici does not decode it: caching either would serve something else under the key.
+    const encoding = headerString(res.headers['content-encoding'])?.trim().toLowerCase();
+    if (status < 200 || status > 299 || status === 206 || (encoding && encoding !== 'identity')) {
       res.body.dump().catch(() => {});
-      throw new OriginError(`origin answered HTTP ${status}: ${what}`);
+      throw new OriginError(
+        status === 206 || (status >= 200 && status <= 299)
+          ? `origin answered HTTP ${status}${encoding ? ` with Content-Encoding: ${encoding}` : ''}, not a whole value: ${what}`
+          : `origin answered HTTP ${status}: ${what}`,
+      );
     }
     const declared = Number(res.headers['content-length']);
     if (declared > maxBytes) {

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { NotFoundError } from '../../src/errors.js';
 import { Group, GroupRegistry } from '../../src/group.js';
@@ -191,6 +193,29 @@ describe('GET /<group>/<key>', () => {
     assert.equal(d.status, 204);
     await get('/g/del');
     assert.deepEqual(loads, ['del']);
+  });
+
+  test('a GET pipelined behind a PUT on one connection reads what the PUT stored; the absolute form is served', async () => {
+    // Node hands pipelined requests over at once; the GET used to run before the PUT's body was stored.
+    const { port } = new URL(base);
+    const sock = connect(Number(port), '127.0.0.1');
+    let text = '';
+    sock.on('data', (d) => (text += d.toString('latin1')));
+    await once(sock, 'connect');
+    await get('/g/pp'); // cached: v:pp
+    sock.write(
+      'PUT /g/pp HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nnew' +
+        'GET /g/pp HTTP/1.1\r\nHost: x\r\n\r\n' +
+        `GET http://127.0.0.1:${port}/g/pp HTTP/1.1\r\nHost: x\r\n\r\n`,
+    );
+    const deadline = Date.now() + 5000;
+    while ((text.match(/HTTP\/1\.1 /g) ?? []).length < 3 && Date.now() < deadline) await sleep(10);
+    sock.destroy();
+    const statuses = [...text.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1]);
+    assert.deepEqual(statuses, ['204', '200', '200']);
+    const bodies = text.split('\r\n\r\n').slice(2);
+    assert.ok(bodies[0].startsWith('new'), `the GET after the PUT read ${JSON.stringify(bodies[0])}`);
+    assert.ok(bodies[1].startsWith('new'), 'the absolute-form GET is the same key');
   });
 
   test('other methods → 405 with Allow', async () => {

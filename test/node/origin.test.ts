@@ -155,6 +155,34 @@ test('maxAgeMs reads s-maxage over max-age; no-store/no-cache give 0', () => {
   );
 });
 
+test('a 206, or an encoded body, is not a whole value: the load fails and nothing is cached', async () => {
+  const srv = createServer((req, res) => {
+    if (req.url?.includes('partial')) {
+      res.writeHead(206, { 'content-range': 'bytes 0-1/100' });
+      res.end('ab');
+    } else {
+      res.writeHead(200, { 'content-encoding': 'gzip' });
+      res.end(Buffer.from([0x1f, 0x8b, 0x08, 0]));
+    }
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  try {
+    const port = (srv.address() as AddressInfo).port;
+    const o = createOrigin(`http://127.0.0.1:${port}/{key}`, { timeoutMs: 5000, maxBytes: 1 << 20 });
+    await assert.rejects(
+      o.load('partial', ctx()),
+      (e: Error) => e instanceof OriginError && /HTTP 206/.test(e.message),
+    );
+    await assert.rejects(
+      o.load('gz', ctx()),
+      (e: Error) => e instanceof OriginError && /Content-Encoding: gzip/.test(e.message),
+    );
+    await o.close?.();
+  } finally {
+    srv.close();
+  }
+});
+
 test("an origin's Age is taken off its max-age", async () => {
   const srv = createServer((req, res) => {
     const age = req.url?.includes('old') ? '58' : req.url?.includes('ancient') ? '600' : undefined;
