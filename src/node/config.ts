@@ -688,7 +688,8 @@ const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, MiB: 1024 *
 export function parseBytes(value: string, source: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB)?$/.exec(value);
   const n = m ? Math.floor(Number(m[1]) * SIZE_UNITS[m[2] ?? '']) : Number.NaN;
-  if (!m || !Number.isSafeInteger(n) || n <= 0) {
+  if (m && n <= 0) throw new ConfigError(source, `must be more than 0 bytes, e.g. 64MiB (got "${value}")`);
+  if (!m || !Number.isSafeInteger(n)) {
     throw new ConfigError(
       source,
       `"${value}" is not a size; expected bytes like 64MiB, 512KiB, 1GiB or 1048576`,

@@ -90,7 +90,13 @@ describe('config values', () => {
     assert.equal(parseBytes('64MiB', 'X'), 64 * 1024 ** 2);
     assert.equal(parseBytes('1GiB', 'X'), 1024 ** 3);
     assert.equal(parseBytes('1.5GiB', 'X'), 1.5 * 1024 ** 3);
-    for (const bad of ['', '0', '-1', '64MB', '64 mb', 'lots', '1e9']) {
+    // Zero is a size, just not a usable one: say so rather than "not a size".
+    assert.throws(
+      () => parseBytes('0', 'X'),
+      /^ConfigError: X: must be more than 0 bytes, e\.g\. 64MiB \(got "0"\)$|X: must be more than 0 bytes/,
+    );
+    assert.throws(() => parseBytes('0.1', 'X'), /X: must be more than 0 bytes/);
+    for (const bad of ['', '-1', '64MB', '64 mb', 'lots', '1e9']) {
       assert.throws(
         () => parseBytes(bad, 'X'),
         /X: .* expected bytes like 64MiB, 512KiB, 1GiB or 1048576/,
