@@ -91,10 +91,7 @@ describe('config values', () => {
     assert.equal(parseBytes('1GiB', 'X'), 1024 ** 3);
     assert.equal(parseBytes('1.5GiB', 'X'), 1.5 * 1024 ** 3);
     // Zero is a size, just not a usable one: say so rather than "not a size".
-    assert.throws(
-      () => parseBytes('0', 'X'),
-      /^ConfigError: X: must be more than 0 bytes, e\.g\. 64MiB \(got "0"\)$|X: must be more than 0 bytes/,
-    );
+    assert.throws(() => parseBytes('0', 'X'), /X: must be more than 0 bytes, e\.g\. 64MiB \(got "0"\)/);
     assert.throws(() => parseBytes('0.1', 'X'), /X: must be more than 0 bytes/);
     for (const bad of ['', '-1', '64MB', '64 mb', 'lots', '1e9']) {
       assert.throws(
