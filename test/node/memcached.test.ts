@@ -257,6 +257,12 @@ describe('reads through a real group', () => {
     assert.equal(await c.ask('GET alpha\r\n'), 'ERROR\r\n');
     assert.equal(await c.ask('\r\n'), 'ERROR\r\n');
     assert.equal(await c.ask('get\r\n'), 'ERROR\r\n');
+    // The meta protocol's set: refused, and its data block is not run as commands (it deleted `alpha`).
+    assert.equal(
+      await c.ask('ms alpha 12 T0\r\ndelete alpha\r\nget alpha\r\n', /END\r\n$/),
+      'CLIENT_ERROR meta commands are not supported\r\nVALUE alpha 0 7\r\nv:alpha\r\nEND\r\n',
+    );
+    assert.equal(await c.ask('mg alpha v\r\n'), 'ERROR\r\n');
     assert.equal(await c.ask('version\r\n'), 'VERSION 1.2.3\r\n');
     c.close();
   });

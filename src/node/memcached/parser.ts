@@ -360,6 +360,10 @@ export class MemcachedParser {
     const name = commandName(buf, s, ce);
     this.noreply = false;
     if (name === undefined) {
+      if (ce - s === 2 && buf[s] === 109 && buf[s + 1] === 115) {
+        this.metaSet(buf, ce, e);
+        return;
+      }
       this.sink.protocolError('ERROR', false);
       return;
     }
@@ -483,6 +487,31 @@ export class MemcachedParser {
         this.sink.command(this);
         return;
     }
+  }
+
+  /**
+   * `ms <key> <datalen> <flags>*` (the meta protocol's set), which is not supported: answered
+   * `CLIENT_ERROR`, and its data block swallowed — run as commands, a value's bytes would be another
+   * client's commands (a value `delete victim` deleted victim). Without a readable length: `ERROR`, as for
+   * any unknown command.
+   */
+  private metaSet(buf: Buffer, s: number, e: number): void {
+    let n = 0;
+    let i = s;
+    while (i < e && n < 2) {
+      while (i < e && buf[i] === 32) i++;
+      if (i === e) break;
+      this.tokS[n] = i;
+      while (i < e && buf[i] !== 32) i++;
+      this.tokE[n++] = i;
+    }
+    const len = n === 2 ? this.intToken(buf, 1, false) : undefined;
+    if (len === undefined || len > 0x7fff_fffd) {
+      this.sink.protocolError('ERROR', false);
+      return;
+    }
+    this.swallow(len);
+    this.sink.protocolError('CLIENT_ERROR meta commands are not supported', false);
   }
 
   /** `<cmd> <key> <flags> <exptime> <bytes> [<cas>] [noreply]`, then the data block. */
