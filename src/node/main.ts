@@ -2,6 +2,8 @@
 // HTTP front, metrics, createNode, logging and graceful shutdown on SIGTERM/SIGINT.
 
 import type { AddressInfo } from 'node:net';
+import { format } from 'node:util';
+import { setLogger as setGrpcLogger } from '@grpc/grpc-js';
 import { formatHostPort } from '../address.js';
 import { mmapThresholdWarning, processAllocatorFacts } from '../allocator.js';
 import { createNode, type GossipNode, RING_META } from '../cluster/node.js';
@@ -19,6 +21,14 @@ import { startTracing } from './otel.js';
 /** Starts a node from a validated configuration; returns when it is serving. Exits on fatal errors. */
 export async function runNode(config: NodeConfig): Promise<void> {
   const log = createLogger(config.logLevel, undefined, config.logFormat);
+  // grpc-js writes its own lines to stderr ("E No address added out of total 1 resolved" before our fatal
+  // line when a port is taken): the process's log takes them instead, one JSON line each, as warnings.
+  // Process-wide, so here in the program, never in the library.
+  setGrpcLogger({
+    error: (...args: unknown[]) => log.warn({ component: 'grpc-js' }, format(...args)),
+    info: (...args: unknown[]) => log.info({ component: 'grpc-js' }, format(...args)),
+    debug: (...args: unknown[]) => log.debug({ component: 'grpc-js' }, format(...args)),
+  });
   try {
     await start(config, log);
   } catch (err) {
