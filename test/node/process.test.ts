@@ -49,6 +49,31 @@ test('a busy HTTP port: one fatal line naming the address, exit 1', async () => 
   }
 });
 
+test("a busy gRPC port: every line is JSON, grpc-js's own message too, one fatal line, exit 1", async () => {
+  const busy = createServer().listen(0, '127.0.0.1');
+  await once(busy, 'listening');
+  const ports = await nodePorts();
+  ports.grpc = (busy.address() as { port: number }).port;
+  const node = startCli(ports);
+  try {
+    assert.equal(await node.exited, 1);
+    // grpc-js used to print "E No address added out of total 1 resolved" to stderr by itself.
+    const lines = node
+      .output()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(lines.filter((l) => l.level === 60).length, 1);
+    assert.ok(
+      lines.some((l) => l.component === 'grpc-js' && /No address added/.test(l.msg)),
+      node.output(),
+    );
+  } finally {
+    busy.close();
+    await stopCli(node);
+  }
+});
+
 test('requests still pending at the shutdown timeout are cut, and the node exits 0', async () => {
   const origin = await countingOrigin(30_000);
   const node = startCli(await nodePorts(), {
