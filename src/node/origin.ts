@@ -42,8 +42,20 @@ export interface HttpOriginOptions {
 }
 
 /** The origin failed (5xx, timeout, too large, connection error). The message says which. */
+/**
+ * A load from the HTTP origin failed. The message says why, without the request: it reaches clients (the
+ * HTTP front's 502, memcached's SERVER_ERROR, a peer's status), and an origin URL can carry what they must
+ * not see (a token in its query, internal hosts). The request is in `request`, which logs show.
+ */
 export class OriginError extends Error {
   override name = 'OriginError';
+  constructor(
+    message: string,
+    /** `GET <origin URL>`: for the node's log only. */
+    readonly request?: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Build a loader from a validated spec (see config.parseOrigin). */
@@ -133,8 +145,8 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
       stop(
         new OriginError(
           `origin did not answer within ${timeoutMs}ms` +
-            (queued > 0 ? ` (${queued} loads waiting for one of its ${connections} connections)` : '') +
-            `: ${what}`,
+            (queued > 0 ? ` (${queued} loads waiting for one of its ${connections} connections)` : ''),
+          what,
         ),
       );
     }, timeoutMs);
@@ -154,7 +166,7 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
     } catch (err) {
       if (failure !== undefined) throw failure;
       if (err instanceof NotFoundError || err instanceof OriginError) throw err;
-      throw new OriginError(`origin request failed (${(err as Error).message}): ${what}`);
+      throw new OriginError(`origin request failed (${(err as Error).message})`, what);
     } finally {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
@@ -169,7 +181,7 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
   async function fetchValue(path: string, what: string, wanted: () => boolean): Promise<OriginResult> {
     const ac = new AbortController();
     const deadline = setTimeout(
-      () => ac.abort(new OriginError(`origin did not finish the request within ${timeoutMs}ms: ${what}`)),
+      () => ac.abort(new OriginError(`origin did not finish the request within ${timeoutMs}ms`, what)),
       timeoutMs,
     );
     try {
@@ -205,14 +217,15 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
       res.body.dump().catch(() => {});
       throw new OriginError(
         status === 206 || (status >= 200 && status <= 299)
-          ? `origin answered HTTP ${status}${encoding ? ` with Content-Encoding: ${encoding}` : ''}, not a whole value: ${what}`
-          : `origin answered HTTP ${status}: ${what}`,
+          ? `origin answered HTTP ${status}${encoding ? ` with Content-Encoding: ${encoding}` : ''}, not a whole value`
+          : `origin answered HTTP ${status}`,
+        what,
       );
     }
     const declared = Number(res.headers['content-length']);
     if (declared > maxBytes) {
       res.body.destroy();
-      throw new OriginError(`origin value is ${declared} bytes, over the ${maxBytes}-byte limit: ${what}`);
+      throw new OriginError(`origin value is ${declared} bytes, over the ${maxBytes}-byte limit`, what);
     }
     const chunks: Buffer[] = [];
     let size = 0;
@@ -220,7 +233,7 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
       size += chunk.length;
       if (size > maxBytes) {
         res.body.destroy();
-        throw new OriginError(`origin value is over the ${maxBytes}-byte limit: ${what}`);
+        throw new OriginError(`origin value is over the ${maxBytes}-byte limit`, what);
       }
       // A caller that left gets nothing: read to the end only to keep the connection.
       if (wanted()) chunks.push(chunk);

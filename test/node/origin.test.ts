@@ -183,6 +183,31 @@ test('a 206, or an encoded body, is not a whole value: the load fails and nothin
   }
 });
 
+test('a failed load says why without the request: an origin URL may carry a token (it is in `request`, for logs)', async () => {
+  const srv = createServer((_req, res) => {
+    res.writeHead(503);
+    res.end('busy');
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  try {
+    const port = (srv.address() as AddressInfo).port;
+    const o = createOrigin(`http://127.0.0.1:${port}/items/{key}?token=s3cret`, {
+      timeoutMs: 5000,
+      maxBytes: 1 << 20,
+    });
+    const err = await o.load('k', ctx()).then(
+      () => assert.fail('loaded'),
+      (e: OriginError) => e,
+    );
+    assert.ok(err instanceof OriginError);
+    assert.equal(err.message, 'origin answered HTTP 503');
+    assert.equal(err.request, `GET http://127.0.0.1:${port}/items/k?token=s3cret`);
+    await o.close?.();
+  } finally {
+    srv.close();
+  }
+});
+
 test("an origin's Age is taken off its max-age", async () => {
   const srv = createServer((req, res) => {
     const age = req.url?.includes('old') ? '58' : req.url?.includes('ancient') ? '600' : undefined;
