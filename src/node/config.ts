@@ -644,7 +644,8 @@ const SERVICE_LINK =
   /_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$/;
 
 function unknownEnv(env: NodeJS.ProcessEnv): string[] {
-  const known = new Set(OPTIONS.map((o) => o.env));
+  // GOSSIPCACHE_IMAGE is docker-compose.yml's (which image to run), not the node's.
+  const known = new Set([...OPTIONS.map((o) => o.env), 'GOSSIPCACHE_IMAGE']);
   return Object.keys(env)
     .filter((k) => k.startsWith('GOSSIPCACHE_') && !known.has(k) && !SERVICE_LINK.test(k))
     .sort();

@@ -307,6 +307,7 @@ describe('config: GOSSIPCACHE_* variables that name no option', () => {
       GOSSIPCACHE_PORT_8080_TCP: 'tcp://10.0.0.1:8080',
       GOSSIPCACHE_PORT_8080_TCP_PROTO: 'tcp',
       GOSSIPCACHE_HEADLESS_SERVICE_HOST: '10.0.0.2',
+      GOSSIPCACHE_IMAGE: 'gossipcache:latest',
       OTHER_THING: 'x',
     });
     assert.deepEqual(c.unknownEnv, ['GOSSIPCACHE_CACHE_BYTE', 'GOSSIPCACHE_SEED']);
