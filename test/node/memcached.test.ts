@@ -657,14 +657,19 @@ describe('storage commands over a group with set', () => {
     c.close();
   });
 
-  test('values being received share one budget, taken as their bytes arrive: a declared length costs nothing', async () => {
+  /** A front over `g` whose values being received share 1,000 bytes. */
+  const smallBudget = async () => {
     const small = createMemcachedFront({
       group: g,
       version: 'x',
       maxValueBytes: 1 << 16,
       valueBudgetBytes: 1000,
     });
-    const sp = await listen(small);
+    return { small, sp: await listen(small) };
+  };
+
+  test('values being received share one budget, taken as their bytes arrive: a declared length costs nothing', async () => {
+    const { small, sp } = await smallBudget();
     const value = 'x'.repeat(500);
     /** A 500-byte set sent in two pieces, so its first piece is held from the budget. */
     const setInPieces = async (c: RawConn, key: string) => {
@@ -705,13 +710,7 @@ describe('storage commands over a group with set', () => {
   });
 
   test('a closed connection gives its share of the budget back', async () => {
-    const small = createMemcachedFront({
-      group: g,
-      version: 'x',
-      maxValueBytes: 1 << 16,
-      valueBudgetBytes: 1000,
-    });
-    const sp = await listen(small);
+    const { small, sp } = await smallBudget();
     try {
       const a = await RawConn.open(sp);
       a.send(`set half 0 0 990\r\n${'y'.repeat(900)}`);
