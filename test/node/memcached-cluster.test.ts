@@ -210,7 +210,8 @@ test('an origin answering 503: SERVER_ERROR through every node, one origin call 
       c.close();
     }
   }
-  for (const r of replies) assert.match(r, /^SERVER_ERROR .*origin answered HTTP 503: GET [^\r]*\r\n$/);
+  // What failed, not the origin's URL (it may carry a token): that is in the owner's log.
+  for (const r of replies) assert.match(r, /^SERVER_ERROR [^\r]*origin answered HTTP 503\r\n$/);
   // The owner answers with its getter's error, the two others with the owner's (no load of their own).
   assert.equal(replies.filter((r) => r.startsWith('SERVER_ERROR OriginError: ')).length, 1, replies.join(''));
   assert.equal(
