@@ -846,7 +846,11 @@ function defaultAdvertiseHost(bindHost: string): string {
 
 /** `--help` text, built from OPTIONS. */
 export function usage(): string {
-  const lines = ['Usage: gossipcache [--flag value ...]   (each flag is also an environment variable)', ''];
+  const lines = [
+    'Usage: gossipcache [--flag value ...]   (each flag is also an environment variable)',
+    '       gossipcache --version (-v) | --help (-h)',
+    '',
+  ];
   for (const o of OPTIONS) {
     lines.push(`  ${o.flag.padEnd(20)} ${o.env.padEnd(30)} default: ${o.default || '(none)'}`);
     lines.push(`      ${o.doc.replaceAll('`', '')}`);
