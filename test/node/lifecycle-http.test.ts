@@ -108,6 +108,12 @@ describe('PUT /<group>/<key>', () => {
     const r = await http('/g/p3', { method: 'PUT', body: 'x', headers: { 'cache-control': 'no-store' } });
     assert.equal(r.status, 400);
     assert.match((await r.json()).error, /max-age > 0/);
+    // no-store wins over a max-age beside it, and a lifetime that is not a number is no lifetime (both used
+    // to be stored: for 30 s, and for ever).
+    for (const cc of ['no-store, max-age=30', 'max-age=30, no-cache', 'max-age=abc']) {
+      const refused = await http('/g/p4', { method: 'PUT', body: 'x', headers: { 'cache-control': cc } });
+      assert.equal(refused.status, 400, cc);
+    }
     const small = new Group({ name: 'tiny', cacheBytes: 10, registry, getter: async () => 'x' });
     const tooBig = await http('/tiny/k', { method: 'PUT', body: 'x'.repeat(20) });
     assert.equal(tooBig.status, 413);
