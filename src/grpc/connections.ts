@@ -10,12 +10,13 @@
 // IDLE_SHED_MS is the new one closed. Quietness is sampled by one timer per port (every IDLE_SHED_MS / 4
 // while connections are open), reading each socket's byte count: nothing per request.
 //
-// Speaking means calling, where the HTTP/2 session is known (plain-text ports: http2 emits 'session' just
-// before our 'connection' listener runs): a connection with no call open and none started within
-// IDLE_SHED_MS is quiet, whatever else it sends. Bytes alone let 1,023 connections that sent an HTTP/2
-// PING every 10 s (which costs nothing) hold the port: every new client, a joining peer's included, was
-// refused. Our peers keep a Fetch stream open, so they are never quiet. Over TLS the session comes after
-// the handshake, unpaired: there the byte count decides, as before.
+// Speaking means calling, once the HTTP/2 session is paired with its socket: http2 emits 'session' just
+// before our 'connection' listener runs (plain text), or, over TLS, before our 'secureConnection' listener
+// (whose TLS socket's `_parent` is the TCP socket we track). A connection with no call open and none
+// started within IDLE_SHED_MS is quiet, whatever else it sends. Bytes alone let 1,023 connections that
+// sent an HTTP/2 PING every 10 s (which costs nothing) hold the port: every new client, a joining peer's
+// included, was refused. Our peers keep a Fetch stream open, so they are never quiet. Until a TLS
+// handshake is done (or if `_parent` is gone in some Node), the byte count decides, as before.
 //
 // grpc-js has no public per-connection hook on a bound port; its http2 servers are reached through
 // its internals (Server.http2Servers, grpc-js 1.10–1.14), each step checked. Without them the cap is
@@ -81,6 +82,7 @@ export class ConnectionCap {
       net.on('connection', this.onConnection);
       net.on('session', this.onSession);
       net.on('stream', this.onStream);
+      net.on('secureConnection', this.onSecureConnection);
     }
     return found;
   }
@@ -108,6 +110,14 @@ export class ConnectionCap {
       calls.open--;
       calls.lastAt = performance.now();
     });
+  };
+
+  /** Over TLS: pairs the session http2 just made with the TCP socket under the TLS one. */
+  private readonly onSecureConnection = (tlsSocket: { _parent?: unknown }): void => {
+    const calls = this.justMade;
+    this.justMade = undefined;
+    const a = calls && this.sockets.get(tlsSocket._parent as Socket);
+    if (a) a.calls = calls;
   };
 
   private readonly onConnection = (socket: Socket): void => {

@@ -3,6 +3,7 @@
 // for new ones, and when every connection has spoken the new one is closed.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { describe, test } from 'node:test';
@@ -11,6 +12,7 @@ import { Group, GroupRegistry } from '../../src/group.js';
 import { ConnectionCap } from '../../src/grpc/connections.js';
 import { createGrpcServer, GrpcPeer } from '../../src/grpc/index.js';
 import { createMetrics } from '../../src/node/metrics.js';
+import { hasOpenssl, makePki } from '../support/pki.js';
 import { sleep, waitFor } from '../support/wait.js';
 
 const CAP = 8;
@@ -167,16 +169,21 @@ describe('gRPC connection cap', () => {
     }
   });
 
-  test('over HTTP/2, quiet means no call: a connection that only sends PINGs is shed; one with a call open is not', async () => {
-    // Before, bytes counted as speaking: 1,023 connections pinging every 10 s held the port.
-    const h2 = http2.createServer();
+  /**
+   * A ConnectionCap of 2 on an http2 server (plain, or TLS with `tls`): a connection that only pings and one
+   * with a call open, then a third; the pinger must be the one shed.
+   */
+  async function pingerIsShed(tls?: { cert: Buffer; key: Buffer; ca: Buffer }) {
+    const h2 = tls ? http2.createSecureServer({ cert: tls.cert, key: tls.key }) : http2.createServer();
     h2.on('stream', () => {}); // calls stay open
     await new Promise<void>((resolve) => h2.listen(0, '127.0.0.1', resolve));
     const port = (h2.address() as net.AddressInfo).port;
     const cap = new ConnectionCap(2, 200);
     assert.ok(cap.attach({ http2Servers: new Map([[h2, {}]]) }));
     const session = () => {
-      const s = http2.connect(`http://127.0.0.1:${port}`);
+      const s = tls
+        ? http2.connect(`https://127.0.0.1:${port}`, { ca: tls.ca })
+        : http2.connect(`http://127.0.0.1:${port}`);
       s.on('error', () => {});
       const state = { closed: false };
       s.once('close', () => {
@@ -186,24 +193,44 @@ describe('gRPC connection cap', () => {
     };
     const pinger = session();
     const pings = setInterval(() => {
-      if (!pinger.s.destroyed && !pinger.s.closed) pinger.s.ping(() => {});
+      if (!pinger.s.destroyed && !pinger.s.closed && !pinger.s.connecting) pinger.s.ping(() => {});
     }, 20);
     const caller = session();
     const call = caller.s.request({ ':method': 'POST', ':path': '/x' }); // open, never ended
     call.on('error', () => {});
+    let third: ReturnType<typeof session> | undefined;
     try {
       await waitFor('two connections', () => cap.counts.open === 2);
       await sleep(500); // both sent bytes all along; only the caller has a call
-      const third = session();
+      third = session();
       await waitFor('the pinger shed', () => pinger.state.closed, 5000);
       assert.deepEqual(cap.counts, { open: 2, shed: 1, refused: 0 });
       assert.ok(!caller.s.destroyed);
-      third.s.destroy();
     } finally {
       clearInterval(pings);
-      caller.s.destroy();
-      pinger.s.destroy();
+      for (const x of [caller, pinger, third]) x?.s.destroy();
       await new Promise((r) => h2.close(r));
+    }
+  }
+
+  test('over HTTP/2, quiet means no call: a connection that only sends PINGs is shed; one with a call open is not', async () => {
+    // Before, bytes counted as speaking: 1,023 connections pinging every 10 s held the port.
+    await pingerIsShed();
+  });
+
+  test('the same over TLS (the session is paired with its socket after the handshake)', {
+    skip: !hasOpenssl() && 'needs openssl for test certificates',
+  }, async () => {
+    const pki = makePki();
+    try {
+      const f = pki.node('a');
+      await pingerIsShed({
+        cert: readFileSync(f.certFile),
+        key: readFileSync(f.keyFile),
+        ca: readFileSync(f.caFile),
+      });
+    } finally {
+      pki.cleanup();
     }
   });
 });
