@@ -49,6 +49,19 @@ interface Calls {
   lastAt: number;
 }
 
+/**
+ * The listening (http2) servers of a grpc-js Server after bindAsync, reached through its internals
+ * (Server.http2Servers, see above); none when they are not where expected. receiving.ts watches them too.
+ */
+export function listeningServersOf(grpcServer: object): NetServer[] {
+  const servers = (grpcServer as { http2Servers?: unknown }).http2Servers;
+  if (!(servers instanceof Map)) return [];
+  return [...servers.keys()].filter((s): s is NetServer => {
+    const net = s as Partial<NetServer>;
+    return typeof net.on === 'function' && typeof net.listening === 'boolean';
+  });
+}
+
 export class ConnectionCap {
   /** Open connections, oldest first (a Map keeps insertion order). */
   private readonly sockets = new Map<Socket, Activity>();
@@ -69,13 +82,9 @@ export class ConnectionCap {
    * internals are not where expected (the cap is then not enforced).
    */
   attach(grpcServer: object): boolean {
-    const servers = (grpcServer as { http2Servers?: unknown }).http2Servers;
-    if (!(servers instanceof Map)) return false;
-    let found = false;
-    for (const s of servers.keys()) {
-      const net = s as Partial<NetServer>;
-      if (typeof net.on !== 'function' || typeof net.listening !== 'boolean') continue;
-      found = true;
+    const servers = listeningServersOf(grpcServer);
+    if (servers.length === 0) return false;
+    for (const net of servers) {
       if (this.attached.has(net)) continue;
       this.attached.add(net);
       // After http2's own listener (it has made the session): closing the socket ends that too.
@@ -84,7 +93,7 @@ export class ConnectionCap {
       net.on('stream', this.onStream);
       net.on('secureConnection', this.onSecureConnection);
     }
-    return found;
+    return true;
   }
 
   private readonly onSession = (session: object): void => {

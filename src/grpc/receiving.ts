@@ -9,7 +9,7 @@
 // framing and count what the message not yet complete holds. What it holds is more than its bytes:
 // grpc-js keeps slices of the chunks http2 hands over, and a chunk is a slice of a socket read's 64 KiB
 // buffer, which stays in memory while any slice of it does (1 MiB sent in one piece arrived as 81 chunks
-// of 33 such buffers; an attacker sending tiny DATA frames could pin 64 KiB per byte). So a message is
+// of 33 such buffers; tiny DATA frames arriving one per read would each pin one, not measured). So a message is
 // charged each distinct buffer its bytes came from, whole. That counts a buffer shared by several
 // streams once per stream: on the safe side. The counts are bounded:
 //   - per connection: maxConnectionBytes (the bound on what its requests hold once taken);
@@ -21,10 +21,11 @@
 // the client sees RESOURCE_EXHAUSTED; our own client then loads the key itself. grpc-js frees what it
 // held for the stream when the stream closes.
 //
-// The http2 servers are reached through grpc-js internals (Server.http2Servers), as connections.ts does.
+// The http2 servers are reached through grpc-js internals, as connections.ts does (listeningServersOf).
 
 import type http2 from 'node:http2';
 import { constants } from 'node:http2';
+import { listeningServersOf } from './connections.js';
 import type { GrpcLimits } from './limits.js';
 import { resetStream } from './reset.js';
 
@@ -75,11 +76,7 @@ export class Receiving {
   private readonly sweepMs: number;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(
-    limits: Pick<GrpcLimits, 'maxConnectionBytes' | 'maxHeldBytes' | 'stallTimeoutMs'>,
-    /** Wall clock in ms (tests pass a fake). */
-    private readonly now: () => number = Date.now,
-  ) {
+  constructor(limits: Pick<GrpcLimits, 'maxConnectionBytes' | 'maxHeldBytes' | 'stallTimeoutMs'>) {
     this.maxNodeBytes = Math.max(1, Math.floor(limits.maxHeldBytes / 4));
     this.maxConnectionBytes = Math.min(limits.maxConnectionBytes, this.maxNodeBytes);
     this.stallTimeoutMs = limits.stallTimeoutMs;
@@ -88,18 +85,13 @@ export class Receiving {
 
   /** Watches the streams of a grpc-js Server's http2 servers (after bindAsync). False if not found. */
   attach(grpcServer: object): boolean {
-    const servers = (grpcServer as { http2Servers?: unknown }).http2Servers;
-    if (!(servers instanceof Map)) return false;
-    let found = false;
-    for (const s of servers.keys()) {
-      const h = s as Partial<http2.Http2Server>;
-      if (typeof h.on !== 'function') continue;
-      found = true;
+    const servers = listeningServersOf(grpcServer);
+    for (const h of servers) {
       if (this.attached.has(h)) continue;
       this.attached.add(h);
       h.on('stream', this.onStream);
     }
-    return found;
+    return servers.length > 0;
   }
 
   /** Starts counting `stream`'s incoming messages (what attach() does for every stream). */
@@ -162,7 +154,8 @@ export class Receiving {
       s.buffers.add(chunk.buffer);
       held += chunk.buffer.byteLength;
     }
-    s.lastDataAt = this.now();
+    // Read only while a message is incomplete: no clock read for a chunk that ends on a whole message.
+    if (held > 0) s.lastDataAt = Date.now();
     this.charge(s, held);
     if (held > 0) this.keepWithinBounds(s);
   }
@@ -233,7 +226,7 @@ export class Receiving {
   }
 
   private longestStalled(except: Incoming, conn: Connection | undefined): Incoming | undefined {
-    const quietSince = this.now() - STALLED_SENDER_MS;
+    const quietSince = Date.now() - STALLED_SENDER_MS;
     let found: Incoming | undefined;
     for (const x of this.incomplete) {
       if (x === except || (conn !== undefined && x.conn !== conn) || x.lastDataAt > quietSince) continue;
@@ -250,7 +243,7 @@ export class Receiving {
 
   /** Resets messages without progress for stallTimeoutMs; stops when none is incomplete. */
   readonly sweep = (): void => {
-    const before = this.now() - this.stallTimeoutMs;
+    const before = Date.now() - this.stallTimeoutMs;
     for (const s of this.incomplete) {
       if (s.lastDataAt <= before) {
         this.counts.stalled++;

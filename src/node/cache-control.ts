@@ -9,7 +9,7 @@ import { MAX_TTL_MS } from '../cache.js';
  * may hold commas and `=` (`ext="a, max-age=999"` is one directive, not a max-age). The first of a
  * repeated directive wins.
  */
-export function directives(header: string): Map<string, string | true> {
+function directives(header: string): Map<string, string | true> {
   const out = new Map<string, string | true>();
   let i = 0;
   const n = header.length;

@@ -181,10 +181,9 @@ export class ConnectionGuard {
     if (this.sockets.size >= this.maxConnections) {
       // Oldest waiting connection first; a newcomer is the last to go, so a client that connects and
       // sends its request at once is served even while others keep connecting.
-      let victim = this.idlest(false, false) ?? this.mostStalled(false) ?? this.idlest(false, true);
+      let victim = this.waiting(false);
       if (victim === undefined) {
-        if (this.reserved >= this.reserveConnections)
-          victim = this.idlest(true, false) ?? this.mostStalled(true) ?? this.idlest(true, true);
+        if (this.reserved >= this.reserveConnections) victim = this.waiting(true);
         if (victim === undefined && this.reserved >= this.reserveConnections) {
           this.counters.connectionsRefused++;
           socket.destroy();
@@ -207,6 +206,14 @@ export class ConnectionGuard {
   private forget(socket: GuardedSocket): void {
     if (!this.sockets.delete(socket)) return;
     if (socket[kReserve]) this.reserved--;
+  }
+
+  /**
+   * Of the reserve (or the rest), the connection to close first: one that never completed a request head,
+   * else one whose transfer the client holds up, else an idle keep-alive client (see the file comment).
+   */
+  private waiting(reserve: boolean): GuardedSocket | undefined {
+    return this.idlest(reserve, false) ?? this.mostStalled(reserve) ?? this.idlest(reserve, true);
   }
 
   /**

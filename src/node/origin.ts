@@ -41,7 +41,6 @@ export interface HttpOriginOptions {
   connections?: number;
 }
 
-/** The origin failed (5xx, timeout, too large, connection error). The message says which. */
 /**
  * A load from the HTTP origin failed. The message says why, without the request: it reaches clients (the
  * HTTP front's 502, memcached's SERVER_ERROR, a peer's status), and an origin URL can carry what they must
@@ -213,10 +212,12 @@ export function httpOrigin(template: string, opts: HttpOriginOptions): Origin {
     // 206 is part of a value (no Range was asked); an encoded body (gzip…) is not the value's bytes, and
     // undici does not decode it: caching either would serve something else under the key.
     const encoding = headerString(res.headers['content-encoding'])?.trim().toLowerCase();
-    if (status < 200 || status > 299 || status === 206 || (encoding && encoding !== 'identity')) {
+    const success = status >= 200 && status <= 299;
+    const partOrEncoded = status === 206 || (encoding && encoding !== 'identity');
+    if (!success || partOrEncoded) {
       res.body.dump().catch(() => {});
       throw new OriginError(
-        status === 206 || (status >= 200 && status <= 299)
+        success
           ? `origin answered HTTP ${status}${encoding ? ` with Content-Encoding: ${encoding}` : ''}, not a whole value`
           : `origin answered HTTP ${status}`,
         what,

@@ -27,51 +27,47 @@ test('a node whose only seed is itself becomes ready after the join timeout and 
   }
 });
 
-test('a busy HTTP port: one fatal line naming the address, exit 1', async () => {
+/** Starts a node whose `which` port another server holds; its exit code and its output, each line parsed as JSON. */
+async function onBusyPort(which: 'http' | 'grpc') {
   const busy = createServer().listen(0, '127.0.0.1');
   await once(busy, 'listening');
   const ports = await nodePorts();
-  ports.http = (busy.address() as { port: number }).port;
+  ports[which] = (busy.address() as { port: number }).port;
   const node = startCli(ports);
   try {
-    assert.equal(await node.exited, 1);
-    const fatal = node
-      .output()
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l))
-      .find((l) => l.level === 60);
-    assert.ok(fatal, node.output());
-    assert.match(fatal.msg, /cannot start: .*EADDRINUSE.*127\.0\.0\.1/);
+    const code = await node.exited;
+    const output = node.output();
+    return {
+      code,
+      output,
+      lines: output
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    };
   } finally {
     busy.close();
     await stopCli(node);
   }
+}
+
+test('a busy HTTP port: one fatal line naming the address, exit 1', async () => {
+  const { code, output, lines } = await onBusyPort('http');
+  assert.equal(code, 1);
+  const fatal = lines.find((l) => l.level === 60);
+  assert.ok(fatal, output);
+  assert.match(fatal.msg, /cannot start: .*EADDRINUSE.*127\.0\.0\.1/);
 });
 
 test("a busy gRPC port: every line is JSON, grpc-js's own message too, one fatal line, exit 1", async () => {
-  const busy = createServer().listen(0, '127.0.0.1');
-  await once(busy, 'listening');
-  const ports = await nodePorts();
-  ports.grpc = (busy.address() as { port: number }).port;
-  const node = startCli(ports);
-  try {
-    assert.equal(await node.exited, 1);
-    // grpc-js used to print "E No address added out of total 1 resolved" to stderr by itself.
-    const lines = node
-      .output()
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
-    assert.equal(lines.filter((l) => l.level === 60).length, 1);
-    assert.ok(
-      lines.some((l) => l.component === 'grpc-js' && /No address added/.test(l.msg)),
-      node.output(),
-    );
-  } finally {
-    busy.close();
-    await stopCli(node);
-  }
+  const { code, output, lines } = await onBusyPort('grpc');
+  assert.equal(code, 1);
+  // grpc-js used to print "E No address added out of total 1 resolved" to stderr by itself.
+  assert.equal(lines.filter((l) => l.level === 60).length, 1);
+  assert.ok(
+    lines.some((l) => l.component === 'grpc-js' && /No address added/.test(l.msg)),
+    output,
+  );
 });
 
 test('requests still pending at the shutdown timeout are cut, and the node exits 0', async () => {

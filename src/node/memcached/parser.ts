@@ -389,18 +389,10 @@ export class MemcachedParser {
       return;
     }
     // Everything else has a handful of tokens.
-    let n = 0;
-    let i = ce;
-    while (i < e) {
-      while (i < e && buf[i] === 32) i++;
-      if (i === e) break;
-      if (n === MAX_TOKENS) {
-        this.sink.protocolError('ERROR', false);
-        return;
-      }
-      this.tokS[n] = i;
-      while (i < e && buf[i] !== 32) i++;
-      this.tokE[n++] = i;
+    let n = this.tokenize(buf, ce, e, MAX_TOKENS);
+    if (n > MAX_TOKENS) {
+      this.sink.protocolError('ERROR', false);
+      return;
     }
     if (n > 0 && this.isToken(buf, n - 1, 'noreply')) {
       this.noreply = true;
@@ -496,22 +488,31 @@ export class MemcachedParser {
    * any unknown command.
    */
   private metaSet(buf: Buffer, s: number, e: number): void {
-    let n = 0;
-    let i = s;
-    while (i < e && n < 2) {
-      while (i < e && buf[i] === 32) i++;
-      if (i === e) break;
-      this.tokS[n] = i;
-      while (i < e && buf[i] !== 32) i++;
-      this.tokE[n++] = i;
-    }
-    const len = n === 2 ? this.intToken(buf, 1, false) : undefined;
+    // Only the key and the length matter; meta flags may follow, as many as the client likes.
+    const len = this.tokenize(buf, s, e, 2) >= 2 ? this.intToken(buf, 1, false) : undefined;
     if (len === undefined || len > 0x7fff_fffd) {
       this.sink.protocolError('ERROR', false);
       return;
     }
     this.swallow(len);
     this.sink.protocolError('CLIENT_ERROR meta commands are not supported', false);
+  }
+
+  /**
+   * The space-separated tokens of buf[i, e) into tokS/tokE, at most `max` of them: how many, or max + 1 when
+   * more follow.
+   */
+  private tokenize(buf: Buffer, i: number, e: number, max: number): number {
+    let n = 0;
+    while (i < e) {
+      while (i < e && buf[i] === 32) i++;
+      if (i === e) break;
+      if (n === max) return max + 1;
+      this.tokS[n] = i;
+      while (i < e && buf[i] !== 32) i++;
+      this.tokE[n++] = i;
+    }
+    return n;
   }
 
   /** `<cmd> <key> <flags> <exptime> <bytes> [<cas>] [noreply]`, then the data block. */
